@@ -1,0 +1,1 @@
+//! Loom model checks of `switchboard`; the models live in `tests/`.

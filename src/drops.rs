@@ -1,0 +1,99 @@
+//! Drop reporting: what a dropped event tells the application, and the callback slot.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::event::Event;
+use crate::log;
+use crate::sync::snapshot::Snapshot;
+use crate::sync::{AtomicBool, Ordering};
+
+/// Why an event was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// A critical subscriber's buffer was full.
+    BufferFull,
+    /// The bus was buffering (before `start()` or after `pause()`) and its
+    /// pre-start buffer was full.
+    PreStartOverflow,
+}
+
+/// What the drop callback learns about a dropped event.
+///
+/// Borrowed, so reporting a drop allocates nothing; copy what you keep.
+#[derive(Clone, Copy)]
+pub struct DropInfo<'a> {
+    /// Why the event was dropped.
+    pub reason: DropReason,
+    /// The dropped event.
+    pub event: &'a dyn Event,
+    /// `event.event_type()`.
+    pub event_type: &'a str,
+    /// The subscriber that missed it; empty for [`DropReason::PreStartOverflow`].
+    pub subscriber_name: &'a str,
+    /// The subscriber's buffer size, or the bus's maximum pre-start buffer for
+    /// [`DropReason::PreStartOverflow`].
+    pub buffer_size: usize,
+    /// The subscriber's type filter joined by commas; empty for a universal
+    /// subscriber and for [`DropReason::PreStartOverflow`].
+    pub event_types: &'a str,
+}
+
+impl fmt::Debug for DropInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DropInfo")
+            .field("reason", &self.reason)
+            .field("event_type", &self.event_type)
+            .field("subscriber_name", &self.subscriber_name)
+            .field("buffer_size", &self.buffer_size)
+            .field("event_types", &self.event_types)
+            .finish()
+    }
+}
+
+/// The drop callback: called for every event a critical subscriber misses and
+/// for every event the pre-start buffer cannot hold.
+///
+/// It runs on the publishing thread (or on the thread calling `start()`, after
+/// the replay), never while the bus holds a lock, so it may publish, subscribe
+/// or unsubscribe. Keep it short: the publisher waits for it.
+pub type DropCallback = Box<dyn Fn(&DropInfo<'_>) + Send + Sync + 'static>;
+
+/// The bus's callback slot: read lock-free on every drop, replaced at any time.
+pub(crate) struct DropReporter {
+    callback: Snapshot<Option<DropCallback>>,
+    panicked: AtomicBool,
+}
+
+impl DropReporter {
+    pub(crate) fn new() -> Self {
+        Self {
+            callback: Snapshot::new(None),
+            panicked: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn set(&self, callback: Option<DropCallback>) {
+        self.callback.store(std::sync::Arc::new(callback));
+    }
+
+    /// Calls the callback, if any. A panic in it is caught and logged once; it
+    /// never reaches the publisher.
+    pub(crate) fn report(&self, info: &DropInfo<'_>) {
+        let guard = self.callback.load();
+        let Some(callback) = guard.as_ref() else {
+            return;
+        };
+        if catch_unwind(AssertUnwindSafe(|| callback(info))).is_err()
+            && !self.panicked.swap(true, Ordering::Relaxed)
+        {
+            log::warning!(
+                event_type = info.event_type,
+                subscriber = info.subscriber_name,
+                "switchboard: the drop callback panicked; the panic was caught and the \
+                 event stays counted as dropped (reported once per bus)"
+            );
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The event model: what travels on the bus and how to get the concrete type back.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Something that can be published on an [`EventBus`](crate::EventBus).
+///
+/// Events travel as `Arc<dyn Event>`: the publisher allocates once and every
+/// receiving subscriber gets a reference-count increment, never a copy.
+///
+/// Subscribers can filter by [`event_type`](Event::event_type) (a string, as in
+/// the Go design) or by the Rust type itself ([`EventBus::subscribe_to`]).
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard::Event;
+///
+/// struct ConfigChanged {
+///     revision: u64,
+///     at: SystemTime,
+/// }
+///
+/// impl Event for ConfigChanged {
+///     fn event_type(&self) -> &str {
+///         "config.changed"
+///     }
+///     fn timestamp(&self) -> SystemTime {
+///         self.at
+///     }
+/// }
+/// ```
+///
+/// [`EventBus::subscribe_to`]: crate::EventBus::subscribe_to
+pub trait Event: Any + Send + Sync {
+    /// The event's type name, used by string-filtered subscriptions
+    /// ([`EventBus::subscribe_types`](crate::EventBus::subscribe_types)).
+    fn event_type(&self) -> &str;
+
+    /// When the event happened.
+    fn timestamp(&self) -> SystemTime;
+
+    /// Whether a later queued event of the same [`event_type`](Event::event_type)
+    /// supersedes this one, so a consumer that falls behind may skip it
+    /// (the Go design's `CoalescibleEvent`). Defaults to `false`.
+    fn coalescible(&self) -> bool {
+        false
+    }
+}
+
+/// An event that asks for answers: the question half of a scatter-gather request.
+pub trait Request: Event {
+    /// Identifies the request; every [`Response`] to it carries the same id.
+    fn request_id(&self) -> &str;
+}
+
+/// An event that answers a [`Request`].
+pub trait Response: Event {
+    /// The id of the [`Request`] this answers.
+    fn request_id(&self) -> &str;
+
+    /// Who answered; matched against the request's expected responders.
+    fn responder(&self) -> &str;
+}
+
+impl dyn Event {
+    /// Returns `true` if the event's concrete type is `T`.
+    pub fn is<T: Event>(&self) -> bool {
+        let any: &dyn Any = self;
+        any.is::<T>()
+    }
+
+    /// Borrows the event as its concrete type `T`, if it is one.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::SystemTime};
+    /// # use switchboard::Event;
+    /// # struct Ping;
+    /// # impl Event for Ping {
+    /// #     fn event_type(&self) -> &str { "ping" }
+    /// #     fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH }
+    /// # }
+    /// let event: Arc<dyn Event> = Arc::new(Ping);
+    /// assert!(event.downcast_ref::<Ping>().is_some());
+    /// ```
+    pub fn downcast_ref<T: Event>(&self) -> Option<&T> {
+        let any: &dyn Any = self;
+        any.downcast_ref::<T>()
+    }
+
+    /// Converts a shared event into a shared `T` without copying it, or gives
+    /// the event back unchanged if it is not a `T`.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::SystemTime};
+    /// # use switchboard::Event;
+    /// # struct Ping;
+    /// # impl Event for Ping {
+    /// #     fn event_type(&self) -> &str { "ping" }
+    /// #     fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH }
+    /// # }
+    /// let event: Arc<dyn Event> = Arc::new(Ping);
+    /// let ping: Arc<Ping> = event.downcast_arc::<Ping>().ok().unwrap();
+    /// ```
+    pub fn downcast_arc<T: Event>(self: Arc<Self>) -> Result<Arc<T>, Arc<dyn Event>> {
+        if !self.is::<T>() {
+            return Err(self);
+        }
+        let any: Arc<dyn Any + Send + Sync> = self;
+        Ok(any
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("type checked just above")))
+    }
+
+    /// The `TypeId` of the concrete event type (not of `dyn Event`).
+    pub(crate) fn concrete_type_id(&self) -> std::any::TypeId {
+        let any: &dyn Any = self;
+        any.type_id()
+    }
+}

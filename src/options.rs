@@ -1,0 +1,213 @@
+//! What a subscription asks for: one options type behind every `subscribe_*` method.
+
+use std::any::{type_name, TypeId};
+use std::fmt;
+
+use crate::error::SubscribeError;
+use crate::event::Event;
+
+/// The largest per-subscriber buffer the bus accepts.
+///
+/// Buffers are allocated up front (a slot is 24 bytes), so this caps one
+/// subscription at about 25 MiB. A consumer that needs more than a million
+/// queued events to keep up needs a faster consumer or a lossy subscription,
+/// not a bigger buffer.
+pub const MAX_BUFFER_SIZE: usize = 1 << 20;
+
+/// A set of Rust event types, for subscriptions filtered by [`TypeId`] at the bus.
+///
+/// ```
+/// # use std::time::SystemTime;
+/// # use switchboard::{Event, TypeSet};
+/// # struct Created; struct Deleted;
+/// # impl Event for Created { fn event_type(&self) -> &str { "created" } fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH } }
+/// # impl Event for Deleted { fn event_type(&self) -> &str { "deleted" } fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH } }
+/// let types = TypeSet::new().with::<Created>().with::<Deleted>();
+/// assert_eq!(types.len(), 2);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TypeSet {
+    types: Vec<(TypeId, &'static str)>,
+}
+
+impl TypeSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The set with `T` added (adding a type twice keeps one entry).
+    #[must_use]
+    pub fn with<T: Event>(mut self) -> Self {
+        let id = TypeId::of::<T>();
+        if !self.types.iter().any(|(t, _)| *t == id) {
+            self.types.push((id, type_name::<T>()));
+        }
+        self
+    }
+
+    /// How many types are in the set.
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+
+    /// The Rust type names in the set, in insertion order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.types.iter().map(|(_, name)| *name)
+    }
+
+    pub(crate) fn ids(&self) -> impl Iterator<Item = TypeId> + '_ {
+        self.types.iter().map(|(id, _)| *id)
+    }
+}
+
+impl fmt::Debug for TypeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+/// Which events reach a subscriber.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Filter {
+    /// Every event.
+    All,
+    /// Events whose `event_type()` is one of these strings (deduplicated).
+    EventTypes(Vec<Box<str>>),
+    /// Events whose concrete Rust type is in the set.
+    RustTypes(TypeSet),
+}
+
+impl Filter {
+    /// The filter's types joined by commas, as `DropInfo::event_types` reports them.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Filter::All => String::new(),
+            Filter::EventTypes(names) => names.join(","),
+            Filter::RustTypes(types) => types.names().collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+/// How to subscribe: name, buffer size, filter and delivery flavour.
+///
+/// Every `subscribe_*` shortcut on [`EventBus`](crate::EventBus) builds one of
+/// these; [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) takes it
+/// directly.
+///
+/// ```
+/// use switchboard::{EventBus, SubscribeOptions};
+///
+/// let bus = EventBus::new(16);
+/// let metrics = bus
+///     .subscribe_with(
+///         SubscribeOptions::new("metrics", 256)
+///             .event_types(["route.added", "route.removed"])
+///             .lossy(),
+///     )
+///     .unwrap();
+/// assert_eq!(metrics.capacity(), 256);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SubscribeOptions {
+    pub(crate) name: String,
+    pub(crate) buffer: usize,
+    pub(crate) lossy: bool,
+    pub(crate) leader_only: bool,
+    pub(crate) event_types: Option<Vec<String>>,
+    pub(crate) rust_types: Option<TypeSet>,
+}
+
+impl SubscribeOptions {
+    /// A critical, universal subscription named `name` with room for `buffer`
+    /// queued events.
+    ///
+    /// A `buffer` of 0 makes an unbuffered subscription, like an unbuffered Go
+    /// channel: an event is handed over only if the consumer is blocked in
+    /// `recv` at that moment, and is dropped (and counted) otherwise. Async
+    /// consumers never block in `recv`, so a 0-buffer subscription used as a
+    /// `Stream` receives nothing; give it a buffer of at least 1.
+    pub fn new(name: impl Into<String>, buffer: usize) -> Self {
+        Self {
+            name: name.into(),
+            buffer,
+            lossy: false,
+            leader_only: false,
+            event_types: None,
+            rust_types: None,
+        }
+    }
+
+    /// Drops for this subscriber count as *observability* drops and do not call
+    /// the drop callback: for metrics, logs and debugging views that may fall behind.
+    #[must_use]
+    pub fn lossy(mut self) -> Self {
+        self.lossy = true;
+        self
+    }
+
+    /// Marks a subscription made when a component becomes leader, after
+    /// `start()`: it does not log the late-subscription warning.
+    #[must_use]
+    pub fn leader_only(mut self) -> Self {
+        self.leader_only = true;
+        self
+    }
+
+    /// Receive only events whose `event_type()` is one of `types`.
+    ///
+    /// Duplicate names are kept once. An empty list is rejected at subscribe
+    /// time ([`SubscribeError::EmptyTypeList`]).
+    #[must_use]
+    pub fn event_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.event_types = Some(types.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Receive only events whose concrete Rust type is in `types`, filtered by
+    /// `TypeId` at the bus.
+    ///
+    /// An empty set is rejected at subscribe time ([`SubscribeError::EmptyTypeList`]).
+    #[must_use]
+    pub fn rust_types(mut self, types: TypeSet) -> Self {
+        self.rust_types = Some(types);
+        self
+    }
+
+    /// Checks the options and resolves the filter.
+    pub(crate) fn validate(&self) -> Result<Filter, SubscribeError> {
+        if self.buffer > MAX_BUFFER_SIZE {
+            return Err(SubscribeError::BufferTooLarge {
+                requested: self.buffer,
+                max: MAX_BUFFER_SIZE,
+            });
+        }
+        match (&self.event_types, &self.rust_types) {
+            (Some(_), Some(_)) => Err(SubscribeError::MixedFilters),
+            (None, None) => Ok(Filter::All),
+            (Some(names), None) => {
+                let mut unique: Vec<Box<str>> = Vec::with_capacity(names.len());
+                for name in names {
+                    if !unique.iter().any(|u| **u == **name) {
+                        unique.push(name.as_str().into());
+                    }
+                }
+                if unique.is_empty() {
+                    return Err(SubscribeError::EmptyTypeList);
+                }
+                Ok(Filter::EventTypes(unique))
+            }
+            (None, Some(types)) if types.is_empty() => Err(SubscribeError::EmptyTypeList),
+            (None, Some(types)) => Ok(Filter::RustTypes(types.clone())),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! A point-in-time snapshot of the bus's counters, for any metrics system.
+
+use std::fmt;
+
+use crate::options::Filter;
+use crate::subscriber::Subscriber;
+use crate::sync::Ordering;
+
+/// What a subscriber filters on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscriberKind {
+    /// Every event.
+    Universal,
+    /// Events whose `event_type()` is in a list of strings.
+    EventTypes,
+    /// Events of a set of Rust types (by `TypeId`).
+    RustTypes,
+}
+
+impl fmt::Display for SubscriberKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubscriberKind::Universal => "universal",
+            SubscriberKind::EventTypes => "types",
+            SubscriberKind::RustTypes => "typed",
+        })
+    }
+}
+
+/// One subscriber's counters, from [`EventBus::stats`](crate::EventBus::stats).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// The subscriber's name.
+    pub name: String,
+    /// What it filters on.
+    pub kind: SubscriberKind,
+    /// The filter's types joined by commas (empty for universal subscribers).
+    pub event_types: String,
+    /// Whether its drops are observability drops (no callback).
+    pub lossy: bool,
+    /// Whether it was made with a leader-only variant.
+    pub leader_only: bool,
+    /// Its buffer size.
+    pub buffer: usize,
+    /// Events queued now.
+    pub queued: usize,
+    /// Events queued for it so far (received plus queued now).
+    pub delivered: u64,
+    /// Events it missed because its buffer was full.
+    pub dropped: u64,
+}
+
+impl SubscriberStats {
+    pub(crate) fn of(subscriber: &Subscriber) -> Self {
+        let state = subscriber.state();
+        let queued = subscriber.queued();
+        Self {
+            name: state.name.to_string(),
+            kind: match state.filter {
+                Filter::All => SubscriberKind::Universal,
+                Filter::EventTypes(_) => SubscriberKind::EventTypes,
+                Filter::RustTypes(_) => SubscriberKind::RustTypes,
+            },
+            event_types: state.filter_label.to_string(),
+            lossy: state.lossy,
+            leader_only: state.leader_only,
+            buffer: state.buffer,
+            queued,
+            delivered: state.received.load(Ordering::Relaxed) + queued as u64,
+            dropped: state.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the bus, from [`EventBus::stats`](crate::EventBus::stats).
+///
+/// Counters are read one by one without stopping publishers, so under load the
+/// totals may be a few events apart; each counter on its own is exact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusStats {
+    /// Whether the bus delivers directly (`false`: buffering).
+    pub running: bool,
+    /// Events waiting in the pre-start buffer.
+    pub pre_start_len: usize,
+    /// Events published, buffered ones included.
+    pub published: u64,
+    /// Events critical subscribers missed.
+    pub dropped_critical: u64,
+    /// Events lossy subscribers missed.
+    pub dropped_observability: u64,
+    /// Events dropped because the pre-start buffer was full.
+    pub dropped_pre_start: u64,
+    /// Every subscriber, in subscription order.
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+impl fmt::Display for BusStats {
+    /// A readable table, one line per subscriber.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "bus: {}, {} subscribers, {} published, {} pre-start queued; dropped: {} critical, {} observability, {} pre-start",
+            if self.running { "running" } else { "buffering" },
+            self.subscribers.len(),
+            self.published,
+            self.pre_start_len,
+            self.dropped_critical,
+            self.dropped_observability,
+            self.dropped_pre_start,
+        )?;
+        let width = self
+            .subscribers
+            .iter()
+            .map(|s| s.name.len())
+            .chain([10])
+            .max()
+            .unwrap_or(10);
+        writeln!(
+            f,
+            "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  filter",
+            "subscriber", "kind", "delivery", "buffer", "queued", "delivered", "dropped"
+        )?;
+        for s in &self.subscribers {
+            let delivery = match (s.lossy, s.leader_only) {
+                (true, true) => "lossy,l",
+                (true, false) => "lossy",
+                (false, true) => "leader",
+                (false, false) => "critical",
+            };
+            writeln!(
+                f,
+                "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {}",
+                s.name,
+                s.kind.to_string(),
+                delivery,
+                s.buffer,
+                s.queued,
+                s.delivered,
+                s.dropped,
+                s.event_types
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! One subscriber as the bus sees it: the sending half of its queue, its
+//! filter, its counters and its async waker.
+
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use crate::event::Event;
+use crate::options::Filter;
+use crate::sync::queue::{Sender, TrySendError};
+use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Ordering};
+
+/// What a subscriber is, shared by the bus's registry entry and the
+/// [`Subscription`](crate::Subscription) handle.
+pub(crate) struct SubscriberState {
+    pub(crate) id: u64,
+    pub(crate) name: Box<str>,
+    pub(crate) buffer: usize,
+    pub(crate) lossy: bool,
+    pub(crate) leader_only: bool,
+    pub(crate) filter: Filter,
+    /// `filter.label()`, computed once so reporting a drop allocates nothing.
+    pub(crate) filter_label: Box<str>,
+    /// Written by publishers, on the drop path only.
+    pub(crate) dropped: AtomicU64,
+    /// Set once the consumer first waits as a `Stream`; until then publishers
+    /// skip the waker entirely, so a blocking consumer pays nothing for it.
+    pub(crate) async_mode: AtomicBool,
+    pub(crate) waker: AtomicWaker,
+    /// Written by the consumer only; padded so it never shares a cache line
+    /// with what publishers read.
+    pub(crate) received: CachePadded<AtomicU64>,
+}
+
+/// The outcome of offering one event to one subscriber.
+pub(crate) enum Offer {
+    Delivered,
+    /// The buffer was full; the drop is already counted on the subscriber.
+    Full,
+    /// The consumer is gone; it is being removed from the registry.
+    Closed,
+}
+
+/// A registry entry: the subscriber's state plus the only sender of its queue.
+///
+/// Dropping the entry (when the last registry snapshot holding it goes away,
+/// after unsubscribe or with the bus) closes the queue, then wakes a parked
+/// async consumer so it sees the end of the stream.
+pub(crate) struct Subscriber {
+    // Field order matters: the sender must drop (closing the queue) before
+    // `state` wakes the consumer.
+    sender: Sender<Arc<dyn Event>>,
+    state: WakeOnDrop,
+}
+
+struct WakeOnDrop(Arc<SubscriberState>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.waker.wake();
+    }
+}
+
+impl Subscriber {
+    pub(crate) fn new(sender: Sender<Arc<dyn Event>>, state: Arc<SubscriberState>) -> Self {
+        Self {
+            sender,
+            state: WakeOnDrop(state),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn state(&self) -> &Arc<SubscriberState> {
+        &self.state.0
+    }
+
+    /// Tries to queue `event` without blocking; counts a drop on a full buffer.
+    #[inline]
+    pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
+        match self.sender.try_send(Arc::clone(event)) {
+            Ok(()) => Offer::Delivered,
+            Err(TrySendError::Full(_)) => {
+                self.state().dropped.fetch_add(1, Ordering::Relaxed);
+                Offer::Full
+            }
+            Err(TrySendError::Disconnected(_)) => Offer::Closed,
+        }
+    }
+
+    /// Wakes the consumer if it waits as a `Stream`.
+    ///
+    /// Must follow a `fence(SeqCst)` that follows the send: the consumer sets
+    /// `async_mode` and registers its waker before its own `SeqCst` fence and
+    /// re-check of the queue, so either it sees the event or we see its waker.
+    #[inline]
+    pub(crate) fn wake_if_async(&self) {
+        let state = self.state();
+        if state.async_mode.load(Ordering::Relaxed) {
+            state.waker.wake();
+        }
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.sender.len()
+    }
+}

@@ -1,0 +1,461 @@
+//! The receiving side: blocking, non-blocking, with a timeout, as an iterator
+//! or as a `Stream`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+
+use crate::bus::BusInner;
+use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
+use crate::event::Event;
+use crate::subscriber::SubscriberState;
+use crate::sync::queue::{self, Receiver};
+use crate::sync::{fence, Ordering};
+
+/// A subscription to an [`EventBus`](crate::EventBus): receives `Arc<dyn Event>`.
+///
+/// Use it from a plain thread ([`recv`](Self::recv), [`iter`](Self::iter)) or
+/// from any async runtime: it is a [`futures_core::Stream`]. It ends (returns
+/// [`RecvError`] / `None`) once the bus is dropped or the subscription is
+/// unsubscribed and the events already queued have been received.
+///
+/// Dropping a `Subscription` unsubscribes it.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard::{Event, EventBus};
+///
+/// struct Tick(u32);
+/// impl Event for Tick {
+///     fn event_type(&self) -> &str { "tick" }
+///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
+/// }
+///
+/// let bus = EventBus::new(0);
+/// let ticks = bus.subscribe("clock", 16).unwrap();
+/// bus.start();
+///
+/// let consumer = std::thread::spawn(move || {
+///     ticks.iter().filter_map(|e| e.downcast_ref::<Tick>().map(|t| t.0)).sum::<u32>()
+/// });
+/// for i in 1..=3 {
+///     bus.publish(Tick(i));
+/// }
+/// drop(bus); // ends the subscription once drained
+/// assert_eq!(consumer.join().unwrap(), 6);
+/// ```
+pub struct Subscription {
+    receiver: Receiver<Arc<dyn Event>>,
+    state: Arc<SubscriberState>,
+    bus: Weak<BusInner>,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        receiver: Receiver<Arc<dyn Event>>,
+        state: Arc<SubscriberState>,
+        bus: Weak<BusInner>,
+    ) -> Self {
+        Self {
+            receiver,
+            state,
+            bus,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.state.id
+    }
+
+    pub(crate) fn belongs_to(&self, bus: &Arc<BusInner>) -> bool {
+        std::ptr::eq(self.bus.as_ptr(), Arc::as_ptr(bus))
+    }
+
+    #[inline]
+    fn received(&self, event: Arc<dyn Event>) -> Arc<dyn Event> {
+        self.state.received.fetch_add(1, Ordering::Relaxed);
+        event
+    }
+
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the subscription is closed and drained.
+    pub fn recv(&self) -> Result<Arc<dyn Event>, RecvError> {
+        self.receiver
+            .recv()
+            .map(|e| self.received(e))
+            .map_err(|_| RecvError)
+    }
+
+    /// Takes the next event if one is queued.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if nothing is queued, [`TryRecvError::Closed`]
+    /// once the subscription is closed and drained.
+    pub fn try_recv(&self) -> Result<Arc<dyn Event>, TryRecvError> {
+        match self.receiver.try_recv() {
+            Ok(event) => Ok(self.received(event)),
+            Err(queue::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(queue::TryRecvError::Disconnected) => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// Waits up to `timeout` for the next event.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if none came in time,
+    /// [`RecvTimeoutError::Closed`] once the subscription is closed and drained.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<dyn Event>, RecvTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            // A timeout too long to represent: wait without one.
+            None => self.recv().map_err(|_| RecvTimeoutError::Closed),
+        }
+    }
+
+    /// Waits until `deadline` for the next event.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Arc<dyn Event>, RecvTimeoutError> {
+        match self.receiver.recv_deadline(deadline) {
+            Ok(event) => Ok(self.received(event)),
+            Err(queue::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
+            Err(queue::RecvTimeoutError::Disconnected) => Err(RecvTimeoutError::Closed),
+        }
+    }
+
+    /// A blocking iterator over events; it ends when the subscription closes.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { subscription: self }
+    }
+
+    /// An iterator over the events queued now; it never blocks.
+    pub fn try_iter(&self) -> TryIter<'_> {
+        TryIter { subscription: self }
+    }
+
+    /// Polls for the next event, registering `cx`'s waker if there is none.
+    /// What the `Stream` implementation calls; usable to build other futures.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<dyn Event>>> {
+        match self.try_recv() {
+            Ok(event) => return Poll::Ready(Some(event)),
+            Err(TryRecvError::Closed) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
+        }
+        self.state.async_mode.store(true, Ordering::Relaxed);
+        self.state.waker.register(cx.waker());
+        // Pairs with the publisher's fence after its send (see
+        // `Subscriber::wake_if_async`): either the re-check below sees the
+        // event, or the publisher sees `async_mode` and our waker.
+        fence(Ordering::SeqCst);
+        match self.try_recv() {
+            Ok(event) => Poll::Ready(Some(event)),
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        }
+    }
+
+    /// How many events are queued.
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Whether no event is queued.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
+    /// The buffer size this subscription was made with.
+    pub fn capacity(&self) -> usize {
+        self.state.buffer
+    }
+
+    /// The subscriber's name.
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Events this subscription missed because its buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.state.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events taken from this subscription so far.
+    pub fn received_count(&self) -> u64 {
+        self.state.received.load(Ordering::Relaxed)
+    }
+
+    /// Whether this subscription is a lossy (observability) one.
+    pub fn is_lossy(&self) -> bool {
+        self.state.lossy
+    }
+
+    /// Whether the bus still has this subscription (it has not been
+    /// unsubscribed and the bus is alive).
+    pub fn is_subscribed(&self) -> bool {
+        self.bus
+            .upgrade()
+            .is_some_and(|bus| bus.contains(self.state.id))
+    }
+
+    /// Removes this subscription from its bus; it then yields the events
+    /// already queued and ends. Returns `false` if it was already removed or
+    /// the bus is gone. Dropping the subscription does the same.
+    pub fn unsubscribe(&self) -> bool {
+        self.bus
+            .upgrade()
+            .is_some_and(|bus| bus.remove(self.state.id))
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.unsubscribe();
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("name", &self.name())
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Arc<dyn Event>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), None)
+    }
+}
+
+/// Blocking iterator over a [`Subscription`]; see [`Subscription::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    subscription: &'a Subscription,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Arc<dyn Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.subscription.recv().ok()
+    }
+}
+
+/// Non-blocking iterator over a [`Subscription`]; see [`Subscription::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a> {
+    subscription: &'a Subscription,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Arc<dyn Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.subscription.try_recv().ok()
+    }
+}
+
+/// Owning blocking iterator over a [`Subscription`].
+#[derive(Debug)]
+pub struct IntoIter {
+    subscription: Subscription,
+}
+
+impl Iterator for IntoIter {
+    type Item = Arc<dyn Event>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.subscription.recv().ok()
+    }
+}
+
+impl<'a> IntoIterator for &'a Subscription {
+    type Item = Arc<dyn Event>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Subscription {
+    type Item = Arc<dyn Event>;
+    type IntoIter = IntoIter;
+
+    fn into_iter(self) -> IntoIter {
+        IntoIter { subscription: self }
+    }
+}
+
+/// A subscription to one Rust event type `T`, from
+/// [`EventBus::subscribe_to`](crate::EventBus::subscribe_to): receives `Arc<T>`.
+///
+/// Filtering happens at the bus by `TypeId`, so other events never reach it and
+/// no forwarding thread is involved. Otherwise it behaves as [`Subscription`].
+pub struct TypedSubscription<T> {
+    inner: Subscription,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// The bus routes only `T` here, so the downcast cannot fail.
+fn cast<T: Event>(event: Arc<dyn Event>) -> Arc<T> {
+    event
+        .downcast_arc::<T>()
+        .unwrap_or_else(|_| unreachable!("the bus routes only events of this type here"))
+}
+
+impl<T: Event> TypedSubscription<T> {
+    pub(crate) fn new(inner: Subscription) -> Self {
+        Self {
+            inner,
+            _type: PhantomData,
+        }
+    }
+
+    /// The underlying untyped subscription (for the accessors it shares).
+    pub fn as_untyped(&self) -> &Subscription {
+        &self.inner
+    }
+
+    /// Waits for the next event. See [`Subscription::recv`].
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] once the subscription is closed and drained.
+    pub fn recv(&self) -> Result<Arc<T>, RecvError> {
+        self.inner.recv().map(cast)
+    }
+
+    /// Takes the next event if one is queued. See [`Subscription::try_recv`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscription::try_recv`].
+    pub fn try_recv(&self) -> Result<Arc<T>, TryRecvError> {
+        self.inner.try_recv().map(cast)
+    }
+
+    /// Waits up to `timeout` for the next event. See [`Subscription::recv_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscription::recv_timeout`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Arc<T>, RecvTimeoutError> {
+        self.inner.recv_timeout(timeout).map(cast)
+    }
+
+    /// Waits until `deadline` for the next event.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscription::recv_timeout`].
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<Arc<T>, RecvTimeoutError> {
+        self.inner.recv_deadline(deadline).map(cast)
+    }
+
+    /// A blocking iterator over events; it ends when the subscription closes.
+    pub fn iter(&self) -> impl Iterator<Item = Arc<T>> + '_ {
+        self.inner.iter().map(cast)
+    }
+
+    /// An iterator over the events queued now; it never blocks.
+    pub fn try_iter(&self) -> impl Iterator<Item = Arc<T>> + '_ {
+        self.inner.try_iter().map(cast)
+    }
+
+    /// Polls for the next event. See [`Subscription::poll_recv`].
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<T>>> {
+        self.inner.poll_recv(cx).map(|event| event.map(cast))
+    }
+
+    /// How many events are queued.
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Whether no event is queued.
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// The buffer size this subscription was made with.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// The subscriber's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Events this subscription missed because its buffer was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// Events taken from this subscription so far.
+    pub fn received_count(&self) -> u64 {
+        self.inner.received_count()
+    }
+
+    /// Whether the bus still has this subscription.
+    pub fn is_subscribed(&self) -> bool {
+        self.inner.is_subscribed()
+    }
+
+    /// Removes this subscription from its bus. See [`Subscription::unsubscribe`].
+    pub fn unsubscribe(&self) -> bool {
+        self.inner.unsubscribe()
+    }
+}
+
+impl<T> fmt::Debug for TypedSubscription<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TypedSubscription")
+            .field(&std::any::type_name::<T>())
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+impl<T: Event> Stream for TypedSubscription<T> {
+    type Item = Arc<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len(), None)
+    }
+}
+
+impl<T: Event> IntoIterator for TypedSubscription<T> {
+    type Item = Arc<T>;
+    type IntoIter = std::iter::Map<IntoIter, fn(Arc<dyn Event>) -> Arc<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.inner.into_iter().map(cast::<T>)
+    }
+}

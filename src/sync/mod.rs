@@ -1,0 +1,44 @@
+//! The one place the crate takes its synchronization primitives from.
+//!
+//! Under the crate's own `switchboard_loom` cfg (set only by the model checks in
+//! `loom-tests/`), every primitive whose interleavings matter is swapped for a
+//! loom-visible equivalent with the same semantics, so loom checks the code that
+//! ships rather than a copy of it. Reference counts (`Arc`, `Weak`) stay `std`
+//! and are used directly:
+//! loom's `Arc` cannot hold the `dyn Event` trait objects, and ownership is not
+//! where the races are.
+
+pub(crate) mod queue;
+pub(crate) mod snapshot;
+
+#[cfg(not(switchboard_loom))]
+pub(crate) use atomic_waker::AtomicWaker;
+#[cfg(not(switchboard_loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+#[cfg(not(switchboard_loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+#[cfg(switchboard_loom)]
+pub(crate) use loom::future::AtomicWaker;
+#[cfg(switchboard_loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+#[cfg(switchboard_loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// Locks `mutex`, ignoring poisoning.
+///
+/// The crate never runs user code while holding one of its locks, so a poisoned
+/// lock can only come from a panic inside the crate's own short critical
+/// sections, none of which leaves the protected data half-updated.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(switchboard_loom))]
+    {
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    #[cfg(switchboard_loom)]
+    {
+        mutex.lock().unwrap()
+    }
+}
