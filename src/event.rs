@@ -63,6 +63,16 @@ pub trait Response: Event {
     fn responder(&self) -> &str;
 }
 
+impl std::fmt::Debug for dyn Event {
+    /// Shows the event's type name and timestamp (the trait knows nothing else).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("event_type", &self.event_type())
+            .field("timestamp", &self.timestamp())
+            .finish_non_exhaustive()
+    }
+}
+
 impl dyn Event {
     /// Returns `true` if the event's concrete type is `T`.
     pub fn is<T: Event>(&self) -> bool {

@@ -1,0 +1,436 @@
+//! Publish/subscribe behaviour of a started bus.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use common::{n_of, numbered, FromThread, Numbered, Other};
+use switchboard::{
+    DropReason, Event, EventBus, SubscribeOptions, SubscriberKind, TryRecvError, TypeSet,
+};
+
+fn started() -> EventBus {
+    let bus = EventBus::new(0);
+    bus.start();
+    bus
+}
+
+#[test]
+fn publish_reaches_a_subscriber_in_order() {
+    let bus = EventBus::new(0);
+    let sub = bus.subscribe("a", 16).unwrap();
+    bus.start();
+    for n in 0..10 {
+        assert_eq!(bus.publish(numbered("x", n)), 1);
+    }
+    let got: Vec<u64> = sub.try_iter().map(|e| n_of(&e)).collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert_eq!(sub.received_count(), 10);
+}
+
+#[test]
+fn publish_with_no_subscriber_returns_zero() {
+    let bus = started();
+    assert_eq!(bus.publish(numbered("x", 1)), 0);
+    assert_eq!(bus.published_events(), 1);
+    assert_eq!(bus.dropped_events(), 0);
+}
+
+#[test]
+fn every_subscriber_gets_the_same_shared_event() {
+    let bus = EventBus::new(0);
+    let subs: Vec<_> = (0..8)
+        .map(|i| bus.subscribe(&format!("s{i}"), 4).unwrap())
+        .collect();
+    bus.start();
+    let event: Arc<dyn Event> = Arc::new(numbered("x", 7));
+    assert_eq!(bus.publish_arc(Arc::clone(&event)), 8);
+    for sub in &subs {
+        let got = sub.try_recv().unwrap();
+        assert!(Arc::ptr_eq(&got, &event), "no copy, one shared allocation");
+    }
+    // The 8 queued references were taken out and dropped; only ours is left.
+    assert_eq!(Arc::strong_count(&event), 1);
+}
+
+#[test]
+fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
+    let bus = EventBus::new(0);
+    let slow = bus.subscribe("slow", 2).unwrap();
+    let fast = bus.subscribe("fast", 16).unwrap();
+    bus.start();
+    let mut delivered = Vec::new();
+    for n in 0..5 {
+        delivered.push(bus.publish(numbered("x", n)));
+    }
+    assert_eq!(delivered, [2, 2, 1, 1, 1]);
+    assert_eq!(slow.dropped(), 3);
+    assert_eq!(fast.dropped(), 0);
+    let kept: Vec<u64> = slow.try_iter().map(|e| n_of(&e)).collect();
+    assert_eq!(kept, [0, 1], "the oldest stay, the newest are dropped");
+    assert_eq!(fast.try_iter().count(), 5);
+    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.dropped_events_observability(), 0);
+    assert_eq!(bus.dropped_events(), 3);
+}
+
+#[test]
+fn critical_drops_call_the_callback_lossy_drops_do_not() {
+    let bus = EventBus::new(0);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.set_drop_callback(Some(Box::new(move |info| {
+        sink.lock().unwrap().push((
+            info.reason,
+            info.subscriber_name.to_string(),
+            info.event_type.to_string(),
+            info.buffer_size,
+            info.event_types.to_string(),
+        ));
+    })));
+    let critical = bus.subscribe_types("critical", 1, ["x", "y"]).unwrap();
+    let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
+    bus.start();
+    bus.publish(numbered("x", 1));
+    bus.publish(numbered("x", 2));
+    bus.publish(numbered("y", 3));
+
+    assert_eq!(critical.dropped(), 2);
+    assert_eq!(lossy.dropped(), 2);
+    assert_eq!(bus.dropped_events_critical(), 2);
+    assert_eq!(bus.dropped_events_observability(), 2);
+    assert_eq!(bus.dropped_events(), 4);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        [
+            (
+                DropReason::BufferFull,
+                "critical".into(),
+                "x".into(),
+                1,
+                "x,y".into()
+            ),
+            (
+                DropReason::BufferFull,
+                "critical".into(),
+                "y".into(),
+                1,
+                "x,y".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_callback_can_be_replaced_and_removed() {
+    let bus = EventBus::new(0);
+    let first = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(AtomicUsize::new(0));
+    let _full = bus.subscribe("full", 0).unwrap();
+    bus.start();
+    let f = Arc::clone(&first);
+    bus.set_drop_callback(Some(Box::new(move |_| {
+        f.fetch_add(1, Ordering::Relaxed);
+    })));
+    bus.publish(numbered("x", 1));
+    let s = Arc::clone(&second);
+    bus.set_drop_callback(Some(Box::new(move |_| {
+        s.fetch_add(1, Ordering::Relaxed);
+    })));
+    bus.publish(numbered("x", 2));
+    bus.set_drop_callback(None);
+    bus.publish(numbered("x", 3));
+    assert_eq!(first.load(Ordering::Relaxed), 1);
+    assert_eq!(second.load(Ordering::Relaxed), 1);
+    assert_eq!(bus.dropped_events_critical(), 3);
+}
+
+#[test]
+fn string_filters_deliver_only_matching_types() {
+    let bus = EventBus::new(0);
+    let ab = bus.subscribe_types("ab", 16, ["a", "b"]).unwrap();
+    let c = bus.subscribe_types("c", 16, vec!["c".to_string()]).unwrap();
+    let all = bus.subscribe("all", 16).unwrap();
+    bus.start();
+    assert_eq!(bus.publish(numbered("a", 1)), 2);
+    assert_eq!(bus.publish(numbered("c", 2)), 2);
+    assert_eq!(bus.publish(numbered("b", 3)), 2);
+    assert_eq!(bus.publish(numbered("z", 4)), 1);
+    assert_eq!(ab.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(c.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(), [2]);
+    assert_eq!(all.try_iter().count(), 4);
+}
+
+#[test]
+fn rust_type_filters_deliver_only_matching_types() {
+    let bus = EventBus::new(0);
+    let numbers = bus.subscribe_to::<Numbered>("numbers", 16).unwrap();
+    let others = bus.subscribe_to::<Other>("others", 16).unwrap();
+    let both = bus
+        .subscribe_multiple(
+            "both",
+            16,
+            TypeSet::new().with::<Numbered>().with::<Other>(),
+        )
+        .unwrap();
+    let threads = bus.subscribe_to::<FromThread>("threads", 16).unwrap();
+    bus.start();
+    assert_eq!(bus.publish(numbered("any", 1)), 2);
+    assert_eq!(bus.publish(Other(2)), 2);
+    assert_eq!(
+        bus.publish(numbered("other", 3)),
+        2,
+        "string type is irrelevant"
+    );
+
+    let n: Vec<u64> = numbers.try_iter().map(|e| e.n).collect();
+    assert_eq!(n, [1, 3]);
+    let o: Vec<u64> = others.try_iter().map(|e| e.0).collect();
+    assert_eq!(o, [2]);
+    assert_eq!(both.try_iter().count(), 3);
+    assert_eq!(threads.try_recv().unwrap_err(), TryRecvError::Empty);
+}
+
+#[test]
+fn string_and_type_filters_are_independent_indexes() {
+    let bus = EventBus::new(0);
+    let by_name = bus.subscribe_types("by-name", 4, ["other"]).unwrap();
+    let by_type = bus.subscribe_to::<Other>("by-type", 4).unwrap();
+    bus.start();
+    // `Other` has event_type "other": both match, each once.
+    assert_eq!(bus.publish(Other(1)), 2);
+    // A `Numbered` with the same string matches the string filter only.
+    assert_eq!(bus.publish(numbered("other", 2)), 1);
+    assert_eq!(by_name.try_iter().count(), 2);
+    assert_eq!(by_type.try_iter().count(), 1);
+}
+
+#[test]
+fn lossy_and_leader_only_variants_deliver_like_the_plain_ones() {
+    let bus = started();
+    let subs = [
+        bus.subscribe_leader_only("leader", 4).unwrap(),
+        bus.subscribe_lossy("lossy", 4).unwrap(),
+        bus.subscribe_types_leader_only("tl", 4, ["x"]).unwrap(),
+        bus.subscribe_types_lossy("tlossy", 4, ["x"]).unwrap(),
+        bus.subscribe_with(SubscribeOptions::new("opts", 4).lossy().leader_only())
+            .unwrap(),
+    ];
+    assert_eq!(bus.publish(numbered("x", 1)), 5);
+    assert_eq!(bus.publish(numbered("y", 2)), 3);
+    for sub in &subs {
+        assert!(sub.try_recv().is_ok(), "{} got the x event", sub.name());
+    }
+    assert!(subs[1].is_lossy() && subs[3].is_lossy() && subs[4].is_lossy());
+    assert!(!subs[0].is_lossy() && !subs[2].is_lossy());
+}
+
+#[test]
+fn unsubscribe_explicitly_by_handle_and_by_drop() {
+    let bus = EventBus::new(0);
+    let a = bus.subscribe("a", 4).unwrap();
+    let b = bus.subscribe("b", 4).unwrap();
+    let c = bus.subscribe_to::<Numbered>("c", 4).unwrap();
+    bus.start();
+    assert_eq!(bus.subscriber_count(), 3);
+
+    assert!(bus.unsubscribe(&a));
+    assert!(!bus.unsubscribe(&a), "second unsubscribe is a no-op");
+    assert!(!a.unsubscribe());
+    assert!(!a.is_subscribed());
+    assert!(b.unsubscribe());
+    assert!(bus.unsubscribe_typed(&c));
+    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.publish(numbered("x", 1)), 0);
+
+    let d = bus.subscribe_leader_only("d", 4).unwrap();
+    assert_eq!(bus.subscriber_count(), 1);
+    drop(d);
+    assert_eq!(bus.subscriber_count(), 0);
+}
+
+#[test]
+fn an_unsubscribed_subscription_drains_then_ends() {
+    let bus = started();
+    let sub = bus.subscribe_leader_only("s", 8).unwrap();
+    bus.publish(numbered("x", 1));
+    bus.publish(numbered("x", 2));
+    assert!(sub.unsubscribe());
+    bus.publish(numbered("x", 3));
+    let got: Vec<u64> = sub.iter().map(|e| n_of(&e)).collect();
+    assert_eq!(got, [1, 2], "queued events stay, later ones never arrive");
+    assert!(sub.recv().is_err());
+    assert_eq!(sub.try_recv().unwrap_err(), TryRecvError::Closed);
+}
+
+#[test]
+fn subscriptions_end_when_the_last_bus_handle_is_dropped() {
+    let bus = EventBus::new(0);
+    let sub = bus.subscribe("s", 8).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("t", 8).unwrap();
+    let clone = bus.clone();
+    bus.start();
+    bus.publish(numbered("x", 1));
+    drop(bus);
+    clone.publish(numbered("x", 2));
+    let consumer = thread::spawn(move || {
+        let got: Vec<u64> = sub.iter().map(|e| n_of(&e)).collect();
+        let typed_got: Vec<u64> = typed.iter().map(|e| e.n).collect();
+        (got, typed_got)
+    });
+    drop(clone);
+    let (got, typed_got) = consumer.join().unwrap();
+    assert_eq!(got, [1, 2]);
+    assert_eq!(typed_got, [1, 2]);
+}
+
+#[test]
+fn a_blocked_receiver_is_released_when_the_bus_is_dropped() {
+    let bus = EventBus::new(0);
+    let sub = bus.subscribe("s", 8).unwrap();
+    let consumer = thread::spawn(move || sub.recv());
+    // Whether or not the consumer is already parked, it must end.
+    thread::sleep(std::time::Duration::from_millis(20));
+    drop(bus);
+    assert!(consumer.join().unwrap().is_err());
+}
+
+#[test]
+fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
+    const THREADS: usize = 4;
+    const PER_THREAD: u64 = 5_000;
+    let bus = EventBus::new(0);
+    let sub = bus.subscribe("all", THREADS * PER_THREAD as usize).unwrap();
+    let typed = bus
+        .subscribe_to::<FromThread>("typed", THREADS * PER_THREAD as usize)
+        .unwrap();
+    bus.start();
+    let publishers: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let bus = bus.clone();
+            thread::spawn(move || {
+                for seq in 0..PER_THREAD {
+                    assert_eq!(bus.publish(FromThread { thread, seq }), 2);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let mut next = [0u64; THREADS];
+    for event in sub.try_iter() {
+        let e = event.downcast_ref::<FromThread>().unwrap();
+        assert_eq!(e.seq, next[e.thread], "publisher {} out of order", e.thread);
+        next[e.thread] += 1;
+    }
+    assert_eq!(next, [PER_THREAD; THREADS]);
+    assert_eq!(typed.try_iter().count(), THREADS * PER_THREAD as usize);
+    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.published_events(), THREADS as u64 * PER_THREAD);
+}
+
+#[test]
+fn consumers_on_plain_threads_receive_everything() {
+    const EVENTS: u64 = 20_000;
+    let bus = EventBus::new(0);
+    let consumers: Vec<_> = (0..3)
+        .map(|i| {
+            let sub = bus.subscribe(&format!("c{i}"), 64).unwrap();
+            thread::spawn(move || {
+                let mut received = 0;
+                let mut last = None;
+                for event in &sub {
+                    let n = n_of(&event);
+                    assert!(last < Some(n), "in publish order");
+                    last = Some(n);
+                    received += 1;
+                }
+                (received, sub.dropped())
+            })
+        })
+        .collect();
+    bus.start();
+    for n in 0..EVENTS {
+        // A small buffer: some events may be dropped; keep the bus honest about it.
+        bus.publish(numbered("x", n));
+    }
+    let dropped_total = bus.dropped_events_critical();
+    drop(bus);
+    let mut dropped_seen = 0;
+    for c in consumers {
+        let (received, dropped) = c.join().unwrap();
+        dropped_seen += dropped;
+        assert_eq!(received + dropped, EVENTS, "received + dropped = published");
+    }
+    assert_eq!(dropped_seen, dropped_total);
+}
+
+#[test]
+fn callbacks_see_the_dropped_event_itself() {
+    let bus = EventBus::new(0);
+    let _full = bus.subscribe("full", 0).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.set_drop_callback(Some(Box::new(move |info| {
+        sink.lock()
+            .unwrap()
+            .push(info.event.downcast_ref::<Numbered>().unwrap().n);
+    })));
+    bus.start();
+    bus.publish(numbered("x", 42));
+    assert_eq!(*seen.lock().unwrap(), [42]);
+}
+
+#[test]
+fn stats_report_every_subscriber_and_the_totals() {
+    let bus = EventBus::new(0);
+    let _a = bus.subscribe("a", 1).unwrap();
+    let _b = bus.subscribe_types_lossy("b", 1, ["x"]).unwrap();
+    let _c = bus.subscribe_to::<Other>("c", 4).unwrap();
+    bus.publish(numbered("x", 0));
+    let before = bus.stats();
+    assert!(!before.running);
+    assert_eq!(before.pre_start_len, 1);
+    bus.start();
+    bus.publish(numbered("x", 1));
+    let stats = bus.stats();
+    assert!(stats.running);
+    assert_eq!(stats.published, 2);
+    assert_eq!(stats.pre_start_len, 0);
+    assert_eq!(stats.dropped_critical, 1);
+    assert_eq!(stats.dropped_observability, 1);
+    let rows: Vec<_> = stats
+        .subscribers
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.kind,
+                s.lossy,
+                s.queued,
+                s.delivered,
+                s.dropped,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("a", SubscriberKind::Universal, false, 1, 1, 1),
+            ("b", SubscriberKind::EventTypes, true, 1, 1, 1),
+            ("c", SubscriberKind::RustTypes, false, 0, 0, 0),
+        ]
+    );
+    let table = stats.to_string();
+    assert!(table.contains("running"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.trim_start().starts_with('b') && l.contains("lossy")),
+        "{table}"
+    );
+}
