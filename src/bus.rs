@@ -4,7 +4,7 @@ use std::fmt;
 use std::mem;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::drops::{DropCallback, DropInfo, DropReason, DropReporter};
 use crate::error::SubscribeError;
@@ -17,7 +17,9 @@ use crate::subscriber::{Offer, Subscriber, SubscriberState};
 use crate::subscription::{Subscription, TypedSubscription};
 use crate::sync::queue::bounded;
 use crate::sync::snapshot::Snapshot;
-use crate::sync::{fence, lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering};
+use crate::sync::{
+    fence, lock, spin_yield, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering,
+};
 
 /// How many events the bus keeps while buffering (before [`EventBus::start`] or
 /// after [`EventBus::pause`]) unless its builder says otherwise.
@@ -547,13 +549,6 @@ impl BusInner {
                 Offer::Closed => {}
             }
         }
-        if delivered > 0 {
-            // Pairs with the fence in `Subscription::poll_recv`: see `Subscriber::wake_if_async`.
-            fence(Ordering::SeqCst);
-            for subscriber in matching.iter() {
-                subscriber.wake_if_async();
-            }
-        }
         delivered
     }
 
@@ -655,7 +650,7 @@ impl BusInner {
             filter_label: filter.label().into(),
             filter,
             dropped: AtomicU64::new(0),
-            async_mode: AtomicBool::new(false),
+            wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             received: CachePadded::new(AtomicU64::new(0)),
         });
@@ -664,6 +659,35 @@ impl BusInner {
         self.registry.store(Arc::new(next));
         drop(next_id);
         Ok(Subscription::new(receiver, state, Arc::downgrade(self)))
+    }
+
+    /// Makes publishers wake the consumer of subscriber `id` after each send;
+    /// returns once no publish that could have skipped the wake-up is running.
+    ///
+    /// The registry entry is swapped for one that wakes, then we wait for a
+    /// grace period: every publisher that loaded the old snapshot holds a
+    /// reference to it (arc-swap pays its readers' debts on store), so once we
+    /// hold the last one, every send made without a wake-up is visible to the
+    /// consumer's next `try_recv`. Publishes are short and never block, so the
+    /// wait is too, unless a drop callback running on a publisher blocks.
+    pub(crate) fn enable_wakeups(&self, id: u64) {
+        let old = {
+            let _writer = lock(&self.registry_write);
+            let current = self.registry.load_full();
+            let Some(next) = current.with_wakeups_for(id) else {
+                return;
+            };
+            self.registry.store(Arc::new(next));
+            current
+        };
+        let backoff = Backoff::new();
+        while Arc::strong_count(&old) > 1 {
+            backoff.snooze();
+            spin_yield();
+        }
+        // Pairs with the release decrement of each reader's reference: their
+        // sends happen before what the consumer reads next.
+        fence(Ordering::Acquire);
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {

@@ -89,6 +89,18 @@ impl Registry {
         Some(Self::from_subscribers(all))
     }
 
+    /// This registry with the subscriber `id` waking its consumer, or `None`
+    /// if it has no such subscriber or it already does.
+    pub(crate) fn with_wakeups_for(&self, id: u64) -> Option<Self> {
+        let position = self.all.iter().position(|s| s.state().id == id)?;
+        if self.all[position].wakes_consumer() {
+            return None;
+        }
+        let mut all = self.all.clone();
+        all[position] = Arc::new(all[position].with_wakeups());
+        Some(Self::from_subscribers(all))
+    }
+
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.all.iter().any(|s| s.state().id == id)
     }

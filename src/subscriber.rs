@@ -23,9 +23,9 @@ pub(crate) struct SubscriberState {
     pub(crate) filter_label: Box<str>,
     /// Written by publishers, on the drop path only.
     pub(crate) dropped: AtomicU64,
-    /// Set once the consumer first waits as a `Stream`; until then publishers
-    /// skip the waker entirely, so a blocking consumer pays nothing for it.
-    pub(crate) async_mode: AtomicBool,
+    /// The consumer's memo that it has switched its registry entry to one
+    /// that wakes it (see [`Subscriber::wakes_consumer`]).
+    pub(crate) wakeups_enabled: AtomicBool,
     pub(crate) waker: AtomicWaker,
     /// Written by the consumer only; padded so it never shares a cache line
     /// with what publishers read.
@@ -41,7 +41,7 @@ pub(crate) enum Offer {
     Closed,
 }
 
-/// A registry entry: the subscriber's state plus the only sender of its queue.
+/// A registry entry: the subscriber's state plus the sender of its queue.
 ///
 /// Dropping the entry (when the last registry snapshot holding it goes away,
 /// after unsubscribe or with the bus) closes the queue, then wakes a parked
@@ -50,6 +50,11 @@ pub(crate) struct Subscriber {
     // Field order matters: the sender must drop (closing the queue) before
     // `state` wakes the consumer.
     sender: Sender<Arc<dyn Event>>,
+    /// Whether publishers wake the consumer's task after each send. Fixed for
+    /// the life of the entry, so a blocking consumer costs publishers one
+    /// well-predicted branch; a consumer that starts polling as a `Stream`
+    /// swaps in an entry with this set (`BusInner::enable_wakeups`).
+    wakes_consumer: bool,
     state: WakeOnDrop,
 }
 
@@ -65,8 +70,22 @@ impl Subscriber {
     pub(crate) fn new(sender: Sender<Arc<dyn Event>>, state: Arc<SubscriberState>) -> Self {
         Self {
             sender,
+            wakes_consumer: false,
             state: WakeOnDrop(state),
         }
+    }
+
+    /// The same subscriber, as an entry that wakes its consumer after each send.
+    pub(crate) fn with_wakeups(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+            wakes_consumer: true,
+            state: WakeOnDrop(Arc::clone(self.state())),
+        }
+    }
+
+    pub(crate) fn wakes_consumer(&self) -> bool {
+        self.wakes_consumer
     }
 
     #[inline]
@@ -75,28 +94,25 @@ impl Subscriber {
     }
 
     /// Tries to queue `event` without blocking; counts a drop on a full buffer.
+    ///
+    /// The wake needs no fence: `AtomicWaker::wake` and `register` are
+    /// read-modify-writes on one atomic, so either the consumer's registration
+    /// comes first and we wake it, or our wake comes first and synchronizes
+    /// with the registration, after which the consumer's re-check sees the event.
     #[inline]
     pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
         match self.sender.try_send(Arc::clone(event)) {
-            Ok(()) => Offer::Delivered,
+            Ok(()) => {
+                if self.wakes_consumer {
+                    self.state().waker.wake();
+                }
+                Offer::Delivered
+            }
             Err(TrySendError::Full(_)) => {
                 self.state().dropped.fetch_add(1, Ordering::Relaxed);
                 Offer::Full
             }
             Err(TrySendError::Disconnected(_)) => Offer::Closed,
-        }
-    }
-
-    /// Wakes the consumer if it waits as a `Stream`.
-    ///
-    /// Must follow a `fence(SeqCst)` that follows the send: the consumer sets
-    /// `async_mode` and registers its waker before its own `SeqCst` fence and
-    /// re-check of the queue, so either it sees the event or we see its waker.
-    #[inline]
-    pub(crate) fn wake_if_async(&self) {
-        let state = self.state();
-        if state.async_mode.load(Ordering::Relaxed) {
-            state.waker.wake();
         }
     }
 

@@ -15,7 +15,7 @@ use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
 use crate::subscriber::SubscriberState;
 use crate::sync::queue::{self, Receiver};
-use crate::sync::{fence, Ordering};
+use crate::sync::Ordering;
 
 /// A subscription to an [`EventBus`](crate::EventBus): receives `Arc<dyn Event>`.
 ///
@@ -70,6 +70,14 @@ impl Subscription {
 
     pub(crate) fn id(&self) -> u64 {
         self.state.id
+    }
+
+    /// The receiving half of the queue, for waits that select over several
+    /// sources (a request's blocking wait). Take events with `try_recv` on the
+    /// subscription, not on this receiver, so they are counted.
+    #[cfg(not(switchboard_loom))]
+    pub(crate) fn receiver(&self) -> &Receiver<Arc<dyn Event>> {
+        &self.receiver
     }
 
     pub(crate) fn belongs_to(&self, bus: &Arc<BusInner>) -> bool {
@@ -147,18 +155,30 @@ impl Subscription {
 
     /// Polls for the next event, registering `cx`'s waker if there is none.
     /// What the `Stream` implementation calls; usable to build other futures.
+    ///
+    /// The first time it finds the queue empty, the subscription asks the bus
+    /// to wake it from then on; until then publishers pay nothing for async
+    /// support. That first switch waits for publishes already running to
+    /// finish (they never block, so this is short).
+    ///
+    /// The subscription keeps one waker, the last registered: have one task at
+    /// a time wait on it, or a task may miss its wake-up.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<dyn Event>>> {
         match self.try_recv() {
             Ok(event) => return Poll::Ready(Some(event)),
             Err(TryRecvError::Closed) => return Poll::Ready(None),
             Err(TryRecvError::Empty) => {}
         }
-        self.state.async_mode.store(true, Ordering::Relaxed);
+        if !self.state.wakeups_enabled.load(Ordering::Relaxed) {
+            if let Some(bus) = self.bus.upgrade() {
+                bus.enable_wakeups(self.state.id);
+            }
+            // Without a bus, the queue is closing and its closing wakes us.
+            self.state.wakeups_enabled.store(true, Ordering::Relaxed);
+        }
         self.state.waker.register(cx.waker());
-        // Pairs with the publisher's fence after its send (see
-        // `Subscriber::wake_if_async`): either the re-check below sees the
-        // event, or the publisher sees `async_mode` and our waker.
-        fence(Ordering::SeqCst);
+        // Re-check after registering: an event sent before the registration
+        // either is visible now or its publisher's wake finds our waker.
         match self.try_recv() {
             Ok(event) => Poll::Ready(Some(event)),
             Err(TryRecvError::Closed) => Poll::Ready(None),

@@ -42,3 +42,11 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         mutex.lock().unwrap()
     }
 }
+
+/// Lets loom schedule another thread inside a spin loop; nothing otherwise
+/// (the loop's `Backoff` already yields to the OS when it spins long).
+#[inline]
+pub(crate) fn spin_yield() {
+    #[cfg(switchboard_loom)]
+    loom::thread::yield_now();
+}
