@@ -4,7 +4,7 @@ use std::fmt;
 use std::mem;
 use std::sync::Arc;
 
-use crossbeam_utils::{Backoff, CachePadded};
+use crossbeam_utils::CachePadded;
 
 use crate::drops::{DropCallback, DropInfo, DropReason, DropReporter};
 use crate::error::SubscribeError;
@@ -17,9 +17,7 @@ use crate::subscriber::{Offer, Subscriber, SubscriberState};
 use crate::subscription::{Subscription, TypedSubscription};
 use crate::sync::queue::bounded;
 use crate::sync::snapshot::Snapshot;
-use crate::sync::{
-    fence, lock, spin_yield, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering,
-};
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering};
 
 /// How many events the bus keeps while buffering (before [`EventBus::start`] or
 /// after [`EventBus::pause`]) unless its builder says otherwise.
@@ -395,6 +393,17 @@ impl EventBus {
         Ok(subscription)
     }
 
+    /// Subscribes as `options` describe, for the crate's own subscriptions (such
+    /// as a request's response subscription): never logs the late-subscription
+    /// warning, and does not mark the subscription leader-only.
+    #[cfg_attr(switchboard_loom, allow(dead_code))] // requests are not built under loom
+    pub(crate) fn subscribe_internal(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        self.inner.subscribe(options)
+    }
+
     /// Removes `subscription` from this bus. It then yields the events already
     /// queued and ends.
     ///
@@ -576,7 +585,8 @@ impl BusInner {
     #[cold]
     fn publish_while_buffering(&self, event: Arc<dyn Event>) -> usize {
         let mut buffer = lock(&self.mode);
-        if self.state.load(Ordering::Relaxed) == RUNNING {
+        // The mutant (a loom-tests self-check) skips this re-check.
+        if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
             drop(buffer);
             return self.deliver(&event, |subscriber| {
                 self.report_critical_drop(subscriber, &*event)
@@ -616,6 +626,10 @@ impl BusInner {
             // up behind it, and RUNNING is published only once the replay is
             // done, so nothing overtakes a replayed event.
             let replayed = mem::take(&mut *buffer);
+            // The mutant (a loom-tests self-check) switches to direct delivery too early.
+            if cfg!(switchboard_mutant_early_running) {
+                self.state.store(RUNNING, Ordering::Release);
+            }
             for event in &replayed {
                 self.deliver(event, |subscriber| {
                     missed.push((Arc::clone(subscriber), Arc::clone(event)));
@@ -661,17 +675,16 @@ impl BusInner {
         Ok(Subscription::new(receiver, state, Arc::downgrade(self)))
     }
 
-    /// Makes publishers wake the consumer of subscriber `id` after each send;
-    /// returns once no publish that could have skipped the wake-up is running.
+    /// Makes publishers wake the consumer of subscriber `id` after each send.
     ///
-    /// The registry entry is swapped for one that wakes, then we wait for a
-    /// grace period: every publisher that loaded the old snapshot holds a
-    /// reference to it (arc-swap pays its readers' debts on store), so once we
-    /// hold the last one, every send made without a wake-up is visible to the
-    /// consumer's next `try_recv`. Publishes are short and never block, so the
-    /// wait is too, unless a drop callback running on a publisher blocks.
+    /// The registry entry is swapped for one that wakes. Publishers still
+    /// holding an older snapshot may send through the old, non-waking entry;
+    /// but that entry is dropped only when the last of them lets go of it
+    /// (arc-swap pays its readers' debts on store, so each holds a real
+    /// reference), and dropping it wakes the consumer. So a send made without
+    /// a wake-up is always followed by one.
     pub(crate) fn enable_wakeups(&self, id: u64) {
-        let old = {
+        let replaced = {
             let _writer = lock(&self.registry_write);
             let current = self.registry.load_full();
             let Some(next) = current.with_wakeups_for(id) else {
@@ -680,14 +693,7 @@ impl BusInner {
             self.registry.store(Arc::new(next));
             current
         };
-        let backoff = Backoff::new();
-        while Arc::strong_count(&old) > 1 {
-            backoff.snooze();
-            spin_yield();
-        }
-        // Pairs with the release decrement of each reader's reference: their
-        // sends happen before what the consumer reads next.
-        fence(Ordering::Acquire);
+        drop(replaced);
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {

@@ -53,11 +53,15 @@ pub(crate) struct Subscriber {
     /// Whether publishers wake the consumer's task after each send. Fixed for
     /// the life of the entry, so a blocking consumer costs publishers one
     /// well-predicted branch; a consumer that starts polling as a `Stream`
-    /// swaps in an entry with this set (`BusInner::enable_wakeups`).
+    /// swaps in an entry with this set (`BusInner::enable_wakeups`), and the
+    /// replaced entry's drop wakes it once more (see `WakeOnDrop`).
     wakes_consumer: bool,
     state: WakeOnDrop,
 }
 
+/// Wakes the consumer when its registry entry goes away: after the queue
+/// closes (unsubscribe, bus dropped), or after every publisher that could
+/// still send through a replaced, non-waking entry has let go of it.
 struct WakeOnDrop(Arc<SubscriberState>);
 
 impl Drop for WakeOnDrop {
@@ -103,7 +107,8 @@ impl Subscriber {
     pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
         match self.sender.try_send(Arc::clone(event)) {
             Ok(()) => {
-                if self.wakes_consumer {
+                // The mutant (a loom-tests self-check) forgets the wake-up.
+                if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
                     self.state().waker.wake();
                 }
                 Offer::Delivered

@@ -158,8 +158,7 @@ impl Subscription {
     ///
     /// The first time it finds the queue empty, the subscription asks the bus
     /// to wake it from then on; until then publishers pay nothing for async
-    /// support. That first switch waits for publishes already running to
-    /// finish (they never block, so this is short).
+    /// support.
     ///
     /// The subscription keeps one waker, the last registered: have one task at
     /// a time wait on it, or a task may miss its wake-up.

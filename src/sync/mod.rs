@@ -14,14 +14,12 @@ pub(crate) mod snapshot;
 #[cfg(not(switchboard_loom))]
 pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(switchboard_loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 #[cfg(not(switchboard_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(switchboard_loom)]
-pub(crate) use loom::future::AtomicWaker;
-#[cfg(switchboard_loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 #[cfg(switchboard_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
@@ -43,10 +41,22 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Lets loom schedule another thread inside a spin loop; nothing otherwise
-/// (the loop's `Backoff` already yields to the OS when it spins long).
-#[inline]
-pub(crate) fn spin_yield() {
-    #[cfg(switchboard_loom)]
-    loom::thread::yield_now();
+/// loom's `AtomicWaker`, with the `register(&Waker)` signature of the
+/// `atomic-waker` crate that the crate uses otherwise.
+#[cfg(switchboard_loom)]
+pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+#[cfg(switchboard_loom)]
+impl AtomicWaker {
+    pub(crate) fn new() -> Self {
+        Self(loom::future::AtomicWaker::new())
+    }
+
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.0.register_by_ref(waker);
+    }
+
+    pub(crate) fn wake(&self) {
+        self.0.wake();
+    }
 }

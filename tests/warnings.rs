@@ -1,0 +1,277 @@
+//! The late-subscription warning: logged through `tracing` with the caller's
+//! file and line when a non-leader subscription is made while the bus runs.
+//!
+//! Each test installs its own capturing `tracing` subscriber for its thread
+//! only (`with_default`), so tests running in parallel do not see each other's
+//! events. Every "logs nothing" test ends with a control subscription that must
+//! warn, so a capture that silently saw nothing would fail it.
+
+#![cfg(feature = "tracing")]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use switchboard::{Event, EventBus, SubscribeOptions, TypeSet};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata, Subscriber};
+
+/// One captured `tracing` event.
+#[derive(Debug, Clone)]
+struct Captured {
+    level: Level,
+    target: String,
+    fields: HashMap<String, String>,
+}
+
+impl Captured {
+    fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+/// A minimal `tracing` subscriber that records every event.
+#[derive(Clone, Default)]
+struct Capture {
+    events: Arc<Mutex<Vec<Captured>>>,
+}
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl Subscriber for Capture {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        // Ask every time: other tests' subscribers must not change what this one sees.
+        Interest::sometimes()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = HashMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.events.lock().unwrap().push(Captured {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields,
+        });
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+/// Runs `f` with a capturing subscriber on this thread; returns the
+/// late-subscription warnings it logged.
+fn late_warnings(f: impl FnOnce()) -> Vec<Captured> {
+    all_events(f)
+        .into_iter()
+        .filter(|e| e.field("message").contains("subscribed after start()"))
+        .collect()
+}
+
+fn all_events(f: impl FnOnce()) -> Vec<Captured> {
+    let capture = Capture::default();
+    let events = Arc::clone(&capture.events);
+    tracing::subscriber::with_default(capture, f);
+    let events = events.lock().unwrap().clone();
+    events
+}
+
+struct Ping;
+
+impl Event for Ping {
+    fn event_type(&self) -> &str {
+        "ping"
+    }
+    fn timestamp(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+    }
+}
+
+fn running_bus() -> EventBus {
+    let bus = EventBus::new(0);
+    bus.start();
+    bus
+}
+
+/// Checks one late-subscription warning: level, target, subscriber name and a
+/// `caller` of `tests/warnings.rs:<line>:<column>`.
+fn assert_warning_at(warning: &Captured, subscriber: &str, line: u32) {
+    assert_eq!(warning.level, Level::WARN);
+    assert!(warning.target.starts_with("switchboard"), "{warning:?}");
+    assert_eq!(warning.field("subscriber"), subscriber, "{warning:?}");
+    let caller = warning.field("caller");
+    let expected = format!("{}:{line}:", file!());
+    assert!(
+        caller.starts_with(&expected),
+        "caller {caller:?} should be this test's subscribe call, {expected}<column>"
+    );
+    assert!(caller.starts_with("tests/warnings.rs:"), "{caller:?}");
+}
+
+#[test]
+fn subscribe_after_start_warns_with_the_callers_file_and_line() {
+    let bus = running_bus();
+    let mut line = 0;
+    let warnings = late_warnings(|| {
+        // The call and `line!()` on one line (rustfmt keeps a short tuple whole).
+        let (sub, at) = (bus.subscribe("late", 4), line!());
+        assert!(sub.is_ok());
+        line = at;
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_warning_at(&warnings[0], "late", line);
+}
+
+#[test]
+fn every_non_leader_subscribe_after_start_warns_at_its_call() {
+    let bus = running_bus();
+    let mut lines = Vec::new();
+    let warnings = late_warnings(|| {
+        let (b, set) = (&bus, TypeSet::new().with::<Ping>());
+        let options = SubscribeOptions::new("with", 4);
+        // Each call and its `line!()` on one line.
+        let (a, la) = (b.subscribe_lossy("lossy", 4), line!());
+        let (t, lt) = (b.subscribe_types("types", 4, ["ping"]), line!());
+        let (tl, ltl) = (b.subscribe_types_lossy("types-lossy", 4, ["ping"]), line!());
+        let (m, lm) = (b.subscribe_multiple("multiple", 4, set), line!());
+        let (w, lw) = (b.subscribe_with(options), line!());
+        for sub in [a, t, tl, m, w] {
+            assert!(sub.is_ok());
+        }
+        lines = vec![
+            ("lossy", la),
+            ("types", lt),
+            ("types-lossy", ltl),
+            ("multiple", lm),
+            ("with", lw),
+        ];
+    });
+    assert_eq!(warnings.len(), lines.len(), "{warnings:?}");
+    for (warning, (name, line)) in warnings.iter().zip(lines) {
+        assert_warning_at(warning, name, line);
+    }
+}
+
+#[test]
+fn typed_subscribe_to_after_start_warns_naming_the_test_file() {
+    let bus = running_bus();
+    let mut line = 0;
+    let warnings = late_warnings(|| {
+        let (sub, at) = (bus.subscribe_to::<Ping>("typed", 4), line!());
+        assert!(sub.is_ok());
+        line = at;
+    });
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_warning_at(&warnings[0], "typed", line);
+}
+
+#[test]
+fn subscribe_before_start_logs_nothing() {
+    let bus = EventBus::new(0);
+    let mut control_line = 0;
+    let warnings = late_warnings(|| {
+        let _a = bus.subscribe("early", 4).unwrap();
+        let _b = bus.subscribe_lossy("early-lossy", 4).unwrap();
+        let _c = bus.subscribe_types("early-types", 4, ["ping"]).unwrap();
+        let _d = bus.subscribe_to::<Ping>("early-typed", 4).unwrap();
+        bus.start();
+        let (control, at) = (bus.subscribe("control", 4), line!());
+        assert!(control.is_ok());
+        control_line = at;
+    });
+    assert_eq!(warnings.len(), 1, "only the control warns: {warnings:?}");
+    assert_warning_at(&warnings[0], "control", control_line);
+}
+
+#[test]
+fn leader_only_subscriptions_after_start_log_nothing() {
+    let bus = running_bus();
+    let mut control_line = 0;
+    let warnings = late_warnings(|| {
+        let _a = bus.subscribe_leader_only("leader", 4).unwrap();
+        let _b = bus
+            .subscribe_types_leader_only("leader-types", 4, ["ping"])
+            .unwrap();
+        let _c = bus
+            .subscribe_with(
+                SubscribeOptions::new("leader-with", 4)
+                    .lossy()
+                    .leader_only(),
+            )
+            .unwrap();
+        let (control, at) = (bus.subscribe("control", 4), line!());
+        assert!(control.is_ok());
+        control_line = at;
+    });
+    assert_eq!(warnings.len(), 1, "only the control warns: {warnings:?}");
+    assert_warning_at(&warnings[0], "control", control_line);
+}
+
+#[test]
+fn subscribe_after_pause_logs_nothing() {
+    let bus = running_bus();
+    bus.pause();
+    let mut control_line = 0;
+    let warnings = late_warnings(|| {
+        let _a = bus.subscribe("paused", 4).unwrap();
+        let _b = bus.subscribe_to::<Ping>("paused-typed", 4).unwrap();
+        bus.start();
+        let (control, at) = (bus.subscribe("control", 4), line!());
+        assert!(control.is_ok());
+        control_line = at;
+    });
+    assert_eq!(warnings.len(), 1, "only the control warns: {warnings:?}");
+    assert_warning_at(&warnings[0], "control", control_line);
+}
+
+#[test]
+fn a_rejected_subscription_after_start_logs_no_late_warning() {
+    let bus = running_bus();
+    let mut control_line = 0;
+    let warnings = late_warnings(|| {
+        assert!(bus.subscribe("too-big", usize::MAX).is_err());
+        let empty: [&str; 0] = [];
+        assert!(bus.subscribe_types("empty", 4, empty).is_err());
+        let (control, at) = (bus.subscribe("control", 4), line!());
+        assert!(control.is_ok());
+        control_line = at;
+    });
+    assert_eq!(warnings.len(), 1, "only the control warns: {warnings:?}");
+    assert_warning_at(&warnings[0], "control", control_line);
+}
+
+#[test]
+fn a_panicking_drop_callback_is_logged_once() {
+    let bus = running_bus();
+    bus.set_drop_callback(Some(Box::new(|_| panic!("callback panics"))));
+    let _full = bus.subscribe_leader_only("full", 0).unwrap();
+    let events = all_events(|| {
+        for _ in 0..3 {
+            bus.publish(Ping);
+        }
+    });
+    let panics: Vec<_> = events
+        .iter()
+        .filter(|e| e.field("message").contains("drop callback panicked"))
+        .collect();
+    assert_eq!(panics.len(), 1, "{events:?}");
+    assert_eq!(panics[0].level, Level::WARN);
+    assert_eq!(bus.dropped_events_critical(), 3);
+}
