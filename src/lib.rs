@@ -83,6 +83,7 @@ mod hash;
 mod log;
 mod options;
 mod registry;
+pub mod ringbuffer;
 mod stats;
 mod subscriber;
 mod subscription;
