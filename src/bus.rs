@@ -667,6 +667,7 @@ impl BusInner {
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             received: CachePadded::new(AtomicU64::new(0)),
+            coalesced: AtomicU64::new(0),
         });
         let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state)));
         let next = self.registry.load().with(subscriber);

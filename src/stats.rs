@@ -50,6 +50,9 @@ pub struct SubscriberStats {
     pub delivered: u64,
     /// Events it missed because its buffer was full.
     pub dropped: u64,
+    /// Delivered events that `drain_coalesced` skipped because a later event
+    /// of the same type superseded them.
+    pub coalesced: u64,
 }
 
 impl SubscriberStats {
@@ -70,6 +73,7 @@ impl SubscriberStats {
             queued,
             delivered: state.received.load(Ordering::Relaxed) + queued as u64,
             dropped: state.dropped.load(Ordering::Relaxed),
+            coalesced: state.coalesced.load(Ordering::Relaxed),
         }
     }
 }
@@ -120,8 +124,15 @@ impl fmt::Display for BusStats {
             .unwrap_or(10);
         writeln!(
             f,
-            "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  filter",
-            "subscriber", "kind", "delivery", "buffer", "queued", "delivered", "dropped"
+            "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {:>9}  filter",
+            "subscriber",
+            "kind",
+            "delivery",
+            "buffer",
+            "queued",
+            "delivered",
+            "dropped",
+            "coalesced"
         )?;
         for s in &self.subscribers {
             let delivery = match (s.lossy, s.leader_only) {
@@ -132,7 +143,7 @@ impl fmt::Display for BusStats {
             };
             writeln!(
                 f,
-                "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {}",
+                "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {:>9}  {}",
                 s.name,
                 s.kind.to_string(),
                 delivery,
@@ -140,6 +151,7 @@ impl fmt::Display for BusStats {
                 s.queued,
                 s.delivered,
                 s.dropped,
+                s.coalesced,
                 s.event_types
             )?;
         }

@@ -30,6 +30,8 @@ pub(crate) struct SubscriberState {
     /// Written by the consumer only; padded so it never shares a cache line
     /// with what publishers read.
     pub(crate) received: CachePadded<AtomicU64>,
+    /// Received events that `drain_coalesced` skipped; written by the consumer.
+    pub(crate) coalesced: AtomicU64,
 }
 
 /// The outcome of offering one event to one subscriber.

@@ -185,6 +185,56 @@ impl Subscription {
         }
     }
 
+    /// Takes every event queued now, skipping each
+    /// [coalescible](Event::coalescible) event that a later queued event of the
+    /// same [`event_type`](Event::event_type) supersedes. Other events are
+    /// never skipped, and the order is kept. Never blocks.
+    ///
+    /// Skipped events are counted ([`coalesced_count`](Self::coalesced_count),
+    /// and in [`EventBus::stats`](crate::EventBus::stats)).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use switchboard::{Event, EventBus};
+    ///
+    /// struct Load(u32);
+    /// impl Event for Load {
+    ///     fn event_type(&self) -> &str { "load" }
+    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
+    ///     fn coalescible(&self) -> bool { true } // only the latest matters
+    /// }
+    ///
+    /// let bus = EventBus::new(0);
+    /// let sub = bus.subscribe("dashboard", 16).unwrap();
+    /// bus.start();
+    /// for percent in [10, 50, 90] {
+    ///     bus.publish(Load(percent));
+    /// }
+    /// let latest = sub.drain_coalesced();
+    /// assert_eq!(latest.len(), 1);
+    /// assert_eq!(latest[0].downcast_ref::<Load>().unwrap().0, 90);
+    /// assert_eq!(sub.coalesced_count(), 2);
+    /// ```
+    pub fn drain_coalesced(&self) -> Vec<Arc<dyn Event>> {
+        let queued: Vec<Arc<dyn Event>> = self.try_iter().take(self.len()).collect();
+        let taken = queued.len();
+        let keep = not_superseded(&queued);
+        let kept: Vec<_> = queued
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(event, keep)| keep.then_some(event))
+            .collect();
+        self.state
+            .coalesced
+            .fetch_add((taken - kept.len()) as u64, Ordering::Relaxed);
+        kept
+    }
+
+    /// Events that [`drain_coalesced`](Self::drain_coalesced) skipped so far.
+    pub fn coalesced_count(&self) -> u64 {
+        self.state.coalesced.load(Ordering::Relaxed)
+    }
+
     /// How many events are queued.
     pub fn len(&self) -> usize {
         self.receiver.len()
@@ -265,6 +315,22 @@ impl Stream for Subscription {
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.len(), None)
     }
+}
+
+/// For each event, whether `drain_coalesced` keeps it: all but the coalescible
+/// events that a later event of the same type supersedes.
+fn not_superseded(events: &[Arc<dyn Event>]) -> Vec<bool> {
+    let mut later_types: Vec<&str> = Vec::new();
+    let mut keep = vec![true; events.len()];
+    for (i, event) in events.iter().enumerate().rev() {
+        let event_type = event.event_type();
+        if later_types.contains(&event_type) {
+            keep[i] = !event.coalescible();
+        } else {
+            later_types.push(event_type);
+        }
+    }
+    keep
 }
 
 /// Blocking iterator over a [`Subscription`]; see [`Subscription::iter`].
@@ -406,6 +472,17 @@ impl<T: Event> TypedSubscription<T> {
     /// Polls for the next event. See [`Subscription::poll_recv`].
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<T>>> {
         self.inner.poll_recv(cx).map(|event| event.map(cast))
+    }
+
+    /// Takes every event queued now, skipping superseded coalescible ones.
+    /// See [`Subscription::drain_coalesced`].
+    pub fn drain_coalesced(&self) -> Vec<Arc<T>> {
+        self.inner.drain_coalesced().into_iter().map(cast).collect()
+    }
+
+    /// Events that [`drain_coalesced`](Self::drain_coalesced) skipped so far.
+    pub fn coalesced_count(&self) -> u64 {
+        self.inner.coalesced_count()
     }
 
     /// How many events are queued.

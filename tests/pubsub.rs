@@ -301,7 +301,8 @@ fn a_blocked_receiver_is_released_when_the_bus_is_dropped() {
 #[test]
 fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
     const THREADS: usize = 4;
-    const PER_THREAD: u64 = 5_000;
+    // Miri interprets every instruction: keep its runs short.
+    const PER_THREAD: u64 = if cfg!(miri) { 50 } else { 5_000 };
     let bus = EventBus::new(0);
     let sub = bus.subscribe("all", THREADS * PER_THREAD as usize).unwrap();
     let typed = bus
@@ -335,7 +336,7 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
 
 #[test]
 fn consumers_on_plain_threads_receive_everything() {
-    const EVENTS: u64 = 20_000;
+    const EVENTS: u64 = if cfg!(miri) { 200 } else { 20_000 };
     let bus = EventBus::new(0);
     let consumers: Vec<_> = (0..3)
         .map(|i| {
