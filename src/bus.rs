@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::mem;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crossbeam_utils::CachePadded;
 
@@ -61,6 +61,24 @@ const RUNNING: u8 = 1;
 #[derive(Clone)]
 pub struct EventBus {
     inner: Arc<BusInner>,
+}
+
+/// A handle to an [`EventBus`] that does not keep it alive; see
+/// [`EventBus::downgrade`].
+///
+/// This is what a drop callback should capture to use the bus: the bus owns
+/// its callback, so a captured [`EventBus`] would keep the bus alive forever
+/// (a reference cycle) and its subscriptions would never end.
+#[derive(Clone, Debug)]
+pub struct WeakEventBus {
+    inner: Weak<BusInner>,
+}
+
+impl WeakEventBus {
+    /// The bus, if some [`EventBus`] handle still keeps it alive.
+    pub fn upgrade(&self) -> Option<EventBus> {
+        self.inner.upgrade().map(|inner| EventBus { inner })
+    }
 }
 
 /// Builds an [`EventBus`] with non-default settings.
@@ -427,8 +445,10 @@ impl EventBus {
     /// for drops that happen after it returns.
     ///
     /// The callback may use the bus (publish, subscribe, unsubscribe, even
-    /// replace itself) without deadlock. A panic in it is caught and logged
-    /// once; the drop stays counted.
+    /// replace itself) without deadlock; give it a [`WeakEventBus`]
+    /// ([`downgrade`](Self::downgrade)), not an `EventBus`, or the bus keeps
+    /// itself alive. A panic in it is caught and logged once; the drop stays
+    /// counted.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -445,6 +465,24 @@ impl EventBus {
     /// ```
     pub fn set_drop_callback(&self, callback: Option<DropCallback>) {
         self.inner.drops.set(callback);
+    }
+
+    /// A handle that does not keep the bus alive, for drop callbacks and other
+    /// places the bus itself owns.
+    ///
+    /// ```
+    /// use switchboard::EventBus;
+    ///
+    /// let bus = EventBus::new(0);
+    /// let weak = bus.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(bus);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakEventBus {
+        WeakEventBus {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// All events dropped so far: critical + observability + pre-start.

@@ -10,7 +10,12 @@
 //! The same [`Subscription`] works as a blocking receiver on a plain thread and
 //! as a [`futures_core::Stream`] on any async runtime.
 //!
-//! # Quick tour
+//! # Publishing
+//!
+//! Anything that implements [`Event`] can be published. Events travel as
+//! `Arc<dyn Event>`: one allocation by the publisher, one reference count per
+//! receiving subscriber. [`EventBus::publish`] returns how many subscribers
+//! received the event.
 //!
 //! ```
 //! use std::time::SystemTime;
@@ -24,36 +29,144 @@
 //! }
 //!
 //! let bus = EventBus::new(100);
-//!
-//! // Subscribe during startup, in any order: events published before
-//! // `start()` are buffered and replayed in order.
 //! let everything = bus.subscribe("audit", 128).unwrap();
-//! let routes = bus.subscribe_to::<RouteAdded>("router", 64).unwrap();
-//! let metrics = bus.subscribe_types_lossy("metrics", 8, ["route.added"]).unwrap();
-//!
-//! bus.publish(RouteAdded { path: "/api".into(), at: SystemTime::now() });
 //! bus.start();
 //!
-//! assert_eq!(routes.recv().unwrap().path, "/api"); // typed: Arc<RouteAdded>
-//! assert_eq!(everything.recv().unwrap().event_type(), "route.added");
-//! assert_eq!(metrics.len(), 1);
-//! assert_eq!(bus.dropped_events(), 0);
+//! let delivered = bus.publish(RouteAdded { path: "/api".into(), at: SystemTime::now() });
+//! assert_eq!(delivered, 1);
+//! let event = everything.recv().unwrap();
+//! assert_eq!(event.event_type(), "route.added");
+//! assert_eq!(event.downcast_ref::<RouteAdded>().unwrap().path, "/api");
 //! ```
 //!
-//! # Kinds of subscription
+//! # Subscribing and receiving
+//!
+//! A [`Subscription`] is a receiver: [`recv`](Subscription::recv) blocks,
+//! [`try_recv`](Subscription::try_recv) does not,
+//! [`recv_timeout`](Subscription::recv_timeout) waits a while, and
+//! [`iter`](Subscription::iter) / [`try_iter`](Subscription::try_iter) loop.
+//! It ends (a [`RecvError`], or the end of the iterator or stream) once the
+//! bus is dropped or the subscription unsubscribed, and what was already
+//! queued has been received. Dropping a subscription unsubscribes it.
+//!
+//! ```
+//! # use std::time::SystemTime;
+//! # use switchboard::{Event, EventBus};
+//! # struct Tick(u32);
+//! # impl Event for Tick {
+//! #     fn event_type(&self) -> &str { "tick" }
+//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
+//! # }
+//! let bus = EventBus::new(0);
+//! let ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
+//! bus.start();
+//! let consumer = std::thread::spawn(move || ticks.iter().map(|t| t.0).sum::<u32>());
+//! for n in 1..=4 {
+//!     bus.publish(Tick(n));
+//! }
+//! drop(bus); // the consumer's loop ends once it has drained its queue
+//! assert_eq!(consumer.join().unwrap(), 10);
+//! ```
+//!
+//! # Filtering at the bus
 //!
 //! - **Universal** ([`EventBus::subscribe`]): every event.
 //! - **By event-type string** ([`EventBus::subscribe_types`]): events whose
 //!   [`Event::event_type`] is in a list.
-//! - **By Rust type** ([`EventBus::subscribe_to`], [`EventBus::subscribe_multiple`]):
-//!   filtered by `TypeId` at the bus; `subscribe_to::<T>` yields `Arc<T>`.
-//! - **Critical or lossy**: a critical subscriber's drops go to the drop
-//!   callback ([`EventBus::set_drop_callback`]); a lossy one's are only counted.
-//! - **Leader-only** variants skip the warning logged for subscriptions made
-//!   after `start()`.
+//! - **By Rust type** ([`EventBus::subscribe_to`], [`EventBus::subscribe_multiple`]
+//!   with a [`TypeSet`]): filtered by `TypeId`; `subscribe_to::<T>` yields
+//!   `Arc<T>`, no downcasting.
 //!
-//! All of them are shortcuts for [`EventBus::subscribe_with`] and
-//! [`SubscribeOptions`].
+//! The bus keeps an index per filter kind, so a publish costs only the
+//! subscribers that match it. Every `subscribe_*` method is a shortcut for
+//! [`EventBus::subscribe_with`] and [`SubscribeOptions`].
+//!
+//! # Critical and lossy subscribers, drop monitoring
+//!
+//! A **critical** subscriber (the default) that misses an event because its
+//! buffer is full has the miss counted and reported to the drop callback
+//! ([`EventBus::set_drop_callback`], with a [`DropInfo`]). A **lossy**
+//! (observability) subscriber's misses are only counted: use it for metrics
+//! and debug views that may fall behind. [`EventBus::stats`] gives every
+//! counter, per subscriber and in total.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! # use std::time::SystemTime;
+//! use switchboard::{Event, EventBus};
+//! # struct Ping;
+//! # impl Event for Ping {
+//! #     fn event_type(&self) -> &str { "ping" }
+//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
+//! # }
+//!
+//! let bus = EventBus::new(0);
+//! let missed = Arc::new(Mutex::new(Vec::new()));
+//! let log = Arc::clone(&missed);
+//! bus.set_drop_callback(Some(Box::new(move |info| {
+//!     log.lock().unwrap().push(info.subscriber_name.to_string());
+//! })));
+//! let _slow = bus.subscribe("slow", 1).unwrap();
+//! let _metrics = bus.subscribe_lossy("metrics", 1).unwrap();
+//! bus.start();
+//! bus.publish(Ping);
+//! bus.publish(Ping); // both buffers are full now
+//!
+//! assert_eq!(*missed.lock().unwrap(), ["slow"]); // only the critical one is reported
+//! assert_eq!(bus.dropped_events_critical(), 1);
+//! assert_eq!(bus.dropped_events_observability(), 1);
+//! ```
+//!
+//! # Start and pause
+//!
+//! A new bus is *buffering*: events published before [`EventBus::start`] are
+//! kept, in order, up to [`MAX_PRE_START_BUFFER_SIZE`] (configurable with
+//! [`EventBus::builder`]); what does not fit is counted and reported, never
+//! lost silently. `start()` replays them to the subscribers registered at that
+//! moment before anything published after it returns, so components can
+//! subscribe in any order during startup. [`EventBus::pause`] buffers again.
+//! Subscribing to a running bus logs a warning naming the caller, unless a
+//! leader-only variant is used.
+//!
+//! # Async use
+//!
+//! [`Subscription`] and [`TypedSubscription`] implement
+//! [`Stream`](futures_core::Stream) and work on any executor (tokio, smol,
+//! async-std, `futures::executor`): publishers wake a parked consumer; a
+//! consumer that never polls as a stream costs them nothing.
+//!
+//! ```
+//! # use std::time::SystemTime;
+//! # use switchboard::{Event, EventBus};
+//! use futures::StreamExt;
+//! # struct Tick(u32);
+//! # impl Event for Tick {
+//! #     fn event_type(&self) -> &str { "tick" }
+//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
+//! # }
+//!
+//! let bus = EventBus::new(0);
+//! let mut ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
+//! bus.start();
+//! std::thread::spawn(move || {
+//!     bus.publish(Tick(1));
+//!     bus.publish(Tick(2));
+//! }); // the bus is dropped at the end of the thread: the stream ends
+//! let sum = futures::executor::block_on(async {
+//!     let mut sum = 0;
+//!     while let Some(tick) = ticks.next().await {
+//!         sum += tick.0;
+//!     }
+//!     sum
+//! });
+//! assert_eq!(sum, 3);
+//! ```
+//!
+//! # Recent events and coalescing
+//!
+//! [`ringbuffer::RingBuffer`] keeps the last N of anything (a "recent events"
+//! view). [`Subscription::drain_coalesced`] takes what is queued, skipping
+//! [coalescible](Event::coalescible) events that a later one supersedes.
 //!
 //! # Lock-freedom, precisely
 //!
@@ -89,7 +202,7 @@ mod subscriber;
 mod subscription;
 mod sync;
 
-pub use bus::{EventBus, EventBusBuilder, MAX_PRE_START_BUFFER_SIZE};
+pub use bus::{EventBus, EventBusBuilder, WeakEventBus, MAX_PRE_START_BUFFER_SIZE};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};

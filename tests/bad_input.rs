@@ -616,10 +616,14 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
         let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
         let reasons = Arc::new(Mutex::new(Vec::new()));
         {
-            let (bus_in, made, reasons) = (bus.clone(), Arc::clone(&made), Arc::clone(&reasons));
+            // A weak handle: the bus owns the callback, so a strong one would
+            // keep the bus alive forever.
+            let (bus_in, made, reasons) =
+                (bus.downgrade(), Arc::clone(&made), Arc::clone(&reasons));
             bus.set_drop_callback(Some(Box::new(move |info| {
                 reasons.lock().unwrap().push(info.reason);
                 if info.event_type == "a" {
+                    let bus_in = bus_in.upgrade().unwrap();
                     let new = bus_in.subscribe_leader_only("made", 8).unwrap();
                     made.lock().unwrap().push(new);
                     // While buffering, this overflows too: reported as a "b" drop.

@@ -371,6 +371,26 @@ fn consumers_on_plain_threads_receive_everything() {
 }
 
 #[test]
+fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
+    let bus = EventBus::new(0);
+    let sub = bus.subscribe("s", 0).unwrap();
+    let weak = bus.downgrade();
+    let republished = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&republished);
+    bus.set_drop_callback(Some(Box::new(move |info| {
+        if let (Some(bus), "x") = (weak.upgrade(), info.event_type) {
+            bus.publish(numbered("alert", 0));
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    })));
+    bus.start();
+    bus.publish(numbered("x", 1)); // unbuffered and nobody waiting: dropped
+    assert_eq!(republished.load(Ordering::Relaxed), 1);
+    drop(bus);
+    assert!(sub.recv().is_err(), "the bus is gone although its callback held a handle");
+}
+
+#[test]
 fn callbacks_see_the_dropped_event_itself() {
     let bus = EventBus::new(0);
     let _full = bus.subscribe("full", 0).unwrap();
