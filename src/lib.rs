@@ -196,6 +196,8 @@ mod hash;
 mod log;
 mod options;
 mod registry;
+#[cfg(not(switchboard_loom))] // its blocking wait selects over crossbeam channels
+mod request;
 pub mod ringbuffer;
 mod stats;
 mod subscriber;
@@ -207,5 +209,9 @@ pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
 pub use options::{SubscribeOptions, TypeSet, MAX_BUFFER_SIZE};
+#[cfg(not(switchboard_loom))]
+pub use request::{
+    CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,
+};
 pub use stats::{BusStats, SubscriberKind, SubscriberStats};
 pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription};

@@ -387,7 +387,10 @@ fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
     bus.publish(numbered("x", 1)); // unbuffered and nobody waiting: dropped
     assert_eq!(republished.load(Ordering::Relaxed), 1);
     drop(bus);
-    assert!(sub.recv().is_err(), "the bus is gone although its callback held a handle");
+    assert!(
+        sub.recv().is_err(),
+        "the bus is gone although its callback held a handle"
+    );
 }
 
 #[test]

@@ -1,0 +1,199 @@
+//! One scatter-gather round trip with three responder threads, next to the
+//! same exchange built directly on crossbeam channels.
+//!
+//! Every variant does the same work per iteration: make a request carrying a
+//! fresh string id, hand it to three responder threads that are parked
+//! waiting for it, and wait until all three have answered with a response
+//! that carries the id back. So the difference between the lines is what
+//! the bus adds to a bare request/reply: the response subscription made and
+//! removed per request, filtering by request id and responder, the timeout
+//! and the result.
+//!
+//! - `switchboard_request`: [`EventBus::request`], blocking.
+//! - `switchboard_request_async`: [`EventBus::request_async`] under
+//!   `futures::executor::block_on`.
+//! - `crossbeam_request_reply`: three threads, each receiving on its own
+//!   crossbeam channel and replying on a shared one.
+//!
+//! Run: `cargo bench --bench request -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use switchboard::{Event, EventBus, Request, RequestOptions, Response, TypedSubscription};
+
+const RESPONDERS: [&str; 3] = ["validator-0", "validator-1", "validator-2"];
+
+struct Ask {
+    id: String,
+}
+
+impl Event for Ask {
+    fn event_type(&self) -> &str {
+        "ask"
+    }
+    fn timestamp(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+    }
+}
+
+impl Request for Ask {
+    fn request_id(&self) -> &str {
+        &self.id
+    }
+}
+
+struct Reply {
+    id: String,
+    from: &'static str,
+}
+
+impl Event for Reply {
+    fn event_type(&self) -> &str {
+        "reply"
+    }
+    fn timestamp(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+    }
+}
+
+impl Response for Reply {
+    fn request_id(&self) -> &str {
+        &self.id
+    }
+    fn responder(&self) -> &str {
+        self.from
+    }
+}
+
+/// Three responder threads on a bus; dropping it stops and joins them.
+struct BusResponders {
+    subscriptions: Vec<Arc<TypedSubscription<Ask>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl BusResponders {
+    fn start(bus: &EventBus) -> Self {
+        let mut subscriptions = Vec::new();
+        let mut threads = Vec::new();
+        for name in RESPONDERS {
+            let requests = Arc::new(bus.subscribe_to::<Ask>(name, 64).unwrap());
+            subscriptions.push(Arc::clone(&requests));
+            let bus = bus.clone();
+            threads.push(thread::spawn(move || {
+                for ask in requests.iter() {
+                    bus.publish(Reply {
+                        id: ask.id.clone(),
+                        from: name,
+                    });
+                }
+            }));
+        }
+        Self {
+            subscriptions,
+            threads,
+        }
+    }
+}
+
+impl Drop for BusResponders {
+    fn drop(&mut self) {
+        for subscription in &self.subscriptions {
+            subscription.unsubscribe();
+        }
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+    }
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_round_trip_3_responders");
+    let options = RequestOptions::new(RESPONDERS).timeout(Duration::from_secs(10));
+
+    {
+        let bus = EventBus::new(0);
+        let _responders = BusResponders::start(&bus);
+        bus.start();
+        let mut n = 0u64;
+        group.bench_function("switchboard_request", |b| {
+            b.iter(|| {
+                n += 1;
+                let result = bus
+                    .request::<Reply, _>(Ask { id: n.to_string() }, options.clone())
+                    .unwrap();
+                assert_eq!(result.responses.len(), 3);
+                black_box(result)
+            })
+        });
+        assert_eq!(bus.dropped_events(), 0);
+    }
+
+    {
+        let bus = EventBus::new(0);
+        let _responders = BusResponders::start(&bus);
+        bus.start();
+        let mut n = 0u64;
+        group.bench_function("switchboard_request_async", |b| {
+            b.iter(|| {
+                n += 1;
+                let future =
+                    bus.request_async::<Reply, _>(Ask { id: n.to_string() }, options.clone());
+                let result = futures::executor::block_on(future).unwrap();
+                assert_eq!(result.responses.len(), 3);
+                black_box(result)
+            })
+        });
+        assert_eq!(bus.dropped_events(), 0);
+    }
+
+    {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded::<Arc<Reply>>(RESPONDERS.len());
+        let mut request_txs = Vec::new();
+        let mut threads = Vec::new();
+        for name in RESPONDERS {
+            let (request_tx, request_rx) = crossbeam_channel::bounded::<Arc<Ask>>(64);
+            request_txs.push(request_tx);
+            let reply_tx = reply_tx.clone();
+            threads.push(thread::spawn(move || {
+                for ask in request_rx {
+                    let reply = Arc::new(Reply {
+                        id: ask.id.clone(),
+                        from: name,
+                    });
+                    reply_tx.send(reply).unwrap();
+                }
+            }));
+        }
+        let mut n = 0u64;
+        group.bench_function("crossbeam_request_reply", |b| {
+            b.iter(|| {
+                n += 1;
+                let ask = Arc::new(Ask { id: n.to_string() });
+                for request_tx in &request_txs {
+                    request_tx.send(Arc::clone(&ask)).unwrap();
+                }
+                let mut replies = Vec::with_capacity(RESPONDERS.len());
+                while replies.len() < RESPONDERS.len() {
+                    let reply = reply_rx.recv().unwrap();
+                    if reply.id == ask.id {
+                        replies.push(reply);
+                    }
+                }
+                black_box(replies)
+            })
+        });
+        drop(request_txs);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
+    group.finish();
+}
+
+criterion_group!(benches, round_trip);
+criterion_main!(benches);

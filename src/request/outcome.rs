@@ -1,0 +1,390 @@
+//! What a request ends with: the gathered responses, or an error that still
+//! carries them.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::Response;
+
+/// The responses a request gathered, and who did not answer.
+///
+/// Returned by [`EventBus::request`](crate::EventBus::request) once the quorum
+/// is met, and carried by [`RequestError::Timeout`] and
+/// [`RequestError::Cancelled`] as the partial result.
+///
+/// Only responses from expected responders are here, each responder's first
+/// response only, in the order they arrived. With
+/// [`min_responses`](crate::RequestOptions::min_responses) below the number of
+/// expected responders, a successful request may still list missing ones.
+#[non_exhaustive]
+pub struct RequestResult<R> {
+    /// The responses, one per responder that answered, in arrival order.
+    pub responses: Vec<Arc<R>>,
+    /// One line per expected responder that did not answer:
+    /// `"no response from NAME"`, in the order the responders were listed.
+    pub errors: Vec<String>,
+    /// The names of the expected responders that did not answer, in the order
+    /// they were listed (the same responders as [`errors`](Self::errors)).
+    pub missing: Vec<String>,
+}
+
+impl<R: Response> RequestResult<R> {
+    /// Whether every expected responder answered.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// The response from `responder`, if it answered.
+    pub fn response_from(&self, responder: &str) -> Option<&Arc<R>> {
+        self.responses
+            .iter()
+            .find(|response| response.responder() == responder)
+    }
+}
+
+impl<R> Clone for RequestResult<R> {
+    fn clone(&self) -> Self {
+        Self {
+            responses: self.responses.clone(),
+            errors: self.errors.clone(),
+            missing: self.missing.clone(),
+        }
+    }
+}
+
+/// Shows who answered, so `R` need not implement `Debug`.
+impl<R: Response> fmt::Debug for RequestResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Responders<'a, R>(&'a [Arc<R>]);
+        impl<R: Response> fmt::Debug for Responders<'_, R> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list()
+                    .entries(self.0.iter().map(|r| r.responder()))
+                    .finish()
+            }
+        }
+        f.debug_struct("RequestResult")
+            .field("responses", &Responders(&self.responses))
+            .field("errors", &self.errors)
+            .field("missing", &self.missing)
+            .finish()
+    }
+}
+
+/// Why a request failed. Timeouts and cancellations carry the partial result.
+///
+/// ```
+/// # use std::time::{Duration, SystemTime};
+/// # use switchboard::{Event, EventBus, Request, RequestError, RequestOptions, Response};
+/// # struct Ask(String);
+/// # impl Event for Ask { fn event_type(&self) -> &str { "ask" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
+/// # impl Request for Ask { fn request_id(&self) -> &str { &self.0 } }
+/// # struct Answer(String);
+/// # impl Event for Answer { fn event_type(&self) -> &str { "answer" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
+/// # impl Response for Answer { fn request_id(&self) -> &str { &self.0 } fn responder(&self) -> &str { "nobody" } }
+/// let bus = EventBus::new(0);
+/// bus.start();
+/// // Nobody answers: the request times out with an empty partial result.
+/// let options = RequestOptions::new(["a", "b"]).timeout(Duration::from_millis(10));
+/// match bus.request::<Answer, _>(Ask("q1".into()), options) {
+///     Err(RequestError::Timeout { partial, .. }) => {
+///         assert!(partial.responses.is_empty());
+///         assert_eq!(partial.errors, ["no response from a", "no response from b"]);
+///     }
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[non_exhaustive]
+pub enum RequestError<R> {
+    /// The options were invalid; nothing was subscribed or published.
+    InvalidOptions(RequestOptionsError),
+    /// The quorum was not met within the timeout.
+    Timeout {
+        /// The timeout that expired.
+        timeout: Duration,
+        /// How many expected responders had to answer.
+        required: usize,
+        /// What had arrived when the timeout expired.
+        partial: RequestResult<R>,
+    },
+    /// The request's [`CancelToken`](crate::CancelToken) was cancelled before
+    /// the quorum was met.
+    Cancelled {
+        /// How many expected responders had to answer.
+        required: usize,
+        /// What had arrived when the request was cancelled.
+        partial: RequestResult<R>,
+    },
+}
+
+impl<R> RequestError<R> {
+    /// The partial result of a timed-out or cancelled request.
+    pub fn partial(&self) -> Option<&RequestResult<R>> {
+        match self {
+            RequestError::Timeout { partial, .. } | RequestError::Cancelled { partial, .. } => {
+                Some(partial)
+            }
+            RequestError::InvalidOptions(_) => None,
+        }
+    }
+
+    /// Takes the partial result of a timed-out or cancelled request.
+    pub fn into_partial(self) -> Option<RequestResult<R>> {
+        match self {
+            RequestError::Timeout { partial, .. } | RequestError::Cancelled { partial, .. } => {
+                Some(partial)
+            }
+            RequestError::InvalidOptions(_) => None,
+        }
+    }
+
+    /// Whether the request timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RequestError::Timeout { .. })
+    }
+
+    /// Whether the request was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RequestError::Cancelled { .. })
+    }
+}
+
+impl<R> From<RequestOptionsError> for RequestError<R> {
+    fn from(error: RequestOptionsError) -> Self {
+        RequestError::InvalidOptions(error)
+    }
+}
+
+/// Writes "N of M required responses" and the missing responders.
+fn write_progress<R>(
+    f: &mut fmt::Formatter<'_>,
+    required: usize,
+    partial: &RequestResult<R>,
+) -> fmt::Result {
+    write!(
+        f,
+        "{} of {required} required responses",
+        partial.responses.len()
+    )?;
+    if !partial.errors.is_empty() {
+        write!(f, " ({})", partial.errors.join("; "))?;
+    }
+    Ok(())
+}
+
+impl<R> fmt::Display for RequestError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::InvalidOptions(error) => write!(f, "invalid request options: {error}"),
+            RequestError::Timeout {
+                timeout,
+                required,
+                partial,
+            } => {
+                write!(f, "request timed out after {timeout:?} with ")?;
+                write_progress(f, *required, partial)
+            }
+            RequestError::Cancelled { required, partial } => {
+                f.write_str("request cancelled with ")?;
+                write_progress(f, *required, partial)
+            }
+        }
+    }
+}
+
+impl<R: Response> fmt::Debug for RequestError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::InvalidOptions(error) => {
+                f.debug_tuple("InvalidOptions").field(error).finish()
+            }
+            RequestError::Timeout {
+                timeout,
+                required,
+                partial,
+            } => f
+                .debug_struct("Timeout")
+                .field("timeout", timeout)
+                .field("required", required)
+                .field("partial", partial)
+                .finish(),
+            RequestError::Cancelled { required, partial } => f
+                .debug_struct("Cancelled")
+                .field("required", required)
+                .field("partial", partial)
+                .finish(),
+        }
+    }
+}
+
+impl<R: Response> Error for RequestError<R> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            RequestError::InvalidOptions(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with a [`RequestOptions`](crate::RequestOptions); each
+/// message says what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestOptionsError {
+    /// `expected_responders` is empty.
+    NoExpectedResponders,
+    /// A responder is listed more than once.
+    DuplicateResponder(String),
+    /// `min_responses` is larger than the number of expected responders.
+    MinResponsesTooHigh {
+        /// The `min_responses` asked for.
+        min_responses: usize,
+        /// How many responders are expected.
+        expected: usize,
+    },
+    /// The timeout is zero.
+    ZeroTimeout,
+    /// The response buffer is 0 or larger than [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE).
+    InvalidResponseBuffer {
+        /// The buffer size asked for.
+        requested: usize,
+        /// The largest accepted size.
+        max: usize,
+    },
+}
+
+impl fmt::Display for RequestOptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestOptionsError::NoExpectedResponders => f.write_str(
+                "no expected responders, so no response could ever count: name the responders \
+                 whose answers you need, e.g. RequestOptions::new([\"validator-a\", \"validator-b\"])",
+            ),
+            RequestOptionsError::DuplicateResponder(name) => write!(
+                f,
+                "responder {name:?} is listed more than once in expected_responders: \
+                 list each responder once (a responder's answer counts once)"
+            ),
+            RequestOptionsError::MinResponsesTooHigh {
+                min_responses,
+                expected,
+            } => write!(
+                f,
+                "min_responses is {min_responses} but only {expected} responders are expected, \
+                 so the request could never succeed: set min_responses to at most {expected} \
+                 (0 means all of them), or expect more responders"
+            ),
+            RequestOptionsError::ZeroTimeout => f.write_str(
+                "the timeout is zero, so the request would time out before any responder could \
+                 answer: give a positive timeout (the default is 10 s)",
+            ),
+            RequestOptionsError::InvalidResponseBuffer { requested, max } => write!(
+                f,
+                "a response buffer of {requested} is invalid: use between 1 and {max}, or leave \
+                 it unset for the default"
+            ),
+        }
+    }
+}
+
+impl Error for RequestOptionsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use std::time::SystemTime;
+
+    struct Answer(&'static str);
+    impl Event for Answer {
+        fn event_type(&self) -> &str {
+            "answer"
+        }
+        fn timestamp(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH
+        }
+    }
+    impl Response for Answer {
+        fn request_id(&self) -> &str {
+            "r"
+        }
+        fn responder(&self) -> &str {
+            self.0
+        }
+    }
+
+    fn partial() -> RequestResult<Answer> {
+        RequestResult {
+            responses: vec![Arc::new(Answer("a"))],
+            errors: vec!["no response from b".into(), "no response from c".into()],
+            missing: vec!["b".into(), "c".into()],
+        }
+    }
+
+    #[test]
+    fn messages_name_the_progress_and_the_missing() {
+        let timeout = RequestError::Timeout {
+            timeout: Duration::from_millis(1500),
+            required: 2,
+            partial: partial(),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "request timed out after 1.5s with 1 of 2 required responses \
+             (no response from b; no response from c)"
+        );
+        let cancelled = RequestError::Cancelled {
+            required: 3,
+            partial: partial(),
+        };
+        assert_eq!(
+            cancelled.to_string(),
+            "request cancelled with 1 of 3 required responses \
+             (no response from b; no response from c)"
+        );
+        assert!(format!("{cancelled:?}").contains(r#"responses: ["a"]"#));
+    }
+
+    #[test]
+    fn accessors() {
+        let result = partial();
+        assert!(!result.is_complete());
+        assert_eq!(result.response_from("a").map(|r| r.0), Some("a"));
+        assert!(result.response_from("b").is_none());
+
+        let invalid: RequestError<Answer> = RequestOptionsError::ZeroTimeout.into();
+        assert!(invalid.partial().is_none());
+        assert!(invalid.source().is_some());
+        assert!(!invalid.is_timeout() && !invalid.is_cancelled());
+        assert!(invalid
+            .to_string()
+            .starts_with("invalid request options: the timeout is zero"));
+
+        let cancelled = RequestError::Cancelled {
+            required: 3,
+            partial: partial(),
+        };
+        assert!(cancelled.is_cancelled());
+        assert_eq!(cancelled.partial().unwrap().missing, ["b", "c"]);
+        assert_eq!(cancelled.into_partial().unwrap().responses.len(), 1);
+    }
+
+    #[test]
+    fn option_messages_say_what_to_change() {
+        let too_high = RequestOptionsError::MinResponsesTooHigh {
+            min_responses: 4,
+            expected: 3,
+        };
+        assert!(too_high
+            .to_string()
+            .contains("set min_responses to at most 3"));
+        assert!(RequestOptionsError::NoExpectedResponders
+            .to_string()
+            .contains("RequestOptions::new"));
+        assert!(RequestOptionsError::DuplicateResponder("a".into())
+            .to_string()
+            .contains("list each responder once"));
+    }
+}
