@@ -6,7 +6,6 @@
 //! each thread, so the capacity tests can check that storage is allocated
 //! lazily and never beyond the capacity.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
@@ -19,45 +18,10 @@ use switchboard::ringbuffer::{RingBuffer, RingBufferError};
 
 // ---------------------------------------------------------------- allocation probe
 
-struct LargestAllocation;
+#[path = "support/alloc_probe.rs"]
+mod alloc_probe;
 
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: allocations during thread teardown must not panic.
-    let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator.
-unsafe impl GlobalAlloc for LargestAllocation {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: LargestAllocation = LargestAllocation;
-
-/// The largest single allocation this thread made while running `f`.
-fn largest_allocation_in<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    LARGEST.with(|largest| largest.set(0));
-    let value = f();
-    (value, LARGEST.with(Cell::get))
-}
+use alloc_probe::largest_allocation_in;
 
 // ---------------------------------------------------------------- helpers
 
