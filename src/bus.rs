@@ -6,14 +6,14 @@ use std::sync::{Arc, Weak};
 
 use crossbeam_utils::CachePadded;
 
-use crate::drops::{DropCallback, DropInfo, DropReason, DropReporter};
+use crate::drops::{DropCallback, DropInfo, DropReason, DropReporter, DropSession};
 use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::log;
 use crate::options::{SubscribeOptions, TypeSet};
 use crate::registry::Registry;
 use crate::stats::{BusStats, SubscriberStats};
-use crate::subscriber::{Offer, Subscriber, SubscriberState};
+use crate::subscriber::{Offer, Outgoing, Subscriber, SubscriberState};
 use crate::subscription::{Subscription, TypedSubscription};
 use crate::sync::queue::bounded;
 use crate::sync::snapshot::Snapshot;
@@ -130,10 +130,12 @@ impl EventBusBuilder {
     /// Creates the bus, buffering until [`EventBus::start`].
     pub fn build(self) -> EventBus {
         let capacity = self.pre_start_capacity.min(self.max_pre_start_buffer);
+        let registry = Arc::new(Registry::default());
         EventBus {
             inner: Arc::new(BusInner {
-                registry: Snapshot::new(Registry::default()),
-                registry_write: Mutex::new(0),
+                registry: Snapshot::new(Arc::clone(&registry)),
+                registry_write: Mutex::new(registry),
+                next_id: AtomicU64::new(0),
                 state: AtomicU8::new(BUFFERING),
                 mode: Mutex::new(Vec::with_capacity(capacity)),
                 max_pre_start_buffer: self.max_pre_start_buffer,
@@ -149,8 +151,11 @@ impl EventBusBuilder {
 
 pub(crate) struct BusInner {
     registry: Snapshot<Registry>,
-    /// Serializes registry copy-and-swap; holds the next subscriber id.
-    registry_write: Mutex<u64>,
+    /// Serializes registry copy-and-swap; holds the current registry, so a
+    /// writer never has to load (and touch the reference count of) the one
+    /// publishers are reading.
+    registry_write: Mutex<Arc<Registry>>,
+    next_id: AtomicU64,
     /// `BUFFERING` or `RUNNING`. Only changed under `mode`; read lock-free by
     /// publishers, which take `mode` and re-check only when they see `BUFFERING`.
     state: AtomicU8,
@@ -200,8 +205,9 @@ impl EventBus {
         let inner = &*self.inner;
         inner.published.fetch_add(1, Ordering::Relaxed);
         if inner.state.load(Ordering::Acquire) == RUNNING {
-            return inner.deliver(&event, |subscriber| {
-                inner.report_critical_drop(subscriber, &*event)
+            let mut drops = inner.drops.session();
+            return inner.deliver(event, |subscriber, event| {
+                inner.report_critical_drop(&mut drops, subscriber, &**event)
             });
         }
         inner.publish_while_buffering(event)
@@ -515,7 +521,7 @@ impl EventBus {
 
     /// How many subscriptions the bus has now.
     pub fn subscriber_count(&self) -> usize {
-        self.inner.registry.load().subscribers().len()
+        self.inner.registry.load().len()
     }
 
     /// A snapshot of the bus's state and every counter, cheap enough to poll
@@ -543,7 +549,7 @@ impl EventBus {
             dropped_pre_start: self.dropped_events_pre_start(),
             subscribers: registry
                 .subscribers()
-                .iter()
+                .into_iter()
                 .map(|s| SubscriberStats::of(s))
                 .collect(),
         }
@@ -573,33 +579,46 @@ impl Default for EventBus {
 }
 
 impl BusInner {
-    /// Offers `event` to every matching subscriber, then wakes the async ones.
-    /// `on_critical_drop` is told about each critical subscriber that missed it.
+    /// Offers `event` to every matching subscriber, the last one getting the
+    /// caller's `Arc`. `on_critical_drop` is told about each critical
+    /// subscriber that missed it.
+    #[inline]
     fn deliver(
         &self,
-        event: &Arc<dyn Event>,
-        mut on_critical_drop: impl FnMut(&Arc<Subscriber>),
+        event: Arc<dyn Event>,
+        mut on_critical_drop: impl FnMut(&Arc<Subscriber>, &Arc<dyn Event>),
     ) -> usize {
         let registry = self.registry.load();
-        let matching = registry.matching(&**event);
+        let Some((last, others)) = registry.matching(&*event).split_last() else {
+            return 0;
+        };
         let mut delivered = 0;
-        for subscriber in matching.iter() {
-            match subscriber.offer(event) {
-                Offer::Delivered => delivered += 1,
-                Offer::Full if subscriber.state().lossy => {
-                    self.dropped_observability.fetch_add(1, Ordering::Relaxed);
-                }
-                Offer::Full => {
-                    self.dropped_critical.fetch_add(1, Ordering::Relaxed);
-                    on_critical_drop(subscriber);
-                }
-                Offer::Closed => {}
+        let mut tally = |subscriber: &Arc<Subscriber>, offer: Offer<'_>| match offer {
+            Offer::Delivered => delivered += 1,
+            Offer::Full(_) if subscriber.state().lossy => {
+                self.dropped_observability.fetch_add(1, Ordering::Relaxed);
+            }
+            Offer::Full(event) => {
+                self.dropped_critical.fetch_add(1, Ordering::Relaxed);
+                on_critical_drop(subscriber, event.event());
+            }
+            Offer::Closed => {}
+        };
+        for part in others.parts() {
+            for subscriber in part {
+                tally(subscriber, subscriber.offer(Outgoing::Shared(&event)));
             }
         }
+        tally(last, last.offer(Outgoing::Owned(event)));
         delivered
     }
 
-    fn report_critical_drop(&self, subscriber: &Subscriber, event: &dyn Event) {
+    fn report_critical_drop(
+        &self,
+        drops: &mut DropSession<'_>,
+        subscriber: &Subscriber,
+        event: &dyn Event,
+    ) {
         let state = subscriber.state();
         let event_type = event.event_type();
         log::warning!(
@@ -608,7 +627,7 @@ impl BusInner {
             buffer = state.buffer,
             "switchboard: critical subscriber's buffer is full; event dropped"
         );
-        self.drops.report(&DropInfo {
+        drops.report(&DropInfo {
             reason: DropReason::BufferFull,
             event,
             event_type,
@@ -626,8 +645,9 @@ impl BusInner {
         // The mutant (a loom-tests self-check) skips this re-check.
         if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
             drop(buffer);
-            return self.deliver(&event, |subscriber| {
-                self.report_critical_drop(subscriber, &*event)
+            let mut drops = self.drops.session();
+            return self.deliver(event, |subscriber, event| {
+                self.report_critical_drop(&mut drops, subscriber, &**event)
             });
         }
         if buffer.len() < self.max_pre_start_buffer {
@@ -642,7 +662,7 @@ impl BusInner {
             max = self.max_pre_start_buffer,
             "switchboard: pre-start buffer is full; event dropped"
         );
-        self.drops.report(&DropInfo {
+        self.drops.session().report(&DropInfo {
             reason: DropReason::PreStartOverflow,
             event: &*event,
             event_type,
@@ -668,8 +688,10 @@ impl BusInner {
             if cfg!(switchboard_mutant_early_running) {
                 self.state.store(RUNNING, Ordering::Release);
             }
+            // Each subscriber gets a clone: the last reference must not go
+            // (and run an event's `Drop`) under the mode lock.
             for event in &replayed {
-                self.deliver(event, |subscriber| {
+                self.deliver(Arc::clone(event), |subscriber, event| {
                     missed.push((Arc::clone(subscriber), Arc::clone(event)));
                 });
             }
@@ -679,8 +701,9 @@ impl BusInner {
         // Outside the lock: callbacks may use the bus, and dropping the last
         // reference to an event may run user code.
         drop(replayed);
+        let mut drops = self.drops.session();
         for (subscriber, event) in &missed {
-            self.report_critical_drop(subscriber, &**event);
+            self.report_critical_drop(&mut drops, subscriber, &**event);
         }
     }
 
@@ -690,9 +713,7 @@ impl BusInner {
     ) -> Result<Subscription, SubscribeError> {
         let filter = options.validate()?;
         let (sender, receiver) = bounded(options.buffer);
-        let mut next_id = lock(&self.registry_write);
-        let id = *next_id;
-        *next_id += 1;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(SubscriberState {
             id,
             name: options.name.into(),
@@ -708,9 +729,7 @@ impl BusInner {
             coalesced: AtomicU64::new(0),
         });
         let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state)));
-        let next = self.registry.load().with(subscriber);
-        self.registry.store(Arc::new(next));
-        drop(next_id);
+        self.update_registry(|current| Some(current.with(subscriber)));
         Ok(Subscription::new(receiver, state, Arc::downgrade(self)))
     }
 
@@ -723,16 +742,7 @@ impl BusInner {
     /// reference), and dropping it wakes the consumer. So a send made without
     /// a wake-up is always followed by one.
     pub(crate) fn enable_wakeups(&self, id: u64) {
-        let replaced = {
-            let _writer = lock(&self.registry_write);
-            let current = self.registry.load_full();
-            let Some(next) = current.with_wakeups_for(id) else {
-                return;
-            };
-            self.registry.store(Arc::new(next));
-            current
-        };
-        drop(replaced);
+        self.update_registry(|current| current.with_wakeups_for(id));
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
@@ -741,18 +751,41 @@ impl BusInner {
 
     /// Removes the subscriber with `id`; `false` if there is none.
     pub(crate) fn remove(&self, id: u64) -> bool {
+        self.update_registry(|current| current.without(id))
+    }
+
+    /// Swaps in the registry `change` makes of the current one, if it makes
+    /// one; returns whether it did.
+    fn update_registry(&self, change: impl FnOnce(&Registry) -> Option<Registry>) -> bool {
         let replaced = {
-            let _writer = lock(&self.registry_write);
-            let current = self.registry.load_full();
-            let Some(next) = current.without(id) else {
+            let mut current = lock(&self.registry_write);
+            let Some(next) = change(&current) else {
                 return false;
             };
-            self.registry.store(Arc::new(next));
-            current
+            let next = Arc::new(next);
+            self.registry.store(Arc::clone(&next));
+            mem::replace(&mut *current, next)
         };
-        // Dropping the old snapshot outside the lock: it may be the last owner
-        // of the removed subscriber, whose drop wakes its consumer.
-        drop(replaced);
+        retire(replaced);
         true
     }
+}
+
+/// Drops a replaced registry, outside the writer lock: it may be the last
+/// owner of a removed subscriber, whose drop closes its queue and wakes its
+/// consumer.
+///
+/// Publishers that loaded it may still hold it; the writer waits a moment for
+/// them to finish so that it frees the registry itself. Otherwise the
+/// publisher that lets go last would free it on its hot path, and freeing
+/// memory another thread allocated is slow (the allocator's arena lock). The
+/// wait is bounded: a descheduled publisher is left to free it.
+fn retire(replaced: Arc<Registry>) {
+    if cfg!(not(switchboard_loom)) {
+        let backoff = crossbeam_utils::Backoff::new();
+        while Arc::strong_count(&replaced) > 1 && !backoff.is_completed() {
+            backoff.snooze();
+        }
+    }
+    drop(replaced);
 }

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::event::Event;
 use crate::log;
-use crate::sync::snapshot::Snapshot;
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::snapshot::{Loaded, Snapshot};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 /// Why an event was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,30 +64,63 @@ pub type DropCallback = Box<dyn Fn(&DropInfo<'_>) + Send + Sync + 'static>;
 /// The bus's callback slot: read lock-free on every drop, replaced at any time.
 pub(crate) struct DropReporter {
     callback: Snapshot<Option<DropCallback>>,
+    /// Bumped after each replacement of the callback, so that a publish can
+    /// keep the callback it loaded for all its drops and still notice a
+    /// replacement that completed meanwhile.
+    generation: AtomicU64,
     panicked: AtomicBool,
+}
+
+/// One publish's (or one replay's) view of the callback: loaded at the first
+/// drop, reloaded only if the callback has been replaced since.
+pub(crate) struct DropSession<'a> {
+    reporter: &'a DropReporter,
+    loaded: Option<(u64, Loaded<Option<DropCallback>>)>,
 }
 
 impl DropReporter {
     pub(crate) fn new() -> Self {
         Self {
-            callback: Snapshot::new(None),
+            callback: Snapshot::new(Arc::new(None)),
+            generation: AtomicU64::new(0),
             panicked: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn set(&self, callback: Option<DropCallback>) {
-        self.callback.store(std::sync::Arc::new(callback));
+        self.callback.store(Arc::new(callback));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
+    pub(crate) fn session(&self) -> DropSession<'_> {
+        DropSession {
+            reporter: self,
+            loaded: None,
+        }
+    }
+}
+
+impl DropSession<'_> {
     /// Calls the callback, if any. A panic in it is caught and logged once; it
     /// never reaches the publisher.
-    pub(crate) fn report(&self, info: &DropInfo<'_>) {
-        let guard = self.callback.load();
-        let Some(callback) = guard.as_ref() else {
+    ///
+    /// A drop that happens after `set` returns sees the bumped generation
+    /// (release/acquire), so it reloads and gets the new callback.
+    pub(crate) fn report(&mut self, info: &DropInfo<'_>) {
+        let reporter = self.reporter;
+        let generation = reporter.generation.load(Ordering::Acquire);
+        let fresh = matches!(&self.loaded, Some((seen, _)) if *seen == generation);
+        if !fresh {
+            self.loaded = Some((generation, reporter.callback.load()));
+        }
+        let Some((_, loaded)) = &self.loaded else {
+            return;
+        };
+        let Some(callback) = Option::as_ref(loaded) else {
             return;
         };
         if catch_unwind(AssertUnwindSafe(|| callback(info))).is_err()
-            && !self.panicked.swap(true, Ordering::Relaxed)
+            && !reporter.panicked.swap(true, Ordering::Relaxed)
         {
             log::warning!(
                 event_type = info.event_type,

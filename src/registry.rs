@@ -3,6 +3,10 @@
 //! A registry is never modified in place: subscribe and unsubscribe build a new
 //! one and swap it in, so publishers read it without taking any lock. Its three
 //! indexes let a publish visit only the subscribers that match the event.
+//!
+//! Building the next registry copies only what changes: the list of universal
+//! subscribers, or the typed indexes (shared by `Arc` between registries while
+//! no typed subscriber comes or goes).
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -13,124 +17,232 @@ use crate::hash::FastHashBuilder;
 use crate::options::Filter;
 use crate::subscriber::Subscriber;
 
-type Index<K> = HashMap<K, Vec<Arc<Subscriber>>, FastHashBuilder>;
-
 #[derive(Default)]
 pub(crate) struct Registry {
-    /// Every subscriber, in subscription order.
-    all: Vec<Arc<Subscriber>>,
+    /// Subscribers without a type filter, in subscription order.
     universal: Vec<Arc<Subscriber>>,
-    by_event_type: Index<Box<str>>,
-    by_rust_type: Index<TypeId>,
+    typed: Arc<TypedIndex>,
+    /// Copies of "the typed index has entries", so that a publish on a bus
+    /// without typed subscribers never reads the typed index.
+    any_by_event_type: bool,
+    any_by_rust_type: bool,
 }
 
-/// The subscribers one event goes to, as up to three disjoint slices.
-pub(crate) struct Matching<'a> {
-    universal: &'a [Arc<Subscriber>],
-    by_event_type: &'a [Arc<Subscriber>],
-    by_rust_type: &'a [Arc<Subscriber>],
+/// The subscribers with a type filter and the indexes over them.
+///
+/// Aligned so that the `Arc`'s reference counts, written on every registry
+/// change, do not share a cache line with the maps publishers read.
+#[derive(Default)]
+#[repr(align(128))]
+struct TypedIndex {
+    /// In subscription order.
+    subscribers: Vec<Arc<Subscriber>>,
+    by_event_type: HashMap<Box<str>, Bucket, FastHashBuilder>,
+    by_rust_type: HashMap<TypeId, Bucket, FastHashBuilder>,
 }
 
-impl<'a> Matching<'a> {
+/// The subscribers of one type. Most types have one, kept inline so a typed
+/// publish follows one pointer less.
+enum Bucket {
+    One(Arc<Subscriber>),
+    Many(Vec<Arc<Subscriber>>),
+}
+
+impl Bucket {
+    fn push(&mut self, subscriber: &Arc<Subscriber>) {
+        match self {
+            Bucket::One(first) => {
+                *self = Bucket::Many(vec![Arc::clone(first), Arc::clone(subscriber)]);
+            }
+            Bucket::Many(all) => all.push(Arc::clone(subscriber)),
+        }
+    }
+
     #[inline]
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Arc<Subscriber>> {
-        self.universal
-            .iter()
-            .chain(self.by_event_type)
-            .chain(self.by_rust_type)
+    fn as_slice(&self) -> &[Arc<Subscriber>] {
+        match self {
+            Bucket::One(subscriber) => std::slice::from_ref(subscriber),
+            Bucket::Many(all) => all,
+        }
     }
 }
 
-impl Registry {
-    fn from_subscribers(all: Vec<Arc<Subscriber>>) -> Self {
-        let mut registry = Registry {
-            all,
-            ..Registry::default()
+/// The subscribers one event goes to, as three disjoint slices: universal,
+/// by event-type string, by Rust type.
+pub(crate) struct Matching<'a>([&'a [Arc<Subscriber>]; 3]);
+
+impl<'a> Matching<'a> {
+    /// The last subscriber and the others, or `None` if there are none; the
+    /// last one gets the caller's event instead of a clone.
+    #[inline]
+    pub(crate) fn split_last(mut self) -> Option<(&'a Arc<Subscriber>, Self)> {
+        for part in self.0.iter_mut().rev() {
+            if let Some((last, rest)) = part.split_last() {
+                *part = rest;
+                return Some((last, self));
+            }
+        }
+        None
+    }
+
+    #[inline]
+    pub(crate) fn parts(&self) -> [&'a [Arc<Subscriber>]; 3] {
+        self.0
+    }
+}
+
+impl TypedIndex {
+    fn from_subscribers(subscribers: Vec<Arc<Subscriber>>) -> Self {
+        let mut index = TypedIndex {
+            subscribers,
+            ..TypedIndex::default()
         };
-        for subscriber in &registry.all {
+        for subscriber in &index.subscribers {
             match &subscriber.state().filter {
-                Filter::All => registry.universal.push(Arc::clone(subscriber)),
+                Filter::All => unreachable!("universal subscribers are not indexed by type"),
                 Filter::EventTypes(names) => {
                     for name in names {
-                        registry
-                            .by_event_type
-                            .entry(name.clone())
-                            .or_default()
-                            .push(Arc::clone(subscriber));
+                        // Look up first: the key is copied only for a new name.
+                        match index.by_event_type.get_mut(&**name) {
+                            Some(bucket) => bucket.push(subscriber),
+                            None => {
+                                index
+                                    .by_event_type
+                                    .insert(name.clone(), Bucket::One(Arc::clone(subscriber)));
+                            }
+                        }
                     }
                 }
                 Filter::RustTypes(types) => {
                     for id in types.ids() {
-                        registry
+                        index
                             .by_rust_type
                             .entry(id)
-                            .or_default()
-                            .push(Arc::clone(subscriber));
+                            .and_modify(|bucket| bucket.push(subscriber))
+                            .or_insert_with(|| Bucket::One(Arc::clone(subscriber)));
                     }
                 }
             }
         }
-        registry
+        index
+    }
+
+    /// The typed subscribers with `change` applied, re-indexed.
+    fn rebuilt(&self, change: impl FnOnce(&mut Vec<Arc<Subscriber>>)) -> Self {
+        let mut subscribers = self.subscribers.clone();
+        change(&mut subscribers);
+        Self::from_subscribers(subscribers)
+    }
+}
+
+fn position_of(subscribers: &[Arc<Subscriber>], id: u64) -> Option<usize> {
+    subscribers.iter().position(|s| s.state().id == id)
+}
+
+impl Registry {
+    fn from_parts(universal: Vec<Arc<Subscriber>>, typed: Arc<TypedIndex>) -> Self {
+        Registry {
+            universal,
+            any_by_event_type: !typed.by_event_type.is_empty(),
+            any_by_rust_type: !typed.by_rust_type.is_empty(),
+            typed,
+        }
+    }
+
+    fn with_universal(&self, universal: Vec<Arc<Subscriber>>) -> Self {
+        Self::from_parts(universal, Arc::clone(&self.typed))
+    }
+
+    fn with_typed(&self, typed: TypedIndex) -> Self {
+        Self::from_parts(self.universal.clone(), Arc::new(typed))
     }
 
     /// This registry plus `subscriber`.
     pub(crate) fn with(&self, subscriber: Arc<Subscriber>) -> Self {
-        let mut all = Vec::with_capacity(self.all.len() + 1);
-        all.extend(self.all.iter().cloned());
-        all.push(subscriber);
-        Self::from_subscribers(all)
+        if matches!(subscriber.state().filter, Filter::All) {
+            let mut universal = Vec::with_capacity(self.universal.len() + 1);
+            universal.extend(self.universal.iter().cloned());
+            universal.push(subscriber);
+            self.with_universal(universal)
+        } else {
+            self.with_typed(self.typed.rebuilt(|all| all.push(subscriber)))
+        }
     }
 
     /// This registry less the subscriber with `id`, or `None` if it has none.
     pub(crate) fn without(&self, id: u64) -> Option<Self> {
-        let position = self.all.iter().position(|s| s.state().id == id)?;
-        let mut all = self.all.clone();
-        all.remove(position);
-        Some(Self::from_subscribers(all))
+        if let Some(position) = position_of(&self.universal, id) {
+            let mut universal = self.universal.clone();
+            universal.remove(position);
+            return Some(self.with_universal(universal));
+        }
+        let position = position_of(&self.typed.subscribers, id)?;
+        Some(self.with_typed(self.typed.rebuilt(|all| {
+            all.remove(position);
+        })))
     }
 
     /// This registry with the subscriber `id` waking its consumer, or `None`
     /// if it has no such subscriber or it already does.
     pub(crate) fn with_wakeups_for(&self, id: u64) -> Option<Self> {
-        let position = self.all.iter().position(|s| s.state().id == id)?;
-        if self.all[position].wakes_consumer() {
+        let waking = |all: &mut Vec<Arc<Subscriber>>, position: usize| {
+            all[position] = Arc::new(all[position].with_wakeups());
+        };
+        if let Some(position) = position_of(&self.universal, id) {
+            if self.universal[position].wakes_consumer() {
+                return None;
+            }
+            let mut universal = self.universal.clone();
+            waking(&mut universal, position);
+            return Some(self.with_universal(universal));
+        }
+        let position = position_of(&self.typed.subscribers, id)?;
+        if self.typed.subscribers[position].wakes_consumer() {
             return None;
         }
-        let mut all = self.all.clone();
-        all[position] = Arc::new(all[position].with_wakeups());
-        Some(Self::from_subscribers(all))
+        Some(self.with_typed(self.typed.rebuilt(|all| waking(all, position))))
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.all.iter().any(|s| s.state().id == id)
+        position_of(&self.universal, id).is_some()
+            || position_of(&self.typed.subscribers, id).is_some()
     }
 
-    pub(crate) fn subscribers(&self) -> &[Arc<Subscriber>] {
-        &self.all
+    pub(crate) fn len(&self) -> usize {
+        self.universal.len() + self.typed.subscribers.len()
+    }
+
+    /// Every subscriber, in subscription order (ids grow with it).
+    pub(crate) fn subscribers(&self) -> Vec<&Arc<Subscriber>> {
+        let mut all: Vec<_> = self
+            .universal
+            .iter()
+            .chain(&self.typed.subscribers)
+            .collect();
+        all.sort_unstable_by_key(|s| s.state().id);
+        all
     }
 
     /// The subscribers `event` goes to. Costs one hash lookup per non-empty
     /// index, and nothing for an index no subscriber uses.
     #[inline]
     pub(crate) fn matching(&self, event: &dyn Event) -> Matching<'_> {
-        let by_event_type = if self.by_event_type.is_empty() {
-            &[][..]
-        } else {
-            self.by_event_type
+        let by_event_type = if self.any_by_event_type {
+            self.typed
+                .by_event_type
                 .get(event.event_type())
-                .map_or(&[][..], Vec::as_slice)
-        };
-        let by_rust_type = if self.by_rust_type.is_empty() {
-            &[][..]
+                .map_or(&[][..], Bucket::as_slice)
         } else {
-            self.by_rust_type
-                .get(&event.concrete_type_id())
-                .map_or(&[][..], Vec::as_slice)
+            &[]
         };
-        Matching {
-            universal: &self.universal,
-            by_event_type,
-            by_rust_type,
-        }
+        let by_rust_type = if self.any_by_rust_type {
+            self.typed
+                .by_rust_type
+                .get(&event.concrete_type_id())
+                .map_or(&[][..], Bucket::as_slice)
+        } else {
+            &[]
+        };
+        Matching([&self.universal, by_event_type, by_rust_type])
     }
 }

@@ -34,11 +34,29 @@ pub(crate) struct SubscriberState {
     pub(crate) coalesced: AtomicU64,
 }
 
+/// An event on its way to one subscriber: shared with the subscribers after
+/// it (cloned only if there is room), or the caller's own, handed to the last
+/// matching subscriber so that a publish to k subscribers makes k - 1 clones.
+pub(crate) enum Outgoing<'a> {
+    Shared(&'a Arc<dyn Event>),
+    Owned(Arc<dyn Event>),
+}
+
+impl Outgoing<'_> {
+    pub(crate) fn event(&self) -> &Arc<dyn Event> {
+        match self {
+            Outgoing::Shared(event) => event,
+            Outgoing::Owned(event) => event,
+        }
+    }
+}
+
 /// The outcome of offering one event to one subscriber.
-pub(crate) enum Offer {
+pub(crate) enum Offer<'a> {
     Delivered,
     /// The buffer was full; the drop is already counted on the subscriber.
-    Full,
+    /// Carries the event back for the drop report.
+    Full(Outgoing<'a>),
     /// The consumer is gone; it is being removed from the registry.
     Closed,
 }
@@ -48,6 +66,12 @@ pub(crate) enum Offer {
 /// Dropping the entry (when the last registry snapshot holding it goes away,
 /// after unsubscribe or with the bus) closes the queue, then wakes a parked
 /// async consumer so it sees the end of the stream.
+///
+/// Aligned to a cache line pair: registries hold entries by `Arc`, and every
+/// subscribe or unsubscribe clones and drops those `Arc`s. The alignment puts
+/// the reference counts on their own line, so that churn does not evict the
+/// fields publishers read.
+#[repr(align(128))]
 pub(crate) struct Subscriber {
     // Field order matters: the sender must drop (closing the queue) before
     // `state` wakes the consumer.
@@ -58,6 +82,11 @@ pub(crate) struct Subscriber {
     /// swaps in an entry with this set (`BusInner::enable_wakeups`), and the
     /// replaced entry's drop wakes it once more (see `WakeOnDrop`).
     wakes_consumer: bool,
+    /// Set when a send found the buffer full, cleared when it has room again.
+    /// While set, publishers check for room before cloning the event, so a
+    /// consumer that stays behind costs them no reference-count traffic. Only
+    /// a hint: the drop itself is decided by the queue.
+    seen_full: AtomicBool,
     state: WakeOnDrop,
 }
 
@@ -77,6 +106,7 @@ impl Subscriber {
         Self {
             sender,
             wakes_consumer: false,
+            seen_full: AtomicBool::new(false),
             state: WakeOnDrop(state),
         }
     }
@@ -86,6 +116,7 @@ impl Subscriber {
         Self {
             sender: self.sender.clone(),
             wakes_consumer: true,
+            seen_full: AtomicBool::new(false),
             state: WakeOnDrop(Arc::clone(self.state())),
         }
     }
@@ -106,8 +137,24 @@ impl Subscriber {
     /// comes first and we wake it, or our wake comes first and synchronizes
     /// with the registration, after which the consumer's re-check sees the event.
     #[inline]
-    pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
-        match self.sender.try_send(Arc::clone(event)) {
+    pub(crate) fn offer<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
+        if self.seen_full.load(Ordering::Relaxed) {
+            // A full queue at this instant is what a failed send would have
+            // found. (A zero-capacity queue never sets the hint: it always
+            // reads as full, yet a waiting receiver takes a send.) Unlike a
+            // send, this does not notice a consumer that has just gone; such
+            // an event, published concurrently with the unsubscribe, is
+            // counted as dropped instead of silently not delivered.
+            if self.sender.is_full() {
+                return self.refuse(event);
+            }
+            self.seen_full.store(false, Ordering::Relaxed);
+        }
+        let (sent, shared) = match event {
+            Outgoing::Shared(event) => (self.sender.try_send(Arc::clone(event)), Some(event)),
+            Outgoing::Owned(event) => (self.sender.try_send(event), None),
+        };
+        match sent {
             Ok(()) => {
                 // The mutant (a loom-tests self-check) forgets the wake-up.
                 if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
@@ -115,12 +162,20 @@ impl Subscriber {
                 }
                 Offer::Delivered
             }
-            Err(TrySendError::Full(_)) => {
-                self.state().dropped.fetch_add(1, Ordering::Relaxed);
-                Offer::Full
+            Err(TrySendError::Full(returned)) => {
+                if self.state().buffer > 0 {
+                    self.seen_full.store(true, Ordering::Relaxed);
+                }
+                self.refuse(shared.map_or(Outgoing::Owned(returned), Outgoing::Shared))
             }
             Err(TrySendError::Disconnected(_)) => Offer::Closed,
         }
+    }
+
+    #[inline]
+    fn refuse<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
+        self.state().dropped.fetch_add(1, Ordering::Relaxed);
+        Offer::Full(event)
     }
 
     pub(crate) fn queued(&self) -> usize {

@@ -4,8 +4,12 @@
 //! each thread, so the "absurd buffer size" cases can check that nothing huge
 //! is allocated before the error (and that the accepted maximum really is).
 
+mod common;
+
+use common::within;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -77,28 +81,6 @@ fn record_drops(bus: &EventBus) -> Arc<Mutex<Vec<Dropped>>> {
         });
     })));
     log
-}
-
-/// Runs `f` on its own thread, failing the test if it is not done within
-/// `GUARD` (a deadlock fails instead of hanging).
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(GUARD) {
-        Ok(value) => {
-            handle.join().expect("the thread sent its result");
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the thread exits only after sending"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not done after {GUARD:?} (deadlock?)")
-        }
-    }
 }
 
 // ---------------------------------------------------------------- zero buffer
@@ -452,7 +434,7 @@ fn a_dropped_bus_wakes_a_receiver_blocked_in_recv() {
     }
     thread::sleep(Duration::from_millis(20)); // let it block in recv (ordering only)
     drop(bus);
-    let result = within("blocked recv", move || receiver.join().unwrap());
+    let result = within(GUARD, "blocked recv", move || receiver.join().unwrap());
     assert_eq!(result.err(), Some(RecvError));
 }
 
@@ -527,7 +509,7 @@ fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
 
 #[test]
 fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
-    within("re-entrant drop callback", || {
+    within(GUARD, "re-entrant drop callback", || {
         let bus = running_bus();
         let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
         let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
@@ -572,53 +554,57 @@ fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
 
 #[test]
 fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
-    within("re-entrant callback while buffering and starting", || {
-        let bus = EventBus::builder().max_pre_start_buffer(2).build();
-        let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
-        let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
-        let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
-        let reasons = Arc::new(Mutex::new(Vec::new()));
-        {
-            // A weak handle: the bus owns the callback, so a strong one would
-            // keep the bus alive forever.
-            let (bus_in, made, reasons) =
-                (bus.downgrade(), Arc::clone(&made), Arc::clone(&reasons));
-            bus.set_drop_callback(Some(Box::new(move |info| {
-                reasons.lock().unwrap().push(info.reason);
-                if info.event_type == "a" {
-                    let bus_in = bus_in.upgrade().unwrap();
-                    let new = bus_in.subscribe_leader_only("made", 8).unwrap();
-                    made.lock().unwrap().push(new);
-                    // While buffering, this overflows too: reported as a "b" drop.
-                    bus_in.publish(B);
-                }
-            })));
-        }
-        bus.publish(A(1));
-        bus.publish(A(2)); // both buffered
-        bus.publish(A(3)); // overflows: the callback subscribes and publishes
-        assert_eq!(
-            *reasons.lock().unwrap(),
-            [DropReason::PreStartOverflow, DropReason::PreStartOverflow]
-        );
-        assert_eq!(bus.dropped_events_pre_start(), 2);
-        assert_eq!(made.lock().unwrap().len(), 1);
+    within(
+        GUARD,
+        "re-entrant callback while buffering and starting",
+        || {
+            let bus = EventBus::builder().max_pre_start_buffer(2).build();
+            let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
+            let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
+            let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
+            let reasons = Arc::new(Mutex::new(Vec::new()));
+            {
+                // A weak handle: the bus owns the callback, so a strong one would
+                // keep the bus alive forever.
+                let (bus_in, made, reasons) =
+                    (bus.downgrade(), Arc::clone(&made), Arc::clone(&reasons));
+                bus.set_drop_callback(Some(Box::new(move |info| {
+                    reasons.lock().unwrap().push(info.reason);
+                    if info.event_type == "a" {
+                        let bus_in = bus_in.upgrade().unwrap();
+                        let new = bus_in.subscribe_leader_only("made", 8).unwrap();
+                        made.lock().unwrap().push(new);
+                        // While buffering, this overflows too: reported as a "b" drop.
+                        bus_in.publish(B);
+                    }
+                })));
+            }
+            bus.publish(A(1));
+            bus.publish(A(2)); // both buffered
+            bus.publish(A(3)); // overflows: the callback subscribes and publishes
+            assert_eq!(
+                *reasons.lock().unwrap(),
+                [DropReason::PreStartOverflow, DropReason::PreStartOverflow]
+            );
+            assert_eq!(bus.dropped_events_pre_start(), 2);
+            assert_eq!(made.lock().unwrap().len(), 1);
 
-        // The replay puts A(1) in `full` and drops A(2); the callback, told
-        // after the replay, subscribes and publishes `B`, now delivered.
-        bus.start();
-        assert_eq!(
-            reasons.lock().unwrap().last(),
-            Some(&DropReason::BufferFull)
-        );
-        assert_eq!(full.len(), 1);
-        assert_eq!(full.dropped(), 1);
-        assert_eq!(watcher.len(), 1);
-        let made = made.lock().unwrap();
-        assert_eq!(made.len(), 2);
-        // The first one (universal) got the replayed A(1), A(2), then B.
-        assert_eq!(made[0].len(), 3);
-    });
+            // The replay puts A(1) in `full` and drops A(2); the callback, told
+            // after the replay, subscribes and publishes `B`, now delivered.
+            bus.start();
+            assert_eq!(
+                reasons.lock().unwrap().last(),
+                Some(&DropReason::BufferFull)
+            );
+            assert_eq!(full.len(), 1);
+            assert_eq!(full.dropped(), 1);
+            assert_eq!(watcher.len(), 1);
+            let made = made.lock().unwrap();
+            assert_eq!(made.len(), 2);
+            // The first one (universal) got the replayed A(1), A(2), then B.
+            assert_eq!(made[0].len(), 3);
+        },
+    );
 }
 
 /// A drop callback runs on the publisher while it delivers; polling a
@@ -627,7 +613,7 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
 /// publish to finish.
 #[test]
 fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
-    within("first poll inside a drop callback", || {
+    within(GUARD, "first poll inside a drop callback", || {
         let bus = running_bus();
         let _full = bus.subscribe("full", 0).unwrap(); // every publish drops here first
         let other = Arc::new(bus.subscribe_leader_only("other", 8).unwrap());

@@ -5,8 +5,9 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
-use common::{n_of, numbered, FromThread, Numbered, Other};
+use common::{n_of, numbered, within, FromThread, Numbered, Other};
 use switchboard::{
     DropReason, Event, EventBus, SubscribeOptions, SubscriberKind, TryRecvError, TypeSet,
 };
@@ -407,6 +408,140 @@ fn callbacks_see_the_dropped_event_itself() {
     bus.start();
     bus.publish(numbered("x", 42));
     assert_eq!(*seen.lock().unwrap(), [42]);
+}
+
+#[test]
+fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
+    let bus = started();
+    let subscriptions: Vec<_> = (0..3)
+        .map(|i| bus.subscribe_leader_only(&format!("full-{i}"), 1).unwrap())
+        .collect();
+    bus.publish(numbered("x", 0));
+    let first: Arc<Mutex<Vec<String>>> = Arc::default();
+    let second: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let (weak, first, second) = (bus.downgrade(), Arc::clone(&first), Arc::clone(&second));
+        bus.set_drop_callback(Some(Box::new(move |info| {
+            first.lock().unwrap().push(info.subscriber_name.to_owned());
+            let second = Arc::clone(&second);
+            weak.upgrade()
+                .unwrap()
+                .set_drop_callback(Some(Box::new(move |info| {
+                    second.lock().unwrap().push(info.subscriber_name.to_owned());
+                })));
+        })));
+    }
+    // All three are full: the first drop goes to the first callback, which
+    // replaces itself; the two later drops of the same publish see the
+    // replacement.
+    assert_eq!(bus.publish(numbered("x", 1)), 0);
+    assert_eq!(*first.lock().unwrap(), ["full-0"]);
+    assert_eq!(*second.lock().unwrap(), ["full-1", "full-2"]);
+    assert_eq!(bus.dropped_events_critical(), 3);
+    drop(subscriptions);
+}
+
+#[test]
+fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
+    let bus = started();
+    let slow = bus.subscribe_leader_only("slow", 2).unwrap();
+    let other = bus.subscribe_leader_only("other", 8).unwrap();
+    let missed: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    {
+        let missed = Arc::clone(&missed);
+        bus.set_drop_callback(Some(Box::new(move |info| {
+            let n = info.event.downcast_ref::<Numbered>().unwrap().n;
+            missed
+                .lock()
+                .unwrap()
+                .push((info.subscriber_name.to_owned(), n));
+        })));
+    }
+    let delivered: Vec<usize> = (0..5).map(|n| bus.publish(numbered("x", n))).collect();
+    assert_eq!(delivered, [2, 2, 1, 1, 1]);
+    assert_eq!(
+        slow.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(bus.publish(numbered("x", 5)), 2, "room again: delivered");
+    assert_eq!(bus.publish(numbered("x", 6)), 2);
+    assert_eq!(bus.publish(numbered("x", 7)), 1, "full again: dropped");
+    assert_eq!(
+        slow.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(),
+        [5, 6]
+    );
+    assert_eq!(slow.dropped(), 4);
+    assert_eq!(other.len(), 8);
+    let slow_missed: Vec<_> = missed
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, n)| (name.as_str().to_owned(), *n))
+        .collect();
+    assert_eq!(
+        slow_missed,
+        [2, 3, 4, 7].map(|n| ("slow".to_owned(), n)),
+        "each drop reports the event it dropped"
+    );
+}
+
+#[test]
+fn the_last_matching_subscriber_being_full_still_reports_the_event() {
+    // The last subscriber a publish reaches gets the caller's event rather
+    // than a clone; when it is full, the drop report still carries the event.
+    let bus = started();
+    let _room = bus.subscribe_leader_only("room", 8).unwrap();
+    let _full = bus.subscribe_types_leader_only("full", 1, ["x"]).unwrap();
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    {
+        let seen = Arc::clone(&seen);
+        bus.set_drop_callback(Some(Box::new(move |info| {
+            assert_eq!(info.subscriber_name, "full");
+            let n = info.event.downcast_ref::<Numbered>().unwrap().n;
+            seen.lock().unwrap().push(n);
+        })));
+    }
+    assert_eq!(bus.publish(numbered("x", 1)), 2);
+    assert_eq!(bus.publish(numbered("x", 2)), 1);
+    assert_eq!(*seen.lock().unwrap(), [2]);
+}
+
+#[test]
+fn a_zero_buffer_subscriber_still_takes_a_handoff_after_a_miss() {
+    let bus = started();
+    let sub = bus.subscribe_leader_only("handoff", 0).unwrap();
+    assert_eq!(bus.publish(numbered("x", 1)), 0, "nobody waits: missed");
+    assert_eq!(sub.dropped(), 1);
+    let receiver = thread::spawn(move || n_of(&sub.recv().unwrap()));
+    // Once the receiver waits, a publish hands the event over.
+    let handed_over = within(Duration::from_secs(10), "a handoff", move || {
+        let mut n = 2;
+        while bus.publish(numbered("x", n)) == 0 {
+            thread::yield_now();
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(receiver.join().unwrap(), handed_over);
+}
+
+#[test]
+fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
+    let bus = EventBus::new(0);
+    let _t1 = bus.subscribe_types("t1", 1, ["x"]).unwrap();
+    let _u1 = bus.subscribe("u1", 1).unwrap();
+    let t2 = bus.subscribe_to::<Other>("t2", 1).unwrap();
+    let _u2 = bus.subscribe("u2", 1).unwrap();
+    let _t3 = bus.subscribe_types("t3", 1, ["y"]).unwrap();
+    bus.unsubscribe_typed(&t2);
+    let names: Vec<_> = bus
+        .stats()
+        .subscribers
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["t1", "u1", "u2", "t3"]);
+    assert_eq!(bus.subscriber_count(), 4);
 }
 
 #[test]

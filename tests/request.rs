@@ -10,6 +10,10 @@
 //! something else happens (a cancellation), the responders say so on a
 //! channel instead of the test sleeping.
 
+mod common;
+
+use common::within;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -196,31 +200,6 @@ fn assert_clean(bus: &EventBus, responders: usize) {
         "a response subscription is left: {stats}"
     );
     assert_eq!(bus.dropped_events(), 0, "events were dropped: {stats}");
-}
-
-/// Runs `f` on its own thread and fails if it is not done within `WITHIN`
-/// (for executors with no timeout of their own, and to catch a future whose
-/// timeout never fires).
-#[track_caller]
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (sender, receiver) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let _ = sender.send(f());
-    });
-    match receiver.recv_timeout(WITHIN) {
-        Ok(value) => {
-            thread.join().unwrap();
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(thread.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!(
-                "{what}: not done after {WITHIN:?} (a lost wake-up or a timeout that never fired)"
-            )
-        }
-    }
 }
 
 /// Waits (bounded) until `condition` holds.
@@ -803,7 +782,7 @@ fn a_timeout_too_long_to_represent_means_no_timeout() {
         1
     );
     let bus2 = bus.clone();
-    let result = within("async request without a deadline", move || {
+    let result = within(WITHIN, "async request without a deadline", move || {
         futures::executor::block_on(bus2.request_async::<Verdict, _>(check("r2", 1), options))
     });
     assert_eq!(result.unwrap().responses.len(), 1);
@@ -902,7 +881,7 @@ fn async_request_on_smol() {
     bus.start();
 
     let tasks_bus = bus.clone();
-    let results = within("requests on smol", move || {
+    let results = within(WITHIN, "requests on smol", move || {
         smol::block_on(async move {
             let tasks: Vec<_> = (0..5u64)
                 .map(|i| {
@@ -935,7 +914,7 @@ fn async_timeout_on_smol_returns_the_partial_result() {
         RequestOptions::new(["a", "b", "c"]).timeout(SHORT),
     );
     // smol's own timer is not involved: the crate's timer thread wakes it.
-    let error = within("a timing-out request on smol", move || {
+    let error = within(WITHIN, "a timing-out request on smol", move || {
         smol::block_on(future)
     })
     .unwrap_err();
@@ -955,7 +934,7 @@ fn async_request_under_futures_block_on() {
         check("r1", 9),
         RequestOptions::new(["a", "b", "c"]).timeout(GUARD),
     );
-    let result = within("a request under block_on", move || {
+    let result = within(WITHIN, "a request under block_on", move || {
         futures::executor::block_on(future)
     })
     .unwrap();
@@ -971,7 +950,7 @@ fn async_timeout_under_futures_block_on() {
         check("r1", 1),
         RequestOptions::new(["a", "b", "c"]).timeout(SHORT),
     );
-    let error = within("a timing-out request under block_on", move || {
+    let error = within(WITHIN, "a timing-out request under block_on", move || {
         futures::executor::block_on(future)
     })
     .unwrap_err();

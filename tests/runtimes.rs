@@ -7,6 +7,10 @@
 //! `Pending` (it has registered its waker by then), which the [`Watched`]
 //! wrapper reports, so no test relies on a sleep to order a publish after a park.
 
+mod common;
+
+use common::within;
+
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -103,28 +107,6 @@ async fn wait_parked_async(pendings: &AtomicUsize, seen: usize, what: &str) {
     while pendings.load(Ordering::SeqCst) <= seen {
         assert!(Instant::now() < deadline, "{what}: consumer never parked");
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// Runs `f` on its own thread and returns its result, failing the test if it
-/// takes longer than `GUARD` (for executors with no timeout of their own).
-fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(GUARD) {
-        Ok(value) => {
-            handle.join().expect("the thread sent its result");
-            value
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the thread exits only after sending"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{what}: not done after {GUARD:?} (lost wake-up or deadlock)")
-        }
     }
 }
 
@@ -522,7 +504,7 @@ fn block_on_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped() 
             assert_eq!(bus.publish(Num(i)), 1);
         }
     });
-    let got = within("block_on consumer", move || {
+    let got = within(GUARD, "block_on consumer", move || {
         block_on(async {
             let mut got = Vec::new();
             while let Some(event) = sub.next().await {
@@ -543,7 +525,7 @@ fn block_on_stream_iterator_ends_after_unsubscribe_once_drained() {
         bus.publish(Num(i));
     }
     assert!(sub.unsubscribe());
-    let got = within("block_on_stream", move || {
+    let got = within(GUARD, "block_on_stream", move || {
         block_on_stream(sub).map(|n| n.0).collect::<Vec<_>>()
     });
     assert_eq!(got, [0, 1, 2]);
@@ -560,7 +542,7 @@ fn block_on_parked_consumer_is_woken_by_a_publish_from_a_thread() {
             bus.publish(Num(5))
         })
     };
-    let first = within("block_on parked consumer", move || {
+    let first = within(GUARD, "block_on parked consumer", move || {
         block_on(sub.next()).map(|e| num(&e))
     });
     assert_eq!(publisher.join().unwrap(), 1);
@@ -575,7 +557,7 @@ fn block_on_parked_consumer_sees_the_end_when_the_bus_is_dropped() {
         wait_parked(&pendings, 0, "block_on consumer");
         drop(bus);
     });
-    let first = within("block_on parked consumer", move || {
+    let first = within(GUARD, "block_on parked consumer", move || {
         block_on(sub.next()).map(|e| num(&e))
     });
     dropper.join().unwrap();
@@ -591,7 +573,7 @@ fn block_on_small_buffer_stress_every_event_is_received_or_counted() {
         let delivered: usize = (0..N).map(|i| bus.publish(Num(i))).sum();
         (delivered as u64, bus.dropped_events_observability())
     });
-    let (received, sub_dropped) = within("block_on counter", move || {
+    let (received, sub_dropped) = within(GUARD, "block_on counter", move || {
         let received = block_on(async {
             let mut received = 0u64;
             while sub.next().await.is_some() {
@@ -617,7 +599,7 @@ fn block_on_ping_pong_never_loses_a_wake_up() {
         let taken = Arc::clone(&taken);
         thread::spawn(move || ping(&bus, &taken, N))
     };
-    within("block_on pong", move || {
+    within(GUARD, "block_on pong", move || {
         block_on(async {
             while let Some(event) = sub.next().await {
                 taken.store(num(&event) + 1, Ordering::SeqCst);
@@ -633,7 +615,7 @@ fn block_on_publish_racing_the_park_never_loses_a_wake_up() {
     let bus = running_bus();
     let (mut sub, polling_for) = Announcing::new(bus.subscribe("racer", 1).unwrap());
     let publisher = thread::spawn(move || race_the_park(bus, &polling_for, N));
-    let received = within("block_on racer", move || {
+    let received = within(GUARD, "block_on racer", move || {
         block_on(async {
             let mut expected = 0;
             while let Some(event) = sub.next().await {
@@ -703,7 +685,9 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     }
     drop(subs_tx);
     assert_eq!(
-        within("first-poll consumer", move || consumer.join().unwrap()),
+        within(GUARD, "first-poll consumer", move || consumer
+            .join()
+            .unwrap()),
         ROUNDS
     );
 }
@@ -730,7 +714,7 @@ fn local_pool_runs_two_stream_consumers_fed_from_a_thread() {
             }
         })
     };
-    let (all_got, typed_got) = within("LocalPool", move || {
+    let (all_got, typed_got) = within(GUARD, "LocalPool", move || {
         let mut pool = LocalPool::new();
         let spawner = pool.spawner();
         let (all_tx, all_rx) = futures::channel::oneshot::channel();

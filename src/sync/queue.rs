@@ -99,6 +99,13 @@ mod model {
         pub(crate) fn len(&self) -> usize {
             self.0.state.lock().unwrap().items.len()
         }
+
+        /// As crossbeam's: true for a zero-capacity queue, and regardless of
+        /// whether the receiver is still there.
+        pub(crate) fn is_full(&self) -> bool {
+            let state = self.0.state.lock().unwrap();
+            state.items.len() >= state.capacity
+        }
     }
 
     impl<T> Clone for Sender<T> {

@@ -9,15 +9,23 @@ use std::sync::Arc;
 #[cfg(not(switchboard_loom))]
 pub(crate) struct Snapshot<T>(arc_swap::ArcSwap<T>);
 
+/// What [`Snapshot::load`] returns: a read guard that derefs to the value.
+#[cfg(not(switchboard_loom))]
+pub(crate) type Loaded<T> = arc_swap::Guard<Arc<T>>;
+
+/// What [`Snapshot::load`] returns: a read guard that derefs to the value.
+#[cfg(switchboard_loom)]
+pub(crate) type Loaded<T> = Arc<T>;
+
 #[cfg(not(switchboard_loom))]
 impl<T> Snapshot<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self(arc_swap::ArcSwap::from_pointee(value))
+    pub(crate) fn new(value: Arc<T>) -> Self {
+        Self(arc_swap::ArcSwap::new(value))
     }
 
     /// A cheap, lock-free read guard; hold it briefly.
     #[inline]
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<T>> {
+    pub(crate) fn load(&self) -> Loaded<T> {
         self.0.load()
     }
 
@@ -35,11 +43,11 @@ pub(crate) struct Snapshot<T>(loom::sync::Mutex<Arc<T>>);
 
 #[cfg(switchboard_loom)]
 impl<T> Snapshot<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self(loom::sync::Mutex::new(Arc::new(value)))
+    pub(crate) fn new(value: Arc<T>) -> Self {
+        Self(loom::sync::Mutex::new(value))
     }
 
-    pub(crate) fn load(&self) -> Arc<T> {
+    pub(crate) fn load(&self) -> Loaded<T> {
         Arc::clone(&self.0.lock().unwrap())
     }
 

@@ -1,8 +1,9 @@
-//! Event types shared by the integration tests.
+//! Event types and a watchdog shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, SystemTime};
 
 use switchboard::Event;
 
@@ -60,5 +61,32 @@ impl Event for FromThread {
     }
     fn timestamp(&self) -> SystemTime {
         SystemTime::UNIX_EPOCH
+    }
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test if it
+/// is not done within `limit`: a deadlock or a lost wake-up fails instead of
+/// hanging. A panic in `f` is resumed here.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (sender, receiver) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let _ = sender.send(f());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(value) => {
+            thread.join().expect("the thread sent its result");
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the thread exits only after sending"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not done after {limit:?} (a deadlock or a lost wake-up?)")
+        }
     }
 }
