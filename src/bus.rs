@@ -604,11 +604,15 @@ impl BusInner {
             }
             Offer::Closed => {}
         };
-        for part in others.parts() {
+        let mut offer_each = |part: &[Arc<Subscriber>]| {
             for subscriber in part {
                 tally(subscriber, subscriber.offer(Outgoing::Shared(&event)));
             }
-        }
+        };
+        let [universal, by_event_type, by_rust_type] = others.parts();
+        offer_each(universal);
+        offer_each(by_event_type);
+        offer_each(by_rust_type);
         tally(last, last.offer(Outgoing::Owned(event)));
         delivered
     }

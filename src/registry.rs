@@ -74,18 +74,24 @@ pub(crate) struct Matching<'a>([&'a [Arc<Subscriber>]; 3]);
 impl<'a> Matching<'a> {
     /// The last subscriber and the others, or `None` if there are none; the
     /// last one gets the caller's event instead of a clone.
-    #[inline]
-    pub(crate) fn split_last(mut self) -> Option<(&'a Arc<Subscriber>, Self)> {
-        for part in self.0.iter_mut().rev() {
-            if let Some((last, rest)) = part.split_last() {
-                *part = rest;
-                return Some((last, self));
-            }
+    ///
+    /// Written slice by slice rather than as a loop over the array: writing
+    /// one length back into the array and then copying the array out is
+    /// another store-forwarding stall.
+    #[inline(always)]
+    pub(crate) fn split_last(self) -> Option<(&'a Arc<Subscriber>, Self)> {
+        let Matching([universal, by_event_type, by_rust_type]) = self;
+        if let Some((last, rest)) = by_rust_type.split_last() {
+            return Some((last, Matching([universal, by_event_type, rest])));
         }
-        None
+        if let Some((last, rest)) = by_event_type.split_last() {
+            return Some((last, Matching([universal, rest, &[]])));
+        }
+        let (last, rest) = universal.split_last()?;
+        Some((last, Matching([rest, &[], &[]])))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parts(&self) -> [&'a [Arc<Subscriber>]; 3] {
         self.0
     }
@@ -225,7 +231,11 @@ impl Registry {
 
     /// The subscribers `event` goes to. Costs one hash lookup per non-empty
     /// index, and nothing for an index no subscriber uses.
-    #[inline]
+    ///
+    /// Inlined into the publish: as a call, its result goes through the stack
+    /// and is read back with wider loads than it was written with, which
+    /// stalls the publish on store forwarding.
+    #[inline(always)]
     pub(crate) fn matching(&self, event: &dyn Event) -> Matching<'_> {
         let by_event_type = if self.any_by_event_type {
             self.typed

@@ -136,7 +136,9 @@ impl Subscriber {
     /// read-modify-writes on one atomic, so either the consumer's registration
     /// comes first and we wake it, or our wake comes first and synchronizes
     /// with the registration, after which the consumer's re-check sees the event.
-    #[inline]
+    // Inlined into the publish loop: as a call, returning the `Offer` through
+    // memory costs more than the rest of it.
+    #[inline(always)]
     pub(crate) fn offer<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
         if self.seen_full.load(Ordering::Relaxed) {
             // A full queue at this instant is what a failed send would have
@@ -150,29 +152,41 @@ impl Subscriber {
             }
             self.seen_full.store(false, Ordering::Relaxed);
         }
-        let (sent, shared) = match event {
-            Outgoing::Shared(event) => (self.sender.try_send(Arc::clone(event)), Some(event)),
-            Outgoing::Owned(event) => (self.sender.try_send(event), None),
-        };
-        match sent {
-            Ok(()) => {
-                // The mutant (a loom-tests self-check) forgets the wake-up.
-                if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
-                    self.state().waker.wake();
-                }
-                Offer::Delivered
-            }
-            Err(TrySendError::Full(returned)) => {
-                if self.state().buffer > 0 {
-                    self.seen_full.store(true, Ordering::Relaxed);
-                }
-                self.refuse(shared.map_or(Outgoing::Owned(returned), Outgoing::Shared))
-            }
-            Err(TrySendError::Disconnected(_)) => Offer::Closed,
+        // Each arm matches on its own send's result: moving the result out
+        // first makes the compiler copy it through the stack with wider loads
+        // than the send's stores, a store-forwarding stall per subscriber.
+        match event {
+            Outgoing::Shared(event) => match self.sender.try_send(Arc::clone(event)) {
+                Ok(()) => self.sent(),
+                Err(TrySendError::Full(_clone)) => self.found_full(Outgoing::Shared(event)),
+                Err(TrySendError::Disconnected(_)) => Offer::Closed,
+            },
+            Outgoing::Owned(event) => match self.sender.try_send(event) {
+                Ok(()) => self.sent(),
+                Err(TrySendError::Full(event)) => self.found_full(Outgoing::Owned(event)),
+                Err(TrySendError::Disconnected(_)) => Offer::Closed,
+            },
         }
     }
 
-    #[inline]
+    #[inline(always)]
+    fn sent<'a>(&self) -> Offer<'a> {
+        // The mutant (a loom-tests self-check) forgets the wake-up.
+        if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
+            self.state().waker.wake();
+        }
+        Offer::Delivered
+    }
+
+    #[inline(always)]
+    fn found_full<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
+        if self.state().buffer > 0 {
+            self.seen_full.store(true, Ordering::Relaxed);
+        }
+        self.refuse(event)
+    }
+
+    #[inline(always)]
     fn refuse<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
         self.state().dropped.fetch_add(1, Ordering::Relaxed);
         Offer::Full(event)
