@@ -13,7 +13,7 @@ use crate::log;
 use crate::options::{SubscribeOptions, TypeSet};
 use crate::registry::Registry;
 use crate::stats::{BusStats, SubscriberStats};
-use crate::subscriber::{Offer, Outgoing, Subscriber, SubscriberState};
+use crate::subscriber::{Handover, Offer, Subscriber, SubscriberState};
 use crate::subscription::{Subscription, TypedSubscription};
 use crate::sync::queue::bounded;
 use crate::sync::snapshot::Snapshot;
@@ -454,7 +454,8 @@ impl EventBus {
     /// replace itself) without deadlock; give it a [`WeakEventBus`]
     /// ([`downgrade`](Self::downgrade)), not an `EventBus`, or the bus keeps
     /// itself alive. A panic in it is caught and logged once; the drop stays
-    /// counted.
+    /// counted. When it runs, the subscriber's own drop count includes the
+    /// drop; the bus totals include it once the publish returns.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -499,11 +500,17 @@ impl EventBus {
     }
 
     /// Events that critical subscribers missed because their buffer was full.
+    ///
+    /// A publish adds its drops to the bus totals once, just before it
+    /// returns; so inside the drop callback the totals do not yet include the
+    /// drops of the publish being reported, while the subscriber's own count
+    /// ([`Subscription::dropped`]) does.
     pub fn dropped_events_critical(&self) -> u64 {
         self.inner.dropped_critical.load(Ordering::Relaxed)
     }
 
-    /// Events that lossy (observability) subscribers missed.
+    /// Events that lossy (observability) subscribers missed; counted like
+    /// [`dropped_events_critical`](Self::dropped_events_critical).
     pub fn dropped_events_observability(&self) -> u64 {
         self.inner.dropped_observability.load(Ordering::Relaxed)
     }
@@ -578,10 +585,39 @@ impl Default for EventBus {
     }
 }
 
+/// What one publish did, counted locally.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    dropped_critical: u64,
+    dropped_observability: u64,
+}
+
+impl Tally {
+    #[inline(always)]
+    fn dropped(
+        &mut self,
+        subscriber: &Arc<Subscriber>,
+        event: &Arc<dyn Event>,
+        on_critical_drop: &mut impl FnMut(&Arc<Subscriber>, &Arc<dyn Event>),
+    ) {
+        if subscriber.state().lossy {
+            self.dropped_observability += 1;
+        } else {
+            self.dropped_critical += 1;
+            on_critical_drop(subscriber, event);
+        }
+    }
+}
+
 impl BusInner {
     /// Offers `event` to every matching subscriber, the last one getting the
     /// caller's `Arc`. `on_critical_drop` is told about each critical
     /// subscriber that missed it.
+    ///
+    /// The bus's drop totals are added once, after the loop: one atomic
+    /// read-modify-write per publish rather than one per full subscriber.
+    /// Each subscriber's own count is raised before its drop is reported.
     #[inline]
     fn deliver(
         &self,
@@ -592,29 +628,30 @@ impl BusInner {
         let Some((last, others)) = registry.matching(&*event).split_last() else {
             return 0;
         };
-        let mut delivered = 0;
-        let mut tally = |subscriber: &Arc<Subscriber>, offer: Offer<'_>| match offer {
-            Offer::Delivered => delivered += 1,
-            Offer::Full(_) if subscriber.state().lossy => {
-                self.dropped_observability.fetch_add(1, Ordering::Relaxed);
-            }
-            Offer::Full(event) => {
-                self.dropped_critical.fetch_add(1, Ordering::Relaxed);
-                on_critical_drop(subscriber, event.event());
-            }
-            Offer::Closed => {}
-        };
-        let mut offer_each = |part: &[Arc<Subscriber>]| {
+        let mut tally = Tally::default();
+        for part in others.parts() {
             for subscriber in part {
-                tally(subscriber, subscriber.offer(Outgoing::Shared(&event)));
+                match subscriber.offer(&event) {
+                    Offer::Delivered => tally.delivered += 1,
+                    Offer::Full => tally.dropped(subscriber, &event, &mut on_critical_drop),
+                    Offer::Closed => {}
+                }
             }
-        };
-        let [universal, by_event_type, by_rust_type] = others.parts();
-        offer_each(universal);
-        offer_each(by_event_type);
-        offer_each(by_rust_type);
-        tally(last, last.offer(Outgoing::Owned(event)));
-        delivered
+        }
+        match last.hand_over(event) {
+            Handover::Delivered => tally.delivered += 1,
+            Handover::Full(event) => tally.dropped(last, &event, &mut on_critical_drop),
+            Handover::Closed => {}
+        }
+        if tally.dropped_critical > 0 {
+            self.dropped_critical
+                .fetch_add(tally.dropped_critical, Ordering::Relaxed);
+        }
+        if tally.dropped_observability > 0 {
+            self.dropped_observability
+                .fetch_add(tally.dropped_observability, Ordering::Relaxed);
+        }
+        tally.delivered
     }
 
     fn report_critical_drop(

@@ -34,30 +34,24 @@ pub(crate) struct SubscriberState {
     pub(crate) coalesced: AtomicU64,
 }
 
-/// An event on its way to one subscriber: shared with the subscribers after
-/// it (cloned only if there is room), or the caller's own, handed to the last
-/// matching subscriber so that a publish to k subscribers makes k - 1 clones.
-pub(crate) enum Outgoing<'a> {
-    Shared(&'a Arc<dyn Event>),
-    Owned(Arc<dyn Event>),
-}
-
-impl Outgoing<'_> {
-    pub(crate) fn event(&self) -> &Arc<dyn Event> {
-        match self {
-            Outgoing::Shared(event) => event,
-            Outgoing::Owned(event) => event,
-        }
-    }
-}
-
 /// The outcome of offering one event to one subscriber.
-pub(crate) enum Offer<'a> {
+///
+/// Carries no data: the publish loop keeps it in registers. (Enums carrying
+/// the event, passed around that loop, went through the stack and stalled
+/// every send on store forwarding.)
+pub(crate) enum Offer {
     Delivered,
     /// The buffer was full; the drop is already counted on the subscriber.
-    /// Carries the event back for the drop report.
-    Full(Outgoing<'a>),
+    Full,
     /// The consumer is gone; it is being removed from the registry.
+    Closed,
+}
+
+/// The outcome of handing the caller's own event to the last subscriber.
+pub(crate) enum Handover {
+    Delivered,
+    /// As [`Offer::Full`], with the event back for the drop report.
+    Full(Arc<dyn Event>),
     Closed,
 }
 
@@ -130,66 +124,91 @@ impl Subscriber {
         &self.state.0
     }
 
-    /// Tries to queue `event` without blocking; counts a drop on a full buffer.
+    /// Tries to queue a clone of `event` without blocking; counts a drop on
+    /// a full buffer.
     ///
     /// The wake needs no fence: `AtomicWaker::wake` and `register` are
     /// read-modify-writes on one atomic, so either the consumer's registration
     /// comes first and we wake it, or our wake comes first and synchronizes
     /// with the registration, after which the consumer's re-check sees the event.
-    // Inlined into the publish loop: as a call, returning the `Offer` through
-    // memory costs more than the rest of it.
     #[inline(always)]
-    pub(crate) fn offer<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
-        if self.seen_full.load(Ordering::Relaxed) {
-            // A full queue at this instant is what a failed send would have
-            // found. (A zero-capacity queue never sets the hint: it always
-            // reads as full, yet a waiting receiver takes a send.) Unlike a
-            // send, this does not notice a consumer that has just gone; such
-            // an event, published concurrently with the unsubscribe, is
-            // counted as dropped instead of silently not delivered.
-            if self.sender.is_full() {
-                return self.refuse(event);
-            }
-            self.seen_full.store(false, Ordering::Relaxed);
+    pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
+        if self.still_full() {
+            return Offer::Full;
         }
-        // Each arm matches on its own send's result: moving the result out
-        // first makes the compiler copy it through the stack with wider loads
-        // than the send's stores, a store-forwarding stall per subscriber.
-        match event {
-            Outgoing::Shared(event) => match self.sender.try_send(Arc::clone(event)) {
-                Ok(()) => self.sent(),
-                Err(TrySendError::Full(_clone)) => self.found_full(Outgoing::Shared(event)),
-                Err(TrySendError::Disconnected(_)) => Offer::Closed,
-            },
-            Outgoing::Owned(event) => match self.sender.try_send(event) {
-                Ok(()) => self.sent(),
-                Err(TrySendError::Full(event)) => self.found_full(Outgoing::Owned(event)),
-                Err(TrySendError::Disconnected(_)) => Offer::Closed,
-            },
+        match self.sender.try_send(Arc::clone(event)) {
+            Ok(()) => {
+                self.sent();
+                Offer::Delivered
+            }
+            Err(TrySendError::Full(_clone)) => {
+                self.found_full();
+                Offer::Full
+            }
+            Err(TrySendError::Disconnected(_)) => Offer::Closed,
         }
     }
 
+    /// As [`offer`](Self::offer), moving `event` in instead of a clone: a
+    /// publish to k subscribers makes k - 1 clones.
     #[inline(always)]
-    fn sent<'a>(&self) -> Offer<'a> {
+    pub(crate) fn hand_over(&self, event: Arc<dyn Event>) -> Handover {
+        if self.still_full() {
+            return Handover::Full(event);
+        }
+        match self.sender.try_send(event) {
+            Ok(()) => {
+                self.sent();
+                Handover::Delivered
+            }
+            Err(TrySendError::Full(event)) => {
+                self.found_full();
+                Handover::Full(event)
+            }
+            Err(TrySendError::Disconnected(_)) => Handover::Closed,
+        }
+    }
+
+    /// After a send found the queue full: whether it still is, in which case
+    /// the drop is counted and no clone of the event is made.
+    #[inline(always)]
+    fn still_full(&self) -> bool {
+        if !self.seen_full.load(Ordering::Relaxed) {
+            return false;
+        }
+        // A full queue at this instant is what a failed send would have
+        // found. (A zero-capacity queue never sets the hint: it always reads
+        // as full, yet a waiting receiver takes a send.) Unlike a send, this
+        // does not notice a consumer that has just gone; such an event,
+        // published concurrently with the unsubscribe, is counted as dropped
+        // instead of silently not delivered.
+        if self.sender.is_full() {
+            self.count_drop();
+            return true;
+        }
+        self.seen_full.store(false, Ordering::Relaxed);
+        false
+    }
+
+    #[inline(always)]
+    fn sent(&self) {
         // The mutant (a loom-tests self-check) forgets the wake-up.
         if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
             self.state().waker.wake();
         }
-        Offer::Delivered
     }
 
     #[inline(always)]
-    fn found_full<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
+    fn found_full(&self) {
         if self.state().buffer > 0 {
             self.seen_full.store(true, Ordering::Relaxed);
         }
-        self.refuse(event)
+        self.count_drop();
     }
 
     #[inline(always)]
-    fn refuse<'a>(&self, event: Outgoing<'a>) -> Offer<'a> {
+    fn count_drop(&self) {
         self.state().dropped.fetch_add(1, Ordering::Relaxed);
-        Offer::Full(event)
     }
 
     pub(crate) fn queued(&self) -> usize {

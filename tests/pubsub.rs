@@ -442,6 +442,30 @@ fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
 }
 
 #[test]
+fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_returns() {
+    let bus = started();
+    let full = Arc::new(bus.subscribe_leader_only("full", 1).unwrap());
+    let lossy = bus.subscribe_lossy("lossy", 1).unwrap();
+    bus.publish(numbered("x", 0));
+    let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    {
+        let (weak, full, seen) = (bus.downgrade(), Arc::clone(&full), Arc::clone(&seen));
+        bus.set_drop_callback(Some(Box::new(move |_| {
+            let totals = weak.upgrade().unwrap().dropped_events_critical();
+            seen.lock().unwrap().push((full.dropped(), totals));
+        })));
+    }
+    bus.publish(numbered("x", 1));
+    bus.publish(numbered("x", 2));
+    // The subscriber's own count includes the drop being reported; the bus
+    // total includes it once that publish has returned.
+    assert_eq!(*seen.lock().unwrap(), [(1, 0), (2, 1)]);
+    assert_eq!(bus.dropped_events_critical(), 2);
+    assert_eq!(bus.dropped_events_observability(), 2);
+    assert_eq!(lossy.dropped(), 2);
+}
+
+#[test]
 fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
     let bus = started();
     let slow = bus.subscribe_leader_only("slow", 2).unwrap();
