@@ -134,8 +134,10 @@ impl EventBusBuilder {
         EventBus {
             inner: Arc::new(BusInner {
                 registry: Snapshot::new(Arc::clone(&registry)),
-                registry_write: Mutex::new(registry),
-                next_id: AtomicU64::new(0),
+                writer: CachePadded::new(RegistryWriter {
+                    current: Mutex::new(registry),
+                    next_id: AtomicU64::new(0),
+                }),
                 state: AtomicU8::new(BUFFERING),
                 mode: Mutex::new(Vec::with_capacity(capacity)),
                 max_pre_start_buffer: self.max_pre_start_buffer,
@@ -151,11 +153,10 @@ impl EventBusBuilder {
 
 pub(crate) struct BusInner {
     registry: Snapshot<Registry>,
-    /// Serializes registry copy-and-swap; holds the current registry, so a
-    /// writer never has to load (and touch the reference count of) the one
-    /// publishers are reading.
-    registry_write: Mutex<Arc<Registry>>,
-    next_id: AtomicU64,
+    /// On its own cache line: subscribe and unsubscribe write it several
+    /// times per change, and it must not evict what every publish reads
+    /// (the snapshot pointer and the state).
+    writer: CachePadded<RegistryWriter>,
     /// `BUFFERING` or `RUNNING`. Only changed under `mode`; read lock-free by
     /// publishers, which take `mode` and re-check only when they see `BUFFERING`.
     state: AtomicU8,
@@ -167,6 +168,15 @@ pub(crate) struct BusInner {
     dropped_critical: CachePadded<AtomicU64>,
     dropped_observability: CachePadded<AtomicU64>,
     dropped_pre_start: CachePadded<AtomicU64>,
+}
+
+/// The writer side of the registry.
+struct RegistryWriter {
+    /// Serializes registry copy-and-swap; holds the current registry, so a
+    /// writer never has to load (and touch the reference count of) the one
+    /// publishers are reading.
+    current: Mutex<Arc<Registry>>,
+    next_id: AtomicU64,
 }
 
 impl EventBus {
@@ -754,7 +764,7 @@ impl BusInner {
     ) -> Result<Subscription, SubscribeError> {
         let filter = options.validate()?;
         let (sender, receiver) = bounded(options.buffer);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.writer.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(SubscriberState {
             id,
             name: options.name.into(),
@@ -799,7 +809,7 @@ impl BusInner {
     /// one; returns whether it did.
     fn update_registry(&self, change: impl FnOnce(&Registry) -> Option<Registry>) -> bool {
         let replaced = {
-            let mut current = lock(&self.registry_write);
+            let mut current = lock(&self.writer.current);
             let Some(next) = change(&current) else {
                 return false;
             };
