@@ -15,6 +15,16 @@
 //! - `crossbeam_request_reply`: three threads, each receiving on its own
 //!   crossbeam channel and replying on a shared one.
 //!
+//! A second group, `request_round_trip_3_responder_tasks`, runs the same
+//! exchange on one thread: the three responders are tasks of a
+//! `futures::executor::LocalPool` consuming their subscription as a `Stream`,
+//! and the requester runs on the same pool. No thread is woken, so what it
+//! measures is the work of the round trip itself:
+//!
+//! - `switchboard_request_async`: [`EventBus::request_async`].
+//! - `futures_request_reply`: three tasks, each receiving on its own
+//!   `futures::channel::mpsc` channel and replying on a shared one.
+//!
 //! Run: `cargo bench --bench request -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -23,6 +33,10 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use futures::channel::mpsc;
+use futures::executor::LocalPool;
+use futures::task::LocalSpawnExt;
+use futures::{SinkExt, StreamExt};
 use switchboard::{Event, EventBus, Request, RequestOptions, Response, TypedSubscription};
 
 const RESPONDERS: [&str; 3] = ["validator-0", "validator-1", "validator-2"];
@@ -195,5 +209,87 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip);
+fn round_trip_on_one_thread(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_round_trip_3_responder_tasks");
+    let options = RequestOptions::new(RESPONDERS).timeout(Duration::from_secs(10));
+
+    {
+        let bus = EventBus::new(0);
+        let mut pool = LocalPool::new();
+        for name in RESPONDERS {
+            let mut requests = bus.subscribe_to::<Ask>(name, 64).unwrap();
+            let bus = bus.clone();
+            pool.spawner()
+                .spawn_local(async move {
+                    while let Some(ask) = requests.next().await {
+                        bus.publish(Reply {
+                            id: ask.id.clone(),
+                            from: name,
+                        });
+                    }
+                })
+                .unwrap();
+        }
+        bus.start();
+        let mut n = 0u64;
+        group.bench_function("switchboard_request_async", |b| {
+            b.iter(|| {
+                n += 1;
+                let future =
+                    bus.request_async::<Reply, _>(Ask { id: n.to_string() }, options.clone());
+                let result = pool.run_until(future).unwrap();
+                assert_eq!(result.responses.len(), 3);
+                black_box(result)
+            })
+        });
+        assert_eq!(bus.dropped_events(), 0);
+    }
+
+    {
+        let mut pool = LocalPool::new();
+        let (reply_tx, mut reply_rx) = mpsc::channel::<Arc<Reply>>(RESPONDERS.len());
+        let mut request_txs = Vec::new();
+        for name in RESPONDERS {
+            let (request_tx, mut request_rx) = mpsc::channel::<Arc<Ask>>(64);
+            request_txs.push(request_tx);
+            let mut reply_tx = reply_tx.clone();
+            pool.spawner()
+                .spawn_local(async move {
+                    while let Some(ask) = request_rx.next().await {
+                        let reply = Arc::new(Reply {
+                            id: ask.id.clone(),
+                            from: name,
+                        });
+                        reply_tx.send(reply).await.unwrap();
+                    }
+                })
+                .unwrap();
+        }
+        let mut n = 0u64;
+        group.bench_function("futures_request_reply", |b| {
+            b.iter(|| {
+                n += 1;
+                let ask = Arc::new(Ask { id: n.to_string() });
+                let replies = pool.run_until(async {
+                    for request_tx in &mut request_txs {
+                        request_tx.send(Arc::clone(&ask)).await.unwrap();
+                    }
+                    let mut replies = Vec::with_capacity(RESPONDERS.len());
+                    while replies.len() < RESPONDERS.len() {
+                        let reply = reply_rx.next().await.unwrap();
+                        if reply.id == ask.id {
+                            replies.push(reply);
+                        }
+                    }
+                    replies
+                });
+                black_box(replies)
+            })
+        });
+    }
+
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, round_trip_on_one_thread);
 criterion_main!(benches);

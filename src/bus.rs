@@ -415,7 +415,7 @@ impl EventBus {
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
         let warn_if_late = !options.leader_only;
-        let subscription = self.inner.subscribe(options)?;
+        let subscription = self.inner.subscribe(options, false)?;
         if warn_if_late && self.is_running() {
             log::warning!(
                 subscriber = subscription.name(),
@@ -430,12 +430,17 @@ impl EventBus {
     /// Subscribes as `options` describe, for the crate's own subscriptions (such
     /// as a request's response subscription): never logs the late-subscription
     /// warning, and does not mark the subscription leader-only.
+    ///
+    /// `async_consumer`: the subscription will be polled as a future, so
+    /// publishers wake it from the start (saving the registry swap its first
+    /// empty poll would make).
     #[cfg_attr(switchboard_loom, allow(dead_code))] // requests are not built under loom
     pub(crate) fn subscribe_internal(
         &self,
         options: SubscribeOptions,
+        async_consumer: bool,
     ) -> Result<Subscription, SubscribeError> {
-        self.inner.subscribe(options)
+        self.inner.subscribe(options, async_consumer)
     }
 
     /// Removes `subscription` from this bus. It then yields the events already
@@ -761,6 +766,7 @@ impl BusInner {
     fn subscribe(
         self: &Arc<Self>,
         options: SubscribeOptions,
+        wakes_consumer: bool,
     ) -> Result<Subscription, SubscribeError> {
         let filter = options.validate()?;
         let (sender, receiver) = bounded(options.buffer);
@@ -774,12 +780,12 @@ impl BusInner {
             filter_label: filter.label().into(),
             filter,
             dropped: AtomicU64::new(0),
-            wakeups_enabled: AtomicBool::new(false),
+            wakeups_enabled: AtomicBool::new(wakes_consumer),
             waker: AtomicWaker::new(),
             received: CachePadded::new(AtomicU64::new(0)),
             coalesced: AtomicU64::new(0),
         });
-        let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state)));
+        let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state), wakes_consumer));
         self.update_registry(|current| Some(current.with(subscriber)));
         Ok(Subscription::new(receiver, state, Arc::downgrade(self)))
     }

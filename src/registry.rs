@@ -99,9 +99,19 @@ impl<'a> Matching<'a> {
 
 impl TypedIndex {
     fn from_subscribers(subscribers: Vec<Arc<Subscriber>>) -> Self {
+        // Sized up front: one allocation per map instead of one per doubling.
+        let (mut names, mut types) = (0, 0);
+        for subscriber in &subscribers {
+            match &subscriber.state().filter {
+                Filter::All => {}
+                Filter::EventTypes(list) => names += list.len(),
+                Filter::RustTypes(set) => types += set.ids().count(),
+            }
+        }
         let mut index = TypedIndex {
             subscribers,
-            ..TypedIndex::default()
+            by_event_type: HashMap::with_capacity_and_hasher(names, FastHashBuilder),
+            by_rust_type: HashMap::with_capacity_and_hasher(types, FastHashBuilder),
         };
         for subscriber in &index.subscribers {
             match &subscriber.state().filter {

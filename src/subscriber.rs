@@ -96,10 +96,15 @@ impl Drop for WakeOnDrop {
 }
 
 impl Subscriber {
-    pub(crate) fn new(sender: Sender<Arc<dyn Event>>, state: Arc<SubscriberState>) -> Self {
+    /// An entry that wakes its consumer after each send if `wakes_consumer`.
+    pub(crate) fn new(
+        sender: Sender<Arc<dyn Event>>,
+        state: Arc<SubscriberState>,
+        wakes_consumer: bool,
+    ) -> Self {
         Self {
             sender,
-            wakes_consumer: false,
+            wakes_consumer,
             seen_full: AtomicBool::new(false),
             state: WakeOnDrop(state),
         }

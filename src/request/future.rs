@@ -139,7 +139,7 @@ impl<R: Response> Future for RequestFuture<R> {
                     return Poll::Ready(gather.finish(Outcome::Cancelled));
                 }
                 let deadline = gather.deadline_from_now();
-                let subscription = gather.launch(&bus, request);
+                let subscription = gather.launch(&bus, request, true);
                 this.state = State::Waiting(Box::new(Waiting {
                     _bus: bus,
                     subscription,

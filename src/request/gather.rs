@@ -89,12 +89,18 @@ impl<R: Response> Gather<R> {
     }
 
     /// Registers the response subscription, then publishes `request`: in that
-    /// order, so no response can be missed.
-    pub(super) fn launch(&self, bus: &EventBus, request: Arc<dyn Event>) -> TypedSubscription<R> {
+    /// order, so no response can be missed. `async_consumer`: the responses
+    /// will be polled by a future.
+    pub(super) fn launch(
+        &self,
+        bus: &EventBus,
+        request: Arc<dyn Event>,
+        async_consumer: bool,
+    ) -> TypedSubscription<R> {
         let options = SubscribeOptions::new(format!("request:{}", self.request_id), self.buffer)
             .rust_types(TypeSet::new().with::<R>());
         let subscription = bus
-            .subscribe_internal(options)
+            .subscribe_internal(options, async_consumer)
             .map(TypedSubscription::new)
             .unwrap_or_else(|error| unreachable!("request options were validated: {error}"));
         bus.publish_arc(request);

@@ -137,7 +137,7 @@ impl EventBus {
             return gather.finish(Outcome::Cancelled);
         }
         let deadline = gather.deadline_from_now();
-        let subscription = gather.launch(self, Arc::new(request));
+        let subscription = gather.launch(self, Arc::new(request), false);
         let outcome = blocking::wait(&subscription, &mut gather, deadline);
         drop(subscription);
         gather.finish(outcome)
