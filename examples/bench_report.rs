@@ -183,7 +183,7 @@ const ROWS: &[Row] = &[
         ],
     },
     Row {
-        label: "g. request, 3 responders",
+        label: "g. request, 3 responder threads",
         group: "request_round_trip_3_responders",
         cells: [
             B("crossbeam_request_reply"),
@@ -195,10 +195,22 @@ const ROWS: &[Row] = &[
         ],
     },
     Row {
-        label: "g. request_async, 3 responders",
+        label: "g. request_async, 3 responder threads",
         group: "request_round_trip_3_responders",
         cells: [
             B("crossbeam_request_reply"),
+            B("switchboard_request_async"),
+            NA,
+            NA,
+            NA,
+            NA,
+        ],
+    },
+    Row {
+        label: "g. request_async, 3 responder tasks, one thread",
+        group: "request_round_trip_3_responder_tasks",
+        cells: [
+            B("futures_request_reply"),
             B("switchboard_request_async"),
             NA,
             NA,
@@ -235,7 +247,9 @@ const ROWS: &[Row] = &[
 const NOTES: &str = "\
 Times are criterion medians per published event (per round trip for g).
 Ratios are to the row's first column: the floor (raw crossbeam `try_send` of an
-`Arc` clone per subscriber), or for g the same exchange on bare crossbeam channels.
+`Arc` clone per subscriber), or for g the same exchange on bare crossbeam channels
+(responder threads) or `futures::channel::mpsc` (responder tasks on the requester's
+thread, a `LocalPool`: no thread wake-ups, so the round trip's own work).
 * e pairs: time per subscribe + unsubscribe while another thread publishes; no floor.
 c, floor with accounting: the floor plus the bookkeeping any bus must do on a drop
 (a per-subscriber and a bus counter, one callback call), shown in the floor column.
@@ -246,7 +260,7 @@ async-broadcast overwrite their oldest slot, bus rejects the event for everyone.
 In b they cannot filter: one channel per type in a HashMap<TypeId, _>.
 n/a: bus is single-producer (d) and adds readers only through `&mut` (e); the port
 has no async receive and bus no async API (h); g is switchboard's own feature.
-d, e, f, g, h run several threads on however many cores there are: on a small or
+d, e, f, h and g with threads run several threads on however many cores there are: on a small or
 shared machine the same binary can settle into a fast or a slow mode for a whole
 benchmark (on 2 cores, f has measured 215 and 570 ns per event from one build), so
 repeat a run before reading much into one of those rows.";
@@ -536,9 +550,20 @@ fn main() {
             unit: "/s",
         },
         Bar {
-            text: "(g) request round trip, 3 responders",
+            text: "(g) request round trip, 3 responder threads",
             measured: get("request_round_trip_3_responders", "switchboard_request")
                 .map(|m| m.ns / 1_000.0),
+            limit: 2.5,
+            at_most: true,
+            unit: " µs",
+        },
+        Bar {
+            text: "(g) request round trip, 3 responder tasks on one thread",
+            measured: get(
+                "request_round_trip_3_responder_tasks",
+                "switchboard_request_async",
+            )
+            .map(|m| m.ns / 1_000.0),
             limit: 2.5,
             at_most: true,
             unit: " µs",

@@ -195,6 +195,7 @@ mod event;
 mod hash;
 mod log;
 mod options;
+mod padding;
 mod registry;
 #[cfg(not(switchboard_loom))] // its blocking wait selects over crossbeam channels
 mod request;

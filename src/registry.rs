@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::hash::FastHashBuilder;
 use crate::options::Filter;
+use crate::padding::CountsGap;
 use crate::subscriber::Subscriber;
 
 #[derive(Default)]
@@ -30,11 +31,13 @@ pub(crate) struct Registry {
 
 /// The subscribers with a type filter and the indexes over them.
 ///
-/// Aligned so that the `Arc`'s reference counts, written on every registry
-/// change, do not share a cache line with the maps publishers read.
+/// Shared between registries by `Arc`, whose reference counts every registry
+/// change writes; the leading gap keeps them off the cache lines of the maps
+/// publishers read (see `padding`).
 #[derive(Default)]
-#[repr(align(128))]
+#[repr(C)]
 struct TypedIndex {
+    _gap: CountsGap,
     /// In subscription order.
     subscribers: Vec<Arc<Subscriber>>,
     by_event_type: HashMap<Box<str>, Bucket, FastHashBuilder>,
@@ -109,6 +112,7 @@ impl TypedIndex {
             }
         }
         let mut index = TypedIndex {
+            _gap: CountsGap::new(),
             subscribers,
             by_event_type: HashMap::with_capacity_and_hasher(names, FastHashBuilder),
             by_rust_type: HashMap::with_capacity_and_hasher(types, FastHashBuilder),

@@ -7,6 +7,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::event::Event;
 use crate::options::Filter;
+use crate::padding::CountsGap;
 use crate::sync::queue::{Sender, TrySendError};
 use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Ordering};
 
@@ -61,12 +62,12 @@ pub(crate) enum Handover {
 /// after unsubscribe or with the bus) closes the queue, then wakes a parked
 /// async consumer so it sees the end of the stream.
 ///
-/// Aligned to a cache line pair: registries hold entries by `Arc`, and every
-/// subscribe or unsubscribe clones and drops those `Arc`s. The alignment puts
-/// the reference counts on their own line, so that churn does not evict the
-/// fields publishers read.
-#[repr(align(128))]
+/// Registries hold entries by `Arc`, cloned and dropped on every subscribe
+/// and unsubscribe; the leading gap keeps those reference counts off the
+/// cache lines publishers read (see `padding`).
+#[repr(C)]
 pub(crate) struct Subscriber {
+    _gap: CountsGap,
     // Field order matters: the sender must drop (closing the queue) before
     // `state` wakes the consumer.
     sender: Sender<Arc<dyn Event>>,
@@ -103,6 +104,7 @@ impl Subscriber {
         wakes_consumer: bool,
     ) -> Self {
         Self {
+            _gap: CountsGap::new(),
             sender,
             wakes_consumer,
             seen_full: AtomicBool::new(false),
@@ -113,6 +115,7 @@ impl Subscriber {
     /// The same subscriber, as an entry that wakes its consumer after each send.
     pub(crate) fn with_wakeups(&self) -> Self {
         Self {
+            _gap: CountsGap::new(),
             sender: self.sender.clone(),
             wakes_consumer: true,
             seen_full: AtomicBool::new(false),
