@@ -232,6 +232,35 @@ fn pre_start_overflow_is_counted_exactly() {
     });
 }
 
+/// A consumer draining a full queue while a publisher publishes into it, the
+/// publisher skipping the clone while it has seen the queue full: every event
+/// is received or counted as dropped exactly once, in order, and each
+/// publish's return value agrees.
+#[test]
+fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
+    model(
+        "publishing_into_a_queue_that_drains_meanwhile_conserves_events",
+        || {
+            let bus = EventBus::new(0);
+            let sub = Arc::new(bus.subscribe("s", 1).unwrap());
+            bus.start();
+            assert_eq!(bus.publish(Ev(0)), 1);
+            let consumer = {
+                let sub = Arc::clone(&sub);
+                thread::spawn(move || drain(&sub))
+            };
+            let delivered = bus.publish(Ev(1)) + bus.publish(Ev(2));
+            let mut got = consumer.join().unwrap();
+            got.extend(drain(&sub));
+            assert_eq!(got[0], 0);
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
+            assert_eq!(got.len(), 1 + delivered, "{got:?}");
+            assert_eq!(sub.dropped(), 2 - delivered as u64);
+            assert_eq!(bus.dropped_events_critical(), sub.dropped());
+        },
+    );
+}
+
 /// A drop racing `set_drop_callback`: it is reported to exactly one of the old
 /// and new callbacks, and counted once.
 #[test]
