@@ -125,7 +125,7 @@ fn subscribe_and_unsubscribe_racing_publish() {
 
         let left = drain(&leaving);
         let joined = drain(&joining);
-        assert!(left == [] || left == [1], "leaving got {left:?}");
+        assert!(left.is_empty() || left == [1], "leaving got {left:?}");
         // The racing publish may land on either side of ours: publishers on
         // different threads are not ordered with each other.
         let mut sorted = joined.clone();
