@@ -109,12 +109,9 @@ impl DropSession<'_> {
     pub(crate) fn report(&mut self, info: &DropInfo<'_>) {
         let reporter = self.reporter;
         let generation = reporter.generation.load(Ordering::Acquire);
-        let fresh = matches!(&self.loaded, Some((seen, _)) if *seen == generation);
-        if !fresh {
-            self.loaded = Some((generation, reporter.callback.load()));
-        }
-        let Some((_, loaded)) = &self.loaded else {
-            return;
+        let loaded = match &mut self.loaded {
+            Some((seen, loaded)) if *seen == generation => loaded,
+            stale => &mut stale.insert((generation, reporter.callback.load())).1,
         };
         let Some(callback) = Option::as_ref(loaded) else {
             return;
