@@ -164,7 +164,7 @@ fn drain_bus(readers: &mut [BusReader<Ev>]) {
 
 /// A started bus with `k` universal critical subscribers of buffer `buffer`.
 fn switchboard_universal(k: usize, buffer: usize) -> (EventBus, Vec<Subscription>) {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let subscriptions = (0..k)
         .map(|i| bus.subscribe(&format!("subscriber-{i}"), buffer).unwrap())
         .collect();
@@ -352,7 +352,7 @@ fn b_typed_dispatch(c: &mut Criterion) {
         });
     }
     {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let subscriptions: Vec<Subscription> = kinds
             .iter()
             .enumerate()
@@ -376,7 +376,7 @@ fn b_typed_dispatch(c: &mut Criterion) {
         assert_eq!(bus.dropped_events(), 0);
     }
     {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let subscriptions: Vec<Subscription> = TYPE_NAMES
             .iter()
             .map(|name| bus.subscribe_types(name, ROOM, [*name]).unwrap())

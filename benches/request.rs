@@ -129,7 +129,7 @@ fn round_trip(c: &mut Criterion) {
     let options = RequestOptions::new(RESPONDERS).timeout(Duration::from_secs(10));
 
     {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let _responders = BusResponders::start(&bus);
         bus.start();
         let mut n = 0u64;
@@ -147,7 +147,7 @@ fn round_trip(c: &mut Criterion) {
     }
 
     {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let _responders = BusResponders::start(&bus);
         bus.start();
         let mut n = 0u64;
@@ -214,7 +214,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
     let options = RequestOptions::new(RESPONDERS).timeout(Duration::from_secs(10));
 
     {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let mut pool = LocalPool::new();
         for name in RESPONDERS {
             let mut requests = bus.subscribe_to::<Ask>(name, 64).unwrap();

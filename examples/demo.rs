@@ -57,7 +57,7 @@ impl Event for RequestServed {
 }
 
 fn main() {
-    let bus = EventBus::new(100);
+    let bus = EventBus::new();
 
     let critical_drops = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&critical_drops);
@@ -66,7 +66,7 @@ fn main() {
         if n <= 3 {
             println!(
                 "  [drop callback] {} (buffer {}, filter [{}]) missed a {:?} event",
-                info.subscriber_name, info.buffer_size, info.event_types, info.event_type
+                info.subscriber_name, info.capacity, info.event_types, info.event_type
             );
         }
     })));

@@ -20,7 +20,7 @@ impl Event for Tick {
 
 fn main() {
     smol::block_on(async {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let mut ticks = bus.subscribe_to::<Tick>("counter", 16).unwrap();
         bus.start();
 

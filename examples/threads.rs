@@ -26,7 +26,7 @@ impl Event for Reading {
 }
 
 fn main() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let all_readings = bus.subscribe_to::<Reading>("logger", 64).unwrap();
     let boiler = bus.subscribe_types("boiler-guard", 8, ["boiler"]).unwrap();
     bus.start();

@@ -26,7 +26,7 @@ impl Event for Deployed {
 
 #[tokio::main]
 async fn main() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let mut deployments = bus.subscribe_to::<Deployed>("scaler", 32).unwrap();
     let mut audit = bus.subscribe("audit", 32).unwrap();
     bus.start();

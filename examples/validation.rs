@@ -149,7 +149,7 @@ fn approved(result: &RequestResult<Verdict>) -> bool {
 }
 
 fn main() {
-    let bus = EventBus::new(16);
+    let bus = EventBus::new();
     let validators = [
         Validator::spawn(&bus, "schema", check_schema),
         Validator::spawn(&bus, "routes", check_routes),

@@ -33,9 +33,9 @@ pub struct DropInfo<'a> {
     pub event_type: &'a str,
     /// The subscriber that missed it; empty for [`DropReason::PreStartOverflow`].
     pub subscriber_name: &'a str,
-    /// The subscriber's buffer size, or the bus's maximum pre-start buffer for
-    /// [`DropReason::PreStartOverflow`].
-    pub buffer_size: usize,
+    /// The capacity of the buffer that was full: the subscriber's, or the
+    /// bus's pre-start limit for [`DropReason::PreStartOverflow`].
+    pub capacity: usize,
     /// The subscriber's type filter joined by commas; empty for a universal
     /// subscriber and for [`DropReason::PreStartOverflow`].
     pub event_types: &'a str,
@@ -47,7 +47,7 @@ impl fmt::Debug for DropInfo<'_> {
             .field("reason", &self.reason)
             .field("event_type", &self.event_type)
             .field("subscriber_name", &self.subscriber_name)
-            .field("buffer_size", &self.buffer_size)
+            .field("capacity", &self.capacity)
             .field("event_types", &self.event_types)
             .finish()
     }

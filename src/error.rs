@@ -7,9 +7,9 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscribeError {
-    /// The buffer is larger than [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE).
-    BufferTooLarge {
-        /// The buffer size asked for.
+    /// The capacity is larger than [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    CapacityTooLarge {
+        /// The capacity asked for.
         requested: usize,
         /// The largest accepted size.
         max: usize,
@@ -23,10 +23,10 @@ pub enum SubscribeError {
 impl fmt::Display for SubscribeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SubscribeError::BufferTooLarge { requested, max } => write!(
+            SubscribeError::CapacityTooLarge { requested, max } => write!(
                 f,
-                "subscription buffer of {requested} events exceeds the maximum of {max}: \
-                 use a smaller buffer, a faster consumer, or a lossy subscription"
+                "subscription capacity of {requested} events exceeds the maximum of {max}: \
+                 use a smaller capacity, a faster consumer, or a lossy subscription"
             ),
             SubscribeError::EmptyTypeList => f.write_str(
                 "type filter is empty, so the subscription would never receive anything: \

@@ -28,7 +28,7 @@
 //!     fn timestamp(&self) -> SystemTime { self.at }
 //! }
 //!
-//! let bus = EventBus::new(100);
+//! let bus = EventBus::new();
 //! let everything = bus.subscribe("audit", 128).unwrap();
 //! bus.start();
 //!
@@ -57,7 +57,7 @@
 //! #     fn event_type(&self) -> &str { "tick" }
 //! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
 //! # }
-//! let bus = EventBus::new(0);
+//! let bus = EventBus::new();
 //! let ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
 //! bus.start();
 //! let consumer = std::thread::spawn(move || ticks.iter().map(|t| t.0).sum::<u32>());
@@ -100,7 +100,7 @@
 //! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
 //! # }
 //!
-//! let bus = EventBus::new(0);
+//! let bus = EventBus::new();
 //! let missed = Arc::new(Mutex::new(Vec::new()));
 //! let log = Arc::clone(&missed);
 //! bus.set_drop_callback(Some(Box::new(move |info| {
@@ -120,7 +120,7 @@
 //! # Start and pause
 //!
 //! A new bus is *buffering*: events published before [`EventBus::start`] are
-//! kept, in order, up to [`MAX_PRE_START_BUFFER_SIZE`] (configurable with
+//! kept, in order, up to [`DEFAULT_PRE_START_LIMIT`] (configurable with
 //! [`EventBus::builder`]); what does not fit is counted and reported, never
 //! lost silently. `start()` replays them to the subscribers registered at that
 //! moment before anything published after it returns, so components can
@@ -145,7 +145,7 @@
 //! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
 //! # }
 //!
-//! let bus = EventBus::new(0);
+//! let bus = EventBus::new();
 //! let mut ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
 //! bus.start();
 //! std::thread::spawn(move || {
@@ -189,6 +189,7 @@
 #![forbid(unsafe_code)]
 
 mod bus;
+mod core;
 mod drops;
 mod error;
 mod event;
@@ -196,20 +197,18 @@ mod hash;
 mod log;
 mod options;
 mod padding;
-mod registry;
 #[cfg(not(switchboard_loom))] // its blocking wait selects over crossbeam channels
 mod request;
 pub mod ringbuffer;
 mod stats;
-mod subscriber;
 mod subscription;
 mod sync;
 
-pub use bus::{EventBus, EventBusBuilder, WeakEventBus, MAX_PRE_START_BUFFER_SIZE};
+pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
-pub use options::{SubscribeOptions, TypeSet, MAX_BUFFER_SIZE};
+pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
 #[cfg(not(switchboard_loom))]
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,

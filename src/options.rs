@@ -6,13 +6,13 @@ use std::fmt;
 use crate::error::SubscribeError;
 use crate::event::Event;
 
-/// The largest per-subscriber buffer the bus accepts.
+/// The largest capacity of a subscriber's buffer that the bus accepts.
 ///
 /// Buffers are allocated up front (a slot is 24 bytes), so this caps one
 /// subscription at about 25 MiB. A consumer that needs more than a million
 /// queued events to keep up needs a faster consumer or a lossy subscription,
 /// not a bigger buffer.
-pub const MAX_BUFFER_SIZE: usize = 1 << 20;
+pub const MAX_CAPACITY: usize = 1 << 20;
 
 /// A set of Rust event types, for subscriptions filtered by [`TypeId`] at the bus.
 ///
@@ -94,7 +94,7 @@ impl Filter {
     }
 }
 
-/// How to subscribe: name, buffer size, filter and delivery flavour.
+/// How to subscribe: name, capacity, filter and delivery flavour.
 ///
 /// Every `subscribe_*` shortcut on [`EventBus`](crate::EventBus) builds one of
 /// these; [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) takes it
@@ -103,7 +103,7 @@ impl Filter {
 /// ```
 /// use switchboard::{EventBus, SubscribeOptions};
 ///
-/// let bus = EventBus::new(16);
+/// let bus = EventBus::new();
 /// let metrics = bus
 ///     .subscribe_with(
 ///         SubscribeOptions::new("metrics", 256)
@@ -116,7 +116,7 @@ impl Filter {
 #[derive(Clone, Debug)]
 pub struct SubscribeOptions {
     pub(crate) name: String,
-    pub(crate) buffer: usize,
+    pub(crate) capacity: usize,
     pub(crate) lossy: bool,
     pub(crate) leader_only: bool,
     pub(crate) event_types: Option<Vec<String>>,
@@ -124,18 +124,18 @@ pub struct SubscribeOptions {
 }
 
 impl SubscribeOptions {
-    /// A critical, universal subscription named `name` with room for `buffer`
-    /// queued events.
+    /// A critical, universal subscription named `name` whose buffer holds up
+    /// to `capacity` queued events.
     ///
-    /// A `buffer` of 0 makes an unbuffered subscription, like an unbuffered Go
+    /// A `capacity` of 0 makes an unbuffered subscription, like an unbuffered Go
     /// channel: an event is handed over only if the consumer is blocked in
     /// `recv` at that moment, and is dropped (and counted) otherwise. Async
-    /// consumers never block in `recv`, so a 0-buffer subscription used as a
-    /// `Stream` receives nothing; give it a buffer of at least 1.
-    pub fn new(name: impl Into<String>, buffer: usize) -> Self {
+    /// consumers never block in `recv`, so a 0-capacity subscription used as a
+    /// `Stream` receives nothing; give it a capacity of at least 1.
+    pub fn new(name: impl Into<String>, capacity: usize) -> Self {
         Self {
             name: name.into(),
-            buffer,
+            capacity,
             lossy: false,
             leader_only: false,
             event_types: None,
@@ -185,10 +185,10 @@ impl SubscribeOptions {
 
     /// Checks the options and resolves the filter.
     pub(crate) fn validate(&self) -> Result<Filter, SubscribeError> {
-        if self.buffer > MAX_BUFFER_SIZE {
-            return Err(SubscribeError::BufferTooLarge {
-                requested: self.buffer,
-                max: MAX_BUFFER_SIZE,
+        if self.capacity > MAX_CAPACITY {
+            return Err(SubscribeError::CapacityTooLarge {
+                requested: self.capacity,
+                max: MAX_CAPACITY,
             });
         }
         match (&self.event_types, &self.rust_types) {

@@ -47,7 +47,9 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::fmt;
 use std::mem;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+
+use crate::sync::{lock, Mutex, MutexGuard};
 
 /// The smallest step by which the storage grows (see [`RingBuffer::new`]).
 const MIN_GROWTH: usize = 4;
@@ -246,11 +248,11 @@ impl<T> RingBuffer<T> {
         Vec::from(slots)
     }
 
-    /// Locks the storage, ignoring poisoning: no critical section can panic
+    /// Locks the storage. Poisoning is ignored: no critical section can panic
     /// halfway through a change (the only user code run under the lock is
     /// `Clone` and `Debug`, on a storage that is only read).
     fn lock(&self) -> MutexGuard<'_, VecDeque<T>> {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.slots)
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use crate::core::Subscriber;
 use crate::options::Filter;
-use crate::subscriber::Subscriber;
 use crate::sync::Ordering;
 
 /// What a subscriber filters on.
@@ -42,8 +42,8 @@ pub struct SubscriberStats {
     pub lossy: bool,
     /// Whether it was made with a leader-only variant.
     pub leader_only: bool,
-    /// Its buffer size.
-    pub buffer: usize,
+    /// How many events its buffer holds.
+    pub capacity: usize,
     /// Events queued now.
     pub queued: usize,
     /// Events queued for it so far (received plus queued now).
@@ -69,7 +69,7 @@ impl SubscriberStats {
             event_types: state.filter_label.to_string(),
             lossy: state.lossy,
             leader_only: state.leader_only,
-            buffer: state.buffer,
+            capacity: state.capacity,
             queued,
             delivered: state.received.load(Ordering::Relaxed) + queued as u64,
             dropped: state.dropped.load(Ordering::Relaxed),
@@ -124,11 +124,11 @@ impl fmt::Display for BusStats {
             .unwrap_or(10);
         writeln!(
             f,
-            "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {:>9}  filter",
+            "  {:<width$}  {:<9}  {:<8}  {:>8}  {:>7}  {:>10}  {:>8}  {:>9}  filter",
             "subscriber",
             "kind",
             "delivery",
-            "buffer",
+            "capacity",
             "queued",
             "delivered",
             "dropped",
@@ -143,11 +143,11 @@ impl fmt::Display for BusStats {
             };
             writeln!(
                 f,
-                "  {:<width$}  {:<9}  {:<8}  {:>7}  {:>7}  {:>10}  {:>8}  {:>9}  {}",
+                "  {:<width$}  {:<9}  {:<8}  {:>8}  {:>7}  {:>10}  {:>8}  {:>9}  {}",
                 s.name,
                 s.kind.to_string(),
                 delivery,
-                s.buffer,
+                s.capacity,
                 s.queued,
                 s.delivered,
                 s.dropped,

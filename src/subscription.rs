@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use crate::bus::BusInner;
+use crate::core::{BusCore, Registered, SubscriberState};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
-use crate::subscriber::SubscriberState;
 use crate::sync::queue::{self, Receiver};
 use crate::sync::Ordering;
 
@@ -36,7 +35,7 @@ use crate::sync::Ordering;
 ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
 /// }
 ///
-/// let bus = EventBus::new(0);
+/// let bus = EventBus::new();
 /// let ticks = bus.subscribe("clock", 16).unwrap();
 /// bus.start();
 ///
@@ -52,15 +51,13 @@ use crate::sync::Ordering;
 pub struct Subscription {
     receiver: Receiver<Arc<dyn Event>>,
     state: Arc<SubscriberState>,
-    bus: Weak<BusInner>,
+    bus: Weak<BusCore>,
 }
 
 impl Subscription {
-    pub(crate) fn new(
-        receiver: Receiver<Arc<dyn Event>>,
-        state: Arc<SubscriberState>,
-        bus: Weak<BusInner>,
-    ) -> Self {
+    /// The subscription of what `bus` registered.
+    pub(crate) fn new(registered: Registered, bus: Weak<BusCore>) -> Self {
+        let Registered { receiver, state } = registered;
         Self {
             receiver,
             state,
@@ -80,7 +77,7 @@ impl Subscription {
         &self.receiver
     }
 
-    pub(crate) fn belongs_to(&self, bus: &Arc<BusInner>) -> bool {
+    pub(crate) fn belongs_to(&self, bus: &Arc<BusCore>) -> bool {
         std::ptr::eq(self.bus.as_ptr(), Arc::as_ptr(bus))
     }
 
@@ -204,7 +201,7 @@ impl Subscription {
     ///     fn coalescible(&self) -> bool { true } // only the latest matters
     /// }
     ///
-    /// let bus = EventBus::new(0);
+    /// let bus = EventBus::new();
     /// let sub = bus.subscribe("dashboard", 16).unwrap();
     /// bus.start();
     /// for percent in [10, 50, 90] {
@@ -245,9 +242,9 @@ impl Subscription {
         self.receiver.is_empty()
     }
 
-    /// The buffer size this subscription was made with.
+    /// How many events its buffer holds, as subscribed.
     pub fn capacity(&self) -> usize {
-        self.state.buffer
+        self.state.capacity
     }
 
     /// The subscriber's name.
@@ -495,7 +492,7 @@ impl<T: Event> TypedSubscription<T> {
         self.inner.is_empty()
     }
 
-    /// The buffer size this subscription was made with.
+    /// How many events its buffer holds, as subscribed.
     pub fn capacity(&self) -> usize {
         self.inner.capacity()
     }

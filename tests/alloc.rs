@@ -59,7 +59,7 @@ fn drain(subscriptions: &[Subscription]) -> usize {
 /// A started bus with a subscriber of every kind that a `Tick` reaches, plus
 /// ones it does not reach (so that every index of the registry is in use).
 fn bus_with_every_kind() -> (EventBus, Vec<Subscription>, usize) {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let mut subscriptions = Vec::new();
     for i in 0..8 {
         subscriptions.push(bus.subscribe(&format!("universal-{i}"), 64).unwrap());
@@ -115,12 +115,12 @@ fn publish_after_start_allocates_only_the_callers_event() {
 
 #[test]
 fn the_drop_path_allocates_nothing() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let reported = Arc::new(AtomicU64::new(0));
     {
         let reported = Arc::clone(&reported);
         bus.set_drop_callback(Some(Box::new(move |info| {
-            assert_eq!(info.buffer_size, 1);
+            assert_eq!(info.capacity, 1);
             reported.fetch_add(1, Ordering::Relaxed);
         })));
     }
@@ -156,7 +156,7 @@ impl Wake for Flag {
 
 #[test]
 fn waking_an_async_consumer_allocates_nothing() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let subscription = bus.subscribe("async", 64).unwrap();
     let typed = bus.subscribe_to::<Tick>("async-typed", 64).unwrap();
     bus.start();
@@ -218,7 +218,7 @@ fn subscribe_costs(
     existing_options: &dyn Fn(String) -> SubscribeOptions,
     options: &dyn Fn() -> SubscribeOptions,
 ) -> (u64, u64) {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let _others: Vec<Subscription> = (0..existing)
         .map(|i| {
             bus.subscribe_with(existing_options(format!("existing-{i}")))

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use switchboard::{
     DropReason, Event, EventBus, RecvError, RecvTimeoutError, SubscribeError, SubscribeOptions,
-    Subscription, TryRecvError, TypeSet, MAX_BUFFER_SIZE,
+    Subscription, TryRecvError, TypeSet, MAX_CAPACITY,
 };
 
 // ---------------------------------------------------------------- allocation probe
@@ -52,7 +52,7 @@ impl Event for B {
 }
 
 fn running_bus() -> EventBus {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     bus.start();
     bus
 }
@@ -63,7 +63,7 @@ struct Dropped {
     reason: DropReason,
     event_type: String,
     subscriber_name: String,
-    buffer_size: usize,
+    capacity: usize,
     event_types: String,
 }
 
@@ -76,7 +76,7 @@ fn record_drops(bus: &EventBus) -> Arc<Mutex<Vec<Dropped>>> {
             reason: info.reason,
             event_type: info.event_type.to_owned(),
             subscriber_name: info.subscriber_name.to_owned(),
-            buffer_size: info.buffer_size,
+            capacity: info.capacity,
             event_types: info.event_types.to_owned(),
         });
     })));
@@ -104,7 +104,7 @@ fn zero_buffer_with_nobody_waiting_drops_and_counts_the_event() {
     assert_eq!(drops.len(), 3);
     assert!(drops.iter().all(|d| d.reason == DropReason::BufferFull
         && d.subscriber_name == "unbuffered"
-        && d.buffer_size == 0
+        && d.capacity == 0
         && d.event_type == "a"));
 }
 
@@ -178,15 +178,15 @@ fn subscribe_every_way(bus: &EventBus, buffer: usize) -> Vec<Result<usize, Subsc
 
 #[test]
 fn buffer_above_the_maximum_is_rejected_before_allocating() {
-    let bus = EventBus::new(0);
-    for buffer in [MAX_BUFFER_SIZE + 1, usize::MAX / 2, usize::MAX] {
+    let bus = EventBus::new();
+    for buffer in [MAX_CAPACITY + 1, usize::MAX / 2, usize::MAX] {
         let (results, largest) = largest_allocation_in(|| subscribe_every_way(&bus, buffer));
         for result in results {
             assert_eq!(
                 result,
-                Err(SubscribeError::BufferTooLarge {
+                Err(SubscribeError::CapacityTooLarge {
                     requested: buffer,
-                    max: MAX_BUFFER_SIZE
+                    max: MAX_CAPACITY
                 })
             );
         }
@@ -199,25 +199,25 @@ fn buffer_above_the_maximum_is_rejected_before_allocating() {
 }
 
 #[test]
-fn buffer_too_large_message_says_what_to_do() {
-    let err = EventBus::new(0)
+fn capacity_too_large_message_says_what_to_do() {
+    let err = EventBus::new()
         .subscribe("huge", usize::MAX)
         .expect_err("usize::MAX is too large");
     let message = err.to_string();
     assert!(message.contains(&usize::MAX.to_string()), "{message}");
-    assert!(message.contains(&MAX_BUFFER_SIZE.to_string()), "{message}");
-    assert!(message.contains("use a smaller buffer"), "{message}");
+    assert!(message.contains(&MAX_CAPACITY.to_string()), "{message}");
+    assert!(message.contains("use a smaller capacity"), "{message}");
     let _: &dyn std::error::Error = &err;
 }
 
 #[test]
 fn buffer_of_exactly_the_maximum_is_accepted_and_works() {
     let bus = running_bus();
-    let (sub, largest) = largest_allocation_in(|| bus.subscribe("max", MAX_BUFFER_SIZE));
-    let sub = sub.expect("MAX_BUFFER_SIZE is accepted");
-    assert_eq!(sub.capacity(), MAX_BUFFER_SIZE);
+    let (sub, largest) = largest_allocation_in(|| bus.subscribe("max", MAX_CAPACITY));
+    let sub = sub.expect("MAX_CAPACITY is accepted");
+    assert_eq!(sub.capacity(), MAX_CAPACITY);
     // The probe works: the accepted buffer was allocated up front.
-    assert!(largest >= MAX_BUFFER_SIZE, "largest allocation {largest}");
+    assert!(largest >= MAX_CAPACITY, "largest allocation {largest}");
     assert_eq!(bus.publish(A(1)), 1);
     assert_eq!(sub.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
 }
@@ -226,7 +226,7 @@ fn buffer_of_exactly_the_maximum_is_accepted_and_works() {
 
 #[test]
 fn empty_type_lists_are_rejected() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let none: [&str; 0] = [];
     let errors = [
         bus.subscribe_types("s", 4, none).err(),
@@ -249,7 +249,7 @@ fn empty_type_lists_are_rejected() {
 
 #[test]
 fn mixed_filters_are_rejected() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let options = SubscribeOptions::new("mixed", 4)
         .event_types(["a"])
         .rust_types(TypeSet::new().with::<A>());
@@ -480,7 +480,7 @@ fn a_panicking_drop_callback_is_caught_and_the_bus_carries_on() {
 
 #[test]
 fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
-    let bus = EventBus::builder().max_pre_start_buffer(2).build();
+    let bus = EventBus::builder().pre_start_limit(2).build();
     let calls = Arc::new(Mutex::new(Vec::new()));
     {
         let calls = Arc::clone(&calls);
@@ -558,7 +558,7 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
         GUARD,
         "re-entrant callback while buffering and starting",
         || {
-            let bus = EventBus::builder().max_pre_start_buffer(2).build();
+            let bus = EventBus::builder().pre_start_limit(2).build();
             let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
             let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
             let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
@@ -638,7 +638,7 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
 
 #[test]
 fn max_pre_start_buffer_zero_drops_and_counts_every_buffered_publish() {
-    let bus = EventBus::builder().max_pre_start_buffer(0).build();
+    let bus = EventBus::builder().pre_start_limit(0).build();
     let drops = record_drops(&bus);
     let sub = bus.subscribe("s", 8).unwrap();
     for i in 0..3 {
@@ -658,7 +658,7 @@ fn max_pre_start_buffer_zero_drops_and_counts_every_buffered_publish() {
                     reason: DropReason::PreStartOverflow,
                     event_type: "a".into(),
                     subscriber_name: String::new(),
-                    buffer_size: 0,
+                    capacity: 0,
                     event_types: String::new(),
                 }
             );
@@ -679,11 +679,11 @@ fn max_pre_start_buffer_zero_drops_and_counts_every_buffered_publish() {
 }
 
 #[test]
-fn pre_start_capacity_larger_than_the_maximum_is_accepted() {
+fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     let (bus, largest) = largest_allocation_in(|| {
         EventBus::builder()
-            .pre_start_capacity(usize::MAX)
-            .max_pre_start_buffer(4)
+            .pre_start_reserve(usize::MAX)
+            .pre_start_limit(4)
             .build()
     });
     assert!(largest < 64 * 1024, "allocated {largest} bytes up front");
@@ -701,15 +701,16 @@ fn pre_start_capacity_larger_than_the_maximum_is_accepted() {
         [0, 1, 2, 3]
     );
 
-    // `EventBus::new` with an absurd capacity: reduced to the default maximum.
-    let (bus, largest) = largest_allocation_in(|| EventBus::new(usize::MAX));
+    // An absurd pre-start reserve: reduced to the (default) pre-start limit.
+    let (bus, largest) =
+        largest_allocation_in(|| EventBus::builder().pre_start_reserve(usize::MAX).build());
     assert!(largest < 1024 * 1024, "allocated {largest} bytes up front");
     let sub = bus.subscribe("s", 2_000).unwrap();
     for i in 0..1_001 {
         bus.publish(A(i));
     }
-    assert_eq!(bus.pre_start_len(), switchboard::MAX_PRE_START_BUFFER_SIZE);
+    assert_eq!(bus.pre_start_len(), switchboard::DEFAULT_PRE_START_LIMIT);
     assert_eq!(bus.dropped_events_pre_start(), 1);
     bus.start();
-    assert_eq!(sub.len(), switchboard::MAX_PRE_START_BUFFER_SIZE);
+    assert_eq!(sub.len(), switchboard::DEFAULT_PRE_START_LIMIT);
 }

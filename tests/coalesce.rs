@@ -48,7 +48,7 @@ fn label(event: &Arc<dyn Event>) -> String {
 
 #[test]
 fn superseded_coalescible_events_are_skipped_and_counted() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("dashboard", 32).unwrap();
     bus.start();
     bus.publish(Status {
@@ -85,7 +85,7 @@ fn superseded_coalescible_events_are_skipped_and_counted() {
 
 #[test]
 fn non_coalescible_events_are_never_skipped() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 8).unwrap();
     bus.start();
     for n in 0..4 {
@@ -110,7 +110,7 @@ fn a_coalescible_event_is_superseded_by_any_later_event_of_its_type() {
             SystemTime::UNIX_EPOCH
         }
     }
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 8).unwrap();
     bus.start();
     bus.publish(Status {
@@ -125,7 +125,7 @@ fn a_coalescible_event_is_superseded_by_any_later_event_of_its_type() {
 
 #[test]
 fn only_what_is_queued_now_is_drained_and_empty_is_fine() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 8).unwrap();
     assert!(sub.drain_coalesced().is_empty());
     bus.start();
@@ -149,7 +149,7 @@ fn only_what_is_queued_now_is_drained_and_empty_is_fine() {
 
 #[test]
 fn the_typed_twin_coalesces_too() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe_to::<Status>("typed", 8).unwrap();
     bus.start();
     for value in 0..5 {

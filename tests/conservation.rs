@@ -71,9 +71,7 @@ fn consume_async(mut sub: Subscription) -> thread::JoinHandle<(Tally, u64)> {
 fn every_event_is_received_or_counted_exactly() {
     let total = PUBLISHERS as u64 * PER_PUBLISHER;
     let others = PUBLISHERS as u64 * (PER_PUBLISHER / 4);
-    let bus = EventBus::builder()
-        .max_pre_start_buffer(total as usize)
-        .build();
+    let bus = EventBus::builder().pre_start_limit(total as usize).build();
 
     // Long-lived subscribers of every kind, each with (lossy, expected matches).
     let long_lived: Vec<(Subscription, bool, u64, bool)> = vec![
@@ -224,7 +222,7 @@ fn every_event_is_received_or_counted_exactly() {
 #[test]
 fn unsubscribing_during_replay_never_duplicates() {
     for _ in 0..2000 {
-        let bus = EventBus::new(32);
+        let bus = EventBus::new();
         let sub = bus.subscribe("leaving", 64).unwrap();
         let _stays = bus.subscribe("staying", 64).unwrap();
         for seq in 0..20 {

@@ -164,9 +164,7 @@ fn number(event: &std::sync::Arc<dyn Event>) -> u64 {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let bus = EventBus::builder()
-        .max_pre_start_buffer(MAX_PRE_START)
-        .build();
+    let bus = EventBus::builder().pre_start_limit(MAX_PRE_START).build();
     let mut model = Model::default();
     let mut subs: Vec<Option<Subscription>> = Vec::new();
     let mut next = 0u64;

@@ -13,14 +13,14 @@ use switchboard::{
 };
 
 fn started() -> EventBus {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     bus.start();
     bus
 }
 
 #[test]
 fn publish_reaches_a_subscriber_in_order() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("a", 16).unwrap();
     bus.start();
     for n in 0..10 {
@@ -41,7 +41,7 @@ fn publish_with_no_subscriber_returns_zero() {
 
 #[test]
 fn every_subscriber_gets_the_same_shared_event() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let subs: Vec<_> = (0..8)
         .map(|i| bus.subscribe(&format!("s{i}"), 4).unwrap())
         .collect();
@@ -58,7 +58,7 @@ fn every_subscriber_gets_the_same_shared_event() {
 
 #[test]
 fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let slow = bus.subscribe("slow", 2).unwrap();
     let fast = bus.subscribe("fast", 16).unwrap();
     bus.start();
@@ -79,7 +79,7 @@ fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
 
 #[test]
 fn critical_drops_call_the_callback_lossy_drops_do_not() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     bus.set_drop_callback(Some(Box::new(move |info| {
@@ -87,7 +87,7 @@ fn critical_drops_call_the_callback_lossy_drops_do_not() {
             info.reason,
             info.subscriber_name.to_string(),
             info.event_type.to_string(),
-            info.buffer_size,
+            info.capacity,
             info.event_types.to_string(),
         ));
     })));
@@ -127,7 +127,7 @@ fn critical_drops_call_the_callback_lossy_drops_do_not() {
 
 #[test]
 fn the_callback_can_be_replaced_and_removed() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let first = Arc::new(AtomicUsize::new(0));
     let second = Arc::new(AtomicUsize::new(0));
     let _full = bus.subscribe("full", 0).unwrap();
@@ -151,7 +151,7 @@ fn the_callback_can_be_replaced_and_removed() {
 
 #[test]
 fn string_filters_deliver_only_matching_types() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let ab = bus.subscribe_types("ab", 16, ["a", "b"]).unwrap();
     let c = bus.subscribe_types("c", 16, vec!["c".to_string()]).unwrap();
     let all = bus.subscribe("all", 16).unwrap();
@@ -167,7 +167,7 @@ fn string_filters_deliver_only_matching_types() {
 
 #[test]
 fn rust_type_filters_deliver_only_matching_types() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let numbers = bus.subscribe_to::<Numbered>("numbers", 16).unwrap();
     let others = bus.subscribe_to::<Other>("others", 16).unwrap();
     let both = bus
@@ -197,7 +197,7 @@ fn rust_type_filters_deliver_only_matching_types() {
 
 #[test]
 fn string_and_type_filters_are_independent_indexes() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let by_name = bus.subscribe_types("by-name", 4, ["other"]).unwrap();
     let by_type = bus.subscribe_to::<Other>("by-type", 4).unwrap();
     bus.start();
@@ -231,7 +231,7 @@ fn lossy_and_leader_only_variants_deliver_like_the_plain_ones() {
 
 #[test]
 fn unsubscribe_explicitly_by_handle_and_by_drop() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let a = bus.subscribe("a", 4).unwrap();
     let b = bus.subscribe("b", 4).unwrap();
     let c = bus.subscribe_to::<Numbered>("c", 4).unwrap();
@@ -269,7 +269,7 @@ fn an_unsubscribed_subscription_drains_then_ends() {
 
 #[test]
 fn subscriptions_end_when_the_last_bus_handle_is_dropped() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 8).unwrap();
     let typed = bus.subscribe_to::<Numbered>("t", 8).unwrap();
     let clone = bus.clone();
@@ -290,7 +290,7 @@ fn subscriptions_end_when_the_last_bus_handle_is_dropped() {
 
 #[test]
 fn a_blocked_receiver_is_released_when_the_bus_is_dropped() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 8).unwrap();
     let consumer = thread::spawn(move || sub.recv());
     // Whether or not the consumer is already parked, it must end.
@@ -304,7 +304,7 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
     const THREADS: usize = 4;
     // Miri interprets every instruction: keep its runs short.
     const PER_THREAD: u64 = if cfg!(miri) { 50 } else { 5_000 };
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("all", THREADS * PER_THREAD as usize).unwrap();
     let typed = bus
         .subscribe_to::<FromThread>("typed", THREADS * PER_THREAD as usize)
@@ -338,7 +338,7 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
 #[test]
 fn consumers_on_plain_threads_receive_everything() {
     const EVENTS: u64 = if cfg!(miri) { 200 } else { 20_000 };
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let consumers: Vec<_> = (0..3)
         .map(|i| {
             let sub = bus.subscribe(&format!("c{i}"), 64).unwrap();
@@ -373,7 +373,7 @@ fn consumers_on_plain_threads_receive_everything() {
 
 #[test]
 fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 0).unwrap();
     let weak = bus.downgrade();
     let republished = Arc::new(AtomicUsize::new(0));
@@ -396,7 +396,7 @@ fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
 
 #[test]
 fn callbacks_see_the_dropped_event_itself() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let _full = bus.subscribe("full", 0).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
@@ -551,7 +551,7 @@ fn a_zero_buffer_subscriber_still_takes_a_handoff_after_a_miss() {
 
 #[test]
 fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let _t1 = bus.subscribe_types("t1", 1, ["x"]).unwrap();
     let _u1 = bus.subscribe("u1", 1).unwrap();
     let t2 = bus.subscribe_to::<Other>("t2", 1).unwrap();
@@ -570,7 +570,7 @@ fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
 
 #[test]
 fn stats_report_every_subscriber_and_the_totals() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let _a = bus.subscribe("a", 1).unwrap();
     let _b = bus.subscribe_types_lossy("b", 1, ["x"]).unwrap();
     let _c = bus.subscribe_to::<Other>("c", 4).unwrap();

@@ -168,7 +168,7 @@ impl Drop for Responder {
 
 /// A started bus with responders `a` and `b` answering and `c` silent.
 fn two_of_three() -> (EventBus, [Responder; 3]) {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [
         Responder::answering(&bus, "a"),
         Responder::answering(&bus, "b"),
@@ -222,7 +222,7 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 
 #[test]
 fn all_expected_responders_answer() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::answering(&bus, name));
     bus.start();
 
@@ -293,7 +293,7 @@ fn min_responses_returns_once_the_quorum_answers() {
 
 #[test]
 fn min_responses_below_the_answers_returns_the_first_ones() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::answering(&bus, name));
     bus.start();
 
@@ -312,7 +312,7 @@ fn min_responses_below_the_answers_returns_the_first_ones() {
 #[test]
 fn twenty_concurrent_requests_each_receive_exactly_their_own_responses() {
     const REQUESTS: usize = 20;
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     // Each responder holds the requests until it has all twenty, then answers
     // them newest first: all twenty are in flight at once, and every response
     // subscription sees all sixty responses, three of them its own.
@@ -366,7 +366,7 @@ fn twenty_concurrent_requests_each_receive_exactly_their_own_responses() {
 
 #[test]
 fn cancel_from_another_thread_returns_the_partial_result() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (answered, answers) = mpsc::channel();
     let responders = [
         Responder::answering_and_telling(&bus, "a", answered.clone()),
@@ -443,7 +443,7 @@ fn a_cancelled_token_fails_the_request_before_it_is_published() {
 
 #[test]
 fn one_token_cancels_blocking_and_async_requests_alike() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [Responder::silent(&bus, "a")];
     bus.start();
     let token = CancelToken::new();
@@ -475,7 +475,7 @@ fn one_token_cancels_blocking_and_async_requests_alike() {
 
 #[test]
 fn duplicate_unknown_and_foreign_responses_are_ignored() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (a_done, a_finished) = mpsc::channel::<()>();
     let a_finished = Mutex::new(a_finished);
     let responders = [
@@ -523,7 +523,7 @@ fn duplicate_unknown_and_foreign_responses_are_ignored() {
 
 #[test]
 fn unknown_responders_do_not_count_towards_the_quorum() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [
         Responder::answering(&bus, "intruder"),
         Responder::answering(&bus, "a"),
@@ -548,7 +548,7 @@ fn unknown_responders_do_not_count_towards_the_quorum() {
 #[test]
 fn a_flood_of_other_responses_does_not_hold_a_request_past_its_timeout() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [Responder::silent(&bus, "a")];
     bus.start();
 
@@ -585,7 +585,7 @@ fn a_flood_of_other_responses_does_not_hold_a_request_past_its_timeout() {
 
 #[test]
 fn invalid_options_are_errors_that_say_what_to_change() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     bus.start();
     let request = |options| {
         bus.request::<Verdict, _>(check("r", 1), options)
@@ -643,7 +643,7 @@ fn invalid_options_are_errors_that_say_what_to_change() {
 
 #[test]
 fn a_request_before_start_is_buffered_and_answered_after_start() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b"].map(|name| Responder::answering(&bus, name));
 
     let requester = {
@@ -665,7 +665,7 @@ fn a_request_before_start_is_buffered_and_answered_after_start() {
 
 #[test]
 fn a_request_while_paused_is_answered_after_the_restart() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b"].map(|name| Responder::answering(&bus, name));
     bus.start();
     bus.pause();
@@ -687,7 +687,7 @@ fn a_request_while_paused_is_answered_after_the_restart() {
 
 #[test]
 fn a_request_before_a_late_start_times_out_and_its_late_answers_reach_nobody() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (answered, answers) = mpsc::channel();
     let responders = [Responder::answering_and_telling(&bus, "a", answered)];
 
@@ -706,7 +706,7 @@ fn a_request_before_a_late_start_times_out_and_its_late_answers_reach_nobody() {
 
 #[test]
 fn the_response_subscription_is_internal_critical_and_typed() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (seen, stats) = mpsc::channel();
     let responders = [Responder::spawn(&bus, "inspector", move |bus, request| {
         // While the request is in flight, its response subscription exists.
@@ -728,7 +728,7 @@ fn the_response_subscription_is_internal_critical_and_typed() {
     assert!(response_subscription.event_types.ends_with("Verdict"));
     assert!(!response_subscription.lossy, "responses are critical");
     assert!(!response_subscription.leader_only);
-    assert_eq!(response_subscription.buffer, 256);
+    assert_eq!(response_subscription.capacity, 256);
     assert_clean(&bus, responders.len());
 }
 
@@ -737,7 +737,7 @@ fn the_response_subscription_exists_before_the_request_is_published() {
     // With no room to buffer, the request is dropped as it is published, and
     // the drop callback runs right there, on the requesting thread: it sees
     // the bus exactly as the publish does.
-    let bus = EventBus::builder().max_pre_start_buffer(0).build();
+    let bus = EventBus::builder().pre_start_limit(0).build();
     let (seen, subscribers) = mpsc::channel();
     let observer = bus.clone();
     bus.set_drop_callback(Some(Box::new(move |info| {
@@ -769,7 +769,7 @@ fn the_response_subscription_exists_before_the_request_is_published() {
 
 #[test]
 fn a_timeout_too_long_to_represent_means_no_timeout() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [Responder::answering(&bus, "a")];
     bus.start();
 
@@ -791,20 +791,22 @@ fn a_timeout_too_long_to_represent_means_no_timeout() {
 
 #[test]
 fn a_custom_response_buffer_is_used() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (seen, buffers) = mpsc::channel();
     let responders = [Responder::spawn(&bus, "a", move |bus, request| {
         let buffer = bus
             .stats()
             .subscribers
             .iter()
-            .find_map(|s| (s.name == format!("request:{}", request.id)).then_some(s.buffer));
+            .find_map(|s| (s.name == format!("request:{}", request.id)).then_some(s.capacity));
         let _ = seen.send(buffer);
         bus.publish(verdict(request, "a"));
     })];
     bus.start();
 
-    let options = RequestOptions::new(["a"]).timeout(GUARD).response_buffer(4);
+    let options = RequestOptions::new(["a"])
+        .timeout(GUARD)
+        .response_capacity(4);
     bus.request::<Verdict, _>(check("r1", 1), options).unwrap();
     assert_eq!(buffers.recv_timeout(GUARD).unwrap(), Some(4));
     assert_clean(&bus, responders.len());
@@ -815,7 +817,7 @@ fn a_custom_response_buffer_is_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_request_on_tokio() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::answering(&bus, name));
     bus.start();
 
@@ -876,7 +878,7 @@ async fn async_min_responses_on_a_single_threaded_tokio() {
 
 #[test]
 fn async_request_on_smol() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::answering(&bus, name));
     bus.start();
 
@@ -926,7 +928,7 @@ fn async_timeout_on_smol_returns_the_partial_result() {
 
 #[test]
 fn async_request_under_futures_block_on() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::answering(&bus, name));
     bus.start();
 
@@ -964,7 +966,7 @@ fn async_timeout_under_futures_block_on() {
 
 #[test]
 fn async_cancel_from_another_thread_returns_the_partial_result() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let (answered, answers) = mpsc::channel();
     let responders = [
         Responder::answering_and_telling(&bus, "a", answered),
@@ -994,7 +996,7 @@ fn async_cancel_from_another_thread_returns_the_partial_result() {
 #[test]
 fn dropping_the_future_cancels_the_request_and_removes_its_subscription() {
     // Silent responders: the request is the only event published.
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = ["a", "b", "c"].map(|name| Responder::silent(&bus, name));
     bus.start();
 
@@ -1075,7 +1077,7 @@ fn a_request_on_a_running_bus_logs_no_late_subscription_warning() {
         fn exit(&self, _: &Id) {}
     }
 
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let responders = [Responder::answering(&bus, "a")];
     bus.start();
     let warnings = CountWarnings::default();

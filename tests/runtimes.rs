@@ -57,7 +57,7 @@ fn num(event: &Arc<dyn Event>) -> u64 {
 
 /// A started bus.
 fn running_bus() -> EventBus {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     bus.start();
     bus
 }

@@ -7,11 +7,11 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
 use common::{n_of, numbered, FromThread};
-use switchboard::{DropReason, EventBus, MAX_PRE_START_BUFFER_SIZE};
+use switchboard::{DropReason, EventBus, DEFAULT_PRE_START_LIMIT};
 
 #[test]
 fn events_before_start_are_buffered_then_replayed_in_order() {
-    let bus = EventBus::new(10);
+    let bus = EventBus::new();
     let early = bus.subscribe("early", 64).unwrap();
     for n in 0..5 {
         assert_eq!(bus.publish(numbered("x", n)), 0, "buffered");
@@ -35,7 +35,7 @@ fn events_before_start_are_buffered_then_replayed_in_order() {
 
 #[test]
 fn start_is_idempotent() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 16).unwrap();
     bus.publish(numbered("x", 1));
     bus.start();
@@ -49,7 +49,7 @@ fn start_is_idempotent() {
 
 #[test]
 fn pause_buffers_again_and_start_replays() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let sub = bus.subscribe("s", 16).unwrap();
     bus.start();
     bus.publish(numbered("x", 1));
@@ -67,7 +67,7 @@ fn pause_buffers_again_and_start_replays() {
 
 #[test]
 fn pre_start_overflow_is_counted_and_reported() {
-    let bus = EventBus::builder().max_pre_start_buffer(3).build();
+    let bus = EventBus::builder().pre_start_limit(3).build();
     let sub = bus.subscribe("s", 16).unwrap();
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reports);
@@ -76,7 +76,7 @@ fn pre_start_overflow_is_counted_and_reported() {
             info.reason,
             info.event_type.to_string(),
             info.subscriber_name.to_string(),
-            info.buffer_size,
+            info.capacity,
         ));
     })));
     for n in 0..5 {
@@ -102,8 +102,8 @@ fn pre_start_overflow_is_counted_and_reported() {
 
 #[test]
 fn the_default_pre_start_limit_is_the_reference_constant() {
-    assert_eq!(MAX_PRE_START_BUFFER_SIZE, 1000);
-    let bus = EventBus::new(usize::MAX); // capacity is clamped, not allocated
+    assert_eq!(DEFAULT_PRE_START_LIMIT, 1000);
+    let bus = EventBus::new(); // capacity is clamped, not allocated
     for n in 0..1005 {
         bus.publish(numbered("x", n));
     }
@@ -113,7 +113,7 @@ fn the_default_pre_start_limit_is_the_reference_constant() {
 
 #[test]
 fn drops_during_replay_are_counted_and_reported_after_it() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let small = bus.subscribe("small", 2).unwrap();
     let reported = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&reported);
@@ -153,7 +153,7 @@ fn publishes_racing_start_never_overtake_the_replay() {
     // Miri interprets every instruction: keep its runs short.
     let trials = if cfg!(miri) { 3 } else { 200 };
     for _ in 0..trials {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let sub = bus.subscribe("s", 4096).unwrap();
         for seq in 0..50 {
             bus.publish(FromThread { thread: 0, seq });
@@ -218,9 +218,7 @@ fn publishes_racing_start_never_overtake_the_replay() {
 #[test]
 fn per_publisher_order_survives_pause_start_cycles() {
     const EVENTS: u64 = if cfg!(miri) { 200 } else { 20_000 };
-    let bus = EventBus::builder()
-        .max_pre_start_buffer(EVENTS as usize)
-        .build();
+    let bus = EventBus::builder().pre_start_limit(EVENTS as usize).build();
     let sub = bus.subscribe("s", EVENTS as usize).unwrap();
     bus.start();
     let done = Arc::new(AtomicBool::new(false));
@@ -266,7 +264,7 @@ fn per_publisher_order_survives_pause_start_cycles() {
 
 #[test]
 fn a_subscriber_unsubscribed_before_start_misses_the_replay() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let gone = bus.subscribe("gone", 8).unwrap();
     let kept = bus.subscribe("kept", 8).unwrap();
     bus.publish(numbered("x", 1));

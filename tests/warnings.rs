@@ -105,7 +105,7 @@ impl Event for Ping {
 }
 
 fn running_bus() -> EventBus {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     bus.start();
     bus
 }
@@ -184,7 +184,7 @@ fn typed_subscribe_to_after_start_warns_naming_the_test_file() {
 
 #[test]
 fn subscribe_before_start_logs_nothing() {
-    let bus = EventBus::new(0);
+    let bus = EventBus::new();
     let mut control_line = 0;
     let warnings = late_warnings(|| {
         let _a = bus.subscribe("early", 4).unwrap();

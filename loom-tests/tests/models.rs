@@ -62,7 +62,7 @@ fn position(events: &[u32], n: u32) -> usize {
 #[test]
 fn publish_racing_start() {
     model("publish_racing_start", || {
-        let bus = EventBus::new(4);
+        let bus = EventBus::new();
         let sub = bus.subscribe("s", 4).unwrap();
         bus.publish(Ev(0));
         let racer = {
@@ -87,7 +87,7 @@ fn publish_racing_start() {
 #[test]
 fn one_publisher_racing_pause_and_start() {
     model("one_publisher_racing_pause_and_start", || {
-        let bus = EventBus::new(4);
+        let bus = EventBus::new();
         let sub = bus.subscribe("s", 4).unwrap();
         bus.start();
         let publisher = {
@@ -111,7 +111,7 @@ fn one_publisher_racing_pause_and_start() {
 #[test]
 fn subscribe_and_unsubscribe_racing_publish() {
     model("subscribe_and_unsubscribe_racing_publish", || {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         bus.start();
         let leaving = bus.subscribe_leader_only("leaving", 4).unwrap();
         let publisher = {
@@ -143,7 +143,7 @@ fn subscribe_and_unsubscribe_racing_publish() {
 #[test]
 fn parked_async_consumer_is_woken_by_a_publish() {
     model("parked_async_consumer_is_woken_by_a_publish", || {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let sub = bus.subscribe("s", 2).unwrap();
         bus.start();
         let publisher = {
@@ -163,7 +163,7 @@ fn parked_async_consumer_is_woken_by_a_publish() {
 #[test]
 fn async_consumer_receives_from_two_publishers() {
     model("async_consumer_receives_from_two_publishers", || {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let sub = bus.subscribe("s", 2).unwrap();
         bus.start();
         let publishers: Vec<_> = (1..=2)
@@ -194,7 +194,7 @@ fn parked_async_consumer_is_woken_by_the_bus_going_away() {
     model(
         "parked_async_consumer_is_woken_by_the_bus_going_away",
         || {
-            let bus = EventBus::new(0);
+            let bus = EventBus::new();
             let sub = bus.subscribe("s", 2).unwrap();
             let dropper = thread::spawn(move || drop(bus));
             let got = loom::future::block_on(poll_fn(|cx| sub.poll_recv(cx)));
@@ -209,7 +209,7 @@ fn parked_async_consumer_is_woken_by_the_bus_going_away() {
 #[test]
 fn pre_start_overflow_is_counted_exactly() {
     model("pre_start_overflow_is_counted_exactly", || {
-        let bus = EventBus::builder().max_pre_start_buffer(1).build();
+        let bus = EventBus::builder().pre_start_limit(1).build();
         let sub = bus.subscribe("s", 4).unwrap();
         let reported = Arc::new(StdAtomicUsize::new(0));
         let counter = Arc::clone(&reported);
@@ -241,7 +241,7 @@ fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
     model(
         "publishing_into_a_queue_that_drains_meanwhile_conserves_events",
         || {
-            let bus = EventBus::new(0);
+            let bus = EventBus::new();
             let sub = Arc::new(bus.subscribe("s", 1).unwrap());
             bus.start();
             assert_eq!(bus.publish(Ev(0)), 1);
@@ -266,7 +266,7 @@ fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
 #[test]
 fn drop_callback_racing_its_replacement() {
     model("drop_callback_racing_its_replacement", || {
-        let bus = EventBus::new(0);
+        let bus = EventBus::new();
         let _full = bus.subscribe("full", 0).unwrap();
         bus.start();
         let calls = Arc::new([StdAtomicUsize::new(0), StdAtomicUsize::new(0)]);
@@ -297,7 +297,7 @@ fn publish_after_start_returned_never_overtakes_the_replay() {
     model(
         "publish_after_start_returned_never_overtakes_the_replay",
         || {
-            let bus = EventBus::new(4);
+            let bus = EventBus::new();
             let sub = bus.subscribe("s", 4).unwrap();
             bus.publish(Ev(0));
             let started = Arc::new(AtomicBool::new(false));

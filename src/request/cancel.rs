@@ -5,10 +5,12 @@ use std::convert::Infallible;
 use std::fmt;
 use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use atomic_waker::AtomicWaker;
 use crossbeam_channel::{Receiver, Sender};
+
+use crate::sync::{lock, Mutex};
 
 /// Cancels the requests it is given to, from any thread: the role Go's
 /// `context.Context` plays for `Request(ctx, ...)`.
@@ -37,7 +39,7 @@ use crossbeam_channel::{Receiver, Sender};
 /// # impl Event for Answer { fn event_type(&self) -> &str { "answer" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
 /// # impl Response for Answer { fn request_id(&self) -> &str { &self.0 } fn responder(&self) -> &str { "nobody" } }
 ///
-/// let bus = EventBus::new(0);
+/// let bus = EventBus::new();
 /// bus.start();
 /// let token = CancelToken::new();
 ///
@@ -89,11 +91,6 @@ impl Default for Inner {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The critical sections below cannot panic halfway through an update.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl CancelToken {
     /// A token that is not cancelled.
     pub fn new() -> Self {
@@ -104,7 +101,10 @@ impl CancelToken {
     /// Idempotent; callable from any thread.
     pub fn cancel(&self) {
         let inner = &*self.inner;
-        if inner.cancelled.swap(true, Ordering::SeqCst) {
+        // AcqRel: a request that sees the flag (Acquire in `is_cancelled`)
+        // also sees what the canceller did before cancelling; only the first
+        // call goes on to wake the waiters.
+        if inner.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }
         drop(lock(&inner.sender).take());
@@ -116,7 +116,7 @@ impl CancelToken {
 
     /// Whether [`cancel`](Self::cancel) has been called on this token or a clone.
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.load(Ordering::SeqCst)
+        self.inner.cancelled.load(Ordering::Acquire)
     }
 
     /// Disconnected once the token is cancelled: ready in a `Select`.

@@ -41,7 +41,7 @@ pub(super) struct Gather<R> {
     responses: Vec<Arc<R>>,
     timeout: Duration,
     cancel: Option<CancelToken>,
-    buffer: usize,
+    capacity: usize,
 }
 
 impl<R: Response> Gather<R> {
@@ -52,7 +52,7 @@ impl<R: Response> Gather<R> {
     ) -> Result<Self, RequestOptionsError> {
         options.validate()?;
         let required = options.required();
-        let buffer = options.response_buffer_size();
+        let capacity = options.resolved_response_capacity();
         let expected = options.expected_responders;
         let index = (expected.len() > LINEAR_LOOKUP_MAX).then(|| {
             expected
@@ -70,7 +70,7 @@ impl<R: Response> Gather<R> {
             required,
             timeout: options.timeout,
             cancel: options.cancel_token,
-            buffer,
+            capacity,
         })
     }
 
@@ -97,7 +97,7 @@ impl<R: Response> Gather<R> {
         request: Arc<dyn Event>,
         async_consumer: bool,
     ) -> TypedSubscription<R> {
-        let options = SubscribeOptions::new(format!("request:{}", self.request_id), self.buffer)
+        let options = SubscribeOptions::new(format!("request:{}", self.request_id), self.capacity)
             .rust_types(TypeSet::new().with::<R>());
         let subscription = bus
             .subscribe_internal(options, async_consumer)

@@ -74,7 +74,7 @@ impl EventBus {
     ///     fn responder(&self) -> &str { self.validator }
     /// }
     ///
-    /// let bus = EventBus::new(0);
+    /// let bus = EventBus::new();
     /// for validator in ["schema", "policy"] {
     ///     let requests = bus.subscribe_to::<Validate>(validator, 16).unwrap();
     ///     let bus = bus.clone();
@@ -180,7 +180,7 @@ impl EventBus {
     ///     fn responder(&self) -> &str { "echo" }
     /// }
     ///
-    /// let bus = EventBus::new(0);
+    /// let bus = EventBus::new();
     /// let mut pings = bus.subscribe_to::<Ping>("echo", 16).unwrap();
     /// bus.start();
     ///

@@ -2,18 +2,18 @@
 
 use std::time::Duration;
 
-use crate::options::MAX_BUFFER_SIZE;
+use crate::options::MAX_CAPACITY;
 
 use super::cancel::CancelToken;
 use super::outcome::RequestOptionsError;
 
-/// The smallest response buffer a request gets unless
-/// [`RequestOptions::response_buffer`] says otherwise.
-const MIN_DEFAULT_RESPONSE_BUFFER: usize = 256;
+/// The smallest response capacity a request gets unless
+/// [`RequestOptions::response_capacity`] says otherwise.
+const MIN_DEFAULT_RESPONSE_CAPACITY: usize = 256;
 
-/// Response-buffer slots per expected responder, for requests with so many
-/// responders that [`MIN_DEFAULT_RESPONSE_BUFFER`] would be tight.
-const RESPONSE_BUFFER_PER_RESPONDER: usize = 8;
+/// Response capacity per expected responder, for requests with so many
+/// responders that [`MIN_DEFAULT_RESPONSE_CAPACITY`] would be tight.
+const RESPONSE_CAPACITY_PER_RESPONDER: usize = 8;
 
 /// How a scatter-gather request runs: who is expected to answer, how many
 /// answers are enough, how long to wait, and how to cancel it.
@@ -62,14 +62,14 @@ pub struct RequestOptions {
     pub min_responses: usize,
     /// Cancels the request when cancelled (Go's context); see [`CancelToken`].
     pub cancel_token: Option<CancelToken>,
-    /// The response subscription's buffer; `None` (the default) sizes it as
-    /// [`response_buffer`](Self::response_buffer) explains.
-    pub response_buffer: Option<usize>,
+    /// The response subscription's capacity; `None` (the default) sizes it as
+    /// [`response_capacity`](Self::response_capacity) explains.
+    pub response_capacity: Option<usize>,
 }
 
 impl Default for RequestOptions {
     /// A 10 s timeout, all expected responders required, no cancel token,
-    /// the default response buffer — and no expected responders yet, which
+    /// the default response capacity — and no expected responders yet, which
     /// must be filled in before the options are valid.
     fn default() -> Self {
         Self {
@@ -77,7 +77,7 @@ impl Default for RequestOptions {
             expected_responders: Vec::new(),
             min_responses: 0,
             cancel_token: None,
-            response_buffer: None,
+            response_capacity: None,
         }
     }
 }
@@ -122,7 +122,7 @@ impl RequestOptions {
         self
     }
 
-    /// Sets the buffer of the request's response subscription.
+    /// Sets the capacity of the request's response subscription.
     ///
     /// The response subscription receives *every* event of the response type,
     /// including responses to other requests in flight at the same time
@@ -139,10 +139,10 @@ impl RequestOptions {
     /// requester gets a chance to run. The buffer is allocated for each request
     /// (about 24 bytes a slot), so raise it only for many concurrent requests
     /// sharing one response type. Must be between 1 and
-    /// [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE).
+    /// [`MAX_CAPACITY`](crate::MAX_CAPACITY).
     #[must_use]
-    pub fn response_buffer(mut self, buffer: usize) -> Self {
-        self.response_buffer = Some(buffer);
+    pub fn response_capacity(mut self, capacity: usize) -> Self {
+        self.response_capacity = Some(capacity);
         self
     }
 
@@ -166,7 +166,7 @@ impl RequestOptions {
     /// [`DuplicateResponder`](RequestOptionsError::DuplicateResponder),
     /// [`MinResponsesTooHigh`](RequestOptionsError::MinResponsesTooHigh),
     /// [`ZeroTimeout`](RequestOptionsError::ZeroTimeout),
-    /// [`InvalidResponseBuffer`](RequestOptionsError::InvalidResponseBuffer).
+    /// [`InvalidResponseCapacity`](RequestOptionsError::InvalidResponseCapacity).
     pub fn validate(&self) -> Result<(), RequestOptionsError> {
         let expected = &self.expected_responders;
         if expected.is_empty() {
@@ -186,11 +186,11 @@ impl RequestOptions {
         if self.timeout.is_zero() {
             return Err(RequestOptionsError::ZeroTimeout);
         }
-        if let Some(buffer) = self.response_buffer {
-            if buffer == 0 || buffer > MAX_BUFFER_SIZE {
-                return Err(RequestOptionsError::InvalidResponseBuffer {
-                    requested: buffer,
-                    max: MAX_BUFFER_SIZE,
+        if let Some(capacity) = self.response_capacity {
+            if capacity == 0 || capacity > MAX_CAPACITY {
+                return Err(RequestOptionsError::InvalidResponseCapacity {
+                    requested: capacity,
+                    max: MAX_CAPACITY,
                 });
             }
         }
@@ -205,13 +205,13 @@ impl RequestOptions {
         }
     }
 
-    /// The response subscription's buffer size.
-    pub(super) fn response_buffer_size(&self) -> usize {
-        self.response_buffer.unwrap_or_else(|| {
+    /// The response subscription's capacity.
+    pub(super) fn resolved_response_capacity(&self) -> usize {
+        self.response_capacity.unwrap_or_else(|| {
             self.expected_responders
                 .len()
-                .saturating_mul(RESPONSE_BUFFER_PER_RESPONDER)
-                .clamp(MIN_DEFAULT_RESPONSE_BUFFER, MAX_BUFFER_SIZE)
+                .saturating_mul(RESPONSE_CAPACITY_PER_RESPONDER)
+                .clamp(MIN_DEFAULT_RESPONSE_CAPACITY, MAX_CAPACITY)
         })
     }
 }
@@ -242,21 +242,24 @@ mod tests {
         assert_eq!(options.timeout, Duration::from_secs(10));
         assert_eq!(options.min_responses, 0);
         assert_eq!(options.required(), 1);
-        assert_eq!(options.response_buffer_size(), MIN_DEFAULT_RESPONSE_BUFFER);
+        assert_eq!(
+            options.resolved_response_capacity(),
+            MIN_DEFAULT_RESPONSE_CAPACITY
+        );
         assert!(options.validate().is_ok());
     }
 
     #[test]
-    fn response_buffer_grows_with_responders_and_is_capped() {
+    fn response_capacity_grows_with_responders_and_is_capped() {
         let many = RequestOptions::new((0..100).map(|i| i.to_string()));
-        assert_eq!(many.response_buffer_size(), 800);
+        assert_eq!(many.resolved_response_capacity(), 800);
         let mut absurd = RequestOptions::new(["a"]);
-        absurd.expected_responders = vec![String::new(); MAX_BUFFER_SIZE / 4];
-        assert_eq!(absurd.response_buffer_size(), MAX_BUFFER_SIZE);
+        absurd.expected_responders = vec![String::new(); MAX_CAPACITY / 4];
+        assert_eq!(absurd.resolved_response_capacity(), MAX_CAPACITY);
         assert_eq!(
             RequestOptions::new(["a"])
-                .response_buffer(3)
-                .response_buffer_size(),
+                .response_capacity(3)
+                .resolved_response_capacity(),
             3
         );
     }
@@ -295,22 +298,22 @@ mod tests {
             ZeroTimeout
         );
         assert_eq!(
-            check(RequestOptions::new(["a"]).response_buffer(0)),
-            InvalidResponseBuffer {
+            check(RequestOptions::new(["a"]).response_capacity(0)),
+            InvalidResponseCapacity {
                 requested: 0,
-                max: MAX_BUFFER_SIZE
+                max: MAX_CAPACITY
             }
         );
         assert_eq!(
-            check(RequestOptions::new(["a"]).response_buffer(MAX_BUFFER_SIZE + 1)),
-            InvalidResponseBuffer {
-                requested: MAX_BUFFER_SIZE + 1,
-                max: MAX_BUFFER_SIZE
+            check(RequestOptions::new(["a"]).response_capacity(MAX_CAPACITY + 1)),
+            InvalidResponseCapacity {
+                requested: MAX_CAPACITY + 1,
+                max: MAX_CAPACITY
             }
         );
         assert!(RequestOptions::new(["a", "b"])
             .min_responses(2)
-            .response_buffer(MAX_BUFFER_SIZE)
+            .response_capacity(MAX_CAPACITY)
             .validate()
             .is_ok());
     }

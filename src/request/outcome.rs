@@ -84,7 +84,7 @@ impl<R: Response> fmt::Debug for RequestResult<R> {
 /// # struct Answer(String);
 /// # impl Event for Answer { fn event_type(&self) -> &str { "answer" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
 /// # impl Response for Answer { fn request_id(&self) -> &str { &self.0 } fn responder(&self) -> &str { "nobody" } }
-/// let bus = EventBus::new(0);
+/// let bus = EventBus::new();
 /// bus.start();
 /// // Nobody answers: the request times out with an empty partial result.
 /// let options = RequestOptions::new(["a", "b"]).timeout(Duration::from_millis(10));
@@ -246,9 +246,9 @@ pub enum RequestOptionsError {
     },
     /// The timeout is zero.
     ZeroTimeout,
-    /// The response buffer is 0 or larger than [`MAX_BUFFER_SIZE`](crate::MAX_BUFFER_SIZE).
-    InvalidResponseBuffer {
-        /// The buffer size asked for.
+    /// The response capacity is 0 or larger than [`MAX_CAPACITY`](crate::MAX_CAPACITY).
+    InvalidResponseCapacity {
+        /// The capacity asked for.
         requested: usize,
         /// The largest accepted size.
         max: usize,
@@ -280,9 +280,9 @@ impl fmt::Display for RequestOptionsError {
                 "the timeout is zero, so the request would time out before any responder could \
                  answer: give a positive timeout (the default is 10 s)",
             ),
-            RequestOptionsError::InvalidResponseBuffer { requested, max } => write!(
+            RequestOptionsError::InvalidResponseCapacity { requested, max } => write!(
                 f,
-                "a response buffer of {requested} is invalid: use between 1 and {max}, or leave \
+                "a response capacity of {requested} is invalid: use between 1 and {max}, or leave \
                  it unset for the default"
             ),
         }

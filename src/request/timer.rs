@@ -19,11 +19,13 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Condvar, Once, PoisonError};
 use std::thread;
 use std::time::Instant;
 
 use atomic_waker::AtomicWaker;
+
+use crate::sync::{self, Mutex, MutexGuard};
 
 /// A pending deadline: when, plus a unique id so equal instants stay distinct.
 type Key = (Instant, u64);
@@ -56,9 +58,10 @@ static TIMER: Timer = Timer {
 
 static START: Once = Once::new();
 
+/// Locks the timer's state (no critical section below can leave it
+/// half-updated, so poisoning is ignored).
 fn lock() -> MutexGuard<'static, State> {
-    // No critical section below can leave the state half-updated.
-    TIMER.state.lock().unwrap_or_else(PoisonError::into_inner)
+    sync::lock(&TIMER.state)
 }
 
 /// A registered deadline; dropping it unregisters it.

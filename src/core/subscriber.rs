@@ -16,7 +16,7 @@ use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Ordering};
 pub(crate) struct SubscriberState {
     pub(crate) id: u64,
     pub(crate) name: Box<str>,
-    pub(crate) buffer: usize,
+    pub(crate) capacity: usize,
     pub(crate) lossy: bool,
     pub(crate) leader_only: bool,
     pub(crate) filter: Filter,
@@ -74,7 +74,7 @@ pub(crate) struct Subscriber {
     /// Whether publishers wake the consumer's task after each send. Fixed for
     /// the life of the entry, so a blocking consumer costs publishers one
     /// well-predicted branch; a consumer that starts polling as a `Stream`
-    /// swaps in an entry with this set (`BusInner::enable_wakeups`), and the
+    /// swaps in an entry with this set (`BusCore::enable_wakeups`), and the
     /// replaced entry's drop wakes it once more (see `WakeOnDrop`).
     wakes_consumer: bool,
     /// Set when a send found the buffer full, cleared when it has room again.
@@ -208,7 +208,7 @@ impl Subscriber {
 
     #[inline(always)]
     fn found_full(&self) {
-        if self.state().buffer > 0 {
+        if self.state().capacity > 0 {
             self.seen_full.store(true, Ordering::Relaxed);
         }
         self.count_drop();

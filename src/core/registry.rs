@@ -12,11 +12,11 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::subscriber::Subscriber;
 use crate::event::Event;
 use crate::hash::FastHashBuilder;
 use crate::options::Filter;
 use crate::padding::CountsGap;
-use crate::subscriber::Subscriber;
 
 #[derive(Default)]
 pub(crate) struct Registry {

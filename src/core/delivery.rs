@@ -1,0 +1,119 @@
+//! Delivery: offering one event to every matching subscriber, and counting
+//! what happened.
+
+use std::sync::Arc;
+
+use crate::drops::{DropInfo, DropReason, DropSession};
+use crate::event::Event;
+use crate::log;
+use crate::sync::Ordering;
+
+use super::subscriber::{Handover, Offer, Subscriber};
+use super::BusCore;
+
+/// What one publish did, counted locally.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    dropped_critical: u64,
+    dropped_observability: u64,
+}
+
+impl Tally {
+    #[inline(always)]
+    fn dropped(
+        &mut self,
+        subscriber: &Arc<Subscriber>,
+        event: &Arc<dyn Event>,
+        on_critical_drop: &mut impl FnMut(&Arc<Subscriber>, &Arc<dyn Event>),
+    ) {
+        if subscriber.state().lossy {
+            self.dropped_observability += 1;
+        } else {
+            self.dropped_critical += 1;
+            on_critical_drop(subscriber, event);
+        }
+    }
+}
+
+impl BusCore {
+    /// Delivers `event` now, reporting critical drops to the drop callback
+    /// as they happen.
+    #[inline]
+    pub(super) fn deliver_now(&self, event: Arc<dyn Event>) -> usize {
+        let mut drops = self.drops.session();
+        self.deliver(event, |subscriber, event| {
+            self.report_critical_drop(&mut drops, subscriber, &**event)
+        })
+    }
+
+    /// Offers `event` to every matching subscriber, the last one getting the
+    /// caller's `Arc`. `on_critical_drop` is told about each critical
+    /// subscriber that missed it.
+    ///
+    /// The bus's drop totals are added once, after the loop: one atomic
+    /// read-modify-write per publish rather than one per full subscriber.
+    /// Each subscriber's own count is raised before its drop is reported.
+    #[inline]
+    pub(super) fn deliver(
+        &self,
+        event: Arc<dyn Event>,
+        mut on_critical_drop: impl FnMut(&Arc<Subscriber>, &Arc<dyn Event>),
+    ) -> usize {
+        let registry = self.registry.load();
+        let Some((last, others)) = registry.matching(&*event).split_last() else {
+            return 0;
+        };
+        let mut tally = Tally::default();
+        for part in others.parts() {
+            for subscriber in part {
+                match subscriber.offer(&event) {
+                    Offer::Delivered => tally.delivered += 1,
+                    Offer::Full => tally.dropped(subscriber, &event, &mut on_critical_drop),
+                    Offer::Closed => {}
+                }
+            }
+        }
+        match last.hand_over(event) {
+            Handover::Delivered => tally.delivered += 1,
+            Handover::Full(event) => tally.dropped(last, &event, &mut on_critical_drop),
+            Handover::Closed => {}
+        }
+        if tally.dropped_critical > 0 {
+            self.counters
+                .dropped_critical
+                .fetch_add(tally.dropped_critical, Ordering::Relaxed);
+        }
+        if tally.dropped_observability > 0 {
+            self.counters
+                .dropped_observability
+                .fetch_add(tally.dropped_observability, Ordering::Relaxed);
+        }
+        tally.delivered
+    }
+
+    /// Logs a critical subscriber's drop and tells the drop callback.
+    pub(super) fn report_critical_drop(
+        &self,
+        drops: &mut DropSession<'_>,
+        subscriber: &Subscriber,
+        event: &dyn Event,
+    ) {
+        let state = subscriber.state();
+        let event_type = event.event_type();
+        log::warning!(
+            subscriber = &*state.name,
+            event_type,
+            capacity = state.capacity,
+            "switchboard: critical subscriber's buffer is full; event dropped"
+        );
+        drops.report(&DropInfo {
+            reason: DropReason::BufferFull,
+            event,
+            event_type,
+            subscriber_name: &state.name,
+            capacity: state.capacity,
+            event_types: &state.filter_label,
+        });
+    }
+}

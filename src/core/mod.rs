@@ -1,0 +1,216 @@
+//! The lock-free core behind [`EventBus`](crate::EventBus): the registry
+//! snapshot publishers read, its writer, delivery and the start/pause state
+//! machine.
+//!
+//! The public face (`bus.rs`) owns a [`BusCore`] and turns what it hands back
+//! into public types: [`BusCore::register`] returns the queue's receiver and
+//! the subscriber's shared state, from which the face builds a
+//! [`Subscription`](crate::Subscription). Nothing here depends on the face.
+//!
+//! - `registry`: the immutable, indexed set of subscribers publishers read.
+//! - `subscriber`: one registry entry (the sending half of a queue) and the
+//!   state it shares with its subscription.
+//! - `writer`: copy-and-swap of the registry, and freeing replaced ones.
+//! - `delivery`: offering one event to the matching subscribers, and tallying
+//!   what happened.
+//! - `pre_start`: buffering before `start` and after `pause`, and the replay.
+//!
+//! The ordering arguments are collected in the design document's "Memory
+//! orders" section (`docs/design.md`).
+
+mod delivery;
+mod pre_start;
+mod registry;
+mod subscriber;
+mod writer;
+
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use crate::drops::{DropCallback, DropReporter};
+use crate::error::SubscribeError;
+use crate::event::Event;
+use crate::options::SubscribeOptions;
+use crate::stats::SubscriberStats;
+use crate::sync::queue::{bounded, Receiver};
+use crate::sync::snapshot::Snapshot;
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering};
+
+pub(crate) use self::subscriber::{Subscriber, SubscriberState};
+
+use self::pre_start::PreStartBuffer;
+use self::registry::Registry;
+use self::writer::RegistryWriter;
+
+/// `BusCore::state` while events go to the pre-start buffer.
+const BUFFERING: u8 = 0;
+/// `BusCore::state` while events go directly to subscribers.
+const RUNNING: u8 = 1;
+
+/// Everything one bus shares between its handles and subscriptions.
+pub(crate) struct BusCore {
+    /// What publishers read: the current subscribers, lock-free.
+    registry: Snapshot<Registry>,
+    /// On its own cache line: subscribe and unsubscribe write it several
+    /// times per change, and it must not evict what every publish reads
+    /// (the snapshot pointer and the state).
+    writer: CachePadded<RegistryWriter>,
+    /// `BUFFERING` or `RUNNING`. Only changed under the mode lock; read
+    /// lock-free by publishers, which take the lock and re-check only when
+    /// they see `BUFFERING` (design invariant 4).
+    state: AtomicU8,
+    /// The mode lock, guarding the pre-start buffer.
+    pre_start: Mutex<PreStartBuffer>,
+    drops: DropReporter,
+    counters: Counters,
+}
+
+/// The bus totals, each on its own cache line: publishers write them.
+struct Counters {
+    published: CachePadded<AtomicU64>,
+    dropped_critical: CachePadded<AtomicU64>,
+    dropped_observability: CachePadded<AtomicU64>,
+    dropped_pre_start: CachePadded<AtomicU64>,
+}
+
+/// What [`BusCore::register`] hands the face to build a subscription from.
+pub(crate) struct Registered {
+    pub(crate) receiver: Receiver<Arc<dyn Event>>,
+    pub(crate) state: Arc<SubscriberState>,
+}
+
+impl BusCore {
+    /// A buffering bus whose pre-start buffer keeps at most `pre_start_limit`
+    /// events, with room for `pre_start_reserve` of them allocated now.
+    pub(crate) fn new(pre_start_reserve: usize, pre_start_limit: usize) -> Self {
+        let registry = Arc::new(Registry::default());
+        Self {
+            registry: Snapshot::new(Arc::clone(&registry)),
+            writer: CachePadded::new(RegistryWriter::new(registry)),
+            state: AtomicU8::new(BUFFERING),
+            pre_start: Mutex::new(PreStartBuffer::new(pre_start_reserve, pre_start_limit)),
+            drops: DropReporter::new(),
+            counters: Counters {
+                published: CachePadded::new(AtomicU64::new(0)),
+                dropped_critical: CachePadded::new(AtomicU64::new(0)),
+                dropped_observability: CachePadded::new(AtomicU64::new(0)),
+                dropped_pre_start: CachePadded::new(AtomicU64::new(0)),
+            },
+        }
+    }
+
+    /// Publishes `event`; returns how many subscribers received it (0 while
+    /// buffering).
+    pub(crate) fn publish(&self, event: Arc<dyn Event>) -> usize {
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        // Acquire: a publisher that sees RUNNING also sees everything the
+        // replay did before `start` stored it (design, "Memory orders").
+        if self.state.load(Ordering::Acquire) == RUNNING {
+            return self.deliver_now(event);
+        }
+        self.publish_while_buffering(event)
+    }
+
+    /// Whether the bus delivers directly (started and not paused).
+    pub(crate) fn is_running(&self) -> bool {
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// Goes back to buffering. Under the mode lock, so that a replay in
+    /// progress finishes first and a buffering publisher's re-check is exact.
+    pub(crate) fn pause(&self) {
+        let _mode = lock(&self.pre_start);
+        self.state.store(BUFFERING, Ordering::Release);
+    }
+
+    /// Adds a subscriber as `options` describe and hands back the receiving
+    /// side. `wakes_consumer`: publishers wake its async consumer from the
+    /// start (for a subscription that will be polled as a future at once).
+    pub(crate) fn register(
+        &self,
+        options: SubscribeOptions,
+        wakes_consumer: bool,
+    ) -> Result<Registered, SubscribeError> {
+        let filter = options.validate()?;
+        let (sender, receiver) = bounded(options.capacity);
+        let state = Arc::new(SubscriberState {
+            id: self.writer.next_id(),
+            name: options.name.into(),
+            capacity: options.capacity,
+            lossy: options.lossy,
+            leader_only: options.leader_only,
+            filter_label: filter.label().into(),
+            filter,
+            dropped: AtomicU64::new(0),
+            wakeups_enabled: AtomicBool::new(wakes_consumer),
+            waker: AtomicWaker::new(),
+            received: CachePadded::new(AtomicU64::new(0)),
+            coalesced: AtomicU64::new(0),
+        });
+        let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state), wakes_consumer));
+        self.update_registry(|current| Some(current.with(subscriber)));
+        Ok(Registered { receiver, state })
+    }
+
+    /// Makes publishers wake the consumer of subscriber `id` after each send.
+    ///
+    /// The registry entry is swapped for one that wakes. Publishers still
+    /// holding an older snapshot may send through the old, non-waking entry;
+    /// but that entry is dropped only when the last of them lets go of it
+    /// (arc-swap pays its readers' debts on store, so each holds a real
+    /// reference), and dropping it wakes the consumer. So a send made without
+    /// a wake-up is always followed by one.
+    pub(crate) fn enable_wakeups(&self, id: u64) {
+        self.update_registry(|current| current.with_wakeups_for(id));
+    }
+
+    /// Whether subscriber `id` is registered.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.registry.load().contains(id)
+    }
+
+    /// Removes the subscriber with `id`; `false` if there is none.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        self.update_registry(|current| current.without(id))
+    }
+
+    pub(crate) fn set_drop_callback(&self, callback: Option<DropCallback>) {
+        self.drops.set(callback);
+    }
+
+    pub(crate) fn published(&self) -> u64 {
+        self.counters.published.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped_critical(&self) -> u64 {
+        self.counters.dropped_critical.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped_observability(&self) -> u64 {
+        self.counters.dropped_observability.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn dropped_pre_start(&self) -> u64 {
+        self.counters.dropped_pre_start.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.registry.load().len()
+    }
+
+    /// Every subscriber's counters, in subscription order.
+    pub(crate) fn subscriber_stats(&self) -> Vec<SubscriberStats> {
+        let registry = self.registry.load_full();
+        registry
+            .subscribers()
+            .into_iter()
+            .map(|s| SubscriberStats::of(s))
+            .collect()
+    }
+
+    /// How many events wait in the pre-start buffer now.
+    pub(crate) fn pre_start_len(&self) -> usize {
+        lock(&self.pre_start).len()
+    }
+}

@@ -1,0 +1,110 @@
+//! The start/pause state machine: buffering before `start` and after
+//! `pause`, and the ordered replay (design invariants 2 to 4).
+
+use std::mem;
+use std::sync::Arc;
+
+use crate::drops::{DropInfo, DropReason};
+use crate::event::Event;
+use crate::log;
+use crate::sync::{lock, Ordering};
+
+use super::subscriber::Subscriber;
+use super::{BusCore, RUNNING};
+
+/// The events kept while the bus is buffering, in publish order. Guarded by
+/// the mode lock (`BusCore::pre_start`).
+pub(super) struct PreStartBuffer {
+    events: Vec<Arc<dyn Event>>,
+    /// The most events kept; past it, they are dropped and counted.
+    limit: usize,
+}
+
+impl PreStartBuffer {
+    /// An empty buffer keeping at most `limit` events, with room for
+    /// `reserve` of them (at most `limit`) allocated now.
+    pub(super) fn new(reserve: usize, limit: usize) -> Self {
+        Self {
+            events: Vec::with_capacity(reserve.min(limit)),
+            limit,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.events.len()
+    }
+}
+
+impl BusCore {
+    /// The publish path when the state said `BUFFERING`: re-check under the
+    /// mode lock, then buffer, overflow, or deliver if `start` won the race.
+    #[cold]
+    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>) -> usize {
+        let mut buffer = lock(&self.pre_start);
+        // The mutant (a loom-tests self-check) skips this re-check.
+        if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
+            drop(buffer);
+            return self.deliver_now(event);
+        }
+        if buffer.events.len() < buffer.limit {
+            buffer.events.push(event);
+            return 0;
+        }
+        let limit = buffer.limit;
+        drop(buffer);
+        self.counters
+            .dropped_pre_start
+            .fetch_add(1, Ordering::Relaxed);
+        let event_type = event.event_type();
+        log::warning!(
+            event_type,
+            limit,
+            "switchboard: pre-start buffer is full; event dropped"
+        );
+        self.drops.session().report(&DropInfo {
+            reason: DropReason::PreStartOverflow,
+            event: &*event,
+            event_type,
+            subscriber_name: "",
+            capacity: limit,
+            event_types: "",
+        });
+        0
+    }
+
+    /// Replays the pre-start buffer in order, then switches to direct
+    /// delivery; drops during the replay are reported afterwards.
+    pub(crate) fn start(&self) {
+        let mut missed: Vec<(Arc<Subscriber>, Arc<dyn Event>)> = Vec::new();
+        let replayed = {
+            let mut buffer = lock(&self.pre_start);
+            if self.state.load(Ordering::Relaxed) == RUNNING {
+                return;
+            }
+            // Replay under the mode lock: publishers that see BUFFERING queue
+            // up behind it, and RUNNING is published only once the replay is
+            // done, so nothing overtakes a replayed event (invariant 2).
+            let replayed = mem::take(&mut buffer.events);
+            // The mutant (a loom-tests self-check) switches to direct delivery too early.
+            if cfg!(switchboard_mutant_early_running) {
+                self.state.store(RUNNING, Ordering::Release);
+            }
+            // Each subscriber gets a clone: the last reference must not go
+            // (and run an event's `Drop`) under the mode lock.
+            for event in &replayed {
+                self.deliver(Arc::clone(event), |subscriber, event| {
+                    missed.push((Arc::clone(subscriber), Arc::clone(event)));
+                });
+            }
+            self.state.store(RUNNING, Ordering::Release);
+            replayed
+        };
+        // Outside the lock: callbacks may use the bus, and dropping the last
+        // reference to an event may run user code.
+        drop(replayed);
+        let mut drops = self.drops.session();
+        for (subscriber, event) in &missed {
+            self.report_critical_drop(&mut drops, subscriber, &**event);
+        }
+    }
+}

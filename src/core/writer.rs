@@ -1,0 +1,74 @@
+//! The writer side of the registry: copy-and-swap under one lock, and
+//! freeing the registries it replaces.
+
+use std::mem;
+use std::sync::Arc;
+
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+
+use super::registry::Registry;
+use super::BusCore;
+
+/// Serializes registry changes and numbers subscribers.
+pub(super) struct RegistryWriter {
+    /// Holds the current registry, so a writer never has to load (and touch
+    /// the reference count of) the one publishers are reading.
+    current: Mutex<Arc<Registry>>,
+    next_id: AtomicU64,
+}
+
+impl RegistryWriter {
+    /// A writer whose current registry is `initial`, the one publishers
+    /// start with.
+    pub(super) fn new(initial: Arc<Registry>) -> Self {
+        Self {
+            current: Mutex::new(initial),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// A new subscriber id: ids grow with subscription order.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl BusCore {
+    /// Swaps in the registry `change` makes of the current one, if it makes
+    /// one; returns whether it did.
+    pub(super) fn update_registry(
+        &self,
+        change: impl FnOnce(&Registry) -> Option<Registry>,
+    ) -> bool {
+        let replaced = {
+            let mut current = lock(&self.writer.current);
+            let Some(next) = change(&current) else {
+                return false;
+            };
+            let next = Arc::new(next);
+            self.registry.store(Arc::clone(&next));
+            mem::replace(&mut *current, next)
+        };
+        retire(replaced);
+        true
+    }
+}
+
+/// Drops a replaced registry, outside the writer lock: it may be the last
+/// owner of a removed subscriber, whose drop closes its queue and wakes its
+/// consumer.
+///
+/// Publishers that loaded it may still hold it; the writer waits a moment for
+/// them to finish so that it frees the registry itself. Otherwise the
+/// publisher that lets go last would free it on its hot path, and freeing
+/// memory another thread allocated is slow (the allocator's arena lock). The
+/// wait is bounded: a descheduled publisher is left to free it.
+fn retire(replaced: Arc<Registry>) {
+    if cfg!(not(switchboard_loom)) {
+        let backoff = crossbeam_utils::Backoff::new();
+        while Arc::strong_count(&replaced) > 1 && !backoff.is_completed() {
+            backoff.snooze();
+        }
+    }
+    drop(replaced);
+}
