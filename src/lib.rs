@@ -188,6 +188,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+// Lets `#[derive(Event)]`, which names `::switchboard`, work inside the crate too.
+extern crate self as switchboard;
+
 mod bus;
 mod core;
 mod drops;
@@ -203,6 +206,7 @@ pub mod ringbuffer;
 mod stats;
 mod subscription;
 mod sync;
+mod timestamp;
 
 pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
@@ -215,3 +219,6 @@ pub use request::{
 };
 pub use stats::{BusStats, SubscriberKind, SubscriberStats};
 pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription};
+#[cfg(feature = "derive")]
+pub use switchboard_derive::{Event, Request, Response};
+pub use timestamp::Timestamp;

@@ -1,0 +1,9 @@
+use switchboard::Event;
+
+#[derive(Event)]
+enum Leadership {
+    Gained,
+    Lost,
+}
+
+fn main() {}

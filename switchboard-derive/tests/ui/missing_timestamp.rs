@@ -1,0 +1,9 @@
+use switchboard::Event;
+
+#[derive(Event)]
+#[event(type = "route.added")]
+struct RouteAdded {
+    path: String,
+}
+
+fn main() {}

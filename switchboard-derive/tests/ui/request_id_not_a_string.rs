@@ -1,0 +1,10 @@
+use switchboard::{Event, Request, Timestamp};
+
+#[derive(Event, Request)]
+struct Validate {
+    #[request(id)]
+    revision: u64,
+    timestamp: Timestamp,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use switchboard::Event;
+
+#[derive(Event)]
+struct Tick {
+    #[event(timestamp)]
+    seconds: u64,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use switchboard::{Event, Timestamp};
+
+#[derive(Event)]
+#[event(type = "a")]
+#[event(type = "b")]
+struct RouteAdded {
+    timestamp: Timestamp,
+}
+
+fn main() {}
