@@ -10,7 +10,7 @@ use crate::fields::{self, FieldRef};
 
 const NS: &str = "event";
 const STRUCT_KEYS: &[&str] = &["type", "coalescible", "crate"];
-const FIELD_KEYS: &[&str] = &["timestamp"];
+const FIELD_KEYS: &[&str] = &["timestamp", "type"];
 
 /// What `#[event(...)]` on the struct says.
 struct Options {
@@ -68,9 +68,26 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     };
     let krate = options.krate.unwrap_or_else(attrs::default_crate_path);
     let name = &input.ident;
-    let event_type = options
-        .event_type
-        .unwrap_or_else(|| LitStr::new(&name.to_string(), name.span()));
+    let type_field = fields::pick(fields, &markers, NS, "type", &[])?;
+    let event_type = match (options.event_type, type_field) {
+        (Some(_), Some(_)) => {
+            let span = markers
+                .iter()
+                .find(|(key, _, _)| key == "type")
+                .map_or_else(|| name.span(), |(_, _, span)| *span);
+            return Err(syn::Error::new(
+                span,
+                "the event type is given twice: by `#[event(type = \"...\")]` on the struct and \
+                 by this field; keep one",
+            ));
+        }
+        (Some(fixed), None) => quote! { #fixed },
+        (None, Some(field)) => fields::as_str(&field),
+        (None, None) => {
+            let fixed = LitStr::new(&name.to_string(), name.span());
+            quote! { #fixed }
+        }
+    };
     let timestamp = timestamp_expr(&timestamp);
     let coalescible = options.coalescible.then(|| {
         quote! {

@@ -23,7 +23,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// On the struct, `#[event(...)]` takes:
 ///
 /// - `type = "route.added"`: the [`event_type`] string that string-filtered
-///   subscriptions match. Default: the struct's name.
+///   subscriptions match. Default: the struct's name; or, for a type whose
+///   events each carry their own type string, the value of the field marked
+///   `#[event(type)]` (any `AsRef<str>`).
 /// - `coalescible`: a later queued event of the same type supersedes this one
 ///   ([`coalescible`] returns `true`).
 /// - `crate = "path::to::switchboard"`: where the traits live, for crates

@@ -31,6 +31,15 @@ struct Tagged<T> {
     timestamp: SystemTime,
 }
 
+#[derive(Event)]
+#[event(coalescible)]
+struct Status {
+    #[event(type)]
+    key: &'static str,
+    value: u32,
+    timestamp: Timestamp,
+}
+
 mod renamed {
     pub use switchboard as bus_crate;
 }
@@ -67,6 +76,27 @@ fn event_type_timestamp_and_coalescible_come_from_the_attributes() {
         .event_type(),
         "via-path"
     );
+}
+
+#[test]
+fn a_field_can_carry_each_event_s_own_type() {
+    let cpu = Status {
+        key: "cpu",
+        value: 3,
+        timestamp: Timestamp::UNIX_EPOCH,
+    };
+    assert_eq!((cpu.event_type(), cpu.value), ("cpu", 3));
+    assert!(cpu.coalescible());
+    let bus = EventBus::new();
+    let only_mem = bus.subscribe_types("mem", 4, ["mem"]).unwrap();
+    bus.start();
+    bus.publish(cpu);
+    bus.publish(Status {
+        key: "mem",
+        value: 1,
+        timestamp: Timestamp::UNIX_EPOCH,
+    });
+    assert_eq!(only_mem.try_iter().count(), 1);
 }
 
 #[test]
