@@ -1,5 +1,6 @@
-//! Fan-out: switchboard against the floor, a naive port of the Go design and
-//! the broadcast-channel crates, on the workloads of the performance issue.
+//! Fan-out: switchboard against the floor, a naive port of the Go original and
+//! the broadcast-channel crates, on the workloads whose bars the design
+//! document sets (`docs/design.md`, "Performance").
 //!
 //! Each criterion group is one workload; inside it every implementation does
 //! the same work in the same run, so ratios within a group are meaningful
@@ -11,7 +12,7 @@
 //!   over the k senders, no bus logic at all. Nothing that delivers through
 //!   per-subscriber crossbeam queues can be cheaper.
 //! - `switchboard`: [`EventBus::publish_arc`] on a started bus.
-//! - `rwlock_port`: a faithful naive port of the Go design
+//! - `rwlock_port`: a faithful naive port of the Go original
 //!   (`support/rwlock_port.rs`): `RwLock<Vec<Subscriber>>`, `HashSet<String>`
 //!   type filters checked on every publish, drops counted in an `AtomicU64`.
 //! - `tokio_broadcast`: `tokio::sync::broadcast`.

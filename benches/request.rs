@@ -30,56 +30,49 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::channel::mpsc;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use futures::{SinkExt, StreamExt};
-use switchboard::{Event, EventBus, Request, RequestOptions, Response, TypedSubscription};
+use switchboard::{
+    Event, EventBus, Request, RequestOptions, Response, Timestamp, TypedSubscription,
+};
 
 const RESPONDERS: [&str; 3] = ["validator-0", "validator-1", "validator-2"];
 
+#[derive(Event, Request)]
+#[event(type = "ask")]
 struct Ask {
+    #[request(id)]
     id: String,
+    timestamp: Timestamp,
 }
 
-impl Event for Ask {
-    fn event_type(&self) -> &str {
-        "ask"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-impl Request for Ask {
-    fn request_id(&self) -> &str {
-        &self.id
+fn ask(id: String) -> Ask {
+    Ask {
+        id,
+        timestamp: Timestamp::UNIX_EPOCH,
     }
 }
 
+#[derive(Event, Response)]
+#[event(type = "reply")]
 struct Reply {
+    #[response(request_id)]
     id: String,
+    #[response(responder)]
     from: &'static str,
+    timestamp: Timestamp,
 }
 
-impl Event for Reply {
-    fn event_type(&self) -> &str {
-        "reply"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-impl Response for Reply {
-    fn request_id(&self) -> &str {
-        &self.id
-    }
-    fn responder(&self) -> &str {
-        self.from
+fn reply(ask: &Ask, from: &'static str) -> Reply {
+    Reply {
+        id: ask.id.clone(),
+        from,
+        timestamp: Timestamp::UNIX_EPOCH,
     }
 }
 
@@ -99,10 +92,7 @@ impl BusResponders {
             let bus = bus.clone();
             threads.push(thread::spawn(move || {
                 for ask in requests.iter() {
-                    bus.publish(Reply {
-                        id: ask.id.clone(),
-                        from: name,
-                    });
+                    bus.publish(reply(&ask, name));
                 }
             }));
         }
@@ -137,7 +127,7 @@ fn round_trip(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 let result = bus
-                    .request::<Reply, _>(Ask { id: n.to_string() }, options.clone())
+                    .request::<Reply, _>(ask(n.to_string()), options.clone())
                     .unwrap();
                 assert_eq!(result.responses.len(), 3);
                 black_box(result)
@@ -154,8 +144,7 @@ fn round_trip(c: &mut Criterion) {
         group.bench_function("switchboard_request_async", |b| {
             b.iter(|| {
                 n += 1;
-                let future =
-                    bus.request_async::<Reply, _>(Ask { id: n.to_string() }, options.clone());
+                let future = bus.request_async::<Reply, _>(ask(n.to_string()), options.clone());
                 let result = futures::executor::block_on(future).unwrap();
                 assert_eq!(result.responses.len(), 3);
                 black_box(result)
@@ -174,10 +163,7 @@ fn round_trip(c: &mut Criterion) {
             let reply_tx = reply_tx.clone();
             threads.push(thread::spawn(move || {
                 for ask in request_rx {
-                    let reply = Arc::new(Reply {
-                        id: ask.id.clone(),
-                        from: name,
-                    });
+                    let reply = Arc::new(reply(&ask, name));
                     reply_tx.send(reply).unwrap();
                 }
             }));
@@ -186,7 +172,7 @@ fn round_trip(c: &mut Criterion) {
         group.bench_function("crossbeam_request_reply", |b| {
             b.iter(|| {
                 n += 1;
-                let ask = Arc::new(Ask { id: n.to_string() });
+                let ask = Arc::new(ask(n.to_string()));
                 for request_tx in &request_txs {
                     request_tx.send(Arc::clone(&ask)).unwrap();
                 }
@@ -222,10 +208,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
             pool.spawner()
                 .spawn_local(async move {
                     while let Some(ask) = requests.next().await {
-                        bus.publish(Reply {
-                            id: ask.id.clone(),
-                            from: name,
-                        });
+                        bus.publish(reply(&ask, name));
                     }
                 })
                 .unwrap();
@@ -235,8 +218,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
         group.bench_function("switchboard_request_async", |b| {
             b.iter(|| {
                 n += 1;
-                let future =
-                    bus.request_async::<Reply, _>(Ask { id: n.to_string() }, options.clone());
+                let future = bus.request_async::<Reply, _>(ask(n.to_string()), options.clone());
                 let result = pool.run_until(future).unwrap();
                 assert_eq!(result.responses.len(), 3);
                 black_box(result)
@@ -256,10 +238,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
             pool.spawner()
                 .spawn_local(async move {
                     while let Some(ask) = request_rx.next().await {
-                        let reply = Arc::new(Reply {
-                            id: ask.id.clone(),
-                            from: name,
-                        });
+                        let reply = Arc::new(reply(&ask, name));
                         reply_tx.send(reply).await.unwrap();
                     }
                 })
@@ -269,7 +248,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
         group.bench_function("futures_request_reply", |b| {
             b.iter(|| {
                 n += 1;
-                let ask = Arc::new(Ask { id: n.to_string() });
+                let ask = Arc::new(ask(n.to_string()));
                 let replies = pool.run_until(async {
                     for request_tx in &mut request_txs {
                         request_tx.send(Arc::clone(&ask)).await.unwrap();

@@ -1,7 +1,7 @@
 //! Runs the benchmarks briefly and prints one table: workloads x
 //! implementations, criterion's median time per event and its ratio to the
-//! floor of the same workload, then each bar of the performance issue with
-//! the ratio measured in this run.
+//! floor of the same workload, then each bar of the design document
+//! (`docs/design.md`, "Performance") with the ratio measured in this run.
 //!
 //! ```sh
 //! cargo run --release --example bench_report              # run the benches, then report

@@ -14,46 +14,28 @@ use std::time::{Duration, SystemTime};
 
 use switchboard::{Event, EventBus};
 
+#[derive(Event)]
+#[event(type = "config.changed")]
 struct ConfigChanged {
     revision: u64,
+    #[event(timestamp)]
     at: SystemTime,
 }
 
-impl Event for ConfigChanged {
-    fn event_type(&self) -> &str {
-        "config.changed"
-    }
-    fn timestamp(&self) -> SystemTime {
-        self.at
-    }
-}
-
+#[derive(Event)]
+#[event(type = "route.added")]
 struct RouteAdded {
     path: String,
+    #[event(timestamp)]
     at: SystemTime,
 }
 
-impl Event for RouteAdded {
-    fn event_type(&self) -> &str {
-        "route.added"
-    }
-    fn timestamp(&self) -> SystemTime {
-        self.at
-    }
-}
-
+#[derive(Event)]
+#[event(type = "request.served")]
 struct RequestServed {
     status: u16,
+    #[event(timestamp)]
     at: SystemTime,
-}
-
-impl Event for RequestServed {
-    fn event_type(&self) -> &str {
-        "request.served"
-    }
-    fn timestamp(&self) -> SystemTime {
-        self.at
-    }
 }
 
 fn main() {
@@ -65,7 +47,7 @@ fn main() {
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
         if n <= 3 {
             println!(
-                "  [drop callback] {} (buffer {}, filter [{}]) missed a {:?} event",
+                "  [drop callback] {} (capacity {}, filter [{}]) missed a {:?} event",
                 info.subscriber_name, info.capacity, info.event_types, info.event_type
             );
         }

@@ -2,21 +2,12 @@
 //!
 //! Run with `cargo run --example smol`.
 
-use std::time::SystemTime;
-
 use futures::StreamExt;
-use switchboard::{Event, EventBus};
+use switchboard::{Event, EventBus, Timestamp};
 
-struct Tick(u32);
-
-impl Event for Tick {
-    fn event_type(&self) -> &str {
-        "tick"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+#[derive(Event)]
+#[event(type = "tick")]
+struct Tick(u32, #[event(timestamp)] Timestamp);
 
 fn main() {
     smol::block_on(async {
@@ -33,7 +24,7 @@ fn main() {
         });
         let publisher = std::thread::spawn(move || {
             for n in 1..=10 {
-                bus.publish(Tick(n));
+                bus.publish(Tick(n, Timestamp::now()));
             }
             // The bus is dropped here: the stream ends once drained.
         });

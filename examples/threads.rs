@@ -7,22 +7,17 @@
 //! Run with `cargo run --example threads`.
 
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use switchboard::{Event, EventBus, RecvTimeoutError};
+use switchboard::{Event, EventBus, RecvTimeoutError, Timestamp};
 
+/// A sensor reading; its event type is the sensor's name.
+#[derive(Event)]
 struct Reading {
+    #[event(type)]
     sensor: &'static str,
     celsius: f64,
-}
-
-impl Event for Reading {
-    fn event_type(&self) -> &str {
-        self.sensor
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
+    timestamp: Timestamp,
 }
 
 fn main() {
@@ -61,10 +56,12 @@ fn main() {
         bus.publish(Reading {
             sensor: "boiler",
             celsius,
+            timestamp: Timestamp::now(),
         });
         bus.publish(Reading {
             sensor: "attic",
             celsius: 20.0 + f64::from(step) / 10.0,
+            timestamp: Timestamp::now(),
         });
         thread::sleep(Duration::from_millis(15));
     }

@@ -5,23 +5,17 @@
 //!
 //! Run with `cargo run --example tokio`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::StreamExt;
-use switchboard::{Event, EventBus};
+use switchboard::{Event, EventBus, Timestamp};
 
+#[derive(Event)]
+#[event(type = "deployed")]
 struct Deployed {
     service: String,
     replicas: u32,
-}
-
-impl Event for Deployed {
-    fn event_type(&self) -> &str {
-        "deployed"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
+    timestamp: Timestamp,
 }
 
 #[tokio::main]
@@ -58,6 +52,7 @@ async fn main() {
             bus.publish(Deployed {
                 service: "billing".into(),
                 replicas: 2,
+                timestamp: Timestamp::now(),
             });
         })
     };
@@ -65,6 +60,7 @@ async fn main() {
         bus.publish(Deployed {
             service: service.into(),
             replicas: i as u32 + 1,
+            timestamp: Timestamp::now(),
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -15,58 +15,34 @@
 
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use switchboard::{
-    Event, EventBus, Request, RequestError, RequestOptions, RequestResult, Response,
+    Event, EventBus, Request, RequestError, RequestOptions, RequestResult, Response, Timestamp,
     TypedSubscription,
 };
 
 /// The request: validate this configuration revision.
+#[derive(Event, Request)]
+#[event(type = "config.validate")]
 struct ValidateConfig {
+    #[request(id)]
     revision: String,
     hosts: Vec<&'static str>,
     replicas: u32,
-}
-
-impl Event for ValidateConfig {
-    fn event_type(&self) -> &str {
-        "config.validate"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-impl Request for ValidateConfig {
-    fn request_id(&self) -> &str {
-        &self.revision
-    }
+    timestamp: Timestamp,
 }
 
 /// A validator's answer.
+#[derive(Event, Response)]
+#[event(type = "config.verdict")]
 struct Verdict {
+    #[response(request_id)]
     revision: String,
+    #[response(responder)]
     validator: &'static str,
     problems: Vec<String>,
-}
-
-impl Event for Verdict {
-    fn event_type(&self) -> &str {
-        "config.verdict"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-impl Response for Verdict {
-    fn request_id(&self) -> &str {
-        &self.revision
-    }
-    fn responder(&self) -> &str {
-        self.validator
-    }
+    timestamp: Timestamp,
 }
 
 type Check = fn(&ValidateConfig) -> Vec<String>;
@@ -114,6 +90,7 @@ impl Validator {
                         revision: request.revision.clone(),
                         validator: name,
                         problems: check(&request),
+                        timestamp: Timestamp::now(),
                     });
                 }
             })
@@ -164,6 +141,7 @@ fn main() {
         revision: "rev-1".into(),
         hosts: vec!["shop.example.com", "localhost"],
         replicas: 3,
+        timestamp: Timestamp::now(),
     };
     let options = RequestOptions::new(all).timeout(Duration::from_secs(5));
     let result = bus
@@ -187,6 +165,7 @@ fn main() {
         revision: "rev-2".into(),
         hosts: vec!["shop.example.com", "api.example.com", "admin.example.com"],
         replicas: 5,
+        timestamp: Timestamp::now(),
     };
     let options = RequestOptions::new(all)
         .min_responses(2)
@@ -212,6 +191,7 @@ fn main() {
         revision: "rev-3".into(),
         hosts: vec!["shop.example.com"],
         replicas: 12,
+        timestamp: Timestamp::now(),
     };
     let options = RequestOptions::new(all).timeout(Duration::from_millis(300));
     match bus.request::<Verdict, _>(config, options) {

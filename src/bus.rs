@@ -14,7 +14,7 @@ use crate::subscription::{Subscription, TypedSubscription};
 
 /// How many events the bus keeps while buffering (before [`EventBus::start`] or
 /// after [`EventBus::pause`]) unless its builder sets another
-/// [`pre_start_limit`](EventBusBuilder::pre_start_limit). The Go design's
+/// [`pre_start_limit`](EventBusBuilder::pre_start_limit). The Go original's
 /// `MaxPreStartBufferSize`.
 pub const DEFAULT_PRE_START_LIMIT: usize = 1000;
 
@@ -31,21 +31,18 @@ pub const DEFAULT_PRE_START_LIMIT: usize = 1000;
 /// events are received). Subscriptions do not keep the bus alive.
 ///
 /// ```
-/// use std::time::SystemTime;
-/// use switchboard::{Event, EventBus};
+/// use switchboard::{Event, EventBus, Timestamp};
 ///
-/// struct RouteAdded(&'static str);
-/// impl Event for RouteAdded {
-///     fn event_type(&self) -> &str { "route.added" }
-///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-/// }
+/// #[derive(Event)]
+/// #[event(type = "route.added")]
+/// struct RouteAdded(&'static str, #[event(timestamp)] Timestamp);
 ///
 /// let bus = EventBus::new();
 /// let routes = bus.subscribe_to::<RouteAdded>("router", 64).unwrap();
 ///
-/// assert_eq!(bus.publish(RouteAdded("/api")), 0); // buffered: not started yet
+/// assert_eq!(bus.publish(RouteAdded("/api", Timestamp::now())), 0); // buffered: not started yet
 /// bus.start(); // replays the buffer, then delivers directly
-/// assert_eq!(bus.publish(RouteAdded("/web")), 1);
+/// assert_eq!(bus.publish(RouteAdded("/web", Timestamp::now())), 1);
 ///
 /// assert_eq!(routes.recv().unwrap().0, "/api");
 /// assert_eq!(routes.recv().unwrap().0, "/web");
@@ -103,7 +100,7 @@ impl EventBusBuilder {
     /// How many pre-start events to allocate room for up front (default 0;
     /// the pre-start buffer grows as needed up to
     /// [`pre_start_limit`](Self::pre_start_limit), and a larger value is
-    /// reduced to it). The `capacity` argument of the Go design's
+    /// reduced to it). The `capacity` argument of the Go original's
     /// `NewEventBus(capacity)`.
     #[must_use]
     pub fn pre_start_reserve(mut self, reserve: usize) -> Self {

@@ -105,7 +105,8 @@ impl DropSession<'_> {
     /// never reaches the publisher.
     ///
     /// A drop that happens after `set` returns sees the bumped generation
-    /// (release/acquire), so it reloads and gets the new callback.
+    /// (release/acquire), so it reloads and gets the new callback (design,
+    /// "Memory orders": the drop callback slot).
     pub(crate) fn report(&mut self, info: &DropInfo<'_>) {
         let reporter = self.reporter;
         let generation = reporter.generation.load(Ordering::Acquire);

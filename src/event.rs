@@ -10,18 +10,30 @@ use std::time::SystemTime;
 /// receiving subscriber gets a reference-count increment, never a copy.
 ///
 /// Subscribers can filter by [`event_type`](Event::event_type) (a string, as in
-/// the Go design) or by the Rust type itself ([`EventBus::subscribe_to`]).
+/// the Go original) or by the Rust type itself ([`EventBus::subscribe_to`]).
+///
+/// `#[derive(Event)]` (the default `derive` feature) writes the
+/// implementation; see its documentation for the attributes:
 ///
 /// ```
 /// use std::time::SystemTime;
 /// use switchboard::Event;
 ///
+/// #[derive(Event)]
+/// #[event(type = "config.changed")]
 /// struct ConfigChanged {
 ///     revision: u64,
+///     #[event(timestamp)]
 ///     at: SystemTime,
 /// }
+/// ```
 ///
-/// impl Event for ConfigChanged {
+/// By hand, the same is:
+///
+/// ```
+/// # use std::time::SystemTime;
+/// # struct ConfigChanged { revision: u64, at: SystemTime }
+/// impl switchboard::Event for ConfigChanged {
 ///     fn event_type(&self) -> &str {
 ///         "config.changed"
 ///     }
@@ -42,7 +54,7 @@ pub trait Event: Any + Send + Sync {
 
     /// Whether a later queued event of the same [`event_type`](Event::event_type)
     /// supersedes this one, so a consumer that falls behind may skip it
-    /// (the Go design's `CoalescibleEvent`). Defaults to `false`.
+    /// (the Go original's `CoalescibleEvent`). Defaults to `false`.
     fn coalescible(&self) -> bool {
         false
     }
@@ -83,14 +95,11 @@ impl dyn Event {
     /// Borrows the event as its concrete type `T`, if it is one.
     ///
     /// ```
-    /// # use std::{sync::Arc, time::SystemTime};
-    /// # use switchboard::Event;
-    /// # struct Ping;
-    /// # impl Event for Ping {
-    /// #     fn event_type(&self) -> &str { "ping" }
-    /// #     fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH }
-    /// # }
-    /// let event: Arc<dyn Event> = Arc::new(Ping);
+    /// # use std::sync::Arc;
+    /// # use switchboard::{Event, Timestamp};
+    /// # #[derive(Event)]
+    /// # struct Ping { timestamp: Timestamp }
+    /// let event: Arc<dyn Event> = Arc::new(Ping { timestamp: Timestamp::now() });
     /// assert!(event.downcast_ref::<Ping>().is_some());
     /// ```
     pub fn downcast_ref<T: Event>(&self) -> Option<&T> {
@@ -102,14 +111,11 @@ impl dyn Event {
     /// the event back unchanged if it is not a `T`.
     ///
     /// ```
-    /// # use std::{sync::Arc, time::SystemTime};
-    /// # use switchboard::Event;
-    /// # struct Ping;
-    /// # impl Event for Ping {
-    /// #     fn event_type(&self) -> &str { "ping" }
-    /// #     fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH }
-    /// # }
-    /// let event: Arc<dyn Event> = Arc::new(Ping);
+    /// # use std::sync::Arc;
+    /// # use switchboard::{Event, Timestamp};
+    /// # #[derive(Event)]
+    /// # struct Ping { timestamp: Timestamp }
+    /// let event: Arc<dyn Event> = Arc::new(Ping { timestamp: Timestamp::now() });
     /// let ping: Arc<Ping> = event.downcast_arc::<Ping>().ok().unwrap();
     /// ```
     pub fn downcast_arc<T: Event>(self: Arc<Self>) -> Result<Arc<T>, Arc<dyn Event>> {

@@ -10,29 +10,31 @@
 //! The same [`Subscription`] works as a blocking receiver on a plain thread and
 //! as a [`futures_core::Stream`] on any async runtime.
 //!
+//! How it works, the invariants it keeps and why, is in the
+//! [design document](docs::design).
+//!
 //! # Publishing
 //!
-//! Anything that implements [`Event`] can be published. Events travel as
-//! `Arc<dyn Event>`: one allocation by the publisher, one reference count per
-//! receiving subscriber. [`EventBus::publish`] returns how many subscribers
-//! received the event.
+//! Anything that implements [`Event`] can be published; `#[derive(Event)]`
+//! writes the implementation. Events travel as `Arc<dyn Event>`: one
+//! allocation by the publisher, one reference count per receiving subscriber.
+//! [`EventBus::publish`] returns how many subscribers received the event.
 //!
 //! ```
-//! use std::time::SystemTime;
-//! use switchboard::{Event, EventBus};
+//! use switchboard::{Event, EventBus, Timestamp};
 //!
-//! struct RouteAdded { path: String, at: SystemTime }
-//!
-//! impl Event for RouteAdded {
-//!     fn event_type(&self) -> &str { "route.added" }
-//!     fn timestamp(&self) -> SystemTime { self.at }
+//! #[derive(Event)]
+//! #[event(type = "route.added")]
+//! struct RouteAdded {
+//!     path: String,
+//!     timestamp: Timestamp,
 //! }
 //!
 //! let bus = EventBus::new();
 //! let everything = bus.subscribe("audit", 128).unwrap();
 //! bus.start();
 //!
-//! let delivered = bus.publish(RouteAdded { path: "/api".into(), at: SystemTime::now() });
+//! let delivered = bus.publish(RouteAdded { path: "/api".into(), timestamp: Timestamp::now() });
 //! assert_eq!(delivered, 1);
 //! let event = everything.recv().unwrap();
 //! assert_eq!(event.event_type(), "route.added");
@@ -50,19 +52,16 @@
 //! queued has been received. Dropping a subscription unsubscribes it.
 //!
 //! ```
-//! # use std::time::SystemTime;
-//! # use switchboard::{Event, EventBus};
-//! # struct Tick(u32);
-//! # impl Event for Tick {
-//! #     fn event_type(&self) -> &str { "tick" }
-//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-//! # }
+//! # use switchboard::{Event, EventBus, Timestamp};
+//! #[derive(Event)]
+//! struct Tick(u32, #[event(timestamp)] Timestamp);
+//!
 //! let bus = EventBus::new();
 //! let ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
 //! bus.start();
 //! let consumer = std::thread::spawn(move || ticks.iter().map(|t| t.0).sum::<u32>());
 //! for n in 1..=4 {
-//!     bus.publish(Tick(n));
+//!     bus.publish(Tick(n, Timestamp::now()));
 //! }
 //! drop(bus); // the consumer's loop ends once it has drained its queue
 //! assert_eq!(consumer.join().unwrap(), 10);
@@ -92,13 +91,9 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! # use std::time::SystemTime;
-//! use switchboard::{Event, EventBus};
-//! # struct Ping;
-//! # impl Event for Ping {
-//! #     fn event_type(&self) -> &str { "ping" }
-//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-//! # }
+//! use switchboard::{Event, EventBus, Timestamp};
+//! # #[derive(Event)]
+//! # struct Ping { timestamp: Timestamp }
 //!
 //! let bus = EventBus::new();
 //! let missed = Arc::new(Mutex::new(Vec::new()));
@@ -109,8 +104,8 @@
 //! let _slow = bus.subscribe("slow", 1).unwrap();
 //! let _metrics = bus.subscribe_lossy("metrics", 1).unwrap();
 //! bus.start();
-//! bus.publish(Ping);
-//! bus.publish(Ping); // both buffers are full now
+//! bus.publish(Ping { timestamp: Timestamp::now() });
+//! bus.publish(Ping { timestamp: Timestamp::now() }); // both buffers are full now
 //!
 //! assert_eq!(*missed.lock().unwrap(), ["slow"]); // only the critical one is reported
 //! assert_eq!(bus.dropped_events_critical(), 1);
@@ -120,13 +115,13 @@
 //! # Start and pause
 //!
 //! A new bus is *buffering*: events published before [`EventBus::start`] are
-//! kept, in order, up to [`DEFAULT_PRE_START_LIMIT`] (configurable with
-//! [`EventBus::builder`]); what does not fit is counted and reported, never
-//! lost silently. `start()` replays them to the subscribers registered at that
-//! moment before anything published after it returns, so components can
-//! subscribe in any order during startup. [`EventBus::pause`] buffers again.
-//! Subscribing to a running bus logs a warning naming the caller, unless a
-//! leader-only variant is used.
+//! kept in its pre-start buffer, in order, up to [`DEFAULT_PRE_START_LIMIT`]
+//! (configurable with [`EventBus::builder`]); what does not fit is counted and
+//! reported, never lost silently. `start()` replays them to the subscribers
+//! registered at that moment before anything published after it returns, so
+//! components can subscribe in any order during startup. [`EventBus::pause`]
+//! buffers again. Subscribing to a running bus logs a warning naming the
+//! caller, unless a leader-only variant is used.
 //!
 //! # Async use
 //!
@@ -136,21 +131,17 @@
 //! consumer that never polls as a stream costs them nothing.
 //!
 //! ```
-//! # use std::time::SystemTime;
-//! # use switchboard::{Event, EventBus};
+//! # use switchboard::{Event, EventBus, Timestamp};
 //! use futures::StreamExt;
-//! # struct Tick(u32);
-//! # impl Event for Tick {
-//! #     fn event_type(&self) -> &str { "tick" }
-//! #     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-//! # }
+//! # #[derive(Event)]
+//! # struct Tick(u32, #[event(timestamp)] Timestamp);
 //!
 //! let bus = EventBus::new();
 //! let mut ticks = bus.subscribe_to::<Tick>("clock", 16).unwrap();
 //! bus.start();
 //! std::thread::spawn(move || {
-//!     bus.publish(Tick(1));
-//!     bus.publish(Tick(2));
+//!     bus.publish(Tick(1, Timestamp::now()));
+//!     bus.publish(Tick(2, Timestamp::now()));
 //! }); // the bus is dropped at the end of the thread: the stream ends
 //! let sum = futures::executor::block_on(async {
 //!     let mut sum = 0;
@@ -161,6 +152,14 @@
 //! });
 //! assert_eq!(sum, 3);
 //! ```
+//!
+//! # Requests
+//!
+//! [`EventBus::request`] publishes a [`Request`] and gathers the [`Response`]s
+//! of the expected responders, with a quorum, a timeout, cancellation and the
+//! partial result on failure; [`EventBus::request_async`] does the same on any
+//! executor. `#[derive(Request)]` and `#[derive(Response)]` name the fields
+//! that carry the request id and the responder.
 //!
 //! # Recent events and coalescing
 //!
@@ -179,9 +178,20 @@
 //! lock, and crossbeam's `try_send` takes its internal waker lock when it has
 //! to wake a consumer parked in a blocking `recv`.
 //!
+//! # Model-checking your own code with loom
+//!
+//! Built with `RUSTFLAGS="--cfg switchboard_loom"`, switchboard takes its
+//! atomics, locks, registry snapshot, queues and wakers from
+//! [loom](https://docs.rs/loom), so a crate that uses it can model-check its
+//! own concurrent code, switchboard included. See the design document's
+//! section "Loom for users" for what is and is not available under the cfg;
+//! `examples/loom-user/` in the repository is a crate doing it.
+//!
 //! # Cargo features
 //!
-//! - `tracing` (default): log the warnings of the reference design (late
+//! - `derive` (default): `#[derive(Event)]`, `#[derive(Request)]` and
+//!   `#[derive(Response)]`.
+//! - `tracing` (default): log the warnings of the Go original (late
 //!   subscriptions with the caller's file and line, critical drops, pre-start
 //!   overflow, a panicking drop callback) through [`tracing`](https://docs.rs/tracing).
 
@@ -193,6 +203,7 @@ extern crate self as switchboard;
 
 mod bus;
 mod core;
+pub mod docs;
 mod drops;
 mod error;
 mod event;

@@ -17,11 +17,13 @@ pub const MAX_CAPACITY: usize = 1 << 20;
 /// A set of Rust event types, for subscriptions filtered by [`TypeId`] at the bus.
 ///
 /// ```
-/// # use std::time::SystemTime;
-/// # use switchboard::{Event, TypeSet};
-/// # struct Created; struct Deleted;
-/// # impl Event for Created { fn event_type(&self) -> &str { "created" } fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH } }
-/// # impl Event for Deleted { fn event_type(&self) -> &str { "deleted" } fn timestamp(&self) -> SystemTime { SystemTime::UNIX_EPOCH } }
+/// use switchboard::{Event, Timestamp, TypeSet};
+///
+/// #[derive(Event)]
+/// struct Created { timestamp: Timestamp }
+/// #[derive(Event)]
+/// struct Deleted { timestamp: Timestamp }
+///
 /// let types = TypeSet::new().with::<Created>().with::<Deleted>();
 /// assert_eq!(types.len(), 2);
 /// ```

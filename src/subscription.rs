@@ -26,14 +26,11 @@ use crate::sync::Ordering;
 /// Dropping a `Subscription` unsubscribes it.
 ///
 /// ```
-/// use std::time::SystemTime;
-/// use switchboard::{Event, EventBus};
+/// use switchboard::{Event, EventBus, Timestamp};
 ///
-/// struct Tick(u32);
-/// impl Event for Tick {
-///     fn event_type(&self) -> &str { "tick" }
-///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-/// }
+/// #[derive(Event)]
+/// #[event(type = "tick")]
+/// struct Tick(u32, #[event(timestamp)] Timestamp);
 ///
 /// let bus = EventBus::new();
 /// let ticks = bus.subscribe("clock", 16).unwrap();
@@ -43,7 +40,7 @@ use crate::sync::Ordering;
 ///     ticks.iter().filter_map(|e| e.downcast_ref::<Tick>().map(|t| t.0)).sum::<u32>()
 /// });
 /// for i in 1..=3 {
-///     bus.publish(Tick(i));
+///     bus.publish(Tick(i, Timestamp::now()));
 /// }
 /// drop(bus); // ends the subscription once drained
 /// assert_eq!(consumer.join().unwrap(), 6);
@@ -191,21 +188,17 @@ impl Subscription {
     /// and in [`EventBus::stats`](crate::EventBus::stats)).
     ///
     /// ```
-    /// use std::time::SystemTime;
-    /// use switchboard::{Event, EventBus};
+    /// use switchboard::{Event, EventBus, Timestamp};
     ///
-    /// struct Load(u32);
-    /// impl Event for Load {
-    ///     fn event_type(&self) -> &str { "load" }
-    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-    ///     fn coalescible(&self) -> bool { true } // only the latest matters
-    /// }
+    /// #[derive(Event)]
+    /// #[event(type = "load", coalescible)] // only the latest matters
+    /// struct Load(u32, #[event(timestamp)] Timestamp);
     ///
     /// let bus = EventBus::new();
     /// let sub = bus.subscribe("dashboard", 16).unwrap();
     /// bus.start();
     /// for percent in [10, 50, 90] {
-    ///     bus.publish(Load(percent));
+    ///     bus.publish(Load(percent, Timestamp::now()));
     /// }
     /// let latest = sub.drain_coalesced();
     /// assert_eq!(latest.len(), 1);

@@ -7,25 +7,21 @@ use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use switchboard::{Event, TypeSet};
+use switchboard::{Event, Timestamp, TypeSet};
 
 /// The event of the universal workloads: a word of payload.
-pub struct Tick(pub u64);
-
-impl Event for Tick {
-    fn event_type(&self) -> &str {
-        "tick"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
+#[derive(Event)]
+#[event(type = "tick")]
+pub struct Tick(pub u64, #[event(timestamp)] pub Timestamp);
 
 pub fn tick() -> Arc<dyn Event> {
-    Arc::new(Tick(0))
+    Arc::new(Tick(0, Timestamp::UNIX_EPOCH))
 }
 
 /// One of 64 distinct Rust event types, each with its own `event_type` name.
+///
+/// Implemented by hand: its type string is picked by the const parameter,
+/// which no derive attribute can express.
 pub struct Kind<const N: usize>;
 
 impl<const N: usize> Event for Kind<N> {

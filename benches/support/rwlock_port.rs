@@ -1,6 +1,8 @@
-//! A faithful, naive port of the Go event bus, as a benchmark baseline.
+//! A faithful, naive port of the Go event bus (`pkg/events` of the HAProxy
+//! Template Ingress Controller; see `docs/design.md`, "Origin"), as a
+//! benchmark baseline.
 //!
-//! This is what a direct translation of the Go design looks like in Rust
+//! This is what a direct translation of the Go original looks like in Rust
 //! before any of switchboard's choices: one `RwLock` around one
 //! `Vec<Subscriber>` that every publish read-locks and walks in full; typed
 //! subscribers holding a `HashSet<String>` of event-type names that is checked

@@ -4,28 +4,26 @@
 //! Under that cfg the crate routes its atomics, locks, registry snapshot, queues
 //! and wakers through loom (see `src/sync/`), so every interleaving of the
 //! shipped publish/start/pause/subscribe code is explored, up to
-//! `LOOM_MAX_PREEMPTIONS` preemptions.
+//! `LOOM_MAX_PREEMPTIONS` preemptions. Each model names the invariant of the
+//! design document (`docs/design.md`, "Start, pause and the invariants") it
+//! checks.
 #![cfg(switchboard_loom)]
 
 use std::future::poll_fn;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use switchboard::{DropReason, Event, EventBus, Subscription};
+use switchboard::{DropReason, Event, EventBus, Subscription, Timestamp};
 
-#[derive(Debug)]
-struct Ev(u32);
+#[derive(Debug, Event)]
+#[event(type = "ev")]
+struct Ev(u32, #[event(timestamp)] Timestamp);
 
-impl Event for Ev {
-    fn event_type(&self) -> &str {
-        "ev"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
+/// Event number `n`.
+fn ev(n: u32) -> Ev {
+    Ev(n, Timestamp::UNIX_EPOCH)
 }
 
 /// Runs `f` under loom and prints how many interleavings it explored.
@@ -55,7 +53,7 @@ fn position(events: &[u32], n: u32) -> usize {
         .unwrap_or_else(|| panic!("event {n} missing from {events:?}"))
 }
 
-/// Invariant 2: an event published before `start()` is replayed before one
+/// Design invariant 2: an event published before `start()` is replayed before one
 /// published after `start()` returned, and one published concurrently with
 /// `start` is neither lost nor duplicated (it is buffered and replayed, or
 /// delivered directly after the replay).
@@ -64,15 +62,15 @@ fn publish_racing_start() {
     model("publish_racing_start", || {
         let bus = EventBus::new();
         let sub = bus.subscribe("s", 4).unwrap();
-        bus.publish(Ev(0));
+        bus.publish(ev(0));
         let racer = {
             let bus = bus.clone();
             thread::spawn(move || {
-                bus.publish(Ev(1));
+                bus.publish(ev(1));
             })
         };
         bus.start();
-        bus.publish(Ev(2));
+        bus.publish(ev(2));
         racer.join().unwrap();
         let got = drain(&sub);
         assert_eq!(got.len(), 3, "nothing lost or duplicated: {got:?}");
@@ -82,8 +80,8 @@ fn publish_racing_start() {
     });
 }
 
-/// Invariant 3: one publisher's events arrive in its order across a
-/// pause/start cycle on another thread; invariant 1: none disappears.
+/// Design invariants 3 and 1: one publisher's events arrive in its order across a
+/// pause/start cycle on another thread, and none disappears.
 #[test]
 fn one_publisher_racing_pause_and_start() {
     model("one_publisher_racing_pause_and_start", || {
@@ -93,8 +91,8 @@ fn one_publisher_racing_pause_and_start() {
         let publisher = {
             let bus = bus.clone();
             thread::spawn(move || {
-                bus.publish(Ev(1));
-                bus.publish(Ev(2));
+                bus.publish(ev(1));
+                bus.publish(ev(2));
             })
         };
         bus.pause();
@@ -107,7 +105,8 @@ fn one_publisher_racing_pause_and_start() {
 
 /// Subscribe and unsubscribe racing a publish: the publish's count is exactly
 /// the number of deliveries, nothing is delivered twice, and a publish made
-/// after `unsubscribe` returned never reaches the removed subscriber.
+/// after `unsubscribe` returned never reaches the removed subscriber (design
+/// invariants 1 and 6).
 #[test]
 fn subscribe_and_unsubscribe_racing_publish() {
     model("subscribe_and_unsubscribe_racing_publish", || {
@@ -116,11 +115,11 @@ fn subscribe_and_unsubscribe_racing_publish() {
         let leaving = bus.subscribe_leader_only("leaving", 4).unwrap();
         let publisher = {
             let bus = bus.clone();
-            thread::spawn(move || bus.publish(Ev(1)))
+            thread::spawn(move || bus.publish(ev(1)))
         };
         let joining = bus.subscribe_leader_only("joining", 4).unwrap();
         assert!(leaving.unsubscribe());
-        bus.publish(Ev(2));
+        bus.publish(ev(2));
         let delivered = publisher.join().unwrap();
 
         let left = drain(&leaving);
@@ -139,7 +138,8 @@ fn subscribe_and_unsubscribe_racing_publish() {
 
 /// The async wake-up handshake, including the consumer's switch to wake-ups
 /// on its first wait: a consumer parked on an empty subscription is woken by
-/// a concurrent publish (a lost wake-up deadlocks the model, which fails it).
+/// a concurrent publish (a lost wake-up deadlocks the model, which fails it;
+/// design invariant 5).
 #[test]
 fn parked_async_consumer_is_woken_by_a_publish() {
     model("parked_async_consumer_is_woken_by_a_publish", || {
@@ -149,7 +149,7 @@ fn parked_async_consumer_is_woken_by_a_publish() {
         let publisher = {
             let bus = bus.clone();
             thread::spawn(move || {
-                bus.publish(Ev(1));
+                bus.publish(ev(1));
             })
         };
         let got = loom::future::block_on(poll_fn(|cx| sub.poll_recv(cx)));
@@ -159,7 +159,8 @@ fn parked_async_consumer_is_woken_by_a_publish() {
 }
 
 /// Two publishers, and a consumer that parks, wakes and parks again: both
-/// events arrive, whichever entry (waking or not) each publisher used.
+/// events arrive, whichever entry (waking or not) each publisher used (design
+/// invariant 5).
 #[test]
 fn async_consumer_receives_from_two_publishers() {
     model("async_consumer_receives_from_two_publishers", || {
@@ -170,7 +171,7 @@ fn async_consumer_receives_from_two_publishers() {
             .map(|n| {
                 let bus = bus.clone();
                 thread::spawn(move || {
-                    bus.publish(Ev(n));
+                    bus.publish(ev(n));
                 })
             })
             .collect();
@@ -188,7 +189,7 @@ fn async_consumer_receives_from_two_publishers() {
 }
 
 /// A consumer parked on an empty subscription sees the end of the stream
-/// when the last bus handle is dropped on another thread.
+/// when the last bus handle is dropped on another thread (design invariant 5).
 #[test]
 fn parked_async_consumer_is_woken_by_the_bus_going_away() {
     model(
@@ -205,7 +206,8 @@ fn parked_async_consumer_is_woken_by_the_bus_going_away() {
 }
 
 /// Two publishers racing into a full pre-start buffer: exactly one event is
-/// kept, the other counted and reported; the replay delivers the kept one.
+/// kept, the other counted and reported; the replay delivers the kept one
+/// (design invariant 1).
 #[test]
 fn pre_start_overflow_is_counted_exactly() {
     model("pre_start_overflow_is_counted_exactly", || {
@@ -220,10 +222,10 @@ fn pre_start_overflow_is_counted_exactly() {
         let other = {
             let bus = bus.clone();
             thread::spawn(move || {
-                bus.publish(Ev(1));
+                bus.publish(ev(1));
             })
         };
-        bus.publish(Ev(2));
+        bus.publish(ev(2));
         other.join().unwrap();
         assert_eq!(bus.dropped_events_pre_start(), 1);
         assert_eq!(reported.load(std::sync::atomic::Ordering::Relaxed), 1);
@@ -235,7 +237,7 @@ fn pre_start_overflow_is_counted_exactly() {
 /// A consumer draining a full queue while a publisher publishes into it, the
 /// publisher skipping the clone while it has seen the queue full: every event
 /// is received or counted as dropped exactly once, in order, and each
-/// publish's return value agrees.
+/// publish's return value agrees (design invariant 1).
 #[test]
 fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
     model(
@@ -244,12 +246,12 @@ fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
             let bus = EventBus::new();
             let sub = Arc::new(bus.subscribe("s", 1).unwrap());
             bus.start();
-            assert_eq!(bus.publish(Ev(0)), 1);
+            assert_eq!(bus.publish(ev(0)), 1);
             let consumer = {
                 let sub = Arc::clone(&sub);
                 thread::spawn(move || drain(&sub))
             };
-            let delivered = bus.publish(Ev(1)) + bus.publish(Ev(2));
+            let delivered = bus.publish(ev(1)) + bus.publish(ev(2));
             let mut got = consumer.join().unwrap();
             got.extend(drain(&sub));
             assert_eq!(got[0], 0);
@@ -262,7 +264,7 @@ fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
 }
 
 /// A drop racing `set_drop_callback`: it is reported to exactly one of the old
-/// and new callbacks, and counted once.
+/// and new callbacks, and counted once (design invariant 1).
 #[test]
 fn drop_callback_racing_its_replacement() {
     model("drop_callback_racing_its_replacement", || {
@@ -276,7 +278,7 @@ fn drop_callback_racing_its_replacement() {
         })));
         let publisher = {
             let bus = bus.clone();
-            thread::spawn(move || bus.publish(Ev(1)))
+            thread::spawn(move || bus.publish(ev(1)))
         };
         let second = Arc::clone(&calls);
         bus.set_drop_callback(Some(Box::new(move |_| {
@@ -290,7 +292,7 @@ fn drop_callback_racing_its_replacement() {
     });
 }
 
-/// Invariant 2 with the "after" side observed through a flag: a publish that
+/// Design invariant 2 with the "after" side observed through a flag: a publish that
 /// saw `start()` had returned must come after the whole replay.
 #[test]
 fn publish_after_start_returned_never_overtakes_the_replay() {
@@ -299,13 +301,13 @@ fn publish_after_start_returned_never_overtakes_the_replay() {
         || {
             let bus = EventBus::new();
             let sub = bus.subscribe("s", 4).unwrap();
-            bus.publish(Ev(0));
+            bus.publish(ev(0));
             let started = Arc::new(AtomicBool::new(false));
             let racer = {
                 let bus = bus.clone();
                 let started = Arc::clone(&started);
                 thread::spawn(move || {
-                    bus.publish(Ev(1));
+                    bus.publish(ev(1));
                     started.load(Ordering::SeqCst)
                 })
             };

@@ -138,7 +138,9 @@ impl Subscriber {
     /// The wake needs no fence: `AtomicWaker::wake` and `register` are
     /// read-modify-writes on one atomic, so either the consumer's registration
     /// comes first and we wake it, or our wake comes first and synchronizes
-    /// with the registration, after which the consumer's re-check sees the event.
+    /// with the registration, after which the consumer's re-check sees the
+    /// event (design, "Memory orders": wake-ups; the counters and the
+    /// full-queue hint are `Relaxed` for the reasons given there).
     #[inline(always)]
     pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
         if self.still_full() {

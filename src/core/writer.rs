@@ -62,7 +62,9 @@ impl BusCore {
 /// them to finish so that it frees the registry itself. Otherwise the
 /// publisher that lets go last would free it on its hot path, and freeing
 /// memory another thread allocated is slow (the allocator's arena lock). The
-/// wait is bounded: a descheduled publisher is left to free it.
+/// wait is bounded: a descheduled publisher is left to free it. The count it
+/// watches is only a heuristic; the `Arc` alone decides who frees (design,
+/// "Memory orders").
 fn retire(replaced: Arc<Registry>) {
     if cfg!(not(switchboard_loom)) {
         let backoff = crossbeam_utils::Backoff::new();

@@ -30,14 +30,12 @@ use crate::sync::{lock, Mutex};
 ///
 /// ```
 /// use std::thread;
-/// use std::time::{Duration, SystemTime};
-/// use switchboard::{CancelToken, Event, EventBus, Request, RequestOptions, Response};
-/// # struct Ask(String);
-/// # impl Event for Ask { fn event_type(&self) -> &str { "ask" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
-/// # impl Request for Ask { fn request_id(&self) -> &str { &self.0 } }
-/// # struct Answer(String);
-/// # impl Event for Answer { fn event_type(&self) -> &str { "answer" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
-/// # impl Response for Answer { fn request_id(&self) -> &str { &self.0 } fn responder(&self) -> &str { "nobody" } }
+/// use std::time::Duration;
+/// use switchboard::{CancelToken, Event, EventBus, Request, RequestOptions, Response, Timestamp};
+/// # #[derive(Event, Request)]
+/// # struct Ask { request_id: String, timestamp: Timestamp }
+/// # #[derive(Event, Response)]
+/// # struct Answer { request_id: String, responder: String, timestamp: Timestamp }
 ///
 /// let bus = EventBus::new();
 /// bus.start();
@@ -54,7 +52,8 @@ use crate::sync::{lock, Mutex};
 /// let options = RequestOptions::new(["a"])
 ///     .timeout(Duration::from_secs(60))
 ///     .cancel_token(token);
-/// let error = bus.request::<Answer, _>(Ask("q".into()), options).unwrap_err();
+/// let ask = Ask { request_id: "q".into(), timestamp: Timestamp::now() };
+/// let error = bus.request::<Answer, _>(ask, options).unwrap_err();
 /// assert!(error.is_cancelled());
 /// canceller.join().unwrap();
 /// ```
@@ -103,7 +102,7 @@ impl CancelToken {
         let inner = &*self.inner;
         // AcqRel: a request that sees the flag (Acquire in `is_cancelled`)
         // also sees what the canceller did before cancelling; only the first
-        // call goes on to wake the waiters.
+        // call goes on to wake the waiters (design, "Memory orders").
         if inner.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }

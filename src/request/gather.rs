@@ -168,36 +168,7 @@ impl<R: Response> Gather<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use std::time::SystemTime;
-
-    struct Answer {
-        request: &'static str,
-        from: String,
-    }
-    impl Event for Answer {
-        fn event_type(&self) -> &str {
-            "answer"
-        }
-        fn timestamp(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-    }
-    impl Response for Answer {
-        fn request_id(&self) -> &str {
-            self.request
-        }
-        fn responder(&self) -> &str {
-            &self.from
-        }
-    }
-
-    fn answer(request: &'static str, from: &str) -> Arc<Answer> {
-        Arc::new(Answer {
-            request,
-            from: from.into(),
-        })
-    }
+    use crate::request::test_support::{answer, Answer};
 
     #[test]
     fn counts_each_expected_responder_once() {

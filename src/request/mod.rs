@@ -16,6 +16,8 @@ mod future;
 mod gather;
 mod options;
 mod outcome;
+#[cfg(test)]
+mod test_support;
 mod timer;
 
 pub use cancel::CancelToken;
@@ -52,26 +54,26 @@ impl EventBus {
     ///
     /// ```
     /// use std::thread;
-    /// use std::time::{Duration, SystemTime};
-    /// use switchboard::{Event, EventBus, Request, RequestOptions, Response};
+    /// use std::time::Duration;
+    /// use switchboard::{Event, EventBus, Request, RequestOptions, Response, Timestamp};
     ///
-    /// struct Validate { id: String, config: String }
-    /// impl Event for Validate {
-    ///     fn event_type(&self) -> &str { "config.validate" }
-    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-    /// }
-    /// impl Request for Validate {
-    ///     fn request_id(&self) -> &str { &self.id }
+    /// #[derive(Event, Request)]
+    /// #[event(type = "config.validate")]
+    /// struct Validate {
+    ///     #[request(id)]
+    ///     id: String,
+    ///     config: String,
+    ///     timestamp: Timestamp,
     /// }
     ///
-    /// struct Verdict { request_id: String, validator: &'static str, ok: bool }
-    /// impl Event for Verdict {
-    ///     fn event_type(&self) -> &str { "config.verdict" }
-    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-    /// }
-    /// impl Response for Verdict {
-    ///     fn request_id(&self) -> &str { &self.request_id }
-    ///     fn responder(&self) -> &str { self.validator }
+    /// #[derive(Event, Response)]
+    /// #[event(type = "config.verdict")]
+    /// struct Verdict {
+    ///     request_id: String,
+    ///     #[response(responder)]
+    ///     validator: &'static str,
+    ///     ok: bool,
+    ///     timestamp: Timestamp,
     /// }
     ///
     /// let bus = EventBus::new();
@@ -84,6 +86,7 @@ impl EventBus {
     ///                 request_id: request.id.clone(),
     ///                 validator,
     ///                 ok: !request.config.is_empty(),
+    ///                 timestamp: Timestamp::now(),
     ///             });
     ///         }
     ///     });
@@ -91,7 +94,11 @@ impl EventBus {
     /// bus.start();
     ///
     /// let options = RequestOptions::new(["schema", "policy"]).timeout(Duration::from_secs(5));
-    /// let request = Validate { id: "rev-42".into(), config: "listen: 443".into() };
+    /// let request = Validate {
+    ///     id: "rev-42".into(),
+    ///     config: "listen: 443".into(),
+    ///     timestamp: Timestamp::now(),
+    /// };
     /// let result = bus.request::<Verdict, _>(request, options).unwrap();
     /// assert_eq!(result.responses.len(), 2);
     /// assert!(result.responses.iter().all(|verdict| verdict.ok));
@@ -157,28 +164,18 @@ impl EventBus {
     /// future cancels the request and removes its response subscription.
     ///
     /// ```
-    /// use std::time::{Duration, SystemTime};
+    /// use std::time::Duration;
     /// use futures::StreamExt;
-    /// use switchboard::{Event, EventBus, Request, RequestOptions, Response};
+    /// use switchboard::{Event, EventBus, Request, RequestOptions, Response, Timestamp};
     ///
-    /// struct Ping(String);
-    /// impl Event for Ping {
-    ///     fn event_type(&self) -> &str { "ping" }
-    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-    /// }
-    /// impl Request for Ping {
-    ///     fn request_id(&self) -> &str { &self.0 }
-    /// }
+    /// #[derive(Event, Request)]
+    /// #[event(type = "ping")]
+    /// struct Ping(#[request(id)] String, #[event(timestamp)] Timestamp);
     ///
-    /// struct Pong(String);
-    /// impl Event for Pong {
-    ///     fn event_type(&self) -> &str { "pong" }
-    ///     fn timestamp(&self) -> SystemTime { SystemTime::now() }
-    /// }
-    /// impl Response for Pong {
-    ///     fn request_id(&self) -> &str { &self.0 }
-    ///     fn responder(&self) -> &str { "echo" }
-    /// }
+    /// #[derive(Event, Response)]
+    /// #[event(type = "pong")]
+    /// #[response(responder = "echo")]
+    /// struct Pong(#[response(request_id)] String, #[event(timestamp)] Timestamp);
     ///
     /// let bus = EventBus::new();
     /// let mut pings = bus.subscribe_to::<Ping>("echo", 16).unwrap();
@@ -188,11 +185,11 @@ impl EventBus {
     ///     let bus = bus.clone();
     ///     async move {
     ///         let ping = pings.next().await.unwrap();
-    ///         bus.publish(Pong(ping.0.clone()));
+    ///         bus.publish(Pong(ping.0.clone(), Timestamp::now()));
     ///     }
     /// };
     /// let request = bus.request_async::<Pong, _>(
-    ///     Ping("p-1".into()),
+    ///     Ping("p-1".into(), Timestamp::now()),
     ///     RequestOptions::new(["echo"]).timeout(Duration::from_secs(5)),
     /// );
     /// // Both on one thread, under the runtime-free `block_on`.

@@ -76,19 +76,18 @@ impl<R: Response> fmt::Debug for RequestResult<R> {
 /// Why a request failed. Timeouts and cancellations carry the partial result.
 ///
 /// ```
-/// # use std::time::{Duration, SystemTime};
-/// # use switchboard::{Event, EventBus, Request, RequestError, RequestOptions, Response};
-/// # struct Ask(String);
-/// # impl Event for Ask { fn event_type(&self) -> &str { "ask" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
-/// # impl Request for Ask { fn request_id(&self) -> &str { &self.0 } }
-/// # struct Answer(String);
-/// # impl Event for Answer { fn event_type(&self) -> &str { "answer" } fn timestamp(&self) -> SystemTime { SystemTime::now() } }
-/// # impl Response for Answer { fn request_id(&self) -> &str { &self.0 } fn responder(&self) -> &str { "nobody" } }
+/// # use std::time::Duration;
+/// # use switchboard::{Event, EventBus, Request, RequestError, RequestOptions, Response, Timestamp};
+/// # #[derive(Event, Request)]
+/// # struct Ask { request_id: String, timestamp: Timestamp }
+/// # #[derive(Event, Response)]
+/// # struct Answer { request_id: String, responder: String, timestamp: Timestamp }
 /// let bus = EventBus::new();
 /// bus.start();
 /// // Nobody answers: the request times out with an empty partial result.
 /// let options = RequestOptions::new(["a", "b"]).timeout(Duration::from_millis(10));
-/// match bus.request::<Answer, _>(Ask("q1".into()), options) {
+/// let ask = Ask { request_id: "q1".into(), timestamp: Timestamp::now() };
+/// match bus.request::<Answer, _>(ask, options) {
 ///     Err(RequestError::Timeout { partial, .. }) => {
 ///         assert!(partial.responses.is_empty());
 ///         assert_eq!(partial.errors, ["no response from a", "no response from b"]);
@@ -294,30 +293,11 @@ impl Error for RequestOptionsError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use std::time::SystemTime;
-
-    struct Answer(&'static str);
-    impl Event for Answer {
-        fn event_type(&self) -> &str {
-            "answer"
-        }
-        fn timestamp(&self) -> SystemTime {
-            SystemTime::UNIX_EPOCH
-        }
-    }
-    impl Response for Answer {
-        fn request_id(&self) -> &str {
-            "r"
-        }
-        fn responder(&self) -> &str {
-            self.0
-        }
-    }
+    use crate::request::test_support::{answer, Answer};
 
     fn partial() -> RequestResult<Answer> {
         RequestResult {
-            responses: vec![Arc::new(Answer("a"))],
+            responses: vec![answer("r", "a")],
             errors: vec!["no response from b".into(), "no response from c".into()],
             missing: vec!["b".into(), "c".into()],
         }
@@ -351,7 +331,7 @@ mod tests {
     fn accessors() {
         let result = partial();
         assert!(!result.is_complete());
-        assert_eq!(result.response_from("a").map(|r| r.0), Some("a"));
+        assert_eq!(result.response_from("a").map(|r| r.responder()), Some("a"));
         assert!(result.response_from("b").is_none());
 
         let invalid: RequestError<Answer> = RequestOptionsError::ZeroTimeout.into();
