@@ -352,7 +352,8 @@ impl EventBus {
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
         let warn_if_late = !options.leader_only;
-        let subscription = self.subscribe_internal(options, false)?;
+        let registered = self.inner.register(options)?;
+        let subscription = Subscription::new(registered, Arc::downgrade(&self.inner));
         if warn_if_late && self.is_running() {
             log::warning!(
                 subscriber = subscription.name(),
@@ -364,20 +365,9 @@ impl EventBus {
         Ok(subscription)
     }
 
-    /// Subscribes as `options` describe, for the crate's own subscriptions (such
-    /// as a request's response subscription): never logs the late-subscription
-    /// warning, and does not mark the subscription leader-only.
-    ///
-    /// `async_consumer`: the subscription will be polled as a future, so
-    /// publishers wake it from the start (saving the registry swap its first
-    /// empty poll would make).
-    pub(crate) fn subscribe_internal(
-        &self,
-        options: SubscribeOptions,
-        async_consumer: bool,
-    ) -> Result<Subscription, SubscribeError> {
-        let registered = self.inner.register(options, async_consumer)?;
-        Ok(Subscription::new(registered, Arc::downgrade(&self.inner)))
+    /// The core this handle drives, for the crate's own machinery (requests).
+    pub(crate) fn core(&self) -> &BusCore {
+        &self.inner
     }
 
     /// Removes `subscription` from this bus. It then yields the events already
@@ -504,6 +494,7 @@ impl EventBus {
             dropped_critical: self.dropped_events_critical(),
             dropped_observability: self.dropped_events_observability(),
             dropped_pre_start: self.dropped_events_pre_start(),
+            requests: self.inner.request_counters().snapshot(),
             subscribers: self.inner.subscriber_stats(),
         }
     }

@@ -211,7 +211,6 @@ mod hash;
 mod log;
 mod options;
 mod padding;
-#[cfg(not(switchboard_loom))] // its blocking wait selects over crossbeam channels
 mod request;
 pub mod ringbuffer;
 mod stats;
@@ -224,11 +223,10 @@ pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
-#[cfg(not(switchboard_loom))]
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,
 };
-pub use stats::{BusStats, SubscriberKind, SubscriberStats};
+pub use stats::{BusStats, RequestStats, SubscriberKind, SubscriberStats};
 pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription};
 #[cfg(feature = "derive")]
 pub use switchboard_derive::{Event, Request, Response};

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::core::Subscriber;
 use crate::options::Filter;
-use crate::sync::Ordering;
+use crate::sync::{AtomicU64, Ordering};
 
 /// What a subscriber filters on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub enum SubscriberKind {
     EventTypes,
     /// Events of a set of Rust types (by `TypeId`).
     RustTypes,
+    /// The bus's own route for one response type: it passes each response to
+    /// the request waiting for it (see [`EventBus::request`](crate::EventBus::request)).
+    Route,
 }
 
 impl fmt::Display for SubscriberKind {
@@ -24,6 +27,7 @@ impl fmt::Display for SubscriberKind {
             SubscriberKind::Universal => "universal",
             SubscriberKind::EventTypes => "types",
             SubscriberKind::RustTypes => "typed",
+            SubscriberKind::Route => "route",
         })
     }
 }
@@ -62,6 +66,7 @@ impl SubscriberStats {
         Self {
             name: state.name.to_string(),
             kind: match state.filter {
+                _ if state.routed => SubscriberKind::Route,
                 Filter::All => SubscriberKind::Universal,
                 Filter::EventTypes(_) => SubscriberKind::EventTypes,
                 Filter::RustTypes(_) => SubscriberKind::RustTypes,
@@ -97,8 +102,66 @@ pub struct BusStats {
     pub dropped_observability: u64,
     /// Events dropped because the pre-start buffer was full.
     pub dropped_pre_start: u64,
+    /// How requests ended, and the responses nobody was waiting for.
+    pub requests: RequestStats,
     /// Every subscriber, in subscription order.
     pub subscribers: Vec<SubscriberStats>,
+}
+
+/// How the requests made on a bus ended, from [`BusStats::requests`].
+///
+/// Each request is counted once, when it ends. Responses are counted as they
+/// are published: those a waiting request took are in its result; the others
+/// are counted here, never silently lost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestStats {
+    /// Requests whose quorum was met.
+    pub answered: u64,
+    /// Requests that timed out first.
+    pub timed_out: u64,
+    /// Requests cancelled first.
+    pub cancelled: u64,
+    /// Requests that reached no subscriber on a running bus, and failed at once.
+    pub no_responders: u64,
+    /// Responses published after the request they answer had ended (or for a
+    /// request id nobody was waiting for): discarded.
+    pub late_responses: u64,
+    /// Responses to a waiting request from a responder it did not expect, or
+    /// from one that had answered already: not counted toward its quorum.
+    pub ignored_responses: u64,
+}
+
+/// The bus's request counters, written as requests end and responses are
+/// routed; read by `stats()`.
+#[derive(Default)]
+pub(crate) struct RequestCounters {
+    pub(crate) answered: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) no_responders: AtomicU64,
+    pub(crate) late_responses: AtomicU64,
+    pub(crate) ignored_responses: AtomicU64,
+}
+
+impl RequestCounters {
+    /// Adds one to `counter` (`Relaxed`: each counter is exact on its own;
+    /// design, "Memory orders").
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> RequestStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RequestStats {
+            answered: read(&self.answered),
+            timed_out: read(&self.timed_out),
+            cancelled: read(&self.cancelled),
+            no_responders: read(&self.no_responders),
+            late_responses: read(&self.late_responses),
+            ignored_responses: read(&self.ignored_responses),
+        }
+    }
 }
 
 impl fmt::Display for BusStats {
@@ -115,6 +178,19 @@ impl fmt::Display for BusStats {
             self.dropped_observability,
             self.dropped_pre_start,
         )?;
+        let requests = &self.requests;
+        if *requests != RequestStats::default() {
+            writeln!(
+                f,
+                "requests: {} answered, {} timed out, {} cancelled, {} no responders; responses: {} late, {} ignored",
+                requests.answered,
+                requests.timed_out,
+                requests.cancelled,
+                requests.no_responders,
+                requests.late_responses,
+                requests.ignored_responses,
+            )?;
+        }
         let width = self
             .subscribers
             .iter()

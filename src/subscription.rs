@@ -66,14 +66,6 @@ impl Subscription {
         self.state.id
     }
 
-    /// The receiving half of the queue, for waits that select over several
-    /// sources (a request's blocking wait). Take events with `try_recv` on the
-    /// subscription, not on this receiver, so they are counted.
-    #[cfg(not(switchboard_loom))]
-    pub(crate) fn receiver(&self) -> &Receiver<Arc<dyn Event>> {
-        &self.receiver
-    }
-
     pub(crate) fn belongs_to(&self, bus: &Arc<BusCore>) -> bool {
         std::ptr::eq(self.bus.as_ptr(), Arc::as_ptr(bus))
     }

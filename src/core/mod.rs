@@ -24,6 +24,8 @@ mod registry;
 mod subscriber;
 mod writer;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -31,16 +33,17 @@ use crossbeam_utils::CachePadded;
 use crate::drops::{DropCallback, DropReporter};
 use crate::error::SubscribeError;
 use crate::event::Event;
-use crate::options::SubscribeOptions;
-use crate::stats::SubscriberStats;
+use crate::options::{Filter, SubscribeOptions, TypeSet};
+use crate::stats::{RequestCounters, SubscriberStats};
 use crate::sync::queue::{bounded, Receiver};
 use crate::sync::snapshot::Snapshot;
 use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering};
 
-pub(crate) use self::subscriber::{Subscriber, SubscriberState};
+pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
 
 use self::pre_start::PreStartBuffer;
 use self::registry::Registry;
+use self::subscriber::Inbox;
 use self::writer::RegistryWriter;
 
 /// `BusCore::state` while events go to the pre-start buffer.
@@ -64,6 +67,11 @@ pub(crate) struct BusCore {
     pre_start: Mutex<PreStartBuffer>,
     drops: DropReporter,
     counters: Counters,
+    /// How requests on this bus ended, and the responses nobody waited for.
+    requests: Arc<RequestCounters>,
+    /// The long-lived routes that pass responses to waiting requests, one per
+    /// response type, keyed by the route's own type.
+    routes: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 /// The bus totals, each on its own cache line: publishers write them.
@@ -72,6 +80,17 @@ struct Counters {
     dropped_critical: CachePadded<AtomicU64>,
     dropped_observability: CachePadded<AtomicU64>,
     dropped_pre_start: CachePadded<AtomicU64>,
+}
+
+/// What a publish did with the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// The bus was running: offered to the matching subscribers, this many
+    /// of which received it.
+    Delivered(usize),
+    /// The bus was buffering: kept for the replay, or dropped and counted
+    /// because the pre-start buffer was full.
+    Buffered,
 }
 
 /// What [`BusCore::register`] hands the face to build a subscription from.
@@ -97,17 +116,30 @@ impl BusCore {
                 dropped_observability: CachePadded::new(AtomicU64::new(0)),
                 dropped_pre_start: CachePadded::new(AtomicU64::new(0)),
             },
+            requests: Arc::new(RequestCounters::default()),
+            routes: Mutex::new(HashMap::new()),
         }
     }
 
     /// Publishes `event`; returns how many subscribers received it (0 while
     /// buffering).
+    #[inline]
     pub(crate) fn publish(&self, event: Arc<dyn Event>) -> usize {
+        match self.publish_for_outcome(event) {
+            Published::Delivered(delivered) => delivered,
+            Published::Buffered => 0,
+        }
+    }
+
+    /// Publishes `event` and says whether it was delivered directly (to how
+    /// many subscribers) or went to the pre-start buffer (kept or dropped).
+    #[inline]
+    pub(crate) fn publish_for_outcome(&self, event: Arc<dyn Event>) -> Published {
         self.counters.published.fetch_add(1, Ordering::Relaxed);
         // Acquire: a publisher that sees RUNNING also sees everything the
         // replay did before `start` stored it (design, "Memory orders").
         if self.state.load(Ordering::Acquire) == RUNNING {
-            return self.deliver_now(event);
+            return Published::Delivered(self.deliver_now(event));
         }
         self.publish_while_buffering(event)
     }
@@ -125,13 +157,9 @@ impl BusCore {
     }
 
     /// Adds a subscriber as `options` describe and hands back the receiving
-    /// side. `wakes_consumer`: publishers wake its async consumer from the
-    /// start (for a subscription that will be polled as a future at once).
-    pub(crate) fn register(
-        &self,
-        options: SubscribeOptions,
-        wakes_consumer: bool,
-    ) -> Result<Registered, SubscribeError> {
+    /// side. Its async consumer is woken once it first waits as a `Stream`
+    /// (see [`enable_wakeups`](Self::enable_wakeups)).
+    pub(crate) fn register(&self, options: SubscribeOptions) -> Result<Registered, SubscribeError> {
         let filter = options.validate()?;
         let (sender, receiver) = bounded(options.capacity);
         let state = Arc::new(SubscriberState {
@@ -140,17 +168,66 @@ impl BusCore {
             capacity: options.capacity,
             lossy: options.lossy,
             leader_only: options.leader_only,
+            routed: false,
             filter_label: filter.label().into(),
             filter,
             dropped: AtomicU64::new(0),
-            wakeups_enabled: AtomicBool::new(wakes_consumer),
+            wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             received: CachePadded::new(AtomicU64::new(0)),
             coalesced: AtomicU64::new(0),
         });
-        let subscriber = Arc::new(Subscriber::new(sender, Arc::clone(&state), wakes_consumer));
+        let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
         self.update_registry(|current| Some(current.with(subscriber)));
         Ok(Registered { receiver, state })
+    }
+
+    /// The route of type `T`, made by `make` and registered as a subscriber
+    /// named `name` to the events of `types` the first time it is asked for;
+    /// it then lives as long as the bus. `make` gets the bus's request
+    /// counters.
+    pub(crate) fn route<T: Route + Any>(
+        &self,
+        name: impl FnOnce() -> String,
+        types: impl FnOnce() -> TypeSet,
+        make: impl FnOnce(Arc<RequestCounters>) -> T,
+    ) -> Arc<T> {
+        let mut routes = lock(&self.routes);
+        if let Some(route) = routes.get(&TypeId::of::<T>()) {
+            return Arc::clone(route)
+                .downcast::<T>()
+                .unwrap_or_else(|_| unreachable!("routes are keyed by their own type"));
+        }
+        let route = Arc::new(make(Arc::clone(&self.requests)));
+        let filter = Filter::RustTypes(types());
+        let state = Arc::new(SubscriberState {
+            id: self.writer.next_id(),
+            name: name().into(),
+            capacity: 0,
+            lossy: false,
+            leader_only: false,
+            routed: true,
+            filter_label: filter.label().into(),
+            filter,
+            dropped: AtomicU64::new(0),
+            wakeups_enabled: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            received: CachePadded::new(AtomicU64::new(0)),
+            coalesced: AtomicU64::new(0),
+        });
+        let inbox = Inbox::Route(Arc::clone(&route) as Arc<dyn Route>);
+        let subscriber = Arc::new(Subscriber::new(inbox, state));
+        self.update_registry(|current| Some(current.with(subscriber)));
+        routes.insert(
+            TypeId::of::<T>(),
+            Arc::clone(&route) as Arc<dyn Any + Send + Sync>,
+        );
+        route
+    }
+
+    /// How requests on this bus ended.
+    pub(crate) fn request_counters(&self) -> &RequestCounters {
+        &self.requests
     }
 
     /// Makes publishers wake the consumer of subscriber `id` after each send.

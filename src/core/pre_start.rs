@@ -10,7 +10,7 @@ use crate::log;
 use crate::sync::{lock, Ordering};
 
 use super::subscriber::Subscriber;
-use super::{BusCore, RUNNING};
+use super::{BusCore, Published, RUNNING};
 
 /// The events kept while the bus is buffering, in publish order. Guarded by
 /// the mode lock (`BusCore::pre_start`).
@@ -39,16 +39,16 @@ impl BusCore {
     /// The publish path when the state said `BUFFERING`: re-check under the
     /// mode lock, then buffer, overflow, or deliver if `start` won the race.
     #[cold]
-    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>) -> usize {
+    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>) -> Published {
         let mut buffer = lock(&self.pre_start);
         // The mutant (a loom-tests self-check) skips this re-check.
         if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
             drop(buffer);
-            return self.deliver_now(event);
+            return Published::Delivered(self.deliver_now(event));
         }
         if buffer.events.len() < buffer.limit {
             buffer.events.push(event);
-            return 0;
+            return Published::Buffered;
         }
         let limit = buffer.limit;
         drop(buffer);
@@ -69,7 +69,7 @@ impl BusCore {
             capacity: limit,
             event_types: "",
         });
-        0
+        Published::Buffered
     }
 
     /// Replays the pre-start buffer in order, then switches to direct

@@ -19,6 +19,8 @@ pub(crate) struct SubscriberState {
     pub(crate) capacity: usize,
     pub(crate) lossy: bool,
     pub(crate) leader_only: bool,
+    /// The crate's own route for responses, not a user's subscription.
+    pub(crate) routed: bool,
     pub(crate) filter: Filter,
     /// `filter.label()`, computed once so reporting a drop allocates nothing.
     pub(crate) filter_label: Box<str>,
@@ -44,7 +46,9 @@ pub(crate) enum Offer {
     Delivered,
     /// The buffer was full; the drop is already counted on the subscriber.
     Full,
-    /// The consumer is gone; it is being removed from the registry.
+    /// Not delivered, and not a drop: the consumer is gone (it is being
+    /// removed from the registry), or a route found nobody waiting for the
+    /// event (the route counts that itself).
     Closed,
 }
 
@@ -56,7 +60,25 @@ pub(crate) enum Handover {
     Closed,
 }
 
-/// A registry entry: the subscriber's state plus the sender of its queue.
+/// Where a subscriber's events go.
+pub(crate) enum Inbox {
+    /// Its bounded queue, read by a [`Subscription`](crate::Subscription).
+    Queue(Sender<Arc<dyn Event>>),
+    /// Handed to a [`Route`] on the publishing thread: the crate's own
+    /// subscriber that passes responses to the requests waiting for them.
+    Route(Arc<dyn Route>),
+}
+
+/// Takes events on the publishing thread instead of queueing them: how
+/// responses reach the requests waiting for them without a subscription per
+/// request (`request/route.rs`). It must not block, and it must count what it
+/// does not deliver.
+pub(crate) trait Route: Send + Sync {
+    /// Passes `event` on; returns whether someone took it.
+    fn dispatch(&self, event: &Arc<dyn Event>) -> bool;
+}
+
+/// A registry entry: the subscriber's state plus where its events go.
 ///
 /// Dropping the entry (when the last registry snapshot holding it goes away,
 /// after unsubscribe or with the bus) closes the queue, then wakes a parked
@@ -68,9 +90,9 @@ pub(crate) enum Handover {
 #[repr(C)]
 pub(crate) struct Subscriber {
     _gap: CountsGap,
-    // Field order matters: the sender must drop (closing the queue) before
+    // Field order matters: the inbox must drop (closing the queue) before
     // `state` wakes the consumer.
-    sender: Sender<Arc<dyn Event>>,
+    inbox: Inbox,
     /// Whether publishers wake the consumer's task after each send. Fixed for
     /// the life of the entry, so a blocking consumer costs publishers one
     /// well-predicted branch; a consumer that starts polling as a `Stream`
@@ -97,16 +119,13 @@ impl Drop for WakeOnDrop {
 }
 
 impl Subscriber {
-    /// An entry that wakes its consumer after each send if `wakes_consumer`.
-    pub(crate) fn new(
-        sender: Sender<Arc<dyn Event>>,
-        state: Arc<SubscriberState>,
-        wakes_consumer: bool,
-    ) -> Self {
+    /// A new entry, which does not wake its consumer (until
+    /// [`with_wakeups`](Self::with_wakeups) replaces it).
+    pub(crate) fn new(inbox: Inbox, state: Arc<SubscriberState>) -> Self {
         Self {
             _gap: CountsGap::new(),
-            sender,
-            wakes_consumer,
+            inbox,
+            wakes_consumer: false,
             seen_full: AtomicBool::new(false),
             state: WakeOnDrop(state),
         }
@@ -116,7 +135,10 @@ impl Subscriber {
     pub(crate) fn with_wakeups(&self) -> Self {
         Self {
             _gap: CountsGap::new(),
-            sender: self.sender.clone(),
+            inbox: match &self.inbox {
+                Inbox::Queue(sender) => Inbox::Queue(sender.clone()),
+                Inbox::Route(route) => Inbox::Route(Arc::clone(route)),
+            },
             wakes_consumer: true,
             seen_full: AtomicBool::new(false),
             state: WakeOnDrop(Arc::clone(self.state())),
@@ -143,10 +165,14 @@ impl Subscriber {
     /// full-queue hint are `Relaxed` for the reasons given there).
     #[inline(always)]
     pub(crate) fn offer(&self, event: &Arc<dyn Event>) -> Offer {
-        if self.still_full() {
+        let sender = match &self.inbox {
+            Inbox::Queue(sender) => sender,
+            Inbox::Route(route) => return routed(&**route, event),
+        };
+        if self.still_full(sender) {
             return Offer::Full;
         }
-        match self.sender.try_send(Arc::clone(event)) {
+        match sender.try_send(Arc::clone(event)) {
             Ok(()) => {
                 self.sent();
                 Offer::Delivered
@@ -163,10 +189,19 @@ impl Subscriber {
     /// publish to k subscribers makes k - 1 clones.
     #[inline(always)]
     pub(crate) fn hand_over(&self, event: Arc<dyn Event>) -> Handover {
-        if self.still_full() {
+        let sender = match &self.inbox {
+            Inbox::Queue(sender) => sender,
+            Inbox::Route(route) => {
+                return match routed(&**route, &event) {
+                    Offer::Delivered => Handover::Delivered,
+                    Offer::Full | Offer::Closed => Handover::Closed,
+                }
+            }
+        };
+        if self.still_full(sender) {
             return Handover::Full(event);
         }
-        match self.sender.try_send(event) {
+        match sender.try_send(event) {
             Ok(()) => {
                 self.sent();
                 Handover::Delivered
@@ -182,7 +217,7 @@ impl Subscriber {
     /// After a send found the queue full: whether it still is, in which case
     /// the drop is counted and no clone of the event is made.
     #[inline(always)]
-    fn still_full(&self) -> bool {
+    fn still_full(&self, sender: &Sender<Arc<dyn Event>>) -> bool {
         if !self.seen_full.load(Ordering::Relaxed) {
             return false;
         }
@@ -192,7 +227,7 @@ impl Subscriber {
         // does not notice a consumer that has just gone; such an event,
         // published concurrently with the unsubscribe, is counted as dropped
         // instead of silently not delivered.
-        if self.sender.is_full() {
+        if sender.is_full() {
             self.count_drop();
             return true;
         }
@@ -221,7 +256,21 @@ impl Subscriber {
         self.state().dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Events waiting in its queue (a route keeps none).
     pub(crate) fn queued(&self) -> usize {
-        self.sender.len()
+        match &self.inbox {
+            Inbox::Queue(sender) => sender.len(),
+            Inbox::Route(_) => 0,
+        }
+    }
+}
+
+/// A route's dispatch, out of the queue path's way.
+#[cold]
+fn routed(route: &dyn Route, event: &Arc<dyn Event>) -> Offer {
+    if route.dispatch(event) {
+        Offer::Delivered
+    } else {
+        Offer::Closed
     }
 }

@@ -1,110 +1,71 @@
 //! The blocking wait: parks the calling thread until the quorum is met, the
 //! deadline passes or the cancel token is cancelled, whichever comes first.
 
+use std::sync::Arc;
+use std::task::{Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::Instant;
 
-use crossbeam_channel::Select;
-
-use crate::error::{RecvTimeoutError, TryRecvError};
 use crate::event::Response;
-use crate::subscription::TypedSubscription;
 
-use super::gather::{Gather, Outcome};
+use super::gather::{Outcome, Terms};
+use super::route::{Notify, Slot};
 
-/// Waits for responses until the quorum, the deadline or a cancellation.
+/// Waits until the quorum, the deadline or a cancellation.
 ///
-/// Without a cancel token, the thread waits in a plain receive on the
-/// response queue with the deadline. With one, it waits on the response queue
-/// and the token's channel at once (a crossbeam `Select`). Either way a
-/// response, a cancellation and the deadline each wake it directly: there is
-/// no polling interval.
+/// The thread parks; the slot's waker unparks it when the quorum is met, and
+/// a cancellation reaches it the same way (the token notifies the slot). The
+/// deadline is the park's timeout. There is no polling interval; a spurious
+/// unpark just loops.
 pub(super) fn wait<R: Response>(
-    subscription: &TypedSubscription<R>,
-    gather: &mut Gather<R>,
+    slot: &Arc<Slot<R>>,
+    terms: &Terms,
     deadline: Option<Instant>,
 ) -> Outcome {
-    let token = gather.cancel_token().cloned();
-    let mut select = token.as_ref().map(|token| {
-        let mut select = Select::new();
-        select.recv(subscription.as_untyped().receiver());
-        select.recv(token.receiver());
-        select
-    });
-    // The request is ending with `outcome`: take the responses queued until
-    // now first. A response that arrived before the cancellation or the
-    // deadline was seen still counts, and may even complete the quorum.
-    let last_drain = |gather: &mut Gather<R>, outcome| {
-        if drain(subscription, gather) {
-            Outcome::Met
-        } else {
-            outcome
-        }
-    };
+    let _cancel = terms
+        .cancel
+        .as_ref()
+        .and_then(|token| token.register(Arc::clone(slot) as Arc<dyn Notify>));
+    let waker = THREAD_WAKER.with(Waker::clone);
     loop {
-        if drain(subscription, gather) {
+        if slot.is_met() {
             return Outcome::Met;
         }
-        if gather.is_cancelled() {
-            return last_drain(gather, Outcome::Cancelled);
+        if terms.is_cancelled() {
+            return Outcome::Cancelled;
         }
-        // Checked here too, not only by the waits below: `ready_deadline`
-        // reports a ready operation even past the deadline, so a steady stream
-        // of responses to other requests could otherwise hold this one open.
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return last_drain(gather, Outcome::TimedOut);
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            return Outcome::TimedOut;
         }
-        match (&mut select, deadline) {
-            (None, Some(deadline)) => match subscription.recv_deadline(deadline) {
-                Ok(response) => {
-                    if gather.accept(response) {
-                        return Outcome::Met;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return last_drain(gather, Outcome::TimedOut),
-                Err(RecvTimeoutError::Closed) => closed(),
-            },
-            (None, None) => match subscription.recv() {
-                Ok(response) => {
-                    if gather.accept(response) {
-                        return Outcome::Met;
-                    }
-                }
-                Err(_) => closed(),
-            },
-            // `ready` reports that an operation would not block; the loop
-            // then takes what is there. A stale readiness just loops again.
-            (Some(select), None) => {
-                select.ready();
-            }
-            (Some(select), Some(deadline)) => {
-                if select.ready_deadline(deadline).is_err() {
-                    return last_drain(gather, Outcome::TimedOut);
-                }
-            }
+        slot.register(&waker);
+        // Re-check after registering: a quorum met or a cancellation made
+        // before the registration woke nobody, but is visible now.
+        if slot.is_met() || terms.is_cancelled() {
+            continue;
+        }
+        match deadline {
+            Some(deadline) => thread::park_timeout(deadline - now),
+            None => thread::park(),
         }
     }
 }
 
-fn closed() -> ! {
-    unreachable!("a request holds its bus, so its response subscription cannot close")
+/// Unparks the thread it was made on.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
-/// Takes the queued responses; returns whether the quorum is met.
-///
-/// Takes at most a buffer's worth, so that responses published faster than
-/// they are taken cannot keep the caller from checking its deadline and
-/// cancellation: the loop comes back for the rest at once.
-fn drain<R: Response>(subscription: &TypedSubscription<R>, gather: &mut Gather<R>) -> bool {
-    for _ in 0..subscription.capacity().max(1) {
-        match subscription.try_recv() {
-            Ok(response) => {
-                if gather.accept(response) {
-                    return true;
-                }
-            }
-            Err(TryRecvError::Empty) => return gather.is_met(),
-            Err(TryRecvError::Closed) => closed(),
-        }
-    }
-    false
+thread_local! {
+    /// This thread's unparking waker, made once per thread rather than once
+    /// per request.
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
 }

@@ -1,16 +1,13 @@
 //! Cancelling requests from another thread or task (Go's `context`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::mem;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use atomic_waker::AtomicWaker;
-use crossbeam_channel::{Receiver, Sender};
+use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
-use crate::sync::{lock, Mutex};
+use super::route::Notify;
 
 /// Cancels the requests it is given to, from any thread: the role Go's
 /// `context.Context` plays for `Request(ctx, ...)`.
@@ -64,30 +61,23 @@ pub struct CancelToken {
 
 struct Inner {
     cancelled: AtomicBool,
-    /// Dropped by `cancel`, which disconnects `receiver`: a blocking request
-    /// selects over that receiver and its response queue, so it wakes at once.
-    sender: Mutex<Option<Sender<Infallible>>>,
-    receiver: Receiver<Infallible>,
-    /// Async requests waiting on this token, woken (and forgotten) by `cancel`.
+    /// Requests waiting on this token, notified (and forgotten) by `cancel`.
     waiters: Mutex<Waiters>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            cancelled: AtomicBool::new(false),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
 }
 
 #[derive(Default)]
 struct Waiters {
     next_id: u64,
-    wakers: HashMap<u64, Arc<AtomicWaker>>,
-}
-
-impl Default for Inner {
-    fn default() -> Self {
-        let (sender, receiver) = crossbeam_channel::bounded(0);
-        Self {
-            cancelled: AtomicBool::new(false),
-            sender: Mutex::new(Some(sender)),
-            receiver,
-            waiters: Mutex::new(Waiters::default()),
-        }
-    }
+    waiting: HashMap<u64, Arc<dyn Notify>>,
 }
 
 impl CancelToken {
@@ -106,10 +96,9 @@ impl CancelToken {
         if inner.cancelled.swap(true, Ordering::AcqRel) {
             return;
         }
-        drop(lock(&inner.sender).take());
-        let waiters = mem::take(&mut lock(&inner.waiters).wakers);
-        for waker in waiters.into_values() {
-            waker.wake();
+        let waiters = mem::take(&mut lock(&inner.waiters).waiting);
+        for waiter in waiters.into_values() {
+            waiter.notify();
         }
     }
 
@@ -118,14 +107,9 @@ impl CancelToken {
         self.inner.cancelled.load(Ordering::Acquire)
     }
 
-    /// Disconnected once the token is cancelled: ready in a `Select`.
-    pub(super) fn receiver(&self) -> &Receiver<Infallible> {
-        &self.inner.receiver
-    }
-
-    /// Has `waker` woken when the token is cancelled, until the returned
+    /// Has `waiter` notified when the token is cancelled, until the returned
     /// registration is dropped. `None` if the token is already cancelled.
-    pub(super) fn register(&self, waker: &Arc<AtomicWaker>) -> Option<Registration> {
+    pub(super) fn register(&self, waiter: Arc<dyn Notify>) -> Option<Registration> {
         let mut waiters = lock(&self.inner.waiters);
         // Checked under the lock: `cancel` sets the flag before it takes the
         // waiters, so either it sees this waker or this sees the flag.
@@ -134,7 +118,7 @@ impl CancelToken {
         }
         let id = waiters.next_id;
         waiters.next_id += 1;
-        waiters.wakers.insert(id, Arc::clone(waker));
+        waiters.waiting.insert(id, waiter);
         Some(Registration {
             token: self.clone(),
             id,
@@ -158,53 +142,57 @@ pub(super) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.token.inner.waiters).wakers.remove(&self.id);
+        lock(&self.token.inner.waiters).waiting.remove(&self.id);
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(switchboard_loom)))]
 mod tests {
     use super::*;
-    use std::task::{Wake, Waker};
+    use std::sync::atomic::AtomicUsize;
 
-    struct Flag(AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Notify for Count {
+        fn notify(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
     #[test]
-    fn cancel_wakes_registered_waiters_and_disconnects_the_receiver() {
+    fn cancel_notifies_registered_waiters_once() {
         let token = CancelToken::new();
-        let flag = Arc::new(Flag(AtomicBool::new(false)));
-        let slot = Arc::new(AtomicWaker::new());
-        slot.register(&Waker::from(Arc::clone(&flag)));
-        let registration = token.register(&slot).expect("not cancelled yet");
-        assert!(token.receiver().try_recv().is_err());
+        let count = Arc::new(Count::default());
+        let registration = token.register(Arc::clone(&count) as Arc<dyn Notify>);
+        assert!(registration.is_some(), "not cancelled yet");
 
         token.clone().cancel();
         assert!(token.is_cancelled());
-        assert!(flag.0.load(Ordering::SeqCst));
-        assert_eq!(
-            token.receiver().try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        );
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
         drop(registration); // after cancel: nothing left to remove, no panic
-        assert!(token.register(&slot).is_none());
-        token.cancel(); // idempotent
+        assert!(token
+            .register(Arc::clone(&count) as Arc<dyn Notify>)
+            .is_none());
+        token.cancel(); // idempotent: no second notification
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
     fn dropped_registrations_leave() {
         let token = CancelToken::new();
-        let slot = Arc::new(AtomicWaker::new());
-        let first = token.register(&slot).unwrap();
-        let second = token.register(&slot).unwrap();
-        assert_eq!(lock(&token.inner.waiters).wakers.len(), 2);
+        let count = Arc::new(Count::default());
+        let first = token
+            .register(Arc::clone(&count) as Arc<dyn Notify>)
+            .unwrap();
+        let second = token
+            .register(Arc::clone(&count) as Arc<dyn Notify>)
+            .unwrap();
+        assert_eq!(lock(&token.inner.waiters).waiting.len(), 2);
         drop(first);
         drop(second);
-        assert!(lock(&token.inner.waiters).wakers.is_empty());
-        assert_eq!(format!("{token:?}"), "CancelToken { cancelled: false }");
+        assert!(lock(&token.inner.waiters).waiting.is_empty());
+        token.cancel();
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(format!("{token:?}"), "CancelToken { cancelled: true }");
     }
 }

@@ -4,20 +4,24 @@
 //! - `options`: [`RequestOptions`], validated before anything happens.
 //! - `outcome`: [`RequestResult`], [`RequestError`], [`RequestOptionsError`].
 //! - `cancel`: [`CancelToken`].
-//! - `gather`: what both waits share: the response subscription, which
-//!   responses count, the quorum, the final result.
+//! - `gather`: which responses count, the quorum, the final result.
+//! - `route`: how responses reach the waiting requests: one long-lived route
+//!   per response type, dispatching by request id.
 //! - `blocking`: the thread-blocking wait of [`EventBus::request`].
 //! - `future`: [`RequestFuture`], from [`EventBus::request_async`].
 //! - `timer`: the one timer thread that drives async timeouts.
 
+#[cfg(not(switchboard_loom))] // it parks with a timeout, which loom does not model
 mod blocking;
 mod cancel;
 mod future;
 mod gather;
 mod options;
 mod outcome;
+mod route;
 #[cfg(test)]
 mod test_support;
+#[cfg(not(switchboard_loom))] // a std thread with a clock; loom has none
 mod timer;
 
 pub use cancel::CancelToken;
@@ -28,25 +32,37 @@ pub use outcome::{RequestError, RequestOptionsError, RequestResult};
 use std::sync::Arc;
 
 use crate::bus::EventBus;
-use crate::event::{Request, Response};
+use crate::core::Published;
+use crate::event::{Event, Request, Response};
+use crate::stats::RequestCounters;
 
-use gather::{Gather, Outcome};
+use gather::{Gather, Outcome, Terms};
+use route::{ResponseRoute, Ticket};
 
 impl EventBus {
     /// Publishes `request` and waits for the answers of its expected
     /// responders: a synchronous scatter-gather request (Go's `Request`).
     ///
-    /// 1. Subscribes to events of the response type `R` (a typed, critical
-    ///    subscription made *before* the request is published, so no response
-    ///    can be missed; internal, so it logs no late-subscription warning).
-    /// 2. Publishes `request`.
-    /// 3. Gathers the `R` events whose [`Response::request_id`] is the
-    ///    request's and whose [`Response::responder`] is one of
+    /// 1. Waits for responses to the request's id *before* publishing it, so
+    ///    no response can be missed. Responses of type `R` reach waiting
+    ///    requests through one long-lived route per response type (the bus's
+    ///    own subscriber to `R`, made by the first request for `R`), which
+    ///    passes each one to the request waiting under its
+    ///    [`Response::request_id`]: a request subscribes to nothing itself.
+    /// 2. Publishes `request`. On a running bus, if the request reached no
+    ///    subscriber at all, it fails at once with
+    ///    [`RequestError::NoResponders`].
+    /// 3. Gathers the responses whose [`Response::responder`] is one of
     ///    [`RequestOptions::expected_responders`]: the first response of each
-    ///    responder counts, later ones and everyone else's are ignored, and so
-    ///    are responses to other requests.
+    ///    responder counts; later ones and everyone else's are ignored
+    ///    (counted in [`BusStats::requests`](crate::BusStats::requests)).
     /// 4. Returns as soon as the quorum is met: every expected responder, or
-    ///    [`RequestOptions::min_responses`] of them.
+    ///    [`RequestOptions::min_responses`] of them. The result holds every
+    ///    counted response that had arrived when the request ended.
+    ///
+    /// A response published after its request ended is discarded and counted
+    /// as late; it never reaches another request. Concurrent requests with
+    /// the same id each get every response to that id.
     ///
     /// The response subscription is removed when the request ends, however it
     /// ends. A responder is any subscriber of the request that publishes an
@@ -112,14 +128,16 @@ impl EventBus {
     /// responders receive it when the bus starts, and the request succeeds if
     /// that happens, and the quorum answers, within the timeout — which runs
     /// from the call. A request that timed out before `start` stays in the
-    /// buffer and is still delivered then; its late answers reach nobody. If
-    /// the pre-start buffer is full the request is dropped (counted and
-    /// reported like any event) and times out.
+    /// buffer and is still delivered then; its answers are counted as late.
+    /// If the pre-start buffer is full the request is dropped (counted and
+    /// reported like any event) and times out. A buffered request never
+    /// fails with [`RequestError::NoResponders`]: its responders may subscribe
+    /// before `start`.
     ///
     /// # Blocking
     ///
     /// This blocks the calling thread until the request ends; the thread
-    /// sleeps, waking only for a response of type `R`, the deadline or a
+    /// sleeps, waking only when the quorum is met, at the deadline or on a
     /// cancellation. In async code use [`request_async`](Self::request_async).
     /// A thread cannot answer its own blocking request: a responder that
     /// makes a request must not be one of its expected responders.
@@ -127,35 +145,40 @@ impl EventBus {
     /// # Errors
     ///
     /// - [`RequestError::InvalidOptions`] if `options` fail
-    ///   [`RequestOptions::validate`]; nothing is subscribed or published.
+    ///   [`RequestOptions::validate`]; nothing is published.
+    /// - [`RequestError::NoResponders`] if the bus is running and the request
+    ///   reached no subscriber.
     /// - [`RequestError::Timeout`] if the quorum was not met within
     ///   [`RequestOptions::timeout`], with the responses gathered so far and a
     ///   `"no response from X"` line for each missing responder.
     /// - [`RequestError::Cancelled`] if the [`RequestOptions::cancel_token`]
     ///   was cancelled first, with the same partial result (the request is not
     ///   published if the token was cancelled already).
+    #[cfg(not(switchboard_loom))]
     pub fn request<R: Response, Q: Request>(
         &self,
         request: Q,
         options: RequestOptions,
     ) -> Result<RequestResult<R>, RequestError<R>> {
-        let mut gather = Gather::new(request.request_id(), options)?;
-        if gather.is_cancelled() {
-            return gather.finish(Outcome::Cancelled);
+        let (gather, terms) = gather::prepare::<R>(options)?;
+        let route = ResponseRoute::<R>::of(self);
+        let id = request.request_id().into();
+        let deadline = terms.deadline_from_now();
+        match launch(self, &route, id, Arc::new(request), gather, &terms) {
+            Launched::Ended(result) => result,
+            Launched::Waiting(mut ticket) => {
+                let outcome = blocking::wait(ticket.slot(), &terms, deadline);
+                conclude(&mut ticket, outcome, &terms)
+            }
         }
-        let deadline = gather.deadline_from_now();
-        let subscription = gather.launch(self, Arc::new(request), false);
-        let outcome = blocking::wait(&subscription, &mut gather, deadline);
-        drop(subscription);
-        gather.finish(outcome)
     }
 
     /// [`request`](Self::request) as a future, for async code on any
     /// executor: tokio, smol, async-std, `futures::executor::block_on`, or
     /// your own.
     ///
-    /// The future does nothing until first polled: then it subscribes to the
-    /// responses, publishes `request` and starts the timeout. Its output is
+    /// The future does nothing until first polled: then it starts waiting
+    /// for the responses, publishes `request` and starts the timeout. Its output is
     /// what [`request`](Self::request) returns, with the same errors, checked
     /// on the first poll.
     ///
@@ -201,7 +224,67 @@ impl EventBus {
         request: Q,
         options: RequestOptions,
     ) -> RequestFuture<R> {
-        let gather = Gather::new(request.request_id(), options);
-        RequestFuture::new(self, request, gather)
+        RequestFuture::new(self, request, options)
     }
+}
+
+/// What launching a request did.
+enum Launched<R: Response> {
+    /// It is published and waiting for its responses.
+    Waiting(Ticket<R>),
+    /// It ended before it had to wait: cancelled already, or no responders.
+    Ended(Result<RequestResult<R>, RequestError<R>>),
+}
+
+/// Starts waiting under `id`, then publishes `request`: in that order, so no
+/// response can be missed. A request cancelled already is not published; one
+/// that reaches no subscriber on a running bus ends at once.
+fn launch<R: Response>(
+    bus: &EventBus,
+    route: &Arc<ResponseRoute<R>>,
+    id: Arc<str>,
+    request: Arc<dyn Event>,
+    gather: Gather<R>,
+    terms: &Terms,
+) -> Launched<R> {
+    // The mutant (a loom-tests self-check) publishes before it waits, so a
+    // quick response finds nobody waiting and is counted late.
+    #[cfg(switchboard_mutant_publish_before_waiting)]
+    let published = bus.core().publish_for_outcome(Arc::clone(&request));
+    let mut ticket = route.open(id, gather);
+    if terms.is_cancelled() {
+        return Launched::Ended(conclude(&mut ticket, Outcome::Cancelled, terms));
+    }
+    #[cfg(not(switchboard_mutant_publish_before_waiting))]
+    let published = bus.core().publish_for_outcome(request);
+    match published {
+        Published::Delivered(0) => {
+            Launched::Ended(conclude(&mut ticket, Outcome::NoResponders, terms))
+        }
+        Published::Delivered(_) | Published::Buffered => Launched::Waiting(ticket),
+    }
+}
+
+/// Ends the request with `outcome` (or met, if the quorum was met by then)
+/// and counts how it ended.
+fn conclude<R: Response>(
+    ticket: &mut Ticket<R>,
+    outcome: Outcome,
+    terms: &Terms,
+) -> Result<RequestResult<R>, RequestError<R>> {
+    let gather = ticket
+        .end()
+        .unwrap_or_else(|| unreachable!("a request is concluded once"));
+    let result = gather.finish(outcome, terms.timeout);
+    let counters = ticket.counters();
+    RequestCounters::add(match &result {
+        Ok(_) => &counters.answered,
+        Err(RequestError::Timeout { .. }) => &counters.timed_out,
+        Err(RequestError::Cancelled { .. }) => &counters.cancelled,
+        Err(RequestError::NoResponders { .. }) => &counters.no_responders,
+        Err(RequestError::InvalidOptions(_)) => {
+            unreachable!("options are validated before a request starts")
+        }
+    });
+    result
 }

@@ -2,18 +2,8 @@
 
 use std::time::Duration;
 
-use crate::options::MAX_CAPACITY;
-
 use super::cancel::CancelToken;
 use super::outcome::RequestOptionsError;
-
-/// The smallest response capacity a request gets unless
-/// [`RequestOptions::response_capacity`] says otherwise.
-const MIN_DEFAULT_RESPONSE_CAPACITY: usize = 256;
-
-/// Response capacity per expected responder, for requests with so many
-/// responders that [`MIN_DEFAULT_RESPONSE_CAPACITY`] would be tight.
-const RESPONSE_CAPACITY_PER_RESPONDER: usize = 8;
 
 /// How a scatter-gather request runs: who is expected to answer, how many
 /// answers are enough, how long to wait, and how to cancel it.
@@ -43,7 +33,7 @@ const RESPONSE_CAPACITY_PER_RESPONDER: usize = 8;
 /// The options are checked when the request is made
 /// ([`validate`](Self::validate) checks them earlier): invalid ones make it
 /// fail with [`RequestError::InvalidOptions`](crate::RequestError::InvalidOptions)
-/// before anything is subscribed or published.
+/// before anything is published.
 #[derive(Clone, Debug)]
 pub struct RequestOptions {
     /// How long to wait for the quorum (default 10 s). Must not be zero.
@@ -62,14 +52,11 @@ pub struct RequestOptions {
     pub min_responses: usize,
     /// Cancels the request when cancelled (Go's context); see [`CancelToken`].
     pub cancel_token: Option<CancelToken>,
-    /// The response subscription's capacity; `None` (the default) sizes it as
-    /// [`response_capacity`](Self::response_capacity) explains.
-    pub response_capacity: Option<usize>,
 }
 
 impl Default for RequestOptions {
-    /// A 10 s timeout, all expected responders required, no cancel token,
-    /// the default response capacity — and no expected responders yet, which
+    /// A 10 s timeout, all expected responders required, no cancel token —
+    /// and no expected responders yet, which
     /// must be filled in before the options are valid.
     fn default() -> Self {
         Self {
@@ -77,7 +64,6 @@ impl Default for RequestOptions {
             expected_responders: Vec::new(),
             min_responses: 0,
             cancel_token: None,
-            response_capacity: None,
         }
     }
 }
@@ -122,30 +108,6 @@ impl RequestOptions {
         self
     }
 
-    /// Sets the capacity of the request's response subscription.
-    ///
-    /// The response subscription receives *every* event of the response type,
-    /// including responses to other requests in flight at the same time
-    /// (which it then ignores). A response that arrives while the buffer is
-    /// full is dropped like any event for a full critical subscriber: counted
-    /// and reported to the drop callback — and, if it was one of this
-    /// request's, missed. The requester drains the buffer as responses arrive,
-    /// so it only has to absorb a burst that lands while the requester is not
-    /// running.
-    ///
-    /// By default the buffer holds 256 responses, or 8 per expected
-    /// responder if that is more: room for the answers to some 80 concurrent
-    /// three-responder requests of the same response type arriving before the
-    /// requester gets a chance to run. The buffer is allocated for each request
-    /// (about 24 bytes a slot), so raise it only for many concurrent requests
-    /// sharing one response type. Must be between 1 and
-    /// [`MAX_CAPACITY`](crate::MAX_CAPACITY).
-    #[must_use]
-    pub fn response_capacity(mut self, capacity: usize) -> Self {
-        self.response_capacity = Some(capacity);
-        self
-    }
-
     /// Checks the options without making a request; a request with options
     /// that fail this check fails with
     /// [`RequestError::InvalidOptions`](crate::RequestError::InvalidOptions).
@@ -165,8 +127,7 @@ impl RequestOptions {
     /// [`NoExpectedResponders`](RequestOptionsError::NoExpectedResponders),
     /// [`DuplicateResponder`](RequestOptionsError::DuplicateResponder),
     /// [`MinResponsesTooHigh`](RequestOptionsError::MinResponsesTooHigh),
-    /// [`ZeroTimeout`](RequestOptionsError::ZeroTimeout),
-    /// [`InvalidResponseCapacity`](RequestOptionsError::InvalidResponseCapacity).
+    /// [`ZeroTimeout`](RequestOptionsError::ZeroTimeout).
     pub fn validate(&self) -> Result<(), RequestOptionsError> {
         let expected = &self.expected_responders;
         if expected.is_empty() {
@@ -186,14 +147,6 @@ impl RequestOptions {
         if self.timeout.is_zero() {
             return Err(RequestOptionsError::ZeroTimeout);
         }
-        if let Some(capacity) = self.response_capacity {
-            if capacity == 0 || capacity > MAX_CAPACITY {
-                return Err(RequestOptionsError::InvalidResponseCapacity {
-                    requested: capacity,
-                    max: MAX_CAPACITY,
-                });
-            }
-        }
         Ok(())
     }
 
@@ -203,16 +156,6 @@ impl RequestOptions {
             0 => self.expected_responders.len(),
             n => n,
         }
-    }
-
-    /// The response subscription's capacity.
-    pub(super) fn resolved_response_capacity(&self) -> usize {
-        self.response_capacity.unwrap_or_else(|| {
-            self.expected_responders
-                .len()
-                .saturating_mul(RESPONSE_CAPACITY_PER_RESPONDER)
-                .clamp(MIN_DEFAULT_RESPONSE_CAPACITY, MAX_CAPACITY)
-        })
     }
 }
 
@@ -242,26 +185,7 @@ mod tests {
         assert_eq!(options.timeout, Duration::from_secs(10));
         assert_eq!(options.min_responses, 0);
         assert_eq!(options.required(), 1);
-        assert_eq!(
-            options.resolved_response_capacity(),
-            MIN_DEFAULT_RESPONSE_CAPACITY
-        );
         assert!(options.validate().is_ok());
-    }
-
-    #[test]
-    fn response_capacity_grows_with_responders_and_is_capped() {
-        let many = RequestOptions::new((0..100).map(|i| i.to_string()));
-        assert_eq!(many.resolved_response_capacity(), 800);
-        let mut absurd = RequestOptions::new(["a"]);
-        absurd.expected_responders = vec![String::new(); MAX_CAPACITY / 4];
-        assert_eq!(absurd.resolved_response_capacity(), MAX_CAPACITY);
-        assert_eq!(
-            RequestOptions::new(["a"])
-                .response_capacity(3)
-                .resolved_response_capacity(),
-            3
-        );
     }
 
     #[test]
@@ -297,23 +221,8 @@ mod tests {
             check(RequestOptions::new(["a"]).timeout(Duration::ZERO)),
             ZeroTimeout
         );
-        assert_eq!(
-            check(RequestOptions::new(["a"]).response_capacity(0)),
-            InvalidResponseCapacity {
-                requested: 0,
-                max: MAX_CAPACITY
-            }
-        );
-        assert_eq!(
-            check(RequestOptions::new(["a"]).response_capacity(MAX_CAPACITY + 1)),
-            InvalidResponseCapacity {
-                requested: MAX_CAPACITY + 1,
-                max: MAX_CAPACITY
-            }
-        );
         assert!(RequestOptions::new(["a", "b"])
             .min_responses(2)
-            .response_capacity(MAX_CAPACITY)
             .validate()
             .is_ok());
     }

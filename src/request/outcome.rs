@@ -97,8 +97,19 @@ impl<R: Response> fmt::Debug for RequestResult<R> {
 /// ```
 #[non_exhaustive]
 pub enum RequestError<R> {
-    /// The options were invalid; nothing was subscribed or published.
+    /// The options were invalid; nothing was published.
     InvalidOptions(RequestOptionsError),
+    /// The bus was running and the request reached no subscriber at all, so
+    /// nobody could answer: the request failed at once instead of waiting for
+    /// its timeout (as NATS answers "no responders"). Either nothing
+    /// subscribes to the request's type, or every subscriber's buffer was
+    /// full (those misses are counted as drops).
+    NoResponders {
+        /// How many expected responders had to answer.
+        required: usize,
+        /// Empty responses, and every expected responder listed as missing.
+        partial: RequestResult<R>,
+    },
     /// The quorum was not met within the timeout.
     Timeout {
         /// The timeout that expired.
@@ -119,24 +130,31 @@ pub enum RequestError<R> {
 }
 
 impl<R> RequestError<R> {
-    /// The partial result of a timed-out or cancelled request.
+    /// The partial result of a timed-out, cancelled or unanswerable request.
     pub fn partial(&self) -> Option<&RequestResult<R>> {
         match self {
-            RequestError::Timeout { partial, .. } | RequestError::Cancelled { partial, .. } => {
-                Some(partial)
-            }
+            RequestError::Timeout { partial, .. }
+            | RequestError::Cancelled { partial, .. }
+            | RequestError::NoResponders { partial, .. } => Some(partial),
             RequestError::InvalidOptions(_) => None,
         }
     }
 
-    /// Takes the partial result of a timed-out or cancelled request.
+    /// Takes the partial result of a timed-out, cancelled or unanswerable
+    /// request.
     pub fn into_partial(self) -> Option<RequestResult<R>> {
         match self {
-            RequestError::Timeout { partial, .. } | RequestError::Cancelled { partial, .. } => {
-                Some(partial)
-            }
+            RequestError::Timeout { partial, .. }
+            | RequestError::Cancelled { partial, .. }
+            | RequestError::NoResponders { partial, .. } => Some(partial),
             RequestError::InvalidOptions(_) => None,
         }
+    }
+
+    /// Whether the request reached no subscriber (see
+    /// [`RequestError::NoResponders`]).
+    pub fn is_no_responders(&self) -> bool {
+        matches!(self, RequestError::NoResponders { .. })
     }
 
     /// Whether the request timed out.
@@ -189,6 +207,12 @@ impl<R> fmt::Display for RequestError<R> {
                 f.write_str("request cancelled with ")?;
                 write_progress(f, *required, partial)
             }
+            RequestError::NoResponders { required, .. } => write!(
+                f,
+                "no responders: the request reached no subscriber, so none of the {required} \
+                 required responses could come; subscribe the responders to the request's type \
+                 before requesting (or make room in their buffers)"
+            ),
         }
     }
 }
@@ -211,6 +235,11 @@ impl<R: Response> fmt::Debug for RequestError<R> {
                 .finish(),
             RequestError::Cancelled { required, partial } => f
                 .debug_struct("Cancelled")
+                .field("required", required)
+                .field("partial", partial)
+                .finish(),
+            RequestError::NoResponders { required, partial } => f
+                .debug_struct("NoResponders")
                 .field("required", required)
                 .field("partial", partial)
                 .finish(),
@@ -245,13 +274,6 @@ pub enum RequestOptionsError {
     },
     /// The timeout is zero.
     ZeroTimeout,
-    /// The response capacity is 0 or larger than [`MAX_CAPACITY`](crate::MAX_CAPACITY).
-    InvalidResponseCapacity {
-        /// The capacity asked for.
-        requested: usize,
-        /// The largest accepted size.
-        max: usize,
-    },
 }
 
 impl fmt::Display for RequestOptionsError {
@@ -278,11 +300,6 @@ impl fmt::Display for RequestOptionsError {
             RequestOptionsError::ZeroTimeout => f.write_str(
                 "the timeout is zero, so the request would time out before any responder could \
                  answer: give a positive timeout (the default is 10 s)",
-            ),
-            RequestOptionsError::InvalidResponseCapacity { requested, max } => write!(
-                f,
-                "a response capacity of {requested} is invalid: use between 1 and {max}, or leave \
-                 it unset for the default"
             ),
         }
     }

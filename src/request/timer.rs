@@ -23,9 +23,9 @@ use std::sync::{Arc, Condvar, Once, PoisonError};
 use std::thread;
 use std::time::Instant;
 
-use atomic_waker::AtomicWaker;
-
 use crate::sync::{self, Mutex, MutexGuard};
+
+use super::route::Notify;
 
 /// A pending deadline: when, plus a unique id so equal instants stay distinct.
 type Key = (Instant, u64);
@@ -38,7 +38,7 @@ struct Timer {
 }
 
 struct State {
-    entries: BTreeMap<Key, Arc<AtomicWaker>>,
+    entries: BTreeMap<Key, Arc<dyn Notify>>,
     /// When the timer thread wakes up by itself; `None` while it waits to be
     /// signalled. A deadline at or after this needs no signal: the thread
     /// will look at the map by then anyway. So in the steady state of
@@ -70,12 +70,12 @@ pub(super) struct TimerEntry {
     key: Key,
 }
 
-/// Wakes `waker` once `deadline` has passed, until the entry is dropped.
+/// Notifies `waiter` once `deadline` has passed, until the entry is dropped.
 ///
 /// # Panics
 ///
 /// If the timer thread has to be started and the OS refuses to spawn it.
-pub(super) fn register(deadline: Instant, waker: Arc<AtomicWaker>) -> TimerEntry {
+pub(super) fn register(deadline: Instant, waiter: Arc<dyn Notify>) -> TimerEntry {
     START.call_once(|| {
         thread::Builder::new()
             .name("switchboard-timer".into())
@@ -84,7 +84,7 @@ pub(super) fn register(deadline: Instant, waker: Arc<AtomicWaker>) -> TimerEntry
     });
     let key = (deadline, TIMER.next_id.fetch_add(1, Ordering::Relaxed));
     let mut state = lock();
-    state.entries.insert(key, waker);
+    state.entries.insert(key, waiter);
     let signal = state.wakes_at.is_none_or(|wakes_at| deadline < wakes_at);
     if signal {
         // Set here, so registrations until the thread runs signal only if
@@ -119,13 +119,13 @@ fn run() {
             due.push(entry.remove());
         }
         if !due.is_empty() {
-            // Wake outside the lock: a waker runs executor code, which may
+            // Notify outside the lock: a waker runs executor code, which may
             // drop a request and so unregister its entry.
             drop(state);
-            for waker in due.drain(..) {
+            for waiter in due.drain(..) {
                 // An executor's waker should not panic; if one does, the
                 // timer must survive it for every other request's sake.
-                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+                let _ = catch_unwind(AssertUnwindSafe(|| waiter.notify()));
             }
             state = lock();
             continue;
@@ -156,28 +156,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
-    use std::task::{Wake, Waker};
     use std::time::Duration;
 
-    struct Notify(Mutex<mpsc::Sender<Instant>>);
-    impl Wake for Notify {
-        fn wake(self: Arc<Self>) {
+    /// Sends the time it was notified.
+    struct Stamp(std::sync::Mutex<mpsc::Sender<Instant>>);
+    impl Notify for Stamp {
+        fn notify(&self) {
             let _ = self.0.lock().unwrap().send(Instant::now());
         }
     }
 
-    fn slot() -> (Arc<AtomicWaker>, mpsc::Receiver<Instant>) {
+    fn stamp() -> (Arc<dyn Notify>, mpsc::Receiver<Instant>) {
         let (sender, receiver) = mpsc::channel();
-        let slot = Arc::new(AtomicWaker::new());
-        slot.register(&Waker::from(Arc::new(Notify(Mutex::new(sender)))));
-        (slot, receiver)
+        (Arc::new(Stamp(std::sync::Mutex::new(sender))), receiver)
     }
 
     #[test]
-    fn wakes_after_the_deadline_in_deadline_order() {
+    fn notifies_after_the_deadline_in_deadline_order() {
         let start = Instant::now();
-        let (late, late_rx) = slot();
-        let (early, early_rx) = slot();
+        let (late, late_rx) = stamp();
+        let (early, early_rx) = stamp();
         let _late = register(start + Duration::from_millis(60), late);
         let _early = register(start + Duration::from_millis(20), early);
         let early_at = early_rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -189,21 +187,20 @@ mod tests {
     #[test]
     fn a_dropped_entry_never_fires() {
         struct Flag(AtomicBool);
-        impl Wake for Flag {
-            fn wake(self: Arc<Self>) {
+        impl Notify for Flag {
+            fn notify(&self) {
                 self.0.store(true, Ordering::SeqCst);
             }
         }
         let flag = Arc::new(Flag(AtomicBool::new(false)));
-        let dropped = Arc::new(AtomicWaker::new());
-        dropped.register(&Waker::from(Arc::clone(&flag)));
+        let dropped: Arc<dyn Notify> = flag.clone();
         let deadline = Instant::now() + Duration::from_millis(30);
         let entry = register(deadline, Arc::clone(&dropped));
         assert!(lock().entries.contains_key(&entry.key));
         drop(entry);
         assert!(!lock().entries.values().any(|w| Arc::ptr_eq(w, &dropped)));
         // A later deadline that does fire proves the timer ran past ours.
-        let (after, after_rx) = slot();
+        let (after, after_rx) = stamp();
         let _after = register(deadline + Duration::from_millis(20), after);
         after_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(!flag.0.load(Ordering::SeqCst));
@@ -211,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_past_deadline_fires_at_once() {
-        let (past, past_rx) = slot();
+        let (past, past_rx) = stamp();
         let _entry = register(Instant::now(), past);
         past_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     }

@@ -1,0 +1,239 @@
+//! How responses reach the requests waiting for them, with no subscription
+//! per request.
+//!
+//! Each response type `R` has one long-lived [`ResponseRoute`], made the
+//! first time a request for `R` is made and registered once as a subscriber
+//! of `R`. A request puts a [`Slot`] (its [`Gather`]) into the route's table
+//! under its request id *before* it publishes the request, so no response can
+//! be missed; a publisher of an `R` then hands it, on the publishing thread,
+//! to the slots waiting under its request id. A request makes no registry
+//! change.
+//!
+//! Nothing is lost uncounted: a response either lands in a waiting request's
+//! tally, or is counted in the bus's request stats as late (nobody waits
+//! under its id, or the request has ended) or ignored (an unexpected
+//! responder, or one that had answered already). The table lock is taken
+//! before a slot's lock, never the other way round; a request ends by
+//! leaving the table, then closing its slot under the slot's lock, so a
+//! response offered meanwhile is either in the result or counted late
+//! (loom: `loom-tests`, the request models).
+
+use std::collections::HashMap;
+use std::mem;
+use std::sync::Arc;
+
+use crate::core::Route;
+use crate::event::{Event, Response};
+use crate::stats::RequestCounters;
+use crate::sync::{lock, AtomicWaker, Mutex};
+
+use super::gather::{Accepted, Gather};
+
+/// The route of one response type: request id to the requests waiting under
+/// it.
+pub(super) struct ResponseRoute<R> {
+    waiting: Mutex<HashMap<Arc<str>, Waiting<R>>>,
+    counters: Arc<RequestCounters>,
+}
+
+/// The requests waiting under one id: almost always one; several when
+/// concurrent requests share an id (each gets every response).
+enum Waiting<R> {
+    One(Arc<Slot<R>>),
+    Many(Vec<Arc<Slot<R>>>),
+}
+
+impl<R> Waiting<R> {
+    fn slots(&self) -> &[Arc<Slot<R>>] {
+        match self {
+            Waiting::One(slot) => std::slice::from_ref(slot),
+            Waiting::Many(slots) => slots,
+        }
+    }
+}
+
+/// One request's tally, shared by the requester and the publishers of its
+/// responses.
+pub(super) struct Slot<R> {
+    /// `None` once the request has ended.
+    gather: Mutex<Option<Gather<R>>>,
+    /// The requester's waker: a task's, or its blocked thread's. Woken when
+    /// the quorum is met, by a cancellation and by the timer.
+    waker: AtomicWaker,
+}
+
+/// What a slot did with a response.
+enum Offered {
+    Counted,
+    Ignored,
+    /// The request had ended.
+    Late,
+}
+
+impl<R: Response> Slot<R> {
+    fn new(gather: Gather<R>) -> Self {
+        Self {
+            gather: Mutex::new(Some(gather)),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    fn offer(&self, response: &Arc<R>) -> Offered {
+        let mut gather = lock(&self.gather);
+        let Some(open) = gather.as_mut() else {
+            return Offered::Late;
+        };
+        let accepted = open.accept(response);
+        drop(gather);
+        match accepted {
+            Accepted::Counted { met } => {
+                if met {
+                    self.waker.wake();
+                }
+                Offered::Counted
+            }
+            Accepted::Ignored => Offered::Ignored,
+        }
+    }
+
+    /// Whether the quorum is met.
+    pub(super) fn is_met(&self) -> bool {
+        lock(&self.gather)
+            .as_ref()
+            .is_some_and(|gather| gather.is_met())
+    }
+
+    /// Registers the requester's waker (the last one registered is woken).
+    pub(super) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
+    }
+
+    /// Ends the request: from now on every response is late.
+    fn close(&self) -> Option<Gather<R>> {
+        lock(&self.gather).take()
+    }
+}
+
+/// Wakes the requester: what the cancel token and the timer hold.
+pub(super) trait Notify: Send + Sync {
+    fn notify(&self);
+}
+
+impl<R: Send + Sync> Notify for Slot<R> {
+    fn notify(&self) {
+        self.waker.wake();
+    }
+}
+
+impl<R: Response> ResponseRoute<R> {
+    /// The route for `R` on `bus`, made and registered on first use.
+    pub(super) fn of(bus: &crate::EventBus) -> Arc<Self> {
+        bus.core().route(
+            || format!("responses:{}", std::any::type_name::<R>()),
+            || crate::TypeSet::new().with::<R>(),
+            |counters| Self {
+                waiting: Mutex::new(HashMap::new()),
+                counters,
+            },
+        )
+    }
+
+    /// Puts a request with `gather` under `id`: from now on responses to `id`
+    /// reach it. The ticket takes it out again.
+    pub(super) fn open(self: &Arc<Self>, id: Arc<str>, gather: Gather<R>) -> Ticket<R> {
+        let slot = Arc::new(Slot::new(gather));
+        let mut waiting = lock(&self.waiting);
+        match waiting.get_mut(&id) {
+            None => {
+                waiting.insert(Arc::clone(&id), Waiting::One(Arc::clone(&slot)));
+            }
+            Some(entry) => {
+                let mut all = mem::replace(entry, Waiting::Many(Vec::new()))
+                    .slots()
+                    .to_vec();
+                all.push(Arc::clone(&slot));
+                *entry = Waiting::Many(all);
+            }
+        }
+        drop(waiting);
+        Ticket {
+            route: Arc::clone(self),
+            id,
+            slot,
+        }
+    }
+
+    /// Takes `slot` out of the table.
+    fn leave(&self, id: &str, slot: &Arc<Slot<R>>) {
+        let mut waiting = lock(&self.waiting);
+        let emptied = match waiting.get_mut(id) {
+            Some(Waiting::One(only)) => Arc::ptr_eq(only, slot),
+            Some(Waiting::Many(slots)) => {
+                slots.retain(|other| !Arc::ptr_eq(other, slot));
+                slots.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            waiting.remove(id);
+        }
+    }
+}
+
+impl<R: Response> Route for ResponseRoute<R> {
+    fn dispatch(&self, event: &Arc<dyn Event>) -> bool {
+        let response = Arc::clone(event)
+            .downcast_arc::<R>()
+            .unwrap_or_else(|_| unreachable!("the bus routes only responses of this type here"));
+        let waiting = lock(&self.waiting);
+        let Some(entry) = waiting.get(Response::request_id(&*response)) else {
+            drop(waiting);
+            RequestCounters::add(&self.counters.late_responses);
+            return false;
+        };
+        let mut counted = false;
+        for slot in entry.slots() {
+            match slot.offer(&response) {
+                Offered::Counted => counted = true,
+                Offered::Ignored => RequestCounters::add(&self.counters.ignored_responses),
+                Offered::Late => RequestCounters::add(&self.counters.late_responses),
+            }
+        }
+        counted
+    }
+}
+
+/// A request's place in its route; leaving it (by [`Ticket::end`] or on
+/// drop) ends the request.
+pub(super) struct Ticket<R: Response> {
+    route: Arc<ResponseRoute<R>>,
+    id: Arc<str>,
+    slot: Arc<Slot<R>>,
+}
+
+impl<R: Response> Ticket<R> {
+    pub(super) fn slot(&self) -> &Arc<Slot<R>> {
+        &self.slot
+    }
+
+    /// Leaves the route and closes the slot; returns the tally, or `None` if
+    /// the request had ended already.
+    pub(super) fn end(&mut self) -> Option<Gather<R>> {
+        self.route.leave(&self.id, &self.slot);
+        self.slot.close()
+    }
+
+    /// The bus's request counters, to count how the request ended.
+    pub(super) fn counters(&self) -> &RequestCounters {
+        &self.route.counters
+    }
+}
+
+impl<R: Response> Drop for Ticket<R> {
+    /// A request dropped before it ended (its future dropped): cancelled.
+    fn drop(&mut self) {
+        if self.end().is_some() {
+            RequestCounters::add(&self.route.counters.cancelled);
+        }
+    }
+}
