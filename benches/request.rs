@@ -5,9 +5,9 @@
 //! fresh string id, hand it to three responder threads that are parked
 //! waiting for it, and wait until all three have answered with a response
 //! that carries the id back. So the difference between the lines is what
-//! the bus adds to a bare request/reply: the response subscription made and
-//! removed per request, filtering by request id and responder, the timeout
-//! and the result.
+//! the bus adds to a bare request/reply: publishing through the registry,
+//! routing responses by request id, counting expected responders once, the
+//! timeout and the result.
 //!
 //! - `switchboard_request`: [`EventBus::request`], blocking.
 //! - `switchboard_request_async`: [`EventBus::request_async`] under
@@ -25,12 +25,22 @@
 //! - `futures_request_reply`: three tasks, each receiving on its own
 //!   `futures::channel::mpsc` channel and replying on a shared one.
 //!
+//! A third group, `request_round_trip_3_responder_tasks_tokio`, is the shape
+//! users write: the three responders are tasks of a tokio multi-thread
+//! runtime with two workers, consuming their subscription as a `Stream`, and
+//! the requester is a task of the same runtime, timing its own loop of
+//! requests:
+//!
+//! - `switchboard_request_async`: [`EventBus::request_async`].
+//! - `tokio_request_reply`: the same exchange on `tokio::sync::mpsc`
+//!   channels, its floor.
+//!
 //! Run: `cargo bench --bench request -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures::channel::mpsc;
@@ -270,5 +280,98 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, round_trip_on_one_thread);
+fn round_trip_on_tokio(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_round_trip_3_responder_tasks_tokio");
+    let options = RequestOptions::new(RESPONDERS).timeout(Duration::from_secs(10));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+
+    {
+        let bus = EventBus::new();
+        for name in RESPONDERS {
+            let mut requests = bus.subscribe_to::<Ask>(name, 64).unwrap();
+            let bus = bus.clone();
+            runtime.spawn(async move {
+                while let Some(ask) = requests.next().await {
+                    bus.publish(reply(&ask, name));
+                }
+            });
+        }
+        bus.start();
+        let mut n = 0u64;
+        group.bench_function("switchboard_request_async", |b| {
+            b.iter_custom(|iters| {
+                let bus = bus.clone();
+                let options = options.clone();
+                let first = n;
+                n += iters;
+                let requester = runtime.spawn(async move {
+                    let start = Instant::now();
+                    for n in first..first + iters {
+                        let request = bus.request_async::<Reply, _>(ask(n.to_string()), options.clone());
+                        let result = request.await.unwrap();
+                        assert_eq!(result.responses.len(), 3);
+                        black_box(result);
+                    }
+                    start.elapsed()
+                });
+                runtime.block_on(requester).unwrap()
+            })
+        });
+        assert_eq!(bus.dropped_events(), 0);
+    }
+
+    {
+        let (reply_tx, reply_rx) = tokio::sync::mpsc::channel::<Arc<Reply>>(RESPONDERS.len());
+        let mut request_txs = Vec::new();
+        for name in RESPONDERS {
+            let (request_tx, mut request_rx) = tokio::sync::mpsc::channel::<Arc<Ask>>(64);
+            request_txs.push(request_tx);
+            let reply_tx = reply_tx.clone();
+            runtime.spawn(async move {
+                while let Some(ask) = request_rx.recv().await {
+                    let reply = Arc::new(reply(&ask, name));
+                    reply_tx.send(reply).await.unwrap();
+                }
+            });
+        }
+        let request_txs = Arc::new(request_txs);
+        let reply_rx = Arc::new(tokio::sync::Mutex::new(reply_rx));
+        let mut n = 0u64;
+        group.bench_function("tokio_request_reply", |b| {
+            b.iter_custom(|iters| {
+                let request_txs = Arc::clone(&request_txs);
+                let reply_rx = Arc::clone(&reply_rx);
+                let first = n;
+                n += iters;
+                let requester = runtime.spawn(async move {
+                    let mut reply_rx = reply_rx.lock().await;
+                    let start = Instant::now();
+                    for n in first..first + iters {
+                        let ask = Arc::new(ask(n.to_string()));
+                        for request_tx in request_txs.iter() {
+                            request_tx.send(Arc::clone(&ask)).await.unwrap();
+                        }
+                        let mut replies = Vec::with_capacity(RESPONDERS.len());
+                        while replies.len() < RESPONDERS.len() {
+                            let reply = reply_rx.recv().await.unwrap();
+                            if reply.id == ask.id {
+                                replies.push(reply);
+                            }
+                        }
+                        black_box(replies);
+                    }
+                    start.elapsed()
+                });
+                runtime.block_on(requester).unwrap()
+            })
+        });
+    }
+
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, round_trip_on_one_thread, round_trip_on_tokio);
 criterion_main!(benches);

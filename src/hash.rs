@@ -1,8 +1,9 @@
 //! A small, fast, non-cryptographic hasher for the registry's indexes.
 //!
 //! The keys are event-type strings and `TypeId`s chosen by the program itself,
-//! not by an adversary, so SipHash's flooding resistance buys nothing here and
-//! its cost would sit on every publish to a filtered subscriber.
+//! and the ids of its own requests in flight, not by an adversary, so
+//! SipHash's flooding resistance buys nothing here and its cost would sit on
+//! every publish to a filtered subscriber (and every routed response).
 
 use std::hash::{BuildHasher, Hasher};
 

@@ -25,6 +25,20 @@ impl CountsGap {
     }
 }
 
+/// A field of a `#[repr(C)]` struct that separates the fields before it
+/// from those after it by 128 bytes: they never share a cache line, nor a
+/// 128-byte pair of lines, whatever the allocation's alignment. The same as
+/// `CachePadded` for the fields after it, without over-aligning the struct.
+pub(crate) struct LineGap {
+    _bytes: [u8; 128],
+}
+
+impl LineGap {
+    pub(crate) const fn new() -> Self {
+        Self { _bytes: [0; 128] }
+    }
+}
+
 impl Default for CountsGap {
     fn default() -> Self {
         Self::new()

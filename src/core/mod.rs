@@ -34,6 +34,7 @@ use crate::drops::{DropCallback, DropReporter};
 use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::options::{Filter, SubscribeOptions, TypeSet};
+use crate::padding::LineGap;
 use crate::stats::{RequestCounters, SubscriberStats};
 use crate::sync::queue::{bounded, Receiver};
 use crate::sync::snapshot::Snapshot;
@@ -174,7 +175,8 @@ impl BusCore {
             dropped: AtomicU64::new(0),
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            received: CachePadded::new(AtomicU64::new(0)),
+            _gap: LineGap::new(),
+            received: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
         });
         let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
@@ -212,7 +214,8 @@ impl BusCore {
             dropped: AtomicU64::new(0),
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
-            received: CachePadded::new(AtomicU64::new(0)),
+            _gap: LineGap::new(),
+            received: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
         });
         let inbox = Inbox::Route(Arc::clone(&route) as Arc<dyn Route>);

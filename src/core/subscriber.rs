@@ -3,16 +3,17 @@
 
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 use crate::event::Event;
 use crate::options::Filter;
-use crate::padding::CountsGap;
+use crate::padding::{CountsGap, LineGap};
 use crate::sync::queue::{Sender, TrySendError};
 use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Ordering};
 
 /// What a subscriber is, shared by the bus's registry entry and the
 /// [`Subscription`](crate::Subscription) handle.
+///
+/// `#[repr(C)]` for the gap before the consumer's counters (see `padding`).
+#[repr(C)]
 pub(crate) struct SubscriberState {
     pub(crate) id: u64,
     pub(crate) name: Box<str>,
@@ -30,9 +31,10 @@ pub(crate) struct SubscriberState {
     /// that wakes it (see [`Subscriber::wakes_consumer`]).
     pub(crate) wakeups_enabled: AtomicBool,
     pub(crate) waker: AtomicWaker,
-    /// Written by the consumer only; padded so it never shares a cache line
-    /// with what publishers read.
-    pub(crate) received: CachePadded<AtomicU64>,
+    /// Keeps the consumer's counters below off the lines publishers read.
+    pub(crate) _gap: LineGap,
+    /// Written by the consumer only.
+    pub(crate) received: AtomicU64,
     /// Received events that `drain_coalesced` skipped; written by the consumer.
     pub(crate) coalesced: AtomicU64,
 }
@@ -272,5 +274,20 @@ fn routed(route: &dyn Route, event: &Arc<dyn Event>) -> Offer {
         Offer::Delivered
     } else {
         Offer::Closed
+    }
+}
+
+#[cfg(all(test, not(switchboard_loom)))]
+mod tests {
+    use super::*;
+    use std::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn the_consumer_s_counters_sit_128_bytes_past_what_publishers_read() {
+        let publishers_end = offset_of!(SubscriberState, waker) + size_of::<AtomicWaker>();
+        assert!(offset_of!(SubscriberState, received) - publishers_end >= 128);
+        assert!(offset_of!(SubscriberState, coalesced) > offset_of!(SubscriberState, received));
+        // Not over-aligned: allocating it takes the allocator's fast path.
+        assert!(align_of::<SubscriberState>() <= 16);
     }
 }

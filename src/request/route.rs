@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::core::Route;
 use crate::event::{Event, Response};
+use crate::hash::FastHashBuilder;
 use crate::stats::RequestCounters;
 use crate::sync::{lock, AtomicWaker, Mutex};
 
@@ -32,7 +33,9 @@ use super::gather::{Accepted, Gather};
 /// The route of one response type: request id to the requests waiting under
 /// it.
 pub(super) struct ResponseRoute<R> {
-    waiting: Mutex<HashMap<Arc<str>, Waiting<R>>>,
+    /// Keyed by a fast hash: the table holds only this process's requests in
+    /// flight, so a response id chosen to collide costs one lookup, no more.
+    waiting: Mutex<HashMap<Arc<str>, Waiting<R>, FastHashBuilder>>,
     counters: Arc<RequestCounters>,
 }
 
@@ -132,7 +135,7 @@ impl<R: Response> ResponseRoute<R> {
             || format!("responses:{}", std::any::type_name::<R>()),
             || crate::TypeSet::new().with::<R>(),
             |counters| Self {
-                waiting: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(HashMap::with_hasher(FastHashBuilder)),
                 counters,
             },
         )
