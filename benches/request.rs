@@ -310,7 +310,8 @@ fn round_trip_on_tokio(c: &mut Criterion) {
                 let requester = runtime.spawn(async move {
                     let start = Instant::now();
                     for n in first..first + iters {
-                        let request = bus.request_async::<Reply, _>(ask(n.to_string()), options.clone());
+                        let request =
+                            bus.request_async::<Reply, _>(ask(n.to_string()), options.clone());
                         let result = request.await.unwrap();
                         assert_eq!(result.responses.len(), 3);
                         black_box(result);
@@ -373,5 +374,10 @@ fn round_trip_on_tokio(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, round_trip_on_one_thread, round_trip_on_tokio);
+criterion_group!(
+    benches,
+    round_trip,
+    round_trip_on_one_thread,
+    round_trip_on_tokio
+);
 criterion_main!(benches);

@@ -271,8 +271,13 @@ impl Subscription {
 }
 
 impl Drop for Subscription {
+    /// Leaves the bus: nobody receives from this queue again, so the bus
+    /// only marks the entry and compacts it away with its next change (see
+    /// the design, "Registry and publish").
     fn drop(&mut self) {
-        self.unsubscribe();
+        if let Some(bus) = self.bus.upgrade() {
+            bus.abandon(&self.state);
+        }
     }
 }
 

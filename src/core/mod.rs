@@ -47,6 +47,13 @@ use self::registry::Registry;
 use self::subscriber::Inbox;
 use self::writer::RegistryWriter;
 
+/// How many dropped subscriptions may wait in the registry for the next change.
+const MAX_ABANDONED: usize = 1;
+
+/// The largest queue a dropped subscription may keep while it waits: a larger
+/// one is compacted away at once, freeing its memory.
+const MAX_ABANDONED_CAPACITY: usize = 1024;
+
 /// `BusCore::state` while events go to the pre-start buffer.
 const BUFFERING: u8 = 0;
 /// `BusCore::state` while events go directly to subscribers.
@@ -173,6 +180,7 @@ impl BusCore {
             filter_label: filter.label().into(),
             filter,
             dropped: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             _gap: LineGap::new(),
@@ -212,6 +220,7 @@ impl BusCore {
             filter_label: filter.label().into(),
             filter,
             dropped: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             _gap: LineGap::new(),
@@ -253,6 +262,25 @@ impl BusCore {
     /// Removes the subscriber with `id`; `false` if there is none.
     pub(crate) fn remove(&self, id: u64) -> bool {
         self.update_registry(|current| current.without(id))
+    }
+
+    /// The subscription of `state` was dropped: nobody will receive from its
+    /// queue again. Its registry entry is marked abandoned (publishers that
+    /// meet it deliver nothing and count no drop) and stays until the next
+    /// registry change compacts it away, so that a subscribe-and-drop costs
+    /// publishers one new registry rather than two. It is compacted away at
+    /// once if another abandoned entry waits already, or if its queue is
+    /// large (what it holds is freed with the entry).
+    pub(crate) fn abandon(&self, state: &SubscriberState) {
+        self.update_registry(|current| {
+            state.abandoned.store(true, Ordering::Relaxed);
+            let lingering = current.abandoned();
+            if lingering > MAX_ABANDONED || state.capacity > MAX_ABANDONED_CAPACITY {
+                current.compacted()
+            } else {
+                None
+            }
+        });
     }
 
     pub(crate) fn set_drop_callback(&self, callback: Option<DropCallback>) {

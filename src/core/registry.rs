@@ -17,6 +17,7 @@ use crate::event::Event;
 use crate::hash::FastHashBuilder;
 use crate::options::Filter;
 use crate::padding::CountsGap;
+use crate::sync::Ordering;
 
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -146,17 +147,36 @@ impl TypedIndex {
         }
         index
     }
-
-    /// The typed subscribers with `change` applied, re-indexed.
-    fn rebuilt(&self, change: impl FnOnce(&mut Vec<Arc<Subscriber>>)) -> Self {
-        let mut subscribers = self.subscribers.clone();
-        change(&mut subscribers);
-        Self::from_subscribers(subscribers)
-    }
 }
 
 fn position_of(subscribers: &[Arc<Subscriber>], id: u64) -> Option<usize> {
     subscribers.iter().position(|s| s.state().id == id)
+}
+
+/// The two parts of a registry, which change independently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Universal,
+    Typed,
+}
+
+/// Whether the subscriber's subscription was dropped: its entry stays until
+/// the next registry change (see `BusCore::abandon`). `Relaxed`: marked under
+/// the writer lock, which orders it for every writer; other readers only
+/// count (design, "Memory orders").
+fn is_abandoned(subscriber: &Arc<Subscriber>) -> bool {
+    subscriber.state().abandoned.load(Ordering::Relaxed)
+}
+
+fn any_abandoned(subscribers: &[Arc<Subscriber>]) -> bool {
+    subscribers.iter().any(is_abandoned)
+}
+
+/// The entries that are not abandoned, with room for `extra` more.
+fn live(subscribers: &[Arc<Subscriber>], extra: usize) -> Vec<Arc<Subscriber>> {
+    let mut live = Vec::with_capacity(subscribers.len() + extra);
+    live.extend(subscribers.iter().filter(|s| !is_abandoned(s)).cloned());
+    live
 }
 
 impl Registry {
@@ -169,76 +189,115 @@ impl Registry {
         }
     }
 
-    fn with_universal(&self, universal: Vec<Arc<Subscriber>>) -> Self {
-        Self::from_parts(universal, Arc::clone(&self.typed))
+    /// This registry with `edit` applied to one part's subscribers (or to
+    /// neither), and without the abandoned entries of either part: every
+    /// registry change also compacts. A part that neither changes nor holds
+    /// an abandoned entry is shared (typed) or copied as it is (universal).
+    fn rebuilt(&self, part: Option<Part>, edit: impl FnOnce(&mut Vec<Arc<Subscriber>>)) -> Self {
+        let mut edit = Some(edit);
+        let mut apply = |list: &mut Vec<Arc<Subscriber>>| {
+            if let Some(edit) = edit.take() {
+                edit(list);
+            }
+        };
+        let universal = if part == Some(Part::Universal) || any_abandoned(&self.universal) {
+            let mut list = live(&self.universal, usize::from(part == Some(Part::Universal)));
+            if part == Some(Part::Universal) {
+                apply(&mut list);
+            }
+            list
+        } else {
+            self.universal.clone()
+        };
+        let typed = if part == Some(Part::Typed) || any_abandoned(&self.typed.subscribers) {
+            let mut list = live(
+                &self.typed.subscribers,
+                usize::from(part == Some(Part::Typed)),
+            );
+            if part == Some(Part::Typed) {
+                apply(&mut list);
+            }
+            Arc::new(TypedIndex::from_subscribers(list))
+        } else {
+            Arc::clone(&self.typed)
+        };
+        Self::from_parts(universal, typed)
     }
 
-    fn with_typed(&self, typed: TypedIndex) -> Self {
-        Self::from_parts(self.universal.clone(), Arc::new(typed))
+    /// Which part holds the subscriber with `id`, if any.
+    fn part_of(&self, id: u64) -> Option<Part> {
+        if position_of(&self.universal, id).is_some() {
+            Some(Part::Universal)
+        } else if position_of(&self.typed.subscribers, id).is_some() {
+            Some(Part::Typed)
+        } else {
+            None
+        }
     }
 
     /// This registry plus `subscriber`.
     pub(crate) fn with(&self, subscriber: Arc<Subscriber>) -> Self {
-        if matches!(subscriber.state().filter, Filter::All) {
-            let mut universal = Vec::with_capacity(self.universal.len() + 1);
-            universal.extend(self.universal.iter().cloned());
-            universal.push(subscriber);
-            self.with_universal(universal)
-        } else {
-            self.with_typed(self.typed.rebuilt(|all| all.push(subscriber)))
-        }
+        let part = match subscriber.state().filter {
+            Filter::All => Part::Universal,
+            _ => Part::Typed,
+        };
+        self.rebuilt(Some(part), |all| all.push(subscriber))
     }
 
     /// This registry less the subscriber with `id`, or `None` if it has none.
     pub(crate) fn without(&self, id: u64) -> Option<Self> {
-        if let Some(position) = position_of(&self.universal, id) {
-            let mut universal = self.universal.clone();
-            universal.remove(position);
-            return Some(self.with_universal(universal));
-        }
-        let position = position_of(&self.typed.subscribers, id)?;
-        Some(self.with_typed(self.typed.rebuilt(|all| {
-            all.remove(position);
-        })))
+        let part = self.part_of(id)?;
+        Some(self.rebuilt(Some(part), |all| all.retain(|s| s.state().id != id)))
     }
 
     /// This registry with the subscriber `id` waking its consumer, or `None`
     /// if it has no such subscriber or it already does.
     pub(crate) fn with_wakeups_for(&self, id: u64) -> Option<Self> {
-        let waking = |all: &mut Vec<Arc<Subscriber>>, position: usize| {
-            all[position] = Arc::new(all[position].with_wakeups());
+        let part = self.part_of(id)?;
+        let list = match part {
+            Part::Universal => &self.universal,
+            Part::Typed => &self.typed.subscribers,
         };
-        if let Some(position) = position_of(&self.universal, id) {
-            if self.universal[position].wakes_consumer() {
-                return None;
-            }
-            let mut universal = self.universal.clone();
-            waking(&mut universal, position);
-            return Some(self.with_universal(universal));
-        }
-        let position = position_of(&self.typed.subscribers, id)?;
-        if self.typed.subscribers[position].wakes_consumer() {
+        if list
+            .iter()
+            .any(|s| s.state().id == id && s.wakes_consumer())
+        {
             return None;
         }
-        Some(self.with_typed(self.typed.rebuilt(|all| waking(all, position))))
+        Some(self.rebuilt(Some(part), |all| {
+            for subscriber in all.iter_mut().filter(|s| s.state().id == id) {
+                *subscriber = Arc::new(subscriber.with_wakeups());
+            }
+        }))
+    }
+
+    /// This registry without its abandoned entries, or `None` if it has none.
+    pub(crate) fn compacted(&self) -> Option<Self> {
+        (any_abandoned(&self.universal) || any_abandoned(&self.typed.subscribers))
+            .then(|| self.rebuilt(None, |_| {}))
+    }
+
+    /// How many entries are abandoned and wait for the next change.
+    pub(crate) fn abandoned(&self) -> usize {
+        self.all().filter(|s| is_abandoned(s)).count()
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
-        position_of(&self.universal, id).is_some()
-            || position_of(&self.typed.subscribers, id).is_some()
+        self.all().any(|s| s.state().id == id && !is_abandoned(s))
     }
 
+    /// How many subscriptions are live.
     pub(crate) fn len(&self) -> usize {
-        self.universal.len() + self.typed.subscribers.len()
+        self.all().filter(|s| !is_abandoned(s)).count()
     }
 
-    /// Every subscriber, in subscription order (ids grow with it).
+    fn all(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
+        self.universal.iter().chain(&self.typed.subscribers)
+    }
+
+    /// Every live subscriber, in subscription order (ids grow with it).
     pub(crate) fn subscribers(&self) -> Vec<&Arc<Subscriber>> {
-        let mut all: Vec<_> = self
-            .universal
-            .iter()
-            .chain(&self.typed.subscribers)
-            .collect();
+        let mut all: Vec<_> = self.all().filter(|s| !is_abandoned(s)).collect();
         all.sort_unstable_by_key(|s| s.state().id);
         all
     }

@@ -27,6 +27,10 @@ pub(crate) struct SubscriberState {
     pub(crate) filter_label: Box<str>,
     /// Written by publishers, on the drop path only.
     pub(crate) dropped: AtomicU64,
+    /// Set when the subscription is dropped: its entry stays in the registry
+    /// until the next change compacts it away (see `BusCore::abandon`), and
+    /// publishers that meet it meanwhile deliver nothing and count no drop.
+    pub(crate) abandoned: AtomicBool,
     /// The consumer's memo that it has switched its registry entry to one
     /// that wakes it (see [`Subscriber::wakes_consumer`]).
     pub(crate) wakeups_enabled: AtomicBool,
@@ -171,18 +175,15 @@ impl Subscriber {
             Inbox::Queue(sender) => sender,
             Inbox::Route(route) => return routed(&**route, event),
         };
-        if self.still_full(sender) {
-            return Offer::Full;
+        if let Some(full) = self.still_full(sender) {
+            return full;
         }
         match sender.try_send(Arc::clone(event)) {
             Ok(()) => {
                 self.sent();
                 Offer::Delivered
             }
-            Err(TrySendError::Full(_clone)) => {
-                self.found_full();
-                Offer::Full
-            }
+            Err(TrySendError::Full(_clone)) => self.found_full(),
             Err(TrySendError::Disconnected(_)) => Offer::Closed,
         }
     }
@@ -200,41 +201,45 @@ impl Subscriber {
                 }
             }
         };
-        if self.still_full(sender) {
-            return Handover::Full(event);
+        match self.still_full(sender) {
+            Some(Offer::Full) => return Handover::Full(event),
+            Some(_) => return Handover::Closed,
+            None => {}
         }
         match sender.try_send(event) {
             Ok(()) => {
                 self.sent();
                 Handover::Delivered
             }
-            Err(TrySendError::Full(event)) => {
-                self.found_full();
-                Handover::Full(event)
-            }
+            Err(TrySendError::Full(event)) => match self.found_full() {
+                Offer::Full => Handover::Full(event),
+                _ => Handover::Closed,
+            },
             Err(TrySendError::Disconnected(_)) => Handover::Closed,
         }
     }
 
     /// After a send found the queue full: whether it still is, in which case
-    /// the drop is counted and no clone of the event is made.
+    /// the event is not offered (and no clone of it is made): `Some(Full)`
+    /// with the drop counted, or `Some(Closed)` if the subscription was
+    /// dropped meanwhile. `None`: offer it.
     #[inline(always)]
-    fn still_full(&self, sender: &Sender<Arc<dyn Event>>) -> bool {
+    fn still_full(&self, sender: &Sender<Arc<dyn Event>>) -> Option<Offer> {
         if !self.seen_full.load(Ordering::Relaxed) {
-            return false;
+            return None;
         }
         // A full queue at this instant is what a failed send would have
         // found. (A zero-capacity queue never sets the hint: it always reads
         // as full, yet a waiting receiver takes a send.) Unlike a send, this
-        // does not notice a consumer that has just gone; such an event,
-        // published concurrently with the unsubscribe, is counted as dropped
-        // instead of silently not delivered.
+        // does not notice a consumer that has just been unsubscribed; such an
+        // event, published concurrently with the unsubscribe, is counted as
+        // dropped instead of silently not delivered. A dropped subscription
+        // is noticed (see `full`).
         if sender.is_full() {
-            self.count_drop();
-            return true;
+            return Some(self.full());
         }
         self.seen_full.store(false, Ordering::Relaxed);
-        false
+        None
     }
 
     #[inline(always)]
@@ -246,16 +251,25 @@ impl Subscriber {
     }
 
     #[inline(always)]
-    fn found_full(&self) {
+    fn found_full(&self) -> Offer {
         if self.state().capacity > 0 {
             self.seen_full.store(true, Ordering::Relaxed);
         }
-        self.count_drop();
+        self.full()
     }
 
+    /// The queue is full: a drop, counted, unless the subscription was
+    /// dropped (its queue keeps what it held until the entry is compacted
+    /// away, but nobody misses anything).
     #[inline(always)]
-    fn count_drop(&self) {
-        self.state().dropped.fetch_add(1, Ordering::Relaxed);
+    fn full(&self) -> Offer {
+        let state = self.state();
+        // The mutant (a loom-tests self-check) counts drops for a dropped subscription.
+        if !cfg!(switchboard_mutant_abandoned_drops) && state.abandoned.load(Ordering::Relaxed) {
+            return Offer::Closed;
+        }
+        state.dropped.fetch_add(1, Ordering::Relaxed);
+        Offer::Full
     }
 
     /// Events waiting in its queue (a route keeps none).
