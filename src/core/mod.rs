@@ -20,6 +20,7 @@
 
 mod delivery;
 mod pre_start;
+mod published;
 mod registry;
 mod subscriber;
 mod writer;
@@ -43,6 +44,7 @@ use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ord
 pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
 
 use self::pre_start::PreStartBuffer;
+use self::published::PublishedCounter;
 use self::registry::Registry;
 use self::subscriber::Inbox;
 use self::writer::RegistryWriter;
@@ -84,7 +86,7 @@ pub(crate) struct BusCore {
 
 /// The bus totals, each on its own cache line: publishers write them.
 struct Counters {
-    published: CachePadded<AtomicU64>,
+    published: PublishedCounter,
     dropped_critical: CachePadded<AtomicU64>,
     dropped_observability: CachePadded<AtomicU64>,
     dropped_pre_start: CachePadded<AtomicU64>,
@@ -119,7 +121,7 @@ impl BusCore {
             pre_start: Mutex::new(PreStartBuffer::new(pre_start_reserve, pre_start_limit)),
             drops: DropReporter::new(),
             counters: Counters {
-                published: CachePadded::new(AtomicU64::new(0)),
+                published: PublishedCounter::new(),
                 dropped_critical: CachePadded::new(AtomicU64::new(0)),
                 dropped_observability: CachePadded::new(AtomicU64::new(0)),
                 dropped_pre_start: CachePadded::new(AtomicU64::new(0)),
@@ -143,7 +145,7 @@ impl BusCore {
     /// many subscribers) or went to the pre-start buffer (kept or dropped).
     #[inline]
     pub(crate) fn publish_for_outcome(&self, event: Arc<dyn Event>) -> Published {
-        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.counters.published.add_one();
         // Acquire: a publisher that sees RUNNING also sees everything the
         // replay did before `start` stored it (design, "Memory orders").
         if self.state.load(Ordering::Acquire) == RUNNING {
@@ -288,7 +290,7 @@ impl BusCore {
     }
 
     pub(crate) fn published(&self) -> u64 {
-        self.counters.published.load(Ordering::Relaxed)
+        self.counters.published.total()
     }
 
     pub(crate) fn dropped_critical(&self) -> u64 {

@@ -1,0 +1,157 @@
+//! Counting published events without a read-modify-write shared by every
+//! publisher.
+//!
+//! Every publish counts itself. One shared atomic counter would cost each
+//! publish a locked read-modify-write, and with publishers on several cores
+//! the counter's cache line would bounce between them on every publish.
+//! Instead each publishing thread gets its own slot (on its own cache line)
+//! the first time it publishes on a bus, and increments it with a plain load
+//! and store: only that thread writes it, so nothing is lost. Reading the
+//! total sums the slots; each slot is exact, so the sum of what happened
+//! before the read is exact too.
+//!
+//! Under loom (which models the crate's atomics, but not thread-locals) it is
+//! one shared counter: the count is the same, only the cost differs.
+
+#[cfg(not(switchboard_loom))]
+pub(crate) use self::sharded::PublishedCounter;
+
+#[cfg(switchboard_loom)]
+pub(crate) use self::shared::PublishedCounter;
+
+#[cfg(not(switchboard_loom))]
+mod sharded {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use crossbeam_utils::CachePadded;
+
+    use crate::sync::lock;
+
+    /// One thread's count for one bus.
+    type Slot = CachePadded<AtomicU64>;
+
+    /// Makes bus ids: a thread's slots are looked up by them.
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        /// This thread's slots, by bus id: almost always one or two.
+        static SLOTS: RefCell<Vec<(u64, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(crate) struct PublishedCounter {
+        id: u64,
+        /// Every thread's slot for this bus, for reading the total; they stay
+        /// after their thread ends, with their counts.
+        slots: Mutex<Vec<Arc<Slot>>>,
+    }
+
+    impl PublishedCounter {
+        pub(crate) fn new() -> Self {
+            Self {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                slots: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// Counts one publish on this thread.
+        #[inline]
+        pub(crate) fn add_one(&self) {
+            // `try_with`: a publish from a thread-local's destructor, after
+            // this one is gone, is counted in a shared slot instead.
+            let counted = SLOTS.try_with(|slots| {
+                let mut slots = slots.borrow_mut();
+                if let Some((_, slot)) = slots.iter().find(|(id, _)| *id == self.id) {
+                    // Only this thread writes this slot: no read-modify-write.
+                    slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                } else {
+                    slots.push((self.id, self.new_slot(1)));
+                    // Slots of buses that are gone are only held here now.
+                    slots.retain(|(_, slot)| Arc::strong_count(slot) > 1);
+                }
+            });
+            if counted.is_err() {
+                drop(self.new_slot(1));
+            }
+        }
+
+        /// A new slot starting at `count`, registered with this bus.
+        #[cold]
+        fn new_slot(&self, count: u64) -> Arc<Slot> {
+            let slot = Arc::new(CachePadded::new(AtomicU64::new(count)));
+            lock(&self.slots).push(Arc::clone(&slot));
+            slot
+        }
+
+        /// Events published so far, on every thread.
+        pub(crate) fn total(&self) -> u64 {
+            lock(&self.slots)
+                .iter()
+                .map(|slot| slot.load(Ordering::Relaxed))
+                .sum()
+        }
+    }
+}
+
+#[cfg(switchboard_loom)]
+mod shared {
+    use crate::sync::{AtomicU64, Ordering};
+
+    pub(crate) struct PublishedCounter(AtomicU64);
+
+    impl PublishedCounter {
+        pub(crate) fn new() -> Self {
+            Self(AtomicU64::new(0))
+        }
+
+        pub(crate) fn add_one(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+
+        pub(crate) fn total(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+}
+
+#[cfg(all(test, not(switchboard_loom)))]
+mod tests {
+    use super::PublishedCounter;
+
+    #[test]
+    fn counts_every_thread_exactly_and_keeps_ended_threads_counts() {
+        let counter = std::sync::Arc::new(PublishedCounter::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let counter = std::sync::Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        counter.add_one();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..500 {
+            counter.add_one();
+        }
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(counter.total(), 4500);
+    }
+
+    #[test]
+    fn two_counters_on_one_thread_stay_apart_and_a_dropped_one_is_forgotten() {
+        let first = PublishedCounter::new();
+        let second = PublishedCounter::new();
+        first.add_one();
+        second.add_one();
+        second.add_one();
+        assert_eq!((first.total(), second.total()), (1, 2));
+        drop(first);
+        let third = PublishedCounter::new();
+        third.add_one(); // prunes the slot of `first`, whose bus is gone
+        assert_eq!((second.total(), third.total()), (2, 1));
+    }
+}
