@@ -219,6 +219,18 @@ const ROWS: &[Row] = &[
         ],
     },
     Row {
+        label: "g. request_async, 3 responder tasks, tokio, 2 workers",
+        group: "request_round_trip_3_responder_tasks_tokio",
+        cells: [
+            B("tokio_request_reply"),
+            B("switchboard_request_async"),
+            NA,
+            NA,
+            NA,
+            NA,
+        ],
+    },
+    Row {
         label: "h. 1 -> 1, blocking recv",
         group: "h_async_vs_sync_1x1",
         cells: [
@@ -248,8 +260,9 @@ const NOTES: &str = "\
 Times are criterion medians per published event (per round trip for g).
 Ratios are to the row's first column: the floor (raw crossbeam `try_send` of an
 `Arc` clone per subscriber), or for g the same exchange on bare crossbeam channels
-(responder threads) or `futures::channel::mpsc` (responder tasks on the requester's
-thread, a `LocalPool`: no thread wake-ups, so the round trip's own work).
+(responder threads), `futures::channel::mpsc` (responder tasks on the requester's
+thread, a `LocalPool`: no thread wake-ups, so the round trip's own work) or
+`tokio::sync::mpsc` (responder and requester tasks on a 2-worker tokio runtime).
 * e pairs: time per subscribe + unsubscribe while another thread publishes; no floor.
 c, floor with accounting: the floor plus the bookkeeping any bus must do on a drop
 (a per-subscriber and a bus counter, one callback call), shown in the floor column.
@@ -493,6 +506,23 @@ fn main() {
             unit: "x",
         },
         Bar {
+            text: "(a) k=1 publish / floor",
+            measured: ratio(("a_publish_k1", "switchboard"), ("a_publish_k1", "floor")),
+            limit: 1.5,
+            at_most: true,
+            unit: "x",
+        },
+        Bar {
+            text: "(a) k=1 publish / rwlock_port",
+            measured: ratio(
+                ("a_publish_k1", "switchboard"),
+                ("a_publish_k1", "rwlock_port"),
+            ),
+            limit: 1.0,
+            at_most: true,
+            unit: "x",
+        },
+        Bar {
             text: "(b) typed dispatch / switchboard's own k=1 publish",
             measured: ratio(
                 ("b_typed_dispatch_64", "switchboard"),
@@ -533,6 +563,16 @@ fn main() {
             unit: "x",
         },
         Bar {
+            text: "(d) 2 publishers / rwlock_port",
+            measured: ratio(
+                ("d_two_publishers", "switchboard"),
+                ("d_two_publishers", "rwlock_port"),
+            ),
+            limit: 1.0,
+            at_most: true,
+            unit: "x",
+        },
+        Bar {
             text: "(e) publish with churn / without",
             measured: ratio(
                 ("e_publish_under_churn_k8", "switchboard"),
@@ -548,6 +588,16 @@ fn main() {
             limit: 1_000_000.0,
             at_most: false,
             unit: "/s",
+        },
+        Bar {
+            text: "(e) subscribe+unsubscribe pairs: rwlock_port time / switchboard time",
+            measured: ratio(
+                ("e_subscribe_unsubscribe", "rwlock_port"),
+                ("e_subscribe_unsubscribe", "switchboard"),
+            ),
+            limit: 2.0,
+            at_most: false,
+            unit: "x",
         },
         Bar {
             text: "(g) request round trip, 3 responder threads",
@@ -567,6 +617,43 @@ fn main() {
             limit: 2.5,
             at_most: true,
             unit: " µs",
+        },
+        Bar {
+            text: "(g) request_async, 3 responder tasks, tokio (2 workers)",
+            measured: get(
+                "request_round_trip_3_responder_tasks_tokio",
+                "switchboard_request_async",
+            )
+            .map(|m| m.ns / 1_000.0),
+            limit: 2.5,
+            at_most: true,
+            unit: " µs",
+        },
+        Bar {
+            text: "(g) request_async on tokio / the same exchange on tokio channels",
+            measured: ratio(
+                (
+                    "request_round_trip_3_responder_tasks_tokio",
+                    "switchboard_request_async",
+                ),
+                (
+                    "request_round_trip_3_responder_tasks_tokio",
+                    "tokio_request_reply",
+                ),
+            ),
+            limit: 2.0,
+            at_most: true,
+            unit: "x",
+        },
+        Bar {
+            text: "(h) async consumer (Stream) / tokio broadcast recv().await",
+            measured: ratio(
+                ("h_async_vs_sync_1x1", "switchboard_stream"),
+                ("h_async_vs_sync_1x1", "tokio_broadcast_async_recv"),
+            ),
+            limit: 1.0,
+            at_most: true,
+            unit: "x",
         },
     ];
     let _ = writeln!(out, "\n| bar | target | measured | |\n|---|---:|---:|---|");
