@@ -473,6 +473,52 @@ impl EventBus {
         self.inner.subscriber_count()
     }
 
+    /// How many subscribers an event of Rust type `T` reaches, not counting
+    /// those that filter by type string: the universal ones and those
+    /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to),
+    /// [`subscribe_multiple`](Self::subscribe_multiple)).
+    ///
+    /// Cheap enough to ask before every publish, to skip building an event
+    /// nobody listens to: no lock, no allocation, one hash lookup. The answer
+    /// may be out of date by the time the event is published, if another
+    /// thread subscribes or unsubscribes meanwhile. The crate's own routes
+    /// for request responses are not counted.
+    ///
+    /// ```
+    /// use switchboard::{Event, EventBus, Timestamp};
+    ///
+    /// #[derive(Event)]
+    /// #[event(type = "config.rendered")]
+    /// struct Rendered { config: String, timestamp: Timestamp }
+    ///
+    /// let bus = EventBus::new();
+    /// bus.start();
+    /// assert_eq!(bus.listeners::<Rendered>(), 0); // don't render for nobody
+    /// let _viewer = bus.subscribe_to::<Rendered>("viewer", 4).unwrap();
+    /// assert_eq!(bus.listeners::<Rendered>(), 1);
+    /// ```
+    pub fn listeners<T: Event>(&self) -> usize {
+        self.inner
+            .listeners(None, Some(std::any::TypeId::of::<T>()))
+    }
+
+    /// How many subscribers an event whose [`event_type`](Event::event_type)
+    /// is `event_type` reaches, not counting those that filter by Rust type:
+    /// the universal ones and those subscribed to that type string
+    /// ([`subscribe_types`](Self::subscribe_types)). As cheap as
+    /// [`listeners`](Self::listeners).
+    pub fn listeners_by_type(&self, event_type: &str) -> usize {
+        self.inner.listeners(Some(event_type), None)
+    }
+
+    /// How many subscribers `event` would reach if published now: the
+    /// universal ones, those subscribed to its type string and those
+    /// subscribed to its Rust type. As cheap as [`listeners`](Self::listeners).
+    pub fn listeners_for(&self, event: &dyn Event) -> usize {
+        self.inner
+            .listeners(Some(event.event_type()), Some(event.concrete_type_id()))
+    }
+
     /// A snapshot of the bus's state and every counter, cheap enough to poll
     /// every second; its `Display` is a readable table.
     ///

@@ -309,6 +309,12 @@ impl BusCore {
         self.registry.load().len()
     }
 
+    /// How many live user subscribers match an event with this type string
+    /// and this Rust type (`None`: not asked about).
+    pub(crate) fn listeners(&self, event_type: Option<&str>, type_id: Option<TypeId>) -> usize {
+        self.registry.load().listeners(event_type, type_id)
+    }
+
     /// Every subscriber's counters, in subscription order.
     pub(crate) fn subscriber_stats(&self) -> Vec<SubscriberStats> {
         let registry = self.registry.load_full();

@@ -291,6 +291,26 @@ impl Registry {
         self.all().filter(|s| !is_abandoned(s)).count()
     }
 
+    /// How many live user subscribers match an event with this type string
+    /// and this Rust type (`None`: that index is not asked). Reads the indexes
+    /// only: no allocation.
+    pub(crate) fn listeners(&self, event_type: Option<&str>, type_id: Option<TypeId>) -> usize {
+        let by_event_type = event_type
+            .filter(|_| self.any_by_event_type)
+            .and_then(|name| self.typed.by_event_type.get(name))
+            .map_or(&[][..], Bucket::as_slice);
+        let by_rust_type = type_id
+            .filter(|_| self.any_by_rust_type)
+            .and_then(|id| self.typed.by_rust_type.get(&id))
+            .map_or(&[][..], Bucket::as_slice);
+        self.universal
+            .iter()
+            .chain(by_event_type)
+            .chain(by_rust_type)
+            .filter(|s| !is_abandoned(s) && !s.state().routed)
+            .count()
+    }
+
     fn all(&self) -> impl Iterator<Item = &Arc<Subscriber>> {
         self.universal.iter().chain(&self.typed.subscribers)
     }
