@@ -207,6 +207,7 @@ pub mod docs;
 mod drops;
 mod error;
 mod event;
+mod gaps;
 mod hash;
 mod log;
 mod options;
@@ -222,6 +223,7 @@ pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
+pub use gaps::{Delivery, WithGaps};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,

@@ -13,6 +13,7 @@ use futures_core::Stream;
 use crate::core::{BusCore, Registered, SubscriberState};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
+use crate::gaps::WithGaps;
 use crate::sync::queue::{self, Receiver};
 use crate::sync::Ordering;
 
@@ -245,6 +246,45 @@ impl Subscription {
     /// Events taken from this subscription so far.
     pub fn received_count(&self) -> u64 {
         self.state.received.load(Ordering::Relaxed)
+    }
+
+    /// How many events this subscription missed (its buffer was full) since
+    /// the last call: lag as information in the receive loop, for blocking
+    /// and async consumers alike. Each miss is reported once, even with
+    /// several threads asking; [`dropped`](Self::dropped) keeps the total.
+    ///
+    /// ```
+    /// use switchboard::{Event, EventBus, Timestamp};
+    /// # #[derive(Event)]
+    /// # struct Tick { timestamp: Timestamp }
+    ///
+    /// let bus = EventBus::new();
+    /// let ticks = bus.subscribe_lossy("metrics", 1).unwrap();
+    /// bus.start();
+    /// for _ in 0..3 {
+    ///     bus.publish(Tick { timestamp: Timestamp::now() });
+    /// }
+    /// assert_eq!(ticks.take_missed(), 2);
+    /// assert_eq!(ticks.take_missed(), 0, "each miss is reported once");
+    /// assert_eq!(ticks.dropped(), 2);
+    /// ```
+    pub fn take_missed(&self) -> u64 {
+        let dropped = self.state.dropped.load(Ordering::Relaxed);
+        let reported = self
+            .state
+            .missed_reported
+            .fetch_max(dropped, Ordering::Relaxed);
+        dropped.saturating_sub(reported)
+    }
+
+    /// This subscription as a receive loop that also reports what it missed:
+    /// a [`Stream`] and a blocking [`Iterator`] of [`Delivery`] items, with a
+    /// [`Delivery::Missed`] before the next event whenever events were missed.
+    ///
+    /// [`Delivery`]: crate::Delivery
+    /// [`Delivery::Missed`]: crate::Delivery::Missed
+    pub fn with_gaps(self) -> WithGaps<Self> {
+        WithGaps::new(self)
     }
 
     /// Whether this subscription is a lossy (observability) one.
@@ -500,6 +540,18 @@ impl<T: Event> TypedSubscription<T> {
     /// Events taken from this subscription so far.
     pub fn received_count(&self) -> u64 {
         self.inner.received_count()
+    }
+
+    /// How many events this subscription missed since the last call. See
+    /// [`Subscription::take_missed`].
+    pub fn take_missed(&self) -> u64 {
+        self.inner.take_missed()
+    }
+
+    /// This subscription as a receive loop that also reports what it missed.
+    /// See [`Subscription::with_gaps`].
+    pub fn with_gaps(self) -> WithGaps<Self> {
+        WithGaps::new(self)
     }
 
     /// Whether the bus still has this subscription.

@@ -188,6 +188,7 @@ impl BusCore {
             _gap: LineGap::new(),
             received: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
+            missed_reported: AtomicU64::new(0),
         });
         let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
         self.update_registry(|current| Some(current.with(subscriber)));
@@ -228,6 +229,7 @@ impl BusCore {
             _gap: LineGap::new(),
             received: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
+            missed_reported: AtomicU64::new(0),
         });
         let inbox = Inbox::Route(Arc::clone(&route) as Arc<dyn Route>);
         let subscriber = Arc::new(Subscriber::new(inbox, state));

@@ -41,6 +41,9 @@ pub(crate) struct SubscriberState {
     pub(crate) received: AtomicU64,
     /// Received events that `drain_coalesced` skipped; written by the consumer.
     pub(crate) coalesced: AtomicU64,
+    /// How many of the `dropped` events the consumer has been told about
+    /// (`take_missed`); only ever raised, with `fetch_max`.
+    pub(crate) missed_reported: AtomicU64,
 }
 
 /// The outcome of offering one event to one subscriber.
