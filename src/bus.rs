@@ -162,6 +162,83 @@ impl EventBus {
         self.inner.publish(event)
     }
 
+    /// Publishes `event` as [`publish`](Self::publish) does, and retains it:
+    /// the bus keeps the latest retained event of each type (its Rust type
+    /// and its [`event_type`](Event::event_type) string), and a subscription
+    /// made [`with_retained`](crate::SubscribeOptions::with_retained) receives
+    /// the retained events its filter matches first, then live events. For
+    /// state that late joiners need: the current configuration, who leads.
+    ///
+    /// The event is retained when it is delivered: at once on a running bus,
+    /// at the replay if the bus is buffering (so the retained value is what
+    /// a subscriber would have seen), and not at all if the pre-start buffer
+    /// has no room for it. A retained publish takes the bus's retained lock
+    /// for the time of its delivery, so unlike `publish` it is not lock-free;
+    /// it never waits for a consumer.
+    ///
+    /// ```
+    /// use switchboard::{Event, EventBus, SubscribeOptions, Timestamp};
+    ///
+    /// #[derive(Event)]
+    /// #[event(type = "leader.elected")]
+    /// struct LeaderElected { node: &'static str, timestamp: Timestamp }
+    ///
+    /// let bus = EventBus::new();
+    /// bus.start();
+    /// bus.publish_retained(LeaderElected { node: "a", timestamp: Timestamp::now() });
+    /// bus.publish_retained(LeaderElected { node: "b", timestamp: Timestamp::now() });
+    ///
+    /// // A component that starts later still learns who leads, and only the latest.
+    /// let late = bus
+    ///     .subscribe_with(SubscribeOptions::new("late", 8).with_retained().leader_only())
+    ///     .unwrap();
+    /// let first = late.try_recv().unwrap();
+    /// assert_eq!(first.downcast_ref::<LeaderElected>().unwrap().node, "b");
+    /// assert!(late.try_recv().is_err());
+    /// assert_eq!(bus.retained::<LeaderElected>().unwrap().node, "b");
+    /// ```
+    pub fn publish_retained<E: Event>(&self, event: E) -> usize {
+        self.publish_retained_arc(Arc::new(event))
+    }
+
+    /// [`publish_retained`](Self::publish_retained) for a shared event.
+    pub fn publish_retained_arc(&self, event: Arc<dyn Event>) -> usize {
+        self.inner.publish_retained(event)
+    }
+
+    /// The latest retained event of Rust type `T` (see
+    /// [`publish_retained`](Self::publish_retained)), if any.
+    pub fn retained<T: Event>(&self) -> Option<Arc<T>> {
+        self.inner
+            .retained_of(std::any::TypeId::of::<T>())
+            .and_then(|event| event.downcast_arc::<T>().ok())
+    }
+
+    /// The latest retained event whose [`event_type`](Event::event_type) is
+    /// `event_type`, of whatever Rust type, if any.
+    pub fn retained_by_type(&self, event_type: &str) -> Option<Arc<dyn Event>> {
+        self.inner.retained_named(event_type)
+    }
+
+    /// Forgets the retained events of Rust type `T`; returns how many it
+    /// forgot. Later subscriptions no longer receive them.
+    pub fn clear_retained<T: Event>(&self) -> usize {
+        let id = std::any::TypeId::of::<T>();
+        self.inner.clear_retained(|store| store.clear_of(id))
+    }
+
+    /// Forgets the retained events whose type string is `event_type`; returns
+    /// how many it forgot.
+    pub fn clear_retained_by_type(&self, event_type: &str) -> usize {
+        self.inner
+            .clear_retained(|store| store.clear_named(event_type))
+    }
+
+    /// Forgets every retained event; returns how many it forgot.
+    pub fn clear_all_retained(&self) -> usize {
+        self.inner.clear_retained(|store| store.clear_all())
+    }
+
     /// Replays the events buffered so far, in order, then switches to direct
     /// delivery. Idempotent; callable from any thread.
     ///
@@ -540,6 +617,7 @@ impl EventBus {
             dropped_critical: self.dropped_events_critical(),
             dropped_observability: self.dropped_events_observability(),
             dropped_pre_start: self.dropped_events_pre_start(),
+            retained: self.inner.retained_count(),
             requests: self.inner.request_counters().snapshot(),
             subscribers: self.inner.subscriber_stats(),
         }

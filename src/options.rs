@@ -123,6 +123,7 @@ pub struct SubscribeOptions {
     pub(crate) leader_only: bool,
     pub(crate) event_types: Option<Vec<String>>,
     pub(crate) rust_types: Option<TypeSet>,
+    pub(crate) with_retained: bool,
 }
 
 impl SubscribeOptions {
@@ -142,6 +143,7 @@ impl SubscribeOptions {
             leader_only: false,
             event_types: None,
             rust_types: None,
+            with_retained: false,
         }
     }
 
@@ -158,6 +160,20 @@ impl SubscribeOptions {
     #[must_use]
     pub fn leader_only(mut self) -> Self {
         self.leader_only = true;
+        self
+    }
+
+    /// Receive first the retained events this subscription's filter matches
+    /// (the latest of each type, oldest first), then live events; see
+    /// [`EventBus::publish_retained`](crate::EventBus::publish_retained).
+    ///
+    /// An event retained while the subscription is being made arrives
+    /// exactly once, as a retained event or live; never is an older event of
+    /// a type received after a newer one of that type. Retained events that
+    /// do not fit in the buffer are missed and counted like any other.
+    #[must_use]
+    pub fn with_retained(mut self) -> Self {
+        self.with_retained = true;
         self
     }
 

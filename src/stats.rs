@@ -102,6 +102,9 @@ pub struct BusStats {
     pub dropped_observability: u64,
     /// Events dropped because the pre-start buffer was full.
     pub dropped_pre_start: u64,
+    /// Events retained now: the latest retained event of each type (see
+    /// [`EventBus::publish_retained`](crate::EventBus::publish_retained)).
+    pub retained: usize,
     /// How requests ended, and the responses nobody was waiting for.
     pub requests: RequestStats,
     /// Every subscriber, in subscription order.
@@ -169,11 +172,12 @@ impl fmt::Display for BusStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "bus: {}, {} subscribers, {} published, {} pre-start queued; dropped: {} critical, {} observability, {} pre-start",
+            "bus: {}, {} subscribers, {} published, {} pre-start queued, {} retained; dropped: {} critical, {} observability, {} pre-start",
             if self.running { "running" } else { "buffering" },
             self.subscribers.len(),
             self.published,
             self.pre_start_len,
+            self.retained,
             self.dropped_critical,
             self.dropped_observability,
             self.dropped_pre_start,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use switchboard::{DropReason, Event, EventBus, Subscription, Timestamp};
+use switchboard::{DropReason, Event, EventBus, SubscribeOptions, Subscription, Timestamp};
 
 #[derive(Debug, Event)]
 #[event(type = "ev")]
@@ -354,5 +354,37 @@ fn a_dropped_subscription_counts_no_drop_while_it_waits_for_compaction() {
         );
         assert_eq!(bus.subscriber_count(), 1);
         assert_eq!(drain(&other), [0, 1, 2, 3]);
+    });
+}
+
+/// A subscription taking the retained events while another thread retains a
+/// newer one: the newer event arrives exactly once, as the retained one or
+/// live, and never before the older one; the store ends with the newer one.
+#[test]
+fn a_retained_publish_racing_a_late_subscription_arrives_exactly_once() {
+    model("a_retained_publish_racing_a_late_subscription", || {
+        let bus = EventBus::new();
+        bus.start();
+        bus.publish_retained(ev(1));
+        let publisher = {
+            let bus = bus.clone();
+            thread::spawn(move || bus.publish_retained(ev(2)))
+        };
+        let late = bus
+            .subscribe_with(
+                SubscribeOptions::new("late", 4)
+                    .with_retained()
+                    .leader_only(),
+            )
+            .unwrap();
+        publisher.join().unwrap();
+        let got = drain(&late);
+        assert!(
+            got == [1, 2] || got == [2],
+            "the newer event exactly once, never before the older: {got:?}"
+        );
+        let retained = bus.retained::<Ev>().expect("a retained event");
+        assert_eq!(retained.0, 2);
+        assert_eq!(bus.stats().retained, 1);
     });
 }

@@ -92,6 +92,30 @@ impl BusCore {
         tally.delivered
     }
 
+    /// Adds `missed` (events that found a subscriber's buffer full outside a
+    /// publish, already counted on the subscriber) to the bus totals.
+    pub(super) fn count_missed(&self, missed: &[(Arc<Subscriber>, Arc<dyn Event>)]) {
+        for (subscriber, _) in missed {
+            let total = if subscriber.state().lossy {
+                &self.counters.dropped_observability
+            } else {
+                &self.counters.dropped_critical
+            };
+            total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reports the critical ones of `missed` to the drop callback, in order;
+    /// called with no lock of the bus held.
+    pub(super) fn report_missed(&self, missed: &[(Arc<Subscriber>, Arc<dyn Event>)]) {
+        let mut drops = self.drops.session();
+        for (subscriber, event) in missed {
+            if !subscriber.state().lossy {
+                self.report_critical_drop(&mut drops, subscriber, &**event);
+            }
+        }
+    }
+
     /// Logs a critical subscriber's drop and tells the drop callback.
     pub(super) fn report_critical_drop(
         &self,

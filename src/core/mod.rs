@@ -22,6 +22,7 @@ mod delivery;
 mod pre_start;
 mod published;
 mod registry;
+mod retained;
 mod subscriber;
 mod writer;
 
@@ -46,6 +47,7 @@ pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
 use self::pre_start::PreStartBuffer;
 use self::published::PublishedCounter;
 use self::registry::Registry;
+use self::retained::RetainedEvents;
 use self::subscriber::Inbox;
 use self::writer::RegistryWriter;
 
@@ -75,6 +77,9 @@ pub(crate) struct BusCore {
     state: AtomicU8,
     /// The mode lock, guarding the pre-start buffer.
     pre_start: Mutex<PreStartBuffer>,
+    /// The retained lock, guarding the retained events. Taken after the mode
+    /// lock and before the writer lock, never the other way round.
+    retained: Mutex<RetainedEvents>,
     drops: DropReporter,
     counters: Counters,
     /// How requests on this bus ended, and the responses nobody waited for.
@@ -119,6 +124,7 @@ impl BusCore {
             writer: CachePadded::new(RegistryWriter::new(registry)),
             state: AtomicU8::new(BUFFERING),
             pre_start: Mutex::new(PreStartBuffer::new(pre_start_reserve, pre_start_limit)),
+            retained: Mutex::new(RetainedEvents::default()),
             drops: DropReporter::new(),
             counters: Counters {
                 published: PublishedCounter::new(),
@@ -151,7 +157,20 @@ impl BusCore {
         if self.state.load(Ordering::Acquire) == RUNNING {
             return Published::Delivered(self.deliver_now(event));
         }
-        self.publish_while_buffering(event)
+        self.publish_while_buffering(event, false)
+    }
+
+    /// Publishes `event` and retains it as the latest of its type once it is
+    /// delivered (at once, or at the replay if the bus is buffering).
+    pub(crate) fn publish_retained(&self, event: Arc<dyn Event>) -> usize {
+        self.counters.published.add_one();
+        if self.state.load(Ordering::Acquire) == RUNNING {
+            return self.deliver_retained_now(event);
+        }
+        match self.publish_while_buffering(event, true) {
+            Published::Delivered(delivered) => delivered,
+            Published::Buffered => 0,
+        }
     }
 
     /// Whether the bus delivers directly (started and not paused).
@@ -191,7 +210,11 @@ impl BusCore {
             missed_reported: AtomicU64::new(0),
         });
         let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
-        self.update_registry(|current| Some(current.with(subscriber)));
+        if options.with_retained {
+            self.register_with_retained(subscriber);
+        } else {
+            self.update_registry(|current| Some(current.with(subscriber)));
+        }
         Ok(Registered { receiver, state })
     }
 

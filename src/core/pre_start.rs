@@ -15,7 +15,7 @@ use super::{BusCore, Published, RUNNING};
 /// The events kept while the bus is buffering, in publish order. Guarded by
 /// the mode lock (`BusCore::pre_start`).
 pub(super) struct PreStartBuffer {
-    events: Vec<Arc<dyn Event>>,
+    events: Vec<Buffered>,
     /// The most events kept; past it, they are dropped and counted.
     limit: usize,
 }
@@ -35,19 +35,32 @@ impl PreStartBuffer {
     }
 }
 
+/// A buffered event, and whether it is to be retained when it is delivered
+/// (the retained value follows delivery order, not publish order).
+struct Buffered {
+    event: Arc<dyn Event>,
+    retain: bool,
+}
+
 impl BusCore {
     /// The publish path when the state said `BUFFERING`: re-check under the
     /// mode lock, then buffer, overflow, or deliver if `start` won the race.
+    /// `retain`: the event is to be retained once delivered.
     #[cold]
-    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>) -> Published {
+    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>, retain: bool) -> Published {
         let mut buffer = lock(&self.pre_start);
         // The mutant (a loom-tests self-check) skips this re-check.
         if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
             drop(buffer);
-            return Published::Delivered(self.deliver_now(event));
+            let delivered = if retain {
+                self.deliver_retained_now(event)
+            } else {
+                self.deliver_now(event)
+            };
+            return Published::Delivered(delivered);
         }
         if buffer.events.len() < buffer.limit {
-            buffer.events.push(event);
+            buffer.events.push(Buffered { event, retain });
             return Published::Buffered;
         }
         let limit = buffer.limit;
@@ -76,6 +89,7 @@ impl BusCore {
     /// delivery; drops during the replay are reported afterwards.
     pub(crate) fn start(&self) {
         let mut missed: Vec<(Arc<Subscriber>, Arc<dyn Event>)> = Vec::new();
+        let mut replaced: Vec<Arc<dyn Event>> = Vec::new();
         let replayed = {
             let mut buffer = lock(&self.pre_start);
             if self.state.load(Ordering::Relaxed) == RUNNING {
@@ -89,22 +103,30 @@ impl BusCore {
             if cfg!(switchboard_mutant_early_running) {
                 self.state.store(RUNNING, Ordering::Release);
             }
+            // Retained events are retained as they are delivered, under the
+            // retained lock (taken after the mode lock, never before it).
+            let mut retained = replayed
+                .iter()
+                .any(|buffered| buffered.retain)
+                .then(|| lock(&self.retained));
             // Each subscriber gets a clone: the last reference must not go
             // (and run an event's `Drop`) under the mode lock.
-            for event in &replayed {
+            for Buffered { event, retain } in &replayed {
+                if let (true, Some(store)) = (*retain, retained.as_mut()) {
+                    replaced.extend(store.retain(event));
+                }
                 self.deliver(Arc::clone(event), |subscriber, event| {
                     missed.push((Arc::clone(subscriber), Arc::clone(event)));
                 });
             }
+            drop(retained);
             self.state.store(RUNNING, Ordering::Release);
             replayed
         };
-        // Outside the lock: callbacks may use the bus, and dropping the last
+        // Outside the locks: callbacks may use the bus, and dropping the last
         // reference to an event may run user code.
         drop(replayed);
-        let mut drops = self.drops.session();
-        for (subscriber, event) in &missed {
-            self.report_critical_drop(&mut drops, subscriber, &**event);
-        }
+        drop(replaced);
+        self.report_missed(&missed);
     }
 }

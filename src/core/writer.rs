@@ -40,17 +40,26 @@ impl BusCore {
         &self,
         change: impl FnOnce(&Registry) -> Option<Registry>,
     ) -> bool {
-        let replaced = {
-            let mut current = lock(&self.writer.current);
-            let Some(next) = change(&current) else {
-                return false;
-            };
-            let next = Arc::new(next);
-            self.registry.store(Arc::clone(&next));
-            mem::replace(&mut *current, next)
-        };
-        retire(replaced);
-        true
+        match self.swap_registry(change) {
+            Some(replaced) => {
+                retire(replaced);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// As [`update_registry`](Self::update_registry), leaving the replaced
+    /// registry to the caller, to [`retire`] once it holds no lock of the bus
+    /// (dropping it may wake a consumer, which runs executor code).
+    pub(super) fn swap_registry(
+        &self,
+        change: impl FnOnce(&Registry) -> Option<Registry>,
+    ) -> Option<Arc<Registry>> {
+        let mut current = lock(&self.writer.current);
+        let next = Arc::new(change(&current)?);
+        self.registry.store(Arc::clone(&next));
+        Some(mem::replace(&mut *current, next))
     }
 }
 
@@ -65,7 +74,7 @@ impl BusCore {
 /// wait is bounded: a descheduled publisher is left to free it. The count it
 /// watches is only a heuristic; the `Arc` alone decides who frees (design,
 /// "Memory orders").
-fn retire(replaced: Arc<Registry>) {
+pub(super) fn retire(replaced: Arc<Registry>) {
     if cfg!(not(switchboard_loom)) {
         let backoff = crossbeam_utils::Backoff::new();
         while Arc::strong_count(&replaced) > 1 && !backoff.is_completed() {
