@@ -212,6 +212,8 @@ mod hash;
 mod log;
 mod options;
 mod padding;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod request;
 pub mod ringbuffer;
 mod stats;
