@@ -161,6 +161,46 @@
 //! executor. `#[derive(Request)]` and `#[derive(Response)]` name the fields
 //! that carry the request id and the responder.
 //!
+//! # Late joiners, lag, listeners
+//!
+//! - **Retained events**: [`EventBus::publish_retained`] keeps the latest
+//!   event of each type; a subscription made
+//!   [`with_retained`](SubscribeOptions::with_retained) receives them first,
+//!   exactly once, then live events.
+//! - **Gaps**: [`Subscription::take_missed`] tells the receive loop how many
+//!   events it missed since it last asked; [`Subscription::with_gaps`] yields
+//!   a [`Delivery::Missed`] before the next event.
+//! - **Who listens**: [`EventBus::listeners`] counts the subscribers an event
+//!   of a type would reach, cheaply enough to ask before building it.
+//!
+//! ```
+//! use switchboard::{Delivery, Event, EventBus, SubscribeOptions, Timestamp};
+//!
+//! #[derive(Event)]
+//! #[event(type = "config.current")]
+//! struct CurrentConfig { revision: u32, timestamp: Timestamp }
+//!
+//! let bus = EventBus::new();
+//! bus.start();
+//! assert_eq!(bus.listeners::<CurrentConfig>(), 0);
+//! bus.publish_retained(CurrentConfig { revision: 7, timestamp: Timestamp::now() });
+//!
+//! let late = bus
+//!     .subscribe_with(SubscribeOptions::new("late", 1).with_retained().leader_only())
+//!     .unwrap();
+//! assert_eq!(bus.listeners::<CurrentConfig>(), 1);
+//! bus.publish(CurrentConfig { revision: 8, timestamp: Timestamp::now() }); // buffer full: missed
+//! drop(bus);
+//! let seen: Vec<_> = late
+//!     .with_gaps()
+//!     .map(|item| match item {
+//!         Delivery::Missed(n) => format!("missed {n}"),
+//!         Delivery::Event(e) => e.downcast_ref::<CurrentConfig>().unwrap().revision.to_string(),
+//!     })
+//!     .collect();
+//! assert_eq!(seen, ["missed 1", "7"]);
+//! ```
+//!
 //! # Recent events and coalescing
 //!
 //! [`ringbuffer::RingBuffer`] keeps the last N of anything (a "recent events"
@@ -194,6 +234,9 @@
 //! - `tracing` (default): log the warnings of the Go original (late
 //!   subscriptions with the caller's file and line, critical drops, pre-start
 //!   overflow, a panicking drop callback) through [`tracing`](https://docs.rs/tracing).
+//! - `prometheus`: [`prometheus::BusCollector`], a
+//!   [`prometheus-client`](https://docs.rs/prometheus-client) collector that
+//!   reads the bus's counters at scrape time.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
