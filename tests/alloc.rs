@@ -11,15 +11,22 @@
 //! Counting is per thread (a thread-local switch), so the other tests of this
 //! binary, running in parallel, are not counted. See the counts with
 //! `cargo test --test alloc -- --nocapture`.
+//!
+//! The events are `numbered("tick", n)`, and `other(n)` for the subscribers a
+//! tick does not reach.
+
+#![cfg(feature = "derive")]
+
+mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::SystemTime;
 
+use common::events::{numbered, Numbered, Other};
 use switchboard::{Event, EventBus, SubscribeOptions, Subscription, TypeSet};
 
-#[path = "support/alloc_probe.rs"]
+#[path = "common/alloc_probe.rs"]
 mod alloc_probe;
 
 /// Allocations (calls to `alloc`, `alloc_zeroed` and `realloc`) made by this
@@ -29,34 +36,16 @@ fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
     (result, measured.allocations, measured.bytes)
 }
 
-#[allow(dead_code)] // a payload, so the event is a realistic non-zero-sized one
-struct Tick(u64);
-
-impl Event for Tick {
-    fn event_type(&self) -> &str {
-        "tick"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-struct Other;
-
-impl Event for Other {
-    fn event_type(&self) -> &str {
-        "other"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
+/// A tick: a realistic, non-zero-sized event (a string, a number and a timestamp).
+fn tick(n: u64) -> Numbered {
+    numbered("tick", n)
 }
 
 fn drain(subscriptions: &[Subscription]) -> usize {
     subscriptions.iter().map(|s| s.try_iter().count()).sum()
 }
 
-/// A started bus with a subscriber of every kind that a `Tick` reaches, plus
+/// A started bus with a subscriber of every kind that a tick reaches, plus
 /// ones it does not reach (so that every index of the registry is in use).
 fn bus_with_every_kind() -> (EventBus, Vec<Subscription>, usize) {
     let bus = EventBus::new();
@@ -71,7 +60,7 @@ fn bus_with_every_kind() -> (EventBus, Vec<Subscription>, usize) {
             .unwrap(),
     );
     subscriptions.push(
-        bus.subscribe_multiple("by-type", 64, TypeSet::new().with::<Tick>())
+        bus.subscribe_multiple("by-type", 64, TypeSet::new().with::<Numbered>())
             .unwrap(),
     );
     let reached = subscriptions.len();
@@ -89,16 +78,16 @@ fn publish_after_start_allocates_only_the_callers_event() {
     let (bus, subscriptions, reached) = bus_with_every_kind();
     // The first publish on a thread may set up thread-local state (arc-swap's
     // reader slot); see `first_publish_on_a_new_thread`.
-    assert_eq!(bus.publish(Tick(0)), reached);
+    assert_eq!(bus.publish(tick(0)), reached);
     drain(&subscriptions);
 
     for round in 0..20 {
-        let event: Arc<dyn Event> = Arc::new(Tick(round));
+        let event: Arc<dyn Event> = Arc::new(tick(round));
         let (delivered, allocations, _) = count_allocations(|| bus.publish_arc(Arc::clone(&event)));
         assert_eq!(delivered, reached);
         assert_eq!(allocations, 0, "publish_arc allocated");
 
-        let (delivered, allocations, bytes) = count_allocations(|| bus.publish(Tick(round)));
+        let (delivered, allocations, bytes) = count_allocations(|| bus.publish(tick(round)));
         assert_eq!(delivered, reached);
         assert_eq!(
             allocations, 1,
@@ -119,6 +108,8 @@ fn the_drop_path_allocates_nothing() {
     let reported = Arc::new(AtomicU64::new(0));
     {
         let reported = Arc::clone(&reported);
+        // Not a `DropRecorder`: recording allocates, and this test counts
+        // the drop path's allocations.
         bus.set_drop_callback(Some(Box::new(move |info| {
             assert_eq!(info.capacity, 1);
             reported.fetch_add(1, Ordering::Relaxed);
@@ -127,10 +118,10 @@ fn the_drop_path_allocates_nothing() {
     let _critical: Vec<Subscription> = (0..4)
         .map(|i| bus.subscribe(&format!("critical-{i}"), 1).unwrap())
         .collect();
-    let _typed = bus.subscribe_to::<Tick>("typed", 1).unwrap();
+    let _typed = bus.subscribe_to::<Numbered>("typed", 1).unwrap();
     let _lossy = bus.subscribe_lossy("lossy", 1).unwrap();
     bus.start();
-    let event: Arc<dyn Event> = Arc::new(Tick(0));
+    let event: Arc<dyn Event> = Arc::new(tick(0));
     assert_eq!(bus.publish_arc(Arc::clone(&event)), 6); // fills every buffer
     assert_eq!(bus.publish_arc(Arc::clone(&event)), 0); // first drops: warm-up
 
@@ -158,12 +149,12 @@ impl Wake for Flag {
 fn waking_an_async_consumer_allocates_nothing() {
     let bus = EventBus::new();
     let subscription = bus.subscribe("async", 64).unwrap();
-    let typed = bus.subscribe_to::<Tick>("async-typed", 64).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("async-typed", 64).unwrap();
     bus.start();
     let flag = Arc::new(Flag(AtomicBool::new(false)));
     let waker = Waker::from(Arc::clone(&flag));
     let mut cx = Context::from_waker(&waker);
-    let event: Arc<dyn Event> = Arc::new(Tick(0));
+    let event: Arc<dyn Event> = Arc::new(tick(0));
 
     for round in 0..20 {
         // Poll until pending: the first time also switches the bus to waking us.
@@ -185,7 +176,7 @@ fn waking_an_async_consumer_allocates_nothing() {
 #[test]
 fn first_publish_on_a_new_thread() {
     let (bus, subscriptions, reached) = bus_with_every_kind();
-    let event: Arc<dyn Event> = Arc::new(Tick(0));
+    let event: Arc<dyn Event> = Arc::new(tick(0));
     let counts = std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -226,7 +217,7 @@ fn subscribe_costs(
         })
         .collect();
     bus.start();
-    bus.publish(Tick(0)); // thread-local set-up out of the way
+    bus.publish(tick(0)); // thread-local set-up out of the way
                           // Warm up once, then measure.
     drop(bus.subscribe_with(options()).unwrap());
     let (subscription, subscribe, _) = count_allocations(|| bus.subscribe_with(options()).unwrap());
@@ -245,7 +236,7 @@ fn subscribe_and_unsubscribe_allocations() {
     };
     let by_type = || {
         SubscribeOptions::new("churn", 64)
-            .rust_types(TypeSet::new().with::<Tick>())
+            .rust_types(TypeSet::new().with::<Numbered>())
             .leader_only()
     };
     let existing_universal = |name: String| SubscribeOptions::new(name, 64);
@@ -305,5 +296,5 @@ fn subscribe_and_unsubscribe_allocations() {
     let large = subscribe_costs(8, &existing_universal, &|| {
         SubscribeOptions::new("large", 4096).leader_only()
     });
-    assert_eq!(small, large, "the buffer size changed the allocation count");
+    assert_eq!(small, large, "the capacity changed the allocation count");
 }

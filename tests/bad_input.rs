@@ -1,138 +1,90 @@
-//! Every case of DESIGN.md "Bad input", each with its documented outcome.
+//! Every case of docs/design.md, "Bad input", each with its documented outcome.
 //!
 //! A counting global allocator records the largest single allocation made by
-//! each thread, so the "absurd buffer size" cases can check that nothing huge
-//! is allocated before the error (and that the accepted maximum really is).
+//! each thread, so the "absurd capacity" cases can check that nothing huge is
+//! allocated before the error (and that the accepted maximum really is).
+//!
+//! The events are `numbered("a", n)` (event type "a") and `other(n)` (another
+//! Rust type, event type "other").
+
+#![cfg(feature = "derive")]
 
 mod common;
 
-use common::within;
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use common::drops::{DropRecorder, Dropped};
+use common::events::{n_of, numbered, other, Numbered, Other};
+use common::{running_bus, wait_until, within, GUARD};
 use switchboard::{
-    DropReason, Event, EventBus, RecvError, RecvTimeoutError, SubscribeError, SubscribeOptions,
+    DropReason, EventBus, RecvError, RecvTimeoutError, SubscribeError, SubscribeOptions,
     Subscription, TryRecvError, TypeSet, MAX_CAPACITY,
 };
 
 // ---------------------------------------------------------------- allocation probe
 
-#[path = "support/alloc_probe.rs"]
+#[path = "common/alloc_probe.rs"]
 mod alloc_probe;
 
 use alloc_probe::largest_allocation_in;
 
-// ---------------------------------------------------------------- helpers
-
-const GUARD: Duration = Duration::from_secs(10);
-
-struct A(u32);
-
-impl Event for A {
-    fn event_type(&self) -> &str {
-        "a"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-struct B;
-
-impl Event for B {
-    fn event_type(&self) -> &str {
-        "b"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-fn running_bus() -> EventBus {
-    let bus = EventBus::new();
-    bus.start();
-    bus
-}
-
-/// What the drop callback was told, owned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Dropped {
-    reason: DropReason,
-    event_type: String,
-    subscriber_name: String,
-    capacity: usize,
-    event_types: String,
-}
-
-/// Installs a callback recording every drop report.
-fn record_drops(bus: &EventBus) -> Arc<Mutex<Vec<Dropped>>> {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&log);
-    bus.set_drop_callback(Some(Box::new(move |info| {
-        sink.lock().unwrap().push(Dropped {
-            reason: info.reason,
-            event_type: info.event_type.to_owned(),
-            subscriber_name: info.subscriber_name.to_owned(),
-            capacity: info.capacity,
-            event_types: info.event_types.to_owned(),
-        });
-    })));
-    log
-}
-
-// ---------------------------------------------------------------- zero buffer
+// ---------------------------------------------------------------- zero capacity
 
 #[test]
-fn zero_buffer_with_nobody_waiting_drops_and_counts_the_event() {
+fn zero_capacity_with_nobody_waiting_drops_and_counts_the_event() {
     let bus = running_bus();
-    let drops = record_drops(&bus);
+    let drops = DropRecorder::install(&bus);
     // Nobody is blocked in `recv` (no other thread exists that could be), so
     // every send finds no receiver.
     let sub = bus.subscribe("unbuffered", 0).unwrap();
     assert_eq!(sub.capacity(), 0);
     for i in 0..3 {
-        assert_eq!(bus.publish(A(i)), 0, "nobody waits: not delivered");
+        assert_eq!(
+            bus.publish(numbered("a", i)),
+            0,
+            "nobody waits: not delivered"
+        );
     }
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
     assert_eq!(sub.dropped(), 3);
     assert_eq!(bus.dropped_events_critical(), 3);
     assert_eq!(bus.dropped_events(), 3);
-    let drops = drops.lock().unwrap();
-    assert_eq!(drops.len(), 3);
-    assert!(drops.iter().all(|d| d.reason == DropReason::BufferFull
-        && d.subscriber_name == "unbuffered"
-        && d.capacity == 0
-        && d.event_type == "a"));
+    let unbuffered = |n| Dropped {
+        reason: DropReason::BufferFull,
+        n: Some(n),
+        event_type: "a".into(),
+        subscriber_name: "unbuffered".into(),
+        capacity: 0,
+        event_types: String::new(),
+    };
+    assert_eq!(drops.drops(), [unbuffered(0), unbuffered(1), unbuffered(2)]);
 }
 
 #[test]
-fn zero_buffer_polled_as_a_stream_receives_nothing_and_counts_the_drop() {
-    // Documented: an async consumer never blocks in `recv`, so a 0-buffer
+fn zero_capacity_polled_as_a_stream_receives_nothing_and_counts_the_drop() {
+    // Documented: an async consumer never blocks in `recv`, so a 0-capacity
     // subscription used as a `Stream` receives nothing.
     let bus = running_bus();
     let sub = bus.subscribe_lossy("unbuffered-stream", 0).unwrap();
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(sub.poll_recv(&mut cx).is_pending());
-    assert_eq!(bus.publish(A(1)), 0);
+    assert_eq!(bus.publish(numbered("a", 1)), 0);
     assert!(sub.poll_recv(&mut cx).is_pending());
     assert_eq!(sub.dropped(), 1);
     assert_eq!(bus.dropped_events_observability(), 1);
 }
 
 #[test]
-fn zero_buffer_with_a_receiver_blocked_in_recv_hands_the_event_over() {
-    const ATTEMPTS: u32 = 5_000;
+fn zero_capacity_with_a_receiver_blocked_in_recv_hands_the_event_over() {
+    const ATTEMPTS: u64 = 5_000;
     let bus = running_bus();
     let sub = bus.subscribe("unbuffered", 0).unwrap();
     thread::scope(|scope| {
-        let receiver = scope.spawn(|| {
-            sub.recv_timeout(GUARD)
-                .map(|e| e.downcast_ref::<A>().unwrap().0)
-        });
+        let receiver = scope.spawn(|| sub.recv_timeout(GUARD).map(|e| n_of(&e)));
         // Publish until the receiver is blocked and takes one; every miss
         // before that is dropped and counted.
         let mut attempts = 0;
@@ -141,7 +93,7 @@ fn zero_buffer_with_a_receiver_blocked_in_recv_hands_the_event_over() {
                 attempts < ATTEMPTS,
                 "no send succeeded in {ATTEMPTS} attempts"
             );
-            let delivered = bus.publish(A(attempts));
+            let delivered = bus.publish(numbered("a", attempts));
             attempts += 1;
             if delivered == 1 {
                 break attempts - 1;
@@ -150,49 +102,50 @@ fn zero_buffer_with_a_receiver_blocked_in_recv_hands_the_event_over() {
             thread::sleep(Duration::from_millis(1));
         };
         assert_eq!(receiver.join().unwrap(), Ok(handed_over));
-        assert_eq!(sub.dropped(), u64::from(attempts - 1));
-        assert_eq!(bus.dropped_events_critical(), u64::from(attempts - 1));
+        assert_eq!(sub.dropped(), attempts - 1);
+        assert_eq!(bus.dropped_events_critical(), attempts - 1);
     });
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
 }
 
-// ---------------------------------------------------------------- absurd buffer sizes
+// ---------------------------------------------------------------- absurd capacities
 
-/// Every subscribe method, with `buffer`.
-fn subscribe_every_way(bus: &EventBus, buffer: usize) -> Vec<Result<usize, SubscribeError>> {
+/// Every subscribe method, with `capacity`.
+fn subscribe_every_way(bus: &EventBus, capacity: usize) -> Vec<Result<usize, SubscribeError>> {
     fn cap(r: Result<Subscription, SubscribeError>) -> Result<usize, SubscribeError> {
         r.map(|s| s.capacity())
     }
     vec![
-        cap(bus.subscribe("s", buffer)),
-        cap(bus.subscribe_leader_only("s", buffer)),
-        cap(bus.subscribe_lossy("s", buffer)),
-        cap(bus.subscribe_types("s", buffer, ["a"])),
-        cap(bus.subscribe_types_leader_only("s", buffer, ["a"])),
-        cap(bus.subscribe_types_lossy("s", buffer, ["a"])),
-        bus.subscribe_to::<A>("s", buffer).map(|s| s.capacity()),
-        cap(bus.subscribe_multiple("s", buffer, TypeSet::new().with::<A>())),
-        cap(bus.subscribe_with(SubscribeOptions::new("s", buffer).lossy().leader_only())),
+        cap(bus.subscribe("s", capacity)),
+        cap(bus.subscribe_leader_only("s", capacity)),
+        cap(bus.subscribe_lossy("s", capacity)),
+        cap(bus.subscribe_types("s", capacity, ["a"])),
+        cap(bus.subscribe_types_leader_only("s", capacity, ["a"])),
+        cap(bus.subscribe_types_lossy("s", capacity, ["a"])),
+        bus.subscribe_to::<Numbered>("s", capacity)
+            .map(|s| s.capacity()),
+        cap(bus.subscribe_multiple("s", capacity, TypeSet::new().with::<Numbered>())),
+        cap(bus.subscribe_with(SubscribeOptions::new("s", capacity).lossy().leader_only())),
     ]
 }
 
 #[test]
-fn buffer_above_the_maximum_is_rejected_before_allocating() {
+fn capacity_above_the_maximum_is_rejected_before_allocating() {
     let bus = EventBus::new();
-    for buffer in [MAX_CAPACITY + 1, usize::MAX / 2, usize::MAX] {
-        let (results, largest) = largest_allocation_in(|| subscribe_every_way(&bus, buffer));
+    for capacity in [MAX_CAPACITY + 1, usize::MAX / 2, usize::MAX] {
+        let (results, largest) = largest_allocation_in(|| subscribe_every_way(&bus, capacity));
         for result in results {
             assert_eq!(
                 result,
                 Err(SubscribeError::CapacityTooLarge {
-                    requested: buffer,
+                    requested: capacity,
                     max: MAX_CAPACITY
                 })
             );
         }
         assert!(
             largest < 64 * 1024,
-            "a rejected buffer of {buffer} still allocated {largest} bytes at once"
+            "a rejected capacity of {capacity} still allocated {largest} bytes at once"
         );
     }
     assert_eq!(bus.subscriber_count(), 0, "nothing was registered");
@@ -211,15 +164,15 @@ fn capacity_too_large_message_says_what_to_do() {
 }
 
 #[test]
-fn buffer_of_exactly_the_maximum_is_accepted_and_works() {
+fn capacity_of_exactly_the_maximum_is_accepted_and_works() {
     let bus = running_bus();
     let (sub, largest) = largest_allocation_in(|| bus.subscribe("max", MAX_CAPACITY));
     let sub = sub.expect("MAX_CAPACITY is accepted");
     assert_eq!(sub.capacity(), MAX_CAPACITY);
-    // The probe works: the accepted buffer was allocated up front.
+    // The probe works: the accepted capacity was allocated up front.
     assert!(largest >= MAX_CAPACITY, "largest allocation {largest}");
-    assert_eq!(bus.publish(A(1)), 1);
-    assert_eq!(sub.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
+    assert_eq!(bus.publish(numbered("a", 1)), 1);
+    assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 1);
 }
 
 // ---------------------------------------------------------------- type lists
@@ -252,14 +205,14 @@ fn mixed_filters_are_rejected() {
     let bus = EventBus::new();
     let options = SubscribeOptions::new("mixed", 4)
         .event_types(["a"])
-        .rust_types(TypeSet::new().with::<A>());
+        .rust_types(TypeSet::new().with::<Numbered>());
     assert_eq!(
         bus.subscribe_with(options).err(),
         Some(SubscribeError::MixedFilters)
     );
     // In either order.
     let options = SubscribeOptions::new("mixed", 4)
-        .rust_types(TypeSet::new().with::<A>())
+        .rust_types(TypeSet::new().with::<Numbered>())
         .event_types(["a"]);
     assert_eq!(
         bus.subscribe_with(options).err(),
@@ -273,35 +226,46 @@ fn mixed_filters_are_rejected() {
 #[test]
 fn duplicate_type_names_deliver_an_event_once() {
     let bus = running_bus();
-    let drops = record_drops(&bus);
+    let drops = DropRecorder::install(&bus);
     let sub = bus.subscribe_types("dup", 1, ["a", "a"]).unwrap();
-    assert_eq!(bus.publish(A(1)), 1, "one subscriber received it, once");
-    assert_eq!(sub.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
+    assert_eq!(
+        bus.publish(numbered("a", 1)),
+        1,
+        "one subscriber received it, once"
+    );
+    assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 1);
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
     assert_eq!(
         sub.dropped(),
         0,
         "no second copy was offered to the 1-slot buffer"
     );
-    assert_eq!(bus.publish(B), 0, "other types still filtered out");
+    assert_eq!(bus.publish(other(0)), 0, "other types still filtered out");
 
     // The filter label (stats, drop reports) names the type once.
     assert_eq!(bus.stats().subscribers[0].event_types, "a");
-    bus.publish(A(2));
-    bus.publish(A(3));
-    assert_eq!(drops.lock().unwrap()[0].event_types, "a");
+    bus.publish(numbered("a", 2));
+    bus.publish(numbered("a", 3));
+    assert_eq!(drops.drops()[0].event_types, "a");
 }
 
 #[test]
 fn duplicate_rust_types_are_kept_once() {
-    let types = TypeSet::new().with::<A>().with::<A>();
+    let types = TypeSet::new().with::<Numbered>().with::<Numbered>();
     assert_eq!(types.len(), 1);
-    assert_eq!(types, TypeSet::new().with::<A>());
+    assert_eq!(types, TypeSet::new().with::<Numbered>());
     let bus = running_bus();
     let sub = bus
-        .subscribe_multiple("dup", 1, TypeSet::new().with::<A>().with::<B>().with::<A>())
+        .subscribe_multiple(
+            "dup",
+            1,
+            TypeSet::new()
+                .with::<Numbered>()
+                .with::<Other>()
+                .with::<Numbered>(),
+        )
         .unwrap();
-    assert_eq!(bus.publish(A(1)), 1);
+    assert_eq!(bus.publish(numbered("a", 1)), 1);
     assert_eq!(sub.len(), 1);
     assert_eq!(sub.dropped(), 0);
 }
@@ -322,7 +286,7 @@ fn unsubscribing_twice_returns_false_the_second_time() {
     assert!(!own.unsubscribe());
     assert!(!bus.unsubscribe(&own));
 
-    let typed = bus.subscribe_to::<A>("typed", 4).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("typed", 4).unwrap();
     assert!(bus.unsubscribe_typed(&typed));
     assert!(!bus.unsubscribe_typed(&typed));
     assert!(!typed.unsubscribe());
@@ -334,7 +298,7 @@ fn unsubscribing_through_another_bus_returns_false_and_changes_nothing() {
     let bus = running_bus();
     let other = running_bus();
     let sub = bus.subscribe("mine", 4).unwrap();
-    let typed = bus.subscribe_to::<A>("typed", 4).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("typed", 4).unwrap();
     let _bystander = other.subscribe("theirs", 4).unwrap();
 
     assert!(!other.unsubscribe(&sub));
@@ -342,9 +306,9 @@ fn unsubscribing_through_another_bus_returns_false_and_changes_nothing() {
     assert_eq!(other.subscriber_count(), 1);
     assert_eq!(bus.subscriber_count(), 2);
     assert!(sub.is_subscribed());
-    assert_eq!(bus.publish(A(1)), 2, "both keep receiving");
-    assert_eq!(sub.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
-    assert_eq!(typed.try_recv().unwrap().0, 1);
+    assert_eq!(bus.publish(numbered("a", 1)), 2, "both keep receiving");
+    assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 1);
+    assert_eq!(typed.try_recv().unwrap().n, 1);
 
     // A clone is the same bus, though.
     assert!(bus.clone().unsubscribe(&sub));
@@ -354,7 +318,7 @@ fn unsubscribing_through_another_bus_returns_false_and_changes_nothing() {
 fn subscription_unsubscribe_after_the_bus_is_dropped_returns_false() {
     let bus = running_bus();
     let sub = bus.subscribe("orphan", 4).unwrap();
-    let typed = bus.subscribe_to::<A>("typed", 4).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("typed", 4).unwrap();
     drop(bus);
     assert!(!sub.unsubscribe());
     assert!(!typed.unsubscribe());
@@ -367,30 +331,25 @@ fn subscription_unsubscribe_after_the_bus_is_dropped_returns_false() {
 fn a_dropped_bus_ends_subscriptions_after_what_was_queued() {
     let bus = running_bus();
     let sub = bus.subscribe("s", 8).unwrap();
-    let typed = bus.subscribe_to::<A>("t", 8).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("t", 8).unwrap();
     for i in 1..=3 {
-        bus.publish(A(i));
+        bus.publish(numbered("a", i));
     }
 
     // Dropping one of two handles ends nothing.
     let last = bus.clone();
     drop(bus);
     assert!(sub.is_subscribed());
-    assert_eq!(
-        sub.try_recv()
-            .ok()
-            .map(|e| e.downcast_ref::<A>().unwrap().0),
-        Some(1)
-    );
-    assert_eq!(last.publish(A(4)), 2);
+    assert_eq!(sub.try_recv().ok().map(|e| n_of(&e)), Some(1));
+    assert_eq!(last.publish(numbered("a", 4)), 2);
     drop(last);
     assert!(!sub.is_subscribed());
 
     // What was queued is still received, then the subscription is closed.
-    assert_eq!(sub.recv().unwrap().downcast_ref::<A>().unwrap().0, 2);
+    assert_eq!(sub.recv().map(|e| n_of(&e)).unwrap(), 2);
     let third = sub.recv_timeout(GUARD).expect("event 3 still queued");
-    assert_eq!(third.downcast_ref::<A>().unwrap().0, 3);
-    assert_eq!(sub.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 4);
+    assert_eq!(n_of(&third), 3);
+    assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 4);
     assert_eq!(sub.recv().err(), Some(RecvError));
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Closed));
     assert_eq!(
@@ -403,7 +362,7 @@ fn a_dropped_bus_ends_subscriptions_after_what_was_queued() {
     );
     assert_eq!(sub.iter().count(), 0);
 
-    assert_eq!(typed.iter().map(|a| a.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(typed.iter().map(|a| a.n).collect::<Vec<_>>(), [1, 2, 3, 4]);
     assert_eq!(typed.recv().err(), Some(RecvError));
     assert_eq!(typed.try_recv().err(), Some(TryRecvError::Closed));
     assert_eq!(
@@ -424,14 +383,7 @@ fn a_dropped_bus_wakes_a_receiver_blocked_in_recv() {
             sub.recv()
         })
     };
-    let deadline = std::time::Instant::now() + GUARD;
-    while !started.load(Ordering::SeqCst) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "receiver never started"
-        );
-        thread::yield_now();
-    }
+    wait_until("the receiver starts", || started.load(Ordering::SeqCst));
     thread::sleep(Duration::from_millis(20)); // let it block in recv (ordering only)
     drop(bus);
     let result = within(GUARD, "blocked recv", move || receiver.join().unwrap());
@@ -443,66 +395,67 @@ fn a_dropped_bus_wakes_a_receiver_blocked_in_recv() {
 #[test]
 fn a_panicking_drop_callback_is_caught_and_the_bus_carries_on() {
     let bus = running_bus();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = DropRecorder::default();
     {
-        let calls = Arc::clone(&calls);
+        let calls = calls.clone();
         bus.set_drop_callback(Some(Box::new(move |info| {
-            calls.fetch_add(1, Ordering::SeqCst);
+            calls.record(info);
             panic!("callback panics on {}", info.event_type);
         })));
     }
     let full = bus.subscribe("full", 1).unwrap();
     let roomy = bus.subscribe("roomy", 8).unwrap();
 
-    assert_eq!(bus.publish(A(1)), 2);
+    assert_eq!(bus.publish(numbered("a", 1)), 2);
     // Each of these drops for `full`: the callback panics every time, the
     // publisher sees none of it, and later drops still reach the callback.
     for i in 2..=4 {
         assert_eq!(
-            bus.publish(A(i)),
+            bus.publish(numbered("a", i)),
             1,
             "delivered to `roomy` despite the panic"
         );
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.numbers(), [2, 3, 4]);
     assert_eq!(full.dropped(), 3);
     assert_eq!(bus.dropped_events_critical(), 3);
     assert_eq!(bus.dropped_events(), 3);
     assert_eq!(bus.published_events(), 4);
     assert_eq!(roomy.len(), 4);
-    assert_eq!(full.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
+    assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 1);
 
     // The bus still works, subscribing included.
     let late = bus.subscribe_leader_only("late", 4).unwrap();
-    assert_eq!(bus.publish(A(5)), 3);
+    assert_eq!(bus.publish(numbered("a", 5)), 3);
     assert_eq!(late.len(), 1);
 }
 
 #[test]
 fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
     let bus = EventBus::builder().pre_start_limit(2).build();
-    let calls = Arc::new(Mutex::new(Vec::new()));
+    let calls = DropRecorder::default();
     {
-        let calls = Arc::clone(&calls);
+        let calls = calls.clone();
         bus.set_drop_callback(Some(Box::new(move |info| {
-            calls.lock().unwrap().push(info.reason);
+            calls.record(info);
             panic!("callback panics");
         })));
     }
     let full = bus.subscribe("full", 1).unwrap();
     for i in 0..3 {
-        assert_eq!(bus.publish(A(i)), 0); // 2 buffered, 1 overflows
+        assert_eq!(bus.publish(numbered("a", i)), 0); // 2 buffered, 1 overflows
     }
-    bus.start(); // replays 2 into a 1-slot buffer: one drop, reported after the replay
+    bus.start(); // replays 2 into a 1-slot queue: one drop, reported after the replay
     assert!(bus.is_running());
     assert_eq!(
-        *calls.lock().unwrap(),
+        calls.reasons(),
         [DropReason::PreStartOverflow, DropReason::BufferFull]
     );
+    assert_eq!(calls.numbers(), [2, 1]);
     assert_eq!(bus.dropped_events_pre_start(), 1);
     assert_eq!(bus.dropped_events_critical(), 1);
     assert_eq!(full.dropped(), 1);
-    assert_eq!(full.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 0);
+    assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 0);
 }
 
 // ---------------------------------------------------------------- re-entrant callback
@@ -512,42 +465,37 @@ fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
     within(GUARD, "re-entrant drop callback", || {
         let bus = running_bus();
         let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
-        let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
+        let watcher = bus.subscribe_types("watcher", 8, ["other"]).unwrap();
         let victim = Arc::new(bus.subscribe("victim", 8).unwrap());
         let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
-        let first_calls = Arc::new(AtomicUsize::new(0));
-        let replacement_calls = Arc::new(AtomicUsize::new(0));
+        let (first_calls, replacement_calls) = (DropRecorder::default(), DropRecorder::default());
         {
             // The callback holds a bus handle: a cycle until it replaces itself.
             let (bus_in, victim, made) = (bus.clone(), Arc::clone(&victim), Arc::clone(&made));
-            let (first_calls, replacement_calls) =
-                (Arc::clone(&first_calls), Arc::clone(&replacement_calls));
-            bus.set_drop_callback(Some(Box::new(move |_| {
-                first_calls.fetch_add(1, Ordering::SeqCst);
+            let (first_calls, replacement_calls) = (first_calls.clone(), replacement_calls.clone());
+            bus.set_drop_callback(Some(Box::new(move |info| {
+                first_calls.record(info);
                 let new = bus_in.subscribe_leader_only("made-in-callback", 8).unwrap();
                 made.lock().unwrap().push(new);
-                bus_in.publish(B);
+                bus_in.publish(other(0));
                 bus_in.unsubscribe(&victim);
-                let replacement_calls = Arc::clone(&replacement_calls);
-                bus_in.set_drop_callback(Some(Box::new(move |_| {
-                    replacement_calls.fetch_add(1, Ordering::SeqCst);
-                })));
+                bus_in.set_drop_callback(Some(replacement_calls.callback()));
             })));
         }
-        assert_eq!(bus.publish(A(1)), 2); // full + victim
-        bus.publish(A(2)); // `full` drops it: the first callback runs
-        assert_eq!(first_calls.load(Ordering::SeqCst), 1);
+        assert_eq!(bus.publish(numbered("a", 1)), 2); // full + victim
+        bus.publish(numbered("a", 2)); // `full` drops it: the first callback runs
+        assert_eq!(first_calls.numbers(), [2]);
         assert_eq!(made.lock().unwrap().len(), 1, "the callback subscribed");
         assert_eq!(watcher.len(), 1, "the callback's publish was delivered");
         assert!(!victim.is_subscribed(), "the callback unsubscribed");
         // full, watcher, made-in-callback; the victim is gone.
         assert_eq!(bus.subscriber_count(), 3);
 
-        bus.publish(A(3)); // dropped again: the replacement only is told
-        assert_eq!(first_calls.load(Ordering::SeqCst), 1);
-        assert_eq!(replacement_calls.load(Ordering::SeqCst), 1);
+        bus.publish(numbered("a", 3)); // dropped again: the replacement only is told
+        assert_eq!(first_calls.numbers(), [2]);
+        assert_eq!(replacement_calls.numbers(), [3]);
         assert_eq!(full.dropped(), 2);
-        // The subscription made in the callback got its `B`, then `A(3)`.
+        // The subscription made in the callback got its `other`, then "a" 3.
         assert_eq!(made.lock().unwrap()[0].len(), 2);
     });
 }
@@ -560,48 +508,53 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
         || {
             let bus = EventBus::builder().pre_start_limit(2).build();
             let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
-            let watcher = bus.subscribe_types("watcher", 8, ["b"]).unwrap();
+            let watcher = bus.subscribe_types("watcher", 8, ["other"]).unwrap();
             let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
-            let reasons = Arc::new(Mutex::new(Vec::new()));
+            let drops = DropRecorder::default();
             {
                 // A weak handle: the bus owns the callback, so a strong one would
                 // keep the bus alive forever.
-                let (bus_in, made, reasons) =
-                    (bus.downgrade(), Arc::clone(&made), Arc::clone(&reasons));
+                let (bus_in, made, drops) = (bus.downgrade(), Arc::clone(&made), drops.clone());
                 bus.set_drop_callback(Some(Box::new(move |info| {
-                    reasons.lock().unwrap().push(info.reason);
+                    drops.record(info);
                     if info.event_type == "a" {
                         let bus_in = bus_in.upgrade().unwrap();
                         let new = bus_in.subscribe_leader_only("made", 8).unwrap();
                         made.lock().unwrap().push(new);
-                        // While buffering, this overflows too: reported as a "b" drop.
-                        bus_in.publish(B);
+                        // While buffering, this overflows too: reported as an "other" drop.
+                        bus_in.publish(other(0));
                     }
                 })));
             }
-            bus.publish(A(1));
-            bus.publish(A(2)); // both buffered
-            bus.publish(A(3)); // overflows: the callback subscribes and publishes
+            bus.publish(numbered("a", 1));
+            bus.publish(numbered("a", 2)); // both buffered
+            bus.publish(numbered("a", 3)); // overflows: the callback subscribes and publishes
             assert_eq!(
-                *reasons.lock().unwrap(),
+                drops.reasons(),
                 [DropReason::PreStartOverflow, DropReason::PreStartOverflow]
+            );
+            assert_eq!(
+                drops
+                    .drops()
+                    .iter()
+                    .map(|d| &*d.event_type)
+                    .collect::<Vec<_>>(),
+                ["a", "other"]
             );
             assert_eq!(bus.dropped_events_pre_start(), 2);
             assert_eq!(made.lock().unwrap().len(), 1);
 
-            // The replay puts A(1) in `full` and drops A(2); the callback, told
-            // after the replay, subscribes and publishes `B`, now delivered.
+            // The replay puts "a" 1 in `full` and drops "a" 2; the callback,
+            // told after the replay, subscribes and publishes `other`, now
+            // delivered.
             bus.start();
-            assert_eq!(
-                reasons.lock().unwrap().last(),
-                Some(&DropReason::BufferFull)
-            );
+            assert_eq!(drops.reasons().last(), Some(&DropReason::BufferFull));
             assert_eq!(full.len(), 1);
             assert_eq!(full.dropped(), 1);
             assert_eq!(watcher.len(), 1);
             let made = made.lock().unwrap();
             assert_eq!(made.len(), 2);
-            // The first one (universal) got the replayed A(1), A(2), then B.
+            // The first one (universal) got the replayed "a" 1 and 2, then `other`.
             assert_eq!(made[0].len(), 3);
         },
     );
@@ -627,9 +580,9 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
                 polls.lock().unwrap().push(pending);
             })));
         }
-        assert_eq!(bus.publish(A(1)), 1, "delivered to `other`");
+        assert_eq!(bus.publish(numbered("a", 1)), 1, "delivered to `other`");
         assert_eq!(*polls.lock().unwrap(), [true], "`other` was still empty");
-        assert_eq!(other.try_recv().unwrap().downcast_ref::<A>().unwrap().0, 1);
+        assert_eq!(other.try_recv().map(|e| n_of(&e)).unwrap(), 1);
         assert_eq!(bus.subscriber_count(), 2);
     });
 }
@@ -637,45 +590,42 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
 // ---------------------------------------------------------------- pre-start buffer limits
 
 #[test]
-fn max_pre_start_buffer_zero_drops_and_counts_every_buffered_publish() {
+fn a_pre_start_limit_of_zero_drops_and_counts_every_buffered_publish() {
     let bus = EventBus::builder().pre_start_limit(0).build();
-    let drops = record_drops(&bus);
+    let drops = DropRecorder::install(&bus);
     let sub = bus.subscribe("s", 8).unwrap();
     for i in 0..3 {
-        assert_eq!(bus.publish(A(i)), 0);
+        assert_eq!(bus.publish(numbered("a", i)), 0);
     }
     assert_eq!(bus.pre_start_len(), 0);
     assert_eq!(bus.dropped_events_pre_start(), 3);
     assert_eq!(bus.dropped_events(), 3);
     assert_eq!(bus.published_events(), 3);
-    {
-        let drops = drops.lock().unwrap();
-        assert_eq!(drops.len(), 3);
-        for drop in drops.iter() {
-            assert_eq!(
-                *drop,
-                Dropped {
-                    reason: DropReason::PreStartOverflow,
-                    event_type: "a".into(),
-                    subscriber_name: String::new(),
-                    capacity: 0,
-                    event_types: String::new(),
-                }
-            );
-        }
-    }
+    let overflow = |n| Dropped {
+        reason: DropReason::PreStartOverflow,
+        n: Some(n),
+        event_type: "a".into(),
+        subscriber_name: String::new(),
+        capacity: 0,
+        event_types: String::new(),
+    };
+    assert_eq!(drops.drops(), [overflow(0), overflow(1), overflow(2)]);
     bus.start();
     assert_eq!(
         sub.try_recv().err(),
         Some(TryRecvError::Empty),
         "nothing replayed"
     );
-    assert_eq!(bus.publish(A(9)), 1, "direct delivery after start");
+    assert_eq!(
+        bus.publish(numbered("a", 9)),
+        1,
+        "direct delivery after start"
+    );
     // After pause, buffering drops everything again.
     bus.pause();
-    assert_eq!(bus.publish(A(10)), 0);
+    assert_eq!(bus.publish(numbered("a", 10)), 0);
     assert_eq!(bus.dropped_events_pre_start(), 4);
-    assert_eq!(drops.lock().unwrap().len(), 4);
+    assert_eq!(drops.count(), 4);
 }
 
 #[test]
@@ -689,15 +639,13 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     assert!(largest < 64 * 1024, "allocated {largest} bytes up front");
     let sub = bus.subscribe("s", 8).unwrap();
     for i in 0..6 {
-        bus.publish(A(i));
+        bus.publish(numbered("a", i));
     }
     assert_eq!(bus.pre_start_len(), 4);
     assert_eq!(bus.dropped_events_pre_start(), 2);
     bus.start();
     assert_eq!(
-        sub.try_iter()
-            .map(|e| e.downcast_ref::<A>().unwrap().0)
-            .collect::<Vec<_>>(),
+        sub.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(),
         [0, 1, 2, 3]
     );
 
@@ -707,7 +655,7 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     assert!(largest < 1024 * 1024, "allocated {largest} bytes up front");
     let sub = bus.subscribe("s", 2_000).unwrap();
     for i in 0..1_001 {
-        bus.publish(A(i));
+        bus.publish(numbered("a", i));
     }
     assert_eq!(bus.pre_start_len(), switchboard::DEFAULT_PRE_START_LIMIT);
     assert_eq!(bus.dropped_events_pre_start(), 1);

@@ -2,11 +2,13 @@
 //! publish, start, pause and receive on one thread, checked step by step
 //! against a small sequential reference model of the specification.
 
+#![cfg(feature = "derive")]
+
 mod common;
 
 use std::collections::VecDeque;
 
-use common::{n_of, numbered, Other};
+use common::events::{n_of, numbered, other, Other};
 use proptest::prelude::*;
 use switchboard::{Event, EventBus, Subscription, TryRecvError};
 
@@ -52,7 +54,7 @@ enum Op {
     Subscribe {
         filter: Filter,
         lossy: bool,
-        buffer: usize,
+        capacity: usize,
     },
     Unsubscribe(usize),
     DropSubscription(usize),
@@ -73,7 +75,7 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         2 => (filter, any::<bool>(), 0usize..4)
-            .prop_map(|(filter, lossy, buffer)| Op::Subscribe { filter, lossy, buffer }),
+            .prop_map(|(filter, lossy, capacity)| Op::Subscribe { filter, lossy, capacity }),
         1 => (0usize..6).prop_map(Op::Unsubscribe),
         1 => (0usize..6).prop_map(Op::DropSubscription),
         5 => kind.prop_map(Op::Publish),
@@ -87,7 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct ModelSub {
     filter: Filter,
     lossy: bool,
-    buffer: usize,
+    capacity: usize,
     subscribed: bool,
     queue: VecDeque<u64>,
     dropped: u64,
@@ -111,7 +113,7 @@ impl Model {
             if !sub.filter.matches(kind) {
                 continue;
             }
-            if sub.queue.len() < sub.buffer {
+            if sub.queue.len() < sub.capacity {
                 sub.queue.push_back(n);
                 delivered += 1;
             } else {
@@ -151,7 +153,7 @@ impl Model {
 
 fn event(kind: Kind, n: u64) -> Box<dyn FnOnce(&EventBus) -> usize> {
     match kind {
-        Kind::Other => Box::new(move |bus| bus.publish(Other(n))),
+        Kind::Other => Box::new(move |bus| bus.publish(other(n))),
         k => Box::new(move |bus| bus.publish(numbered(k.event_type(), n))),
     }
 }
@@ -174,9 +176,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Subscribe {
                 filter,
                 lossy,
-                buffer,
+                capacity,
             } => {
-                let mut options = switchboard::SubscribeOptions::new("s", buffer);
+                let mut options = switchboard::SubscribeOptions::new("s", capacity);
                 if lossy {
                     options = options.lossy();
                 }
@@ -191,7 +193,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.subs.push(ModelSub {
                     filter,
                     lossy,
-                    buffer,
+                    capacity,
                     subscribed: true,
                     queue: VecDeque::new(),
                     dropped: 0,

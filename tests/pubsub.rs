@@ -1,22 +1,19 @@
 //! Publish/subscribe behaviour of a started bus.
 
+#![cfg(feature = "derive")]
+
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use common::{n_of, numbered, within, FromThread, Numbered, Other};
+use common::drops::{DropRecorder, Dropped};
+use common::events::{from_thread, n_of, numbered, other, FromThread, Numbered, Other};
+use common::{running_bus, within, GUARD};
 use switchboard::{
     DropReason, Event, EventBus, SubscribeOptions, SubscriberKind, TryRecvError, TypeSet,
 };
-
-fn started() -> EventBus {
-    let bus = EventBus::new();
-    bus.start();
-    bus
-}
 
 #[test]
 fn publish_reaches_a_subscriber_in_order() {
@@ -33,7 +30,7 @@ fn publish_reaches_a_subscriber_in_order() {
 
 #[test]
 fn publish_with_no_subscriber_returns_zero() {
-    let bus = started();
+    let bus = running_bus();
     assert_eq!(bus.publish(numbered("x", 1)), 0);
     assert_eq!(bus.published_events(), 1);
     assert_eq!(bus.dropped_events(), 0);
@@ -80,17 +77,7 @@ fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
 #[test]
 fn critical_drops_call_the_callback_lossy_drops_do_not() {
     let bus = EventBus::new();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    bus.set_drop_callback(Some(Box::new(move |info| {
-        sink.lock().unwrap().push((
-            info.reason,
-            info.subscriber_name.to_string(),
-            info.event_type.to_string(),
-            info.capacity,
-            info.event_types.to_string(),
-        ));
-    })));
+    let drops = DropRecorder::install(&bus);
     let critical = bus.subscribe_types("critical", 1, ["x", "y"]).unwrap();
     let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
     bus.start();
@@ -103,49 +90,34 @@ fn critical_drops_call_the_callback_lossy_drops_do_not() {
     assert_eq!(bus.dropped_events_critical(), 2);
     assert_eq!(bus.dropped_events_observability(), 2);
     assert_eq!(bus.dropped_events(), 4);
-    let seen = seen.lock().unwrap();
+    let critical_drop = |n, event_type: &str| Dropped {
+        reason: DropReason::BufferFull,
+        n: Some(n),
+        event_type: event_type.into(),
+        subscriber_name: "critical".into(),
+        capacity: 1,
+        event_types: "x,y".into(),
+    };
     assert_eq!(
-        *seen,
-        [
-            (
-                DropReason::BufferFull,
-                "critical".into(),
-                "x".into(),
-                1,
-                "x,y".into()
-            ),
-            (
-                DropReason::BufferFull,
-                "critical".into(),
-                "y".into(),
-                1,
-                "x,y".into()
-            ),
-        ]
+        drops.drops(),
+        [critical_drop(2, "x"), critical_drop(3, "y")]
     );
 }
 
 #[test]
 fn the_callback_can_be_replaced_and_removed() {
     let bus = EventBus::new();
-    let first = Arc::new(AtomicUsize::new(0));
-    let second = Arc::new(AtomicUsize::new(0));
+    let (first, second) = (DropRecorder::default(), DropRecorder::default());
     let _full = bus.subscribe("full", 0).unwrap();
     bus.start();
-    let f = Arc::clone(&first);
-    bus.set_drop_callback(Some(Box::new(move |_| {
-        f.fetch_add(1, Ordering::Relaxed);
-    })));
+    bus.set_drop_callback(Some(first.callback()));
     bus.publish(numbered("x", 1));
-    let s = Arc::clone(&second);
-    bus.set_drop_callback(Some(Box::new(move |_| {
-        s.fetch_add(1, Ordering::Relaxed);
-    })));
+    bus.set_drop_callback(Some(second.callback()));
     bus.publish(numbered("x", 2));
     bus.set_drop_callback(None);
     bus.publish(numbered("x", 3));
-    assert_eq!(first.load(Ordering::Relaxed), 1);
-    assert_eq!(second.load(Ordering::Relaxed), 1);
+    assert_eq!(first.numbers(), [1]);
+    assert_eq!(second.numbers(), [2]);
     assert_eq!(bus.dropped_events_critical(), 3);
 }
 
@@ -180,7 +152,7 @@ fn rust_type_filters_deliver_only_matching_types() {
     let threads = bus.subscribe_to::<FromThread>("threads", 16).unwrap();
     bus.start();
     assert_eq!(bus.publish(numbered("any", 1)), 2);
-    assert_eq!(bus.publish(Other(2)), 2);
+    assert_eq!(bus.publish(other(2)), 2);
     assert_eq!(
         bus.publish(numbered("other", 3)),
         2,
@@ -202,7 +174,7 @@ fn string_and_type_filters_are_independent_indexes() {
     let by_type = bus.subscribe_to::<Other>("by-type", 4).unwrap();
     bus.start();
     // `Other` has event_type "other": both match, each once.
-    assert_eq!(bus.publish(Other(1)), 2);
+    assert_eq!(bus.publish(other(1)), 2);
     // A `Numbered` with the same string matches the string filter only.
     assert_eq!(bus.publish(numbered("other", 2)), 1);
     assert_eq!(by_name.try_iter().count(), 2);
@@ -211,7 +183,7 @@ fn string_and_type_filters_are_independent_indexes() {
 
 #[test]
 fn lossy_and_leader_only_variants_deliver_like_the_plain_ones() {
-    let bus = started();
+    let bus = running_bus();
     let subs = [
         bus.subscribe_leader_only("leader", 4).unwrap(),
         bus.subscribe_lossy("lossy", 4).unwrap(),
@@ -255,7 +227,7 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
 
 #[test]
 fn an_unsubscribed_subscription_drains_then_ends() {
-    let bus = started();
+    let bus = running_bus();
     let sub = bus.subscribe_leader_only("s", 8).unwrap();
     bus.publish(numbered("x", 1));
     bus.publish(numbered("x", 2));
@@ -294,7 +266,7 @@ fn a_blocked_receiver_is_released_when_the_bus_is_dropped() {
     let sub = bus.subscribe("s", 8).unwrap();
     let consumer = thread::spawn(move || sub.recv());
     // Whether or not the consumer is already parked, it must end.
-    thread::sleep(std::time::Duration::from_millis(20));
+    thread::sleep(Duration::from_millis(20));
     drop(bus);
     assert!(consumer.join().unwrap().is_err());
 }
@@ -315,7 +287,7 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
             let bus = bus.clone();
             thread::spawn(move || {
                 for seq in 0..PER_THREAD {
-                    assert_eq!(bus.publish(FromThread { thread, seq }), 2);
+                    assert_eq!(bus.publish(from_thread(thread, seq)), 2);
                 }
             })
         })
@@ -357,7 +329,7 @@ fn consumers_on_plain_threads_receive_everything() {
         .collect();
     bus.start();
     for n in 0..EVENTS {
-        // A small buffer: some events may be dropped; keep the bus honest about it.
+        // A small capacity: some events may be dropped; keep the bus honest about it.
         bus.publish(numbered("x", n));
     }
     let dropped_total = bus.dropped_events_critical();
@@ -376,17 +348,18 @@ fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
     let bus = EventBus::new();
     let sub = bus.subscribe("s", 0).unwrap();
     let weak = bus.downgrade();
-    let republished = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&republished);
+    let drops = DropRecorder::default();
+    let sink = drops.clone();
     bus.set_drop_callback(Some(Box::new(move |info| {
+        sink.record(info);
         if let (Some(bus), "x") = (weak.upgrade(), info.event_type) {
             bus.publish(numbered("alert", 0));
-            count.fetch_add(1, Ordering::Relaxed);
         }
     })));
     bus.start();
     bus.publish(numbered("x", 1)); // unbuffered and nobody waiting: dropped
-    assert_eq!(republished.load(Ordering::Relaxed), 1);
+                                   // The drop of "x", then the drop of the "alert" the callback published.
+    assert_eq!(drops.numbers(), [1, 0]);
     drop(bus);
     assert!(
         sub.recv().is_err(),
@@ -398,52 +371,42 @@ fn a_callback_holding_a_weak_bus_lets_the_bus_go() {
 fn callbacks_see_the_dropped_event_itself() {
     let bus = EventBus::new();
     let _full = bus.subscribe("full", 0).unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    bus.set_drop_callback(Some(Box::new(move |info| {
-        sink.lock()
-            .unwrap()
-            .push(info.event.downcast_ref::<Numbered>().unwrap().n);
-    })));
+    let drops = DropRecorder::install(&bus);
     bus.start();
     bus.publish(numbered("x", 42));
-    assert_eq!(*seen.lock().unwrap(), [42]);
+    assert_eq!(drops.numbers(), [42]);
 }
 
 #[test]
 fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
-    let bus = started();
+    let bus = running_bus();
     let subscriptions: Vec<_> = (0..3)
         .map(|i| bus.subscribe_leader_only(&format!("full-{i}"), 1).unwrap())
         .collect();
     bus.publish(numbered("x", 0));
-    let first: Arc<Mutex<Vec<String>>> = Arc::default();
-    let second: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (first, second) = (DropRecorder::default(), DropRecorder::default());
     {
-        let (weak, first, second) = (bus.downgrade(), Arc::clone(&first), Arc::clone(&second));
+        let (weak, first, second) = (bus.downgrade(), first.clone(), second.clone());
         bus.set_drop_callback(Some(Box::new(move |info| {
-            first.lock().unwrap().push(info.subscriber_name.to_owned());
-            let second = Arc::clone(&second);
+            first.record(info);
             weak.upgrade()
                 .unwrap()
-                .set_drop_callback(Some(Box::new(move |info| {
-                    second.lock().unwrap().push(info.subscriber_name.to_owned());
-                })));
+                .set_drop_callback(Some(second.callback()));
         })));
     }
     // All three are full: the first drop goes to the first callback, which
     // replaces itself; the two later drops of the same publish see the
     // replacement.
     assert_eq!(bus.publish(numbered("x", 1)), 0);
-    assert_eq!(*first.lock().unwrap(), ["full-0"]);
-    assert_eq!(*second.lock().unwrap(), ["full-1", "full-2"]);
+    assert_eq!(first.subscribers(), ["full-0"]);
+    assert_eq!(second.subscribers(), ["full-1", "full-2"]);
     assert_eq!(bus.dropped_events_critical(), 3);
     drop(subscriptions);
 }
 
 #[test]
 fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_returns() {
-    let bus = started();
+    let bus = running_bus();
     let full = Arc::new(bus.subscribe_leader_only("full", 1).unwrap());
     let lossy = bus.subscribe_lossy("lossy", 1).unwrap();
     bus.publish(numbered("x", 0));
@@ -467,20 +430,10 @@ fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_ret
 
 #[test]
 fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
-    let bus = started();
+    let bus = running_bus();
     let slow = bus.subscribe_leader_only("slow", 2).unwrap();
     let other = bus.subscribe_leader_only("other", 8).unwrap();
-    let missed: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
-    {
-        let missed = Arc::clone(&missed);
-        bus.set_drop_callback(Some(Box::new(move |info| {
-            let n = info.event.downcast_ref::<Numbered>().unwrap().n;
-            missed
-                .lock()
-                .unwrap()
-                .push((info.subscriber_name.to_owned(), n));
-        })));
-    }
+    let missed = DropRecorder::install(&bus);
     let delivered: Vec<usize> = (0..5).map(|n| bus.publish(numbered("x", n))).collect();
     assert_eq!(delivered, [2, 2, 1, 1, 1]);
     assert_eq!(
@@ -496,15 +449,10 @@ fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
     );
     assert_eq!(slow.dropped(), 4);
     assert_eq!(other.len(), 8);
-    let slow_missed: Vec<_> = missed
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(name, n)| (name.as_str().to_owned(), *n))
-        .collect();
+    assert_eq!(missed.subscribers(), ["slow"; 4]);
     assert_eq!(
-        slow_missed,
-        [2, 3, 4, 7].map(|n| ("slow".to_owned(), n)),
+        missed.numbers(),
+        [2, 3, 4, 7],
         "each drop reports the event it dropped"
     );
 }
@@ -513,32 +461,25 @@ fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
 fn the_last_matching_subscriber_being_full_still_reports_the_event() {
     // The last subscriber a publish reaches gets the caller's event rather
     // than a clone; when it is full, the drop report still carries the event.
-    let bus = started();
+    let bus = running_bus();
     let _room = bus.subscribe_leader_only("room", 8).unwrap();
     let _full = bus.subscribe_types_leader_only("full", 1, ["x"]).unwrap();
-    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
-    {
-        let seen = Arc::clone(&seen);
-        bus.set_drop_callback(Some(Box::new(move |info| {
-            assert_eq!(info.subscriber_name, "full");
-            let n = info.event.downcast_ref::<Numbered>().unwrap().n;
-            seen.lock().unwrap().push(n);
-        })));
-    }
+    let drops = DropRecorder::install(&bus);
     assert_eq!(bus.publish(numbered("x", 1)), 2);
     assert_eq!(bus.publish(numbered("x", 2)), 1);
-    assert_eq!(*seen.lock().unwrap(), [2]);
+    assert_eq!(drops.subscribers(), ["full"]);
+    assert_eq!(drops.numbers(), [2]);
 }
 
 #[test]
-fn a_zero_buffer_subscriber_still_takes_a_handoff_after_a_miss() {
-    let bus = started();
+fn a_zero_capacity_subscriber_still_takes_a_handoff_after_a_miss() {
+    let bus = running_bus();
     let sub = bus.subscribe_leader_only("handoff", 0).unwrap();
     assert_eq!(bus.publish(numbered("x", 1)), 0, "nobody waits: missed");
     assert_eq!(sub.dropped(), 1);
     let receiver = thread::spawn(move || n_of(&sub.recv().unwrap()));
     // Once the receiver waits, a publish hands the event over.
-    let handed_over = within(Duration::from_secs(10), "a handoff", move || {
+    let handed_over = within(GUARD, "a handoff", move || {
         let mut n = 2;
         while bus.publish(numbered("x", n)) == 0 {
             thread::yield_now();

@@ -9,10 +9,13 @@
 //! test instead of hanging it. Where a test needs responses to arrive before
 //! something else happens (a cancellation), the responders say so on a
 //! channel instead of the test sleeping.
+//!
+//! Requests with a timeout of `GUARD` are expected to succeed (the bound is
+//! never reached); a test step that runs one is bounded by `WITHIN`.
+
+#![cfg(feature = "derive")]
 
 mod common;
-
-use common::within;
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -20,74 +23,44 @@ use std::pin::Pin;
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::{wait_until, within, GUARD, WITHIN};
 use switchboard::{
     CancelToken, Event, EventBus, Request, RequestError, RequestOptions, RequestOptionsError,
-    RequestResult, Response, SubscriberKind, TypedSubscription,
+    RequestResult, Response, SubscriberKind, Timestamp, TypedSubscription,
 };
 
-/// The timeout of requests that are expected to succeed: a bound, never reached.
-const GUARD: Duration = Duration::from_secs(10);
-/// The bound on a test step that runs a request with a `GUARD` timeout.
-const WITHIN: Duration = Duration::from_secs(30);
 /// The timeout of requests that are expected to time out: long enough for the
 /// responders that do answer to have answered by then.
 const SHORT: Duration = Duration::from_secs(1);
 
 /// The request: check a configuration, identified by `id`.
-#[derive(Debug)]
+#[derive(Debug, Event, Request)]
+#[event(type = "config.check")]
 struct Check {
+    #[request(id)]
     id: String,
     payload: u64,
-}
-
-impl Event for Check {
-    fn event_type(&self) -> &str {
-        "config.check"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-impl Request for Check {
-    fn request_id(&self) -> &str {
-        &self.id
-    }
+    timestamp: Timestamp,
 }
 
 fn check(id: impl Into<String>, payload: u64) -> Check {
     Check {
         id: id.into(),
         payload,
+        timestamp: Timestamp::now(),
     }
 }
 
 /// The response: a responder's verdict, echoing the request's payload.
-#[derive(Debug)]
+#[derive(Debug, Event, Response)]
+#[event(type = "config.verdict")]
 struct Verdict {
     request_id: String,
     responder: String,
     payload: u64,
-}
-
-impl Event for Verdict {
-    fn event_type(&self) -> &str {
-        "config.verdict"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-impl Response for Verdict {
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn responder(&self) -> &str {
-        &self.responder
-    }
+    timestamp: Timestamp,
 }
 
 fn verdict(request: &Check, responder: &str) -> Verdict {
@@ -95,6 +68,7 @@ fn verdict(request: &Check, responder: &str) -> Verdict {
         request_id: request.id.clone(),
         responder: responder.into(),
         payload: request.payload,
+        timestamp: Timestamp::now(),
     }
 }
 
@@ -200,16 +174,6 @@ fn assert_clean(bus: &EventBus, responders: usize) {
         "a response subscription is left: {stats}"
     );
     assert_eq!(bus.dropped_events(), 0, "events were dropped: {stats}");
-}
-
-/// Waits (bounded) until `condition` holds.
-#[track_caller]
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + GUARD;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not after {GUARD:?}");
-        thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// Polls `future` once with a waker that does nothing.
@@ -790,16 +754,16 @@ fn a_timeout_too_long_to_represent_means_no_timeout() {
 }
 
 #[test]
-fn a_custom_response_buffer_is_used() {
+fn a_custom_response_capacity_is_used() {
     let bus = EventBus::new();
-    let (seen, buffers) = mpsc::channel();
+    let (seen, capacities) = mpsc::channel();
     let responders = [Responder::spawn(&bus, "a", move |bus, request| {
-        let buffer = bus
+        let capacity = bus
             .stats()
             .subscribers
             .iter()
             .find_map(|s| (s.name == format!("request:{}", request.id)).then_some(s.capacity));
-        let _ = seen.send(buffer);
+        let _ = seen.send(capacity);
         bus.publish(verdict(request, "a"));
     })];
     bus.start();
@@ -808,7 +772,7 @@ fn a_custom_response_buffer_is_used() {
         .timeout(GUARD)
         .response_capacity(4);
     bus.request::<Verdict, _>(check("r1", 1), options).unwrap();
-    assert_eq!(buffers.recv_timeout(GUARD).unwrap(), Some(4));
+    assert_eq!(capacities.recv_timeout(GUARD).unwrap(), Some(4));
     assert_clean(&bus, responders.len());
 }
 
@@ -1047,51 +1011,23 @@ fn an_executor_timeout_around_the_future_cleans_up_too() {
 #[cfg(feature = "tracing")]
 #[test]
 fn a_request_on_a_running_bus_logs_no_late_subscription_warning() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::subscriber::Interest;
-    use tracing::{Level, Metadata};
-
-    /// Counts the warnings logged on the thread it is installed on.
-    #[derive(Clone, Default)]
-    struct CountWarnings(Arc<AtomicUsize>);
-
-    impl tracing::Subscriber for CountWarnings {
-        fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-            Interest::sometimes() // other tests' subscribers must not change what this sees
-        }
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(1)
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            if *event.metadata().level() == Level::WARN {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
+    use common::capture::{captured, warnings};
 
     let bus = EventBus::new();
     let responders = [Responder::answering(&bus, "a")];
     bus.start();
-    let warnings = CountWarnings::default();
-    tracing::subscriber::with_default(warnings.clone(), || {
+    let events = captured(|| {
         let options = RequestOptions::new(["a"]).timeout(GUARD);
         bus.request::<Verdict, _>(check("r1", 1), options.clone())
             .unwrap();
         let future = bus.request_async::<Verdict, _>(check("r2", 1), options);
         futures::executor::block_on(future).unwrap();
-        assert_eq!(warnings.0.load(Ordering::SeqCst), 0, "a request warned");
 
         // Control: a user's late subscription does warn, so the capture works.
         let _late = bus.subscribe("late", 1).unwrap();
-        assert_eq!(warnings.0.load(Ordering::SeqCst), 1);
     });
+    let warnings = warnings(&events);
+    assert_eq!(warnings.len(), 1, "a request warned: {warnings:?}");
+    assert_eq!(warnings[0].field("subscriber"), "late", "{warnings:?}");
     drop(responders);
 }

@@ -6,19 +6,21 @@
 //! each thread, so the capacity tests can check that storage is allocated
 //! lazily and never beyond the capacity.
 
+mod common;
+
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, LazyLock};
 use std::thread;
-use std::time::Duration;
 
+use common::GUARD;
 use switchboard::ringbuffer::{RingBuffer, RingBufferError};
 
 // ---------------------------------------------------------------- allocation probe
 
-#[path = "support/alloc_probe.rs"]
+#[path = "common/alloc_probe.rs"]
 mod alloc_probe;
 
 use alloc_probe::largest_allocation_in;
@@ -325,7 +327,7 @@ fn clear_drops_elements_after_releasing_the_lock() {
     });
     // A regression would hang the thread: fail instead of hanging the suite.
     let len = done_rx
-        .recv_timeout(Duration::from_secs(10))
+        .recv_timeout(GUARD)
         .expect("clear() deadlocked: elements dropped under the lock");
     assert_eq!(len, 1);
 }

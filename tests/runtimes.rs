@@ -6,61 +6,28 @@
 //! hanging it. A consumer counts as *parked* once its stream has returned
 //! `Pending` (it has registered its waker by then), which the [`Watched`]
 //! wrapper reports, so no test relies on a sleep to order a publish after a park.
+//!
+//! The events are `numbered("num", n)`, and `other(0)` where a typed
+//! subscription must not see them.
+
+#![cfg(feature = "derive")]
 
 mod common;
-
-use common::within;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::events::{n_of, numbered, other, Numbered};
+use common::{running_bus, wait_until, within, GUARD};
 use futures::executor::{block_on, block_on_stream, LocalPool};
 use futures::future::poll_fn;
 use futures::task::LocalSpawnExt;
 use futures::{Stream, StreamExt};
 use switchboard::{Event, EventBus, Subscription};
-
-/// The bound on every wait: far above what any test needs, low enough to fail fast.
-const GUARD: Duration = Duration::from_secs(10);
-
-#[derive(Debug)]
-struct Num(u64);
-
-impl Event for Num {
-    fn event_type(&self) -> &str {
-        "num"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-#[derive(Debug)]
-struct Other;
-
-impl Event for Other {
-    fn event_type(&self) -> &str {
-        "other"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-fn num(event: &Arc<dyn Event>) -> u64 {
-    event.downcast_ref::<Num>().expect("a Num event").0
-}
-
-/// A started bus.
-fn running_bus() -> EventBus {
-    let bus = EventBus::new();
-    bus.start();
-    bus
-}
 
 /// A stream wrapper that counts the `Pending`s its inner stream returned: once
 /// the count moves, the consumer has registered its waker and is parked.
@@ -94,11 +61,9 @@ impl<S: Stream + Unpin> Stream for Watched<S> {
 
 /// Blocks (a plain thread) until `pendings` exceeds `seen`, or fails the test.
 fn wait_parked(pendings: &AtomicUsize, seen: usize, what: &str) {
-    let deadline = Instant::now() + GUARD;
-    while pendings.load(Ordering::SeqCst) <= seen {
-        assert!(Instant::now() < deadline, "{what}: consumer never parked");
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(&format!("{what}: the consumer parks"), || {
+        pendings.load(Ordering::SeqCst) > seen
+    });
 }
 
 /// `wait_parked` for async test bodies.
@@ -127,7 +92,7 @@ async fn tokio_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped
     let consumer = tokio::spawn(async move {
         let mut got = Vec::new();
         while let Some(event) = guarded("next event", sub.next()).await {
-            got.push(num(&event));
+            got.push(n_of(&event));
         }
         got
     });
@@ -136,7 +101,9 @@ async fn tokio_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped
     let publisher_bus = bus.clone();
     drop(bus);
     let publisher = thread::spawn(move || {
-        let delivered: usize = (0..N).map(|i| publisher_bus.publish(Num(i))).sum();
+        let delivered: usize = (0..N)
+            .map(|i| publisher_bus.publish(numbered("num", i)))
+            .sum();
         (delivered, publisher_bus.dropped_events())
         // The last handle drops here: the stream ends once drained.
     });
@@ -153,14 +120,18 @@ async fn tokio_stream_ends_after_subscription_unsubscribe_once_drained() {
     let bus = running_bus();
     let mut sub = bus.subscribe("consumer", 8).unwrap();
     for i in 0..3 {
-        assert_eq!(bus.publish(Num(i)), 1);
+        assert_eq!(bus.publish(numbered("num", i)), 1);
     }
     assert!(sub.unsubscribe());
-    assert_eq!(bus.publish(Num(99)), 0, "unsubscribed: nothing delivered");
+    assert_eq!(
+        bus.publish(numbered("num", 99)),
+        0,
+        "unsubscribed: nothing delivered"
+    );
 
     let mut got = Vec::new();
     while let Some(event) = guarded("next", sub.next()).await {
-        got.push(num(&event));
+        got.push(n_of(&event));
     }
     assert_eq!(got, [0, 1, 2]);
     // Ended for good, while the bus lives on.
@@ -171,15 +142,15 @@ async fn tokio_stream_ends_after_subscription_unsubscribe_once_drained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_stream_ends_after_bus_unsubscribe_once_drained() {
     let bus = running_bus();
-    let mut sub = bus.subscribe_to::<Num>("typed", 8).unwrap();
+    let mut sub = bus.subscribe_to::<Numbered>("typed", 8).unwrap();
     for i in 0..3 {
-        assert_eq!(bus.publish(Num(i)), 1);
+        assert_eq!(bus.publish(numbered("num", i)), 1);
     }
     assert!(bus.unsubscribe_typed(&sub));
 
     let mut got = Vec::new();
     while let Some(event) = guarded("next", sub.next()).await {
-        got.push(event.0);
+        got.push(event.n);
     }
     assert_eq!(got, [0, 1, 2]);
     assert!(guarded("next after end", sub.next()).await.is_none());
@@ -190,7 +161,7 @@ async fn tokio_parked_consumer_is_woken_by_a_publish_from_a_thread() {
     let bus = running_bus();
     let (mut sub, pendings) = Watched::new(bus.subscribe("consumer", 4).unwrap());
     let consumer = tokio::spawn(async move {
-        let first = sub.next().await.map(|e| num(&e));
+        let first = sub.next().await.map(|e| n_of(&e));
         (first, sub)
     });
     wait_parked_async(&pendings, 0, "empty subscription").await;
@@ -199,7 +170,7 @@ async fn tokio_parked_consumer_is_woken_by_a_publish_from_a_thread() {
     assert_eq!(bus.stats().subscribers.len(), 1);
 
     let publisher_bus = bus.clone();
-    let delivered = thread::spawn(move || publisher_bus.publish(Num(7)))
+    let delivered = thread::spawn(move || publisher_bus.publish(numbered("num", 7)))
         .join()
         .unwrap();
     assert_eq!(delivered, 1);
@@ -214,15 +185,19 @@ async fn tokio_every_parked_consumer_is_woken_by_one_publish() {
     let mut consumers = Vec::new();
     let mut watches = Vec::new();
     for i in 0..6 {
-        // Universal, string-filtered and typed subscribers all match a `Num`.
+        // Universal, string-filtered and typed subscribers all match a "num" event.
         let stream: Pin<Box<dyn Stream<Item = u64> + Send>> = match i % 3 {
-            0 => Box::pin(bus.subscribe("all", 1).unwrap().map(|e| num(&e))),
+            0 => Box::pin(bus.subscribe("all", 1).unwrap().map(|e| n_of(&e))),
             1 => Box::pin(
                 bus.subscribe_types("by-name", 1, ["num"])
                     .unwrap()
-                    .map(|e| num(&e)),
+                    .map(|e| n_of(&e)),
             ),
-            _ => Box::pin(bus.subscribe_to::<Num>("typed", 1).unwrap().map(|e| e.0)),
+            _ => Box::pin(
+                bus.subscribe_to::<Numbered>("typed", 1)
+                    .unwrap()
+                    .map(|e| e.n),
+            ),
         };
         let (mut stream, pendings) = Watched::new(stream);
         watches.push(pendings);
@@ -233,7 +208,7 @@ async fn tokio_every_parked_consumer_is_woken_by_one_publish() {
     }
 
     let publisher_bus = bus.clone();
-    let delivered = thread::spawn(move || publisher_bus.publish(Num(1)))
+    let delivered = thread::spawn(move || publisher_bus.publish(numbered("num", 1)))
         .join()
         .unwrap();
     assert_eq!(delivered, 6);
@@ -246,7 +221,7 @@ async fn tokio_every_parked_consumer_is_woken_by_one_publish() {
 async fn tokio_parked_consumer_sees_the_end_when_the_last_bus_handle_is_dropped() {
     let bus = running_bus();
     let (mut sub, pendings) = Watched::new(bus.subscribe("consumer", 4).unwrap());
-    let consumer = tokio::spawn(async move { sub.next().await.map(|e| num(&e)) });
+    let consumer = tokio::spawn(async move { sub.next().await.map(|e| n_of(&e)) });
     wait_parked_async(&pendings, 0, "empty subscription").await;
 
     // Dropping one of two handles does not end anything.
@@ -280,7 +255,7 @@ async fn parked_consumer_woken_by_unsubscribe(via_bus: bool) {
                 poll
             })
             .await
-            .map(|e| num(&e))
+            .map(|e| n_of(&e))
         })
     };
     wait_parked_async(&pendings, 0, "empty subscription").await;
@@ -315,9 +290,9 @@ async fn tokio_parked_consumer_sees_the_end_after_bus_unsubscribe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_typed_subscription_stream_yields_arc_of_the_type() {
     let bus = running_bus();
-    let mut sub = bus.subscribe_to::<Num>("typed", 8).unwrap();
+    let mut sub = bus.subscribe_to::<Numbered>("typed", 8).unwrap();
     let consumer = tokio::spawn(async move {
-        let mut got: Vec<Arc<Num>> = Vec::new();
+        let mut got: Vec<Arc<Numbered>> = Vec::new();
         while let Some(event) = sub.next().await {
             got.push(event);
         }
@@ -326,25 +301,25 @@ async fn tokio_typed_subscription_stream_yields_arc_of_the_type() {
     let publisher = thread::spawn(move || {
         let mut delivered = Vec::new();
         for i in 0..3 {
-            delivered.push(bus.publish(Num(i)));
-            delivered.push(bus.publish(Other));
+            delivered.push(bus.publish(numbered("num", i)));
+            delivered.push(bus.publish(other(0)));
         }
         delivered
     });
     assert_eq!(publisher.join().unwrap(), [1, 0, 1, 0, 1, 0]);
     let got = guarded("typed consumer", consumer).await.unwrap();
-    assert_eq!(got.iter().map(|n| n.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(got.iter().map(|e| e.n).collect::<Vec<_>>(), [0, 1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokio_small_buffer_stress_every_event_is_received_or_counted() {
+async fn tokio_small_capacity_stress_every_event_is_received_or_counted() {
     const N: u64 = 100_000;
     let bus = running_bus();
     let mut sub = bus.subscribe("counter", 16).unwrap();
     let consumer = tokio::spawn(async move {
         let (mut received, mut last, mut in_order) = (0u64, None, true);
         while let Some(event) = sub.next().await {
-            let n = num(&event);
+            let n = n_of(&event);
             in_order &= last.is_none_or(|last| n > last);
             last = Some(n);
             received += 1;
@@ -352,7 +327,7 @@ async fn tokio_small_buffer_stress_every_event_is_received_or_counted() {
         (received, in_order, sub.dropped())
     });
     let publisher = thread::spawn(move || {
-        let delivered: usize = (0..N).map(|i| bus.publish(Num(i))).sum();
+        let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
         assert_eq!(bus.published_events(), N);
         (delivered as u64, bus.dropped_events())
     });
@@ -377,7 +352,7 @@ async fn tokio_ping_pong_never_loses_a_wake_up() {
         let taken = Arc::clone(&taken);
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
-                taken.store(num(&event) + 1, Ordering::SeqCst);
+                taken.store(n_of(&event) + 1, Ordering::SeqCst);
             }
         })
     };
@@ -391,7 +366,11 @@ async fn tokio_ping_pong_never_loses_a_wake_up() {
 fn ping(bus: &EventBus, taken: &AtomicU64, n: u64) {
     let deadline = Instant::now() + GUARD;
     for i in 0..n {
-        assert_eq!(bus.publish(Num(i)), 1, "event {i} not delivered");
+        assert_eq!(
+            bus.publish(numbered("num", i)),
+            1,
+            "event {i} not delivered"
+        );
         while taken.load(Ordering::SeqCst) != i + 1 {
             assert!(
                 Instant::now() < deadline,
@@ -470,7 +449,11 @@ fn race_the_park(bus: EventBus, polling_for: &AtomicU64, n: u64) {
             thread::yield_now();
         }
         spin(next_spin(&mut seed, 64));
-        assert_eq!(bus.publish(Num(i)), 1, "event {i} not delivered");
+        assert_eq!(
+            bus.publish(numbered("num", i)),
+            1,
+            "event {i} not delivered"
+        );
     }
 }
 
@@ -482,7 +465,7 @@ async fn tokio_publish_racing_the_park_never_loses_a_wake_up() {
     let consumer = tokio::spawn(async move {
         let mut expected = 0;
         while let Some(event) = sub.next().await {
-            assert_eq!(num(&event), expected);
+            assert_eq!(n_of(&event), expected);
             expected += 1;
         }
         expected
@@ -501,14 +484,14 @@ fn block_on_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped() 
     let mut sub = bus.subscribe("consumer", N as usize).unwrap();
     let publisher = thread::spawn(move || {
         for i in 0..N {
-            assert_eq!(bus.publish(Num(i)), 1);
+            assert_eq!(bus.publish(numbered("num", i)), 1);
         }
     });
     let got = within(GUARD, "block_on consumer", move || {
         block_on(async {
             let mut got = Vec::new();
             while let Some(event) = sub.next().await {
-                got.push(num(&event));
+                got.push(n_of(&event));
             }
             got
         })
@@ -520,13 +503,13 @@ fn block_on_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped() 
 #[test]
 fn block_on_stream_iterator_ends_after_unsubscribe_once_drained() {
     let bus = running_bus();
-    let sub = bus.subscribe_to::<Num>("typed", 8).unwrap();
+    let sub = bus.subscribe_to::<Numbered>("typed", 8).unwrap();
     for i in 0..3 {
-        bus.publish(Num(i));
+        bus.publish(numbered("num", i));
     }
     assert!(sub.unsubscribe());
     let got = within(GUARD, "block_on_stream", move || {
-        block_on_stream(sub).map(|n| n.0).collect::<Vec<_>>()
+        block_on_stream(sub).map(|e| e.n).collect::<Vec<_>>()
     });
     assert_eq!(got, [0, 1, 2]);
 }
@@ -539,11 +522,11 @@ fn block_on_parked_consumer_is_woken_by_a_publish_from_a_thread() {
         let bus = bus.clone();
         thread::spawn(move || {
             wait_parked(&pendings, 0, "block_on consumer");
-            bus.publish(Num(5))
+            bus.publish(numbered("num", 5))
         })
     };
     let first = within(GUARD, "block_on parked consumer", move || {
-        block_on(sub.next()).map(|e| num(&e))
+        block_on(sub.next()).map(|e| n_of(&e))
     });
     assert_eq!(publisher.join().unwrap(), 1);
     assert_eq!(first, Some(5));
@@ -558,19 +541,19 @@ fn block_on_parked_consumer_sees_the_end_when_the_bus_is_dropped() {
         drop(bus);
     });
     let first = within(GUARD, "block_on parked consumer", move || {
-        block_on(sub.next()).map(|e| num(&e))
+        block_on(sub.next()).map(|e| n_of(&e))
     });
     dropper.join().unwrap();
     assert_eq!(first, None);
 }
 
 #[test]
-fn block_on_small_buffer_stress_every_event_is_received_or_counted() {
+fn block_on_small_capacity_stress_every_event_is_received_or_counted() {
     const N: u64 = 100_000;
     let bus = running_bus();
     let mut sub = bus.subscribe_lossy("counter", 16).unwrap();
     let publisher = thread::spawn(move || {
-        let delivered: usize = (0..N).map(|i| bus.publish(Num(i))).sum();
+        let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
         (delivered as u64, bus.dropped_events_observability())
     });
     let (received, sub_dropped) = within(GUARD, "block_on counter", move || {
@@ -602,7 +585,7 @@ fn block_on_ping_pong_never_loses_a_wake_up() {
     within(GUARD, "block_on pong", move || {
         block_on(async {
             while let Some(event) = sub.next().await {
-                taken.store(num(&event) + 1, Ordering::SeqCst);
+                taken.store(n_of(&event) + 1, Ordering::SeqCst);
             }
         })
     });
@@ -619,7 +602,7 @@ fn block_on_publish_racing_the_park_never_loses_a_wake_up() {
         block_on(async {
             let mut expected = 0;
             while let Some(event) = sub.next().await {
-                assert_eq!(num(&event), expected);
+                assert_eq!(n_of(&event), expected);
                 expected += 1;
             }
             expected
@@ -639,7 +622,7 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     let bus = running_bus();
     // Universal subscribers are offered each event before string-filtered
     // ones: these stretch the time between a publish loading the registry and
-    // its send to the racing subscription (a 0-buffer lossy offer just fails).
+    // its send to the racing subscription (a 0-capacity lossy offer just fails).
     let _padding: Vec<Subscription> = (0..200)
         .map(|_| bus.subscribe_lossy("padding", 0).unwrap())
         .collect();
@@ -660,7 +643,7 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
                     spin(next_spin(&mut seed, 2048));
                     sub.poll_recv(cx)
                 }));
-                assert_eq!(got.as_ref().map(num), Some(round), "round {round}");
+                assert_eq!(got.as_ref().map(n_of), Some(round), "round {round}");
                 first.take();
             }
             ROUNDS
@@ -681,7 +664,7 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
             thread::yield_now();
         }
         spin(next_spin(&mut seed, 64));
-        bus.publish(Num(round));
+        bus.publish(numbered("num", round));
     }
     drop(subs_tx);
     assert_eq!(
@@ -697,20 +680,16 @@ fn local_pool_runs_two_stream_consumers_fed_from_a_thread() {
     const N: u64 = 500;
     let bus = running_bus();
     let all = bus.subscribe("all", 2 * N as usize).unwrap();
-    let typed = bus.subscribe_to::<Num>("typed", N as usize).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("typed", N as usize).unwrap();
     let started = Arc::new(AtomicBool::new(false));
     let publisher = {
         let started = Arc::clone(&started);
         thread::spawn(move || {
             // Let the pool's tasks park first, then publish.
-            let deadline = Instant::now() + GUARD;
-            while !started.load(Ordering::SeqCst) {
-                assert!(Instant::now() < deadline, "pool never started");
-                thread::sleep(Duration::from_millis(1));
-            }
+            wait_until("the pool starts", || started.load(Ordering::SeqCst));
             for i in 0..N {
-                bus.publish(Num(i));
-                bus.publish(Other);
+                bus.publish(numbered("num", i));
+                bus.publish(other(0));
             }
         })
     };
@@ -727,7 +706,7 @@ fn local_pool_runs_two_stream_consumers_fed_from_a_thread() {
             .unwrap();
         spawner
             .spawn_local(async move {
-                let got: Vec<u64> = typed.map(|n| n.0).collect().await;
+                let got: Vec<u64> = typed.map(|e| e.n).collect().await;
                 let _ = typed_tx.send(got);
             })
             .unwrap();

@@ -1,12 +1,15 @@
 //! The start/pause state machine: buffering, ordered replay, overflow accounting.
 
+#![cfg(feature = "derive")]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{n_of, numbered, FromThread};
+use common::drops::{DropRecorder, Dropped};
+use common::events::{from_thread, n_of, numbered, FromThread};
 use switchboard::{DropReason, EventBus, DEFAULT_PRE_START_LIMIT};
 
 #[test]
@@ -69,28 +72,21 @@ fn pause_buffers_again_and_start_replays() {
 fn pre_start_overflow_is_counted_and_reported() {
     let bus = EventBus::builder().pre_start_limit(3).build();
     let sub = bus.subscribe("s", 16).unwrap();
-    let reports = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&reports);
-    bus.set_drop_callback(Some(Box::new(move |info| {
-        sink.lock().unwrap().push((
-            info.reason,
-            info.event_type.to_string(),
-            info.subscriber_name.to_string(),
-            info.capacity,
-        ));
-    })));
+    let drops = DropRecorder::install(&bus);
     for n in 0..5 {
         bus.publish(numbered("x", n));
     }
     assert_eq!(bus.dropped_events_pre_start(), 2);
     assert_eq!(bus.dropped_events(), 2);
-    assert_eq!(
-        *reports.lock().unwrap(),
-        [
-            (DropReason::PreStartOverflow, "x".into(), String::new(), 3),
-            (DropReason::PreStartOverflow, "x".into(), String::new(), 3),
-        ]
-    );
+    let overflow = |n| Dropped {
+        reason: DropReason::PreStartOverflow,
+        n: Some(n),
+        event_type: "x".into(),
+        subscriber_name: String::new(),
+        capacity: 3,
+        event_types: String::new(),
+    };
+    assert_eq!(drops.drops(), [overflow(3), overflow(4)]);
     bus.start();
     let got: Vec<u64> = sub.try_iter().map(|e| n_of(&e)).collect();
     assert_eq!(
@@ -103,7 +99,7 @@ fn pre_start_overflow_is_counted_and_reported() {
 #[test]
 fn the_default_pre_start_limit_is_the_reference_constant() {
     assert_eq!(DEFAULT_PRE_START_LIMIT, 1000);
-    let bus = EventBus::new(); // capacity is clamped, not allocated
+    let bus = EventBus::new(); // the pre-start buffer grows as needed, up to the limit
     for n in 0..1005 {
         bus.publish(numbered("x", n));
     }
@@ -115,15 +111,15 @@ fn the_default_pre_start_limit_is_the_reference_constant() {
 fn drops_during_replay_are_counted_and_reported_after_it() {
     let bus = EventBus::new();
     let small = bus.subscribe("small", 2).unwrap();
-    let reported = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&reported);
+    let reported = DropRecorder::default();
+    let sink = reported.clone();
     let bus_in_callback = bus.downgrade();
     bus.set_drop_callback(Some(Box::new(move |info| {
         let bus_in_callback = bus_in_callback.upgrade().unwrap();
         // Replay is over when the callback runs: the bus is already running,
         // and publishing from here must not deadlock on the mode lock.
         assert!(bus_in_callback.is_running());
-        sink.lock().unwrap().push(n_of_info(info));
+        sink.record(info);
         if info.event_type == "x" {
             bus_in_callback.publish(numbered("from-callback", 0));
         }
@@ -137,17 +133,13 @@ fn drops_during_replay_are_counted_and_reported_after_it() {
         2 + 2,
         "2 replayed drops, then the callbacks' publishes"
     );
-    assert_eq!(*reported.lock().unwrap(), [2, 0, 3, 0]);
+    assert_eq!(reported.numbers(), [2, 0, 3, 0]);
     let got: Vec<u64> = small.try_iter().map(|e| n_of(&e)).collect();
     assert_eq!(got, [0, 1]);
 }
 
-fn n_of_info(info: &switchboard::DropInfo<'_>) -> u64 {
-    info.event.downcast_ref::<common::Numbered>().unwrap().n
-}
-
-/// DESIGN invariant 2: nothing published after `start()` returns overtakes
-/// the replay, even with publishers racing `start`.
+/// Design invariant 2 (docs/design.md): nothing published after `start()`
+/// returns overtakes the replay, even with publishers racing `start`.
 #[test]
 fn publishes_racing_start_never_overtake_the_replay() {
     // Miri interprets every instruction: keep its runs short.
@@ -156,7 +148,7 @@ fn publishes_racing_start_never_overtake_the_replay() {
         let bus = EventBus::new();
         let sub = bus.subscribe("s", 4096).unwrap();
         for seq in 0..50 {
-            bus.publish(FromThread { thread: 0, seq });
+            bus.publish(from_thread(0, seq));
         }
         let started = Arc::new(AtomicBool::new(false));
         let barrier = Arc::new(Barrier::new(2));
@@ -171,7 +163,7 @@ fn publishes_racing_start_never_overtake_the_replay() {
                     // Read the flag first: if start() had returned, this
                     // publish is "after start" and must follow the replay.
                     let is_after = started.load(Ordering::SeqCst);
-                    bus.publish(FromThread { thread: 1, seq });
+                    bus.publish(from_thread(1, seq));
                     if is_after {
                         after_start.push(seq);
                     }
@@ -213,8 +205,9 @@ fn publishes_racing_start_never_overtake_the_replay() {
     }
 }
 
-/// DESIGN invariant 3: one publisher's events arrive in order across any
-/// sequence of pause/start on another thread, none lost or duplicated.
+/// Design invariant 3 (docs/design.md): one publisher's events arrive in
+/// order across any sequence of pause/start on another thread, none lost or
+/// duplicated.
 #[test]
 fn per_publisher_order_survives_pause_start_cycles() {
     const EVENTS: u64 = if cfg!(miri) { 200 } else { 20_000 };
@@ -241,7 +234,7 @@ fn per_publisher_order_survives_pause_start_cycles() {
             let bus = bus.clone();
             thread::spawn(move || {
                 for seq in 0..EVENTS / 2 {
-                    bus.publish(FromThread { thread, seq });
+                    bus.publish(from_thread(thread, seq));
                 }
             })
         })

@@ -6,108 +6,23 @@
 //! events. Every "logs nothing" test ends with a control subscription that must
 //! warn, so a capture that silently saw nothing would fail it.
 
-#![cfg(feature = "tracing")]
+#![cfg(all(feature = "tracing", feature = "derive"))]
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+mod common;
 
-use switchboard::{Event, EventBus, SubscribeOptions, TypeSet};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Level, Metadata, Subscriber};
-
-/// One captured `tracing` event.
-#[derive(Debug, Clone)]
-struct Captured {
-    level: Level,
-    target: String,
-    fields: HashMap<String, String>,
-}
-
-impl Captured {
-    fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map_or("", String::as_str)
-    }
-}
-
-/// A minimal `tracing` subscriber that records every event.
-#[derive(Clone, Default)]
-struct Capture {
-    events: Arc<Mutex<Vec<Captured>>>,
-}
-
-struct Fields<'a>(&'a mut HashMap<String, String>);
-
-impl Visit for Fields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-impl Subscriber for Capture {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Ask every time: other tests' subscribers must not change what this one sees.
-        Interest::sometimes()
-    }
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut fields = HashMap::new();
-        event.record(&mut Fields(&mut fields));
-        self.events.lock().unwrap().push(Captured {
-            level: *event.metadata().level(),
-            target: event.metadata().target().to_owned(),
-            fields,
-        });
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
+use common::capture::{captured, Captured};
+use common::events::{numbered, Numbered};
+use common::running_bus;
+use switchboard::{EventBus, SubscribeOptions, TypeSet};
+use tracing::Level;
 
 /// Runs `f` with a capturing subscriber on this thread; returns the
 /// late-subscription warnings it logged.
 fn late_warnings(f: impl FnOnce()) -> Vec<Captured> {
-    all_events(f)
+    captured(f)
         .into_iter()
-        .filter(|e| e.field("message").contains("subscribed after start()"))
+        .filter(|e| e.message().contains("subscribed after start()"))
         .collect()
-}
-
-fn all_events(f: impl FnOnce()) -> Vec<Captured> {
-    let capture = Capture::default();
-    let events = Arc::clone(&capture.events);
-    tracing::subscriber::with_default(capture, f);
-    let events = events.lock().unwrap().clone();
-    events
-}
-
-struct Ping;
-
-impl Event for Ping {
-    fn event_type(&self) -> &str {
-        "ping"
-    }
-    fn timestamp(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
-}
-
-fn running_bus() -> EventBus {
-    let bus = EventBus::new();
-    bus.start();
-    bus
 }
 
 /// Checks one late-subscription warning: level, target, subscriber name and a
@@ -144,7 +59,7 @@ fn every_non_leader_subscribe_after_start_warns_at_its_call() {
     let bus = running_bus();
     let mut lines = Vec::new();
     let warnings = late_warnings(|| {
-        let (b, set) = (&bus, TypeSet::new().with::<Ping>());
+        let (b, set) = (&bus, TypeSet::new().with::<Numbered>());
         let options = SubscribeOptions::new("with", 4);
         // Each call and its `line!()` on one line.
         let (a, la) = (b.subscribe_lossy("lossy", 4), line!());
@@ -174,7 +89,7 @@ fn typed_subscribe_to_after_start_warns_naming_the_test_file() {
     let bus = running_bus();
     let mut line = 0;
     let warnings = late_warnings(|| {
-        let (sub, at) = (bus.subscribe_to::<Ping>("typed", 4), line!());
+        let (sub, at) = (bus.subscribe_to::<Numbered>("typed", 4), line!());
         assert!(sub.is_ok());
         line = at;
     });
@@ -190,7 +105,7 @@ fn subscribe_before_start_logs_nothing() {
         let _a = bus.subscribe("early", 4).unwrap();
         let _b = bus.subscribe_lossy("early-lossy", 4).unwrap();
         let _c = bus.subscribe_types("early-types", 4, ["ping"]).unwrap();
-        let _d = bus.subscribe_to::<Ping>("early-typed", 4).unwrap();
+        let _d = bus.subscribe_to::<Numbered>("early-typed", 4).unwrap();
         bus.start();
         let (control, at) = (bus.subscribe("control", 4), line!());
         assert!(control.is_ok());
@@ -231,7 +146,7 @@ fn subscribe_after_pause_logs_nothing() {
     let mut control_line = 0;
     let warnings = late_warnings(|| {
         let _a = bus.subscribe("paused", 4).unwrap();
-        let _b = bus.subscribe_to::<Ping>("paused-typed", 4).unwrap();
+        let _b = bus.subscribe_to::<Numbered>("paused-typed", 4).unwrap();
         bus.start();
         let (control, at) = (bus.subscribe("control", 4), line!());
         assert!(control.is_ok());
@@ -262,14 +177,14 @@ fn a_panicking_drop_callback_is_logged_once() {
     let bus = running_bus();
     bus.set_drop_callback(Some(Box::new(|_| panic!("callback panics"))));
     let _full = bus.subscribe_leader_only("full", 0).unwrap();
-    let events = all_events(|| {
+    let events = captured(|| {
         for _ in 0..3 {
-            bus.publish(Ping);
+            bus.publish(numbered("ping", 0));
         }
     });
     let panics: Vec<_> = events
         .iter()
-        .filter(|e| e.field("message").contains("drop callback panicked"))
+        .filter(|e| e.message().contains("drop callback panicked"))
         .collect();
     assert_eq!(panics.len(), 1, "{events:?}");
     assert_eq!(panics[0].level, Level::WARN);

@@ -1,10 +1,11 @@
 //! A global allocator that forwards every call to the system allocator and
 //! lets a test measure what its own thread allocates while it runs a closure.
 //!
-//! Included by the test binaries that need it with
-//! `#[path = "support/alloc_probe.rs"] mod alloc_probe;`; it registers itself
-//! as the binary's global allocator. Measuring is per thread, so tests of the
-//! same binary running in parallel are not counted.
+//! Not a module of `common` (see `common/mod.rs`): it registers itself as the
+//! global allocator of the binary that includes it, so only the binaries that
+//! measure allocations do, with
+//! `#[path = "common/alloc_probe.rs"] mod alloc_probe;`. Measuring is per
+//! thread, so tests of the same binary running in parallel are not counted.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::alloc::{GlobalAlloc, Layout, System};
