@@ -43,7 +43,8 @@ impl<T> Delivery<T> {
 /// A subscription whose receive loop also learns what it missed; from
 /// [`Subscription::with_gaps`] or [`TypedSubscription::with_gaps`].
 ///
-/// Both a blocking [`Iterator`] and a [`Stream`]: before each event it yields
+/// A [`Stream`], and a blocking iterator through [`IntoIterator`] (`for item
+/// in subscription.with_gaps()`): before each event it yields
 /// [`Delivery::Missed`] if events were missed since the last report, and at
 /// the end it reports what was missed last before it ends.
 ///
@@ -61,6 +62,7 @@ impl<T> Delivery<T> {
 /// }
 /// drop(bus);
 /// let seen: Vec<String> = ticks
+///     .into_iter()
 ///     .map(|item| match item {
 ///         Delivery::Missed(n) => format!("missed {n}"),
 ///         Delivery::Event(tick) => tick.0.to_string(),
@@ -156,7 +158,35 @@ fn poll_next_delivery<S: Receive>(
     }
 }
 
-impl Iterator for WithGaps<Subscription> {
+/// The blocking iterator of a [`WithGaps`]; see its [`IntoIterator`].
+#[derive(Debug)]
+pub struct GapsIter<S> {
+    subscription: S,
+}
+
+impl IntoIterator for WithGaps<Subscription> {
+    type Item = Delivery<Arc<dyn Event>>;
+    type IntoIter = GapsIter<Subscription>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        GapsIter {
+            subscription: self.subscription,
+        }
+    }
+}
+
+impl<T: Event> IntoIterator for WithGaps<TypedSubscription<T>> {
+    type Item = Delivery<Arc<T>>;
+    type IntoIter = GapsIter<TypedSubscription<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        GapsIter {
+            subscription: self.subscription,
+        }
+    }
+}
+
+impl Iterator for GapsIter<Subscription> {
     type Item = Delivery<Arc<dyn Event>>;
 
     /// Blocks until there is something to report.
@@ -165,7 +195,7 @@ impl Iterator for WithGaps<Subscription> {
     }
 }
 
-impl<T: Event> Iterator for WithGaps<TypedSubscription<T>> {
+impl<T: Event> Iterator for GapsIter<TypedSubscription<T>> {
     type Item = Delivery<Arc<T>>;
 
     /// Blocks until there is something to report.

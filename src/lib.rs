@@ -193,6 +193,7 @@
 //! drop(bus);
 //! let seen: Vec<_> = late
 //!     .with_gaps()
+//!     .into_iter()
 //!     .map(|item| match item {
 //!         Delivery::Missed(n) => format!("missed {n}"),
 //!         Delivery::Event(e) => e.downcast_ref::<CurrentConfig>().unwrap().revision.to_string(),
@@ -268,7 +269,7 @@ pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
-pub use gaps::{Delivery, WithGaps};
+pub use gaps::{Delivery, GapsIter, WithGaps};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,

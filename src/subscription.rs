@@ -278,8 +278,9 @@ impl Subscription {
     }
 
     /// This subscription as a receive loop that also reports what it missed:
-    /// a [`Stream`] and a blocking [`Iterator`] of [`Delivery`] items, with a
-    /// [`Delivery::Missed`] before the next event whenever events were missed.
+    /// a [`Stream`] (and, through `IntoIterator`, a blocking iterator) of
+    /// [`Delivery`] items, with a [`Delivery::Missed`] before the next event
+    /// whenever events were missed.
     ///
     /// [`Delivery`]: crate::Delivery
     /// [`Delivery::Missed`]: crate::Delivery::Missed

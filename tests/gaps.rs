@@ -30,8 +30,16 @@ fn take_missed_reports_each_miss_once_for_critical_and_lossy_subscribers() {
     }
     assert_eq!(critical.take_missed(), 3);
     assert_eq!(lossy.take_missed(), 4);
-    assert_eq!((critical.take_missed(), lossy.take_missed()), (0, 0), "once");
-    assert_eq!(drops.count(), 3, "only the critical misses reach the callback");
+    assert_eq!(
+        (critical.take_missed(), lossy.take_missed()),
+        (0, 0),
+        "once"
+    );
+    assert_eq!(
+        drops.count(),
+        3,
+        "only the critical misses reach the callback"
+    );
 
     // Room again, then more misses: only the new ones are reported.
     assert_eq!(critical.try_iter().count(), 2);
@@ -55,7 +63,8 @@ fn several_threads_asking_split_the_misses_without_double_counting() {
     for n in 0..2000 {
         bus.publish(numbered("x", n));
     }
-    let reported: u64 = askers.into_iter().map(|a| a.join().unwrap()).sum::<u64>() + sub.take_missed();
+    let reported: u64 =
+        askers.into_iter().map(|a| a.join().unwrap()).sum::<u64>() + sub.take_missed();
     assert_eq!(reported, sub.dropped());
     assert_eq!(reported, 1999);
 }
@@ -69,11 +78,13 @@ fn with_gaps_as_an_iterator_reports_misses_before_the_next_events_and_at_the_end
     }
     let consumer = {
         let items = sub.with_gaps();
-        thread::spawn(move || items.map(label).collect::<Vec<_>>())
+        thread::spawn(move || items.into_iter().map(label).collect::<Vec<_>>())
     };
     drop(bus);
     assert_eq!(
-        within(GUARD, "the gap-reporting loop", move || consumer.join().unwrap()),
+        within(GUARD, "the gap-reporting loop", move || consumer
+            .join()
+            .unwrap()),
         ["missed 3", "0", "1"]
     );
 }
@@ -117,7 +128,7 @@ fn with_gaps_yields_events_unchanged_when_nothing_is_missed() {
         bus.publish(numbered("x", n));
     }
     drop(bus);
-    let items: Vec<String> = sub.with_gaps().map(label).collect();
+    let items: Vec<String> = sub.with_gaps().into_iter().map(label).collect();
     assert_eq!(items, ["0", "1", "2"]);
     assert_eq!(
         Delivery::Event(7).event(),

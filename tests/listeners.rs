@@ -38,7 +38,9 @@ fn listeners_count_universal_typed_and_named_subscribers_that_match() {
     let _both = bus
         .subscribe_multiple("both", 4, TypeSet::new().with::<Other>().with::<Numbered>())
         .unwrap();
-    let _named = bus.subscribe_types_leader_only("named", 4, ["a", "b"]).unwrap();
+    let _named = bus
+        .subscribe_types_leader_only("named", 4, ["a", "b"])
+        .unwrap();
 
     assert_eq!(bus.listeners::<Other>(), 3, "all, typed, both");
     assert_eq!(bus.listeners::<Numbered>(), 2, "all, both");

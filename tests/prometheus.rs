@@ -35,7 +35,11 @@ struct Verdict {
 /// requests were answered; returns the address.
 fn serve(registry: Registry, scrapes: usize) -> (String, thread::JoinHandle<()>) {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("bind a loopback port");
-    let address = server.server_addr().to_ip().expect("an IP address").to_string();
+    let address = server
+        .server_addr()
+        .to_ip()
+        .expect("an IP address")
+        .to_string();
     let registry = Arc::new(Mutex::new(registry));
     let serving = thread::spawn(move || {
         for request in server.incoming_requests().take(scrapes) {
@@ -121,17 +125,26 @@ fn a_scrape_over_http_shows_the_workload_s_counters() {
     // 3 early, 1 late, 1 retained, 1 request, 1 late response.
     assert_eq!(sample(&scrape, "switchboard_events_published_total"), 7);
     assert_eq!(
-        sample(&scrape, r#"switchboard_events_dropped_total{reason="pre_start"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_events_dropped_total{reason="pre_start"}"#
+        ),
         1
     );
     // renderer missed late, config, the request and the response.
     assert_eq!(
-        sample(&scrape, r#"switchboard_events_dropped_total{reason="critical"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_events_dropped_total{reason="critical"}"#
+        ),
         4
     );
     // dashboard missed early 1, late, config, the request and the response.
     assert_eq!(
-        sample(&scrape, r#"switchboard_events_dropped_total{reason="observability"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_events_dropped_total{reason="observability"}"#
+        ),
         5
     );
     assert_eq!(
@@ -149,27 +162,46 @@ fn a_scrape_over_http_shows_the_workload_s_counters() {
         5
     );
     assert_eq!(
-        sample(&scrape, r#"switchboard_subscriber_delivered_total{subscriber="renderer"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_subscriber_delivered_total{subscriber="renderer"}"#
+        ),
         2
     );
     assert_eq!(
-        sample(&scrape, r#"switchboard_subscriber_queued{subscriber="renderer"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_subscriber_queued{subscriber="renderer"}"#
+        ),
         1
     );
     // Two subscriptions named "twin": summed, one series.
     assert_eq!(
-        sample(&scrape, r#"switchboard_subscriber_capacity{subscriber="twin"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_subscriber_capacity{subscriber="twin"}"#
+        ),
         12
     );
     assert_eq!(
-        sample(&scrape, r#"switchboard_subscriber_queued{subscriber="twin"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_subscriber_queued{subscriber="twin"}"#
+        ),
         8,
         "the 2 replayed, late and config, for each of the two"
     );
-    assert_eq!(sample(&scrape, "switchboard_subscribers"), 5, "the response route is not counted");
+    assert_eq!(
+        sample(&scrape, "switchboard_subscribers"),
+        5,
+        "the response route is not counted"
+    );
     assert_eq!(sample(&scrape, "switchboard_retained_events"), 1);
     assert_eq!(
-        sample(&scrape, r#"switchboard_requests_total{outcome="timed_out"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_requests_total{outcome="timed_out"}"#
+        ),
         1
     );
     assert_eq!(
@@ -177,10 +209,16 @@ fn a_scrape_over_http_shows_the_workload_s_counters() {
         0
     );
     assert_eq!(
-        sample(&scrape, r#"switchboard_responses_discarded_total{reason="late"}"#),
+        sample(
+            &scrape,
+            r#"switchboard_responses_discarded_total{reason="late"}"#
+        ),
         1
     );
-    assert!(scrape.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    assert!(
+        scrape.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
 
     let (status, _) = get(&address, "/elsewhere");
     assert_eq!(status, "HTTP/1.1 404 Not Found");

@@ -10,10 +10,12 @@ mod alloc_probe;
 use std::thread;
 use std::time::Duration;
 
+use std::future::Future;
+
 use common::{running_bus, within, GUARD, WITHIN};
 use switchboard::{
-    CancelToken, Event, EventBus, Request, RequestError, RequestOptions, Response,
-    SubscriberKind, Timestamp, TypedSubscription,
+    CancelToken, Event, EventBus, Request, RequestError, RequestOptions, Response, SubscriberKind,
+    Timestamp, TypedSubscription,
 };
 
 #[derive(Debug, Event, Request)]
@@ -73,7 +75,10 @@ fn a_request_nobody_subscribes_to_fails_at_once_with_no_responders() {
     let bus = running_bus();
     let result = within(GUARD, "a request with no responders", move || {
         let error = bus
-            .request::<Reply, _>(ask("r1"), RequestOptions::new(["a", "b"]).timeout(WITHIN * 10))
+            .request::<Reply, _>(
+                ask("r1"),
+                RequestOptions::new(["a", "b"]).timeout(WITHIN * 10),
+            )
             .unwrap_err();
         (error, bus.stats().requests)
     });
@@ -92,7 +97,10 @@ fn an_async_request_nobody_subscribes_to_fails_at_once_too() {
         bus.request_async::<Reply, _>(ask("r1"), RequestOptions::new(["a"]).timeout(WITHIN * 10)),
     )
     .unwrap_err();
-    assert!(matches!(error, RequestError::NoResponders { required: 1, .. }));
+    assert!(matches!(
+        error,
+        RequestError::NoResponders { required: 1, .. }
+    ));
 }
 
 #[test]
@@ -105,7 +113,9 @@ fn a_request_made_while_buffering_waits_for_start_instead() {
     };
     common::wait_until("the request is buffered", || bus.pre_start_len() == 1);
     bus.start();
-    let result = within(WITHIN, "the buffered request", move || requester.join().unwrap());
+    let result = within(WITHIN, "the buffered request", move || {
+        requester.join().unwrap()
+    });
     assert_eq!(result.unwrap().responses.len(), 1);
     drop(bus);
     for responder in responders {
@@ -146,7 +156,10 @@ fn late_and_ignored_responses_are_counted_never_delivered_elsewhere() {
     let bus = running_bus();
     let asks = bus.subscribe_to::<Ask>("silent", 8).unwrap();
     let error = bus
-        .request::<Reply, _>(ask("r1"), RequestOptions::new(["a"]).timeout(Duration::from_millis(10)))
+        .request::<Reply, _>(
+            ask("r1"),
+            RequestOptions::new(["a"]).timeout(Duration::from_millis(10)),
+        )
         .unwrap_err();
     assert!(error.is_timeout());
     // An answer after the end, and one to an id nobody ever waited for.
@@ -162,7 +175,9 @@ fn late_and_ignored_responses_are_counted_never_delivered_elsewhere() {
         thread::spawn(move || {
             bus.request::<Reply, _>(
                 ask("r2"),
-                RequestOptions::new(["a", "b"]).timeout(WITHIN).cancel_token(token),
+                RequestOptions::new(["a", "b"])
+                    .timeout(WITHIN)
+                    .cancel_token(token),
             )
         })
     };
@@ -171,10 +186,12 @@ fn late_and_ignored_responses_are_counted_never_delivered_elsewhere() {
     assert_eq!(bus.publish(reply("r2", "a")), 0, "a repeat is ignored");
     assert_eq!(bus.publish(reply("r2", "stranger")), 0, "so is a stranger");
     token.cancel();
-    let partial = within(WITHIN, "the cancelled request", move || waiting.join().unwrap())
-        .unwrap_err()
-        .into_partial()
-        .unwrap();
+    let partial = within(WITHIN, "the cancelled request", move || {
+        waiting.join().unwrap()
+    })
+    .unwrap_err()
+    .into_partial()
+    .unwrap();
     assert_eq!(partial.responses.len(), 1);
     let requests = bus.stats().requests;
     assert_eq!(requests.ignored_responses, 2);
@@ -192,7 +209,9 @@ fn concurrent_requests_sharing_an_id_each_get_every_response() {
         })
         .collect();
     for request in requests {
-        let result = within(WITHIN, "a request sharing its id", move || request.join().unwrap());
+        let result = within(WITHIN, "a request sharing its id", move || {
+            request.join().unwrap()
+        });
         assert_eq!(result.unwrap().responses.len(), 1);
     }
     drop(bus);
@@ -208,7 +227,10 @@ fn a_dropped_request_future_counts_as_cancelled_and_its_answers_as_late() {
     let mut future = Box::pin(bus.request_async::<Reply, _>(ask("r1"), options(&["a"])));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
-    assert!(future.as_mut().poll(&mut cx).is_pending(), "published, waiting");
+    assert!(
+        future.as_mut().poll(&mut cx).is_pending(),
+        "published, waiting"
+    );
     drop(future);
     let request = asks.try_recv().unwrap();
     assert_eq!(bus.publish(reply(&request.request_id, "a")), 0);
@@ -257,5 +279,8 @@ fn a_round_trip_allocates_a_handful_beyond_the_request_and_its_responses() {
     let workload = 3 + 3 * 3;
     let own = measured.allocations - workload;
     println!("a request round trip: {own} allocations of its own ({measured:?})");
-    assert!(own <= 6, "{own} allocations beyond the request and its responses");
+    assert!(
+        own <= 6,
+        "{own} allocations beyond the request and its responses"
+    );
 }

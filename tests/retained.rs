@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 
 use common::drops::DropRecorder;
-use common::events::{n_of, numbered, number, other, Numbered, Other};
+use common::events::{n_of, number, numbered, other, Numbered, Other};
 use common::running_bus;
 use switchboard::{DropReason, Event, EventBus, SubscribeOptions, TypeSet};
 
@@ -70,7 +70,11 @@ fn a_subscription_that_does_not_ask_gets_no_retained_event() {
     let sub = bus.subscribe_leader_only("plain", 8).unwrap();
     assert!(sub.try_recv().is_err());
     bus.publish_retained(numbered("config", 2));
-    assert_eq!(numbers(sub.try_iter()), [2], "live retained events reach everyone");
+    assert_eq!(
+        numbers(sub.try_iter()),
+        [2],
+        "live retained events reach everyone"
+    );
 }
 
 #[test]
@@ -83,7 +87,11 @@ fn the_retained_value_follows_delivery_across_start_and_pause() {
         "not retained before it is delivered"
     );
     assert_eq!(bus.publish_retained(numbered("config", 2)), 0);
-    assert_eq!(bus.dropped_events_pre_start(), 1, "2 overflowed the pre-start buffer");
+    assert_eq!(
+        bus.dropped_events_pre_start(),
+        1,
+        "2 overflowed the pre-start buffer"
+    );
     bus.start();
     assert_eq!(bus.retained_by_type("config").map(|e| n_of(&e)), Some(1));
     assert_eq!(numbers(early.try_iter()), [1]);
@@ -110,7 +118,11 @@ fn retained_values_are_read_cleared_and_counted() {
     bus.publish_retained(numbered("a", 3));
     bus.publish_retained(numbered("b", 4));
     assert_eq!(bus.retained::<Other>().map(|e| e.0), Some(2));
-    assert_eq!(bus.retained::<Numbered>().map(|e| e.n), Some(4), "the latest of the type");
+    assert_eq!(
+        bus.retained::<Numbered>().map(|e| e.n),
+        Some(4),
+        "the latest of the type"
+    );
     assert_eq!(bus.retained_by_type("a").map(|e| n_of(&e)), Some(3));
     let stats = bus.stats();
     assert_eq!(stats.retained, 3);

@@ -15,9 +15,11 @@ use crate::event::Response;
 /// [`RequestError::Cancelled`] as the partial result.
 ///
 /// Only responses from expected responders are here, each responder's first
-/// response only, in the order they arrived. With
-/// [`min_responses`](crate::RequestOptions::min_responses) below the number of
-/// expected responders, a successful request may still list missing ones.
+/// response only, in the order they arrived: every such response that had
+/// arrived when the request ended, so at least the quorum for a successful
+/// request. With [`min_responses`](crate::RequestOptions::min_responses)
+/// below the number of expected responders, a successful request may still
+/// list missing ones.
 #[non_exhaustive]
 pub struct RequestResult<R> {
     /// The responses, one per responder that answered, in arrival order.
