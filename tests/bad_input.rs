@@ -290,6 +290,11 @@ fn unsubscribing_twice_returns_false_the_second_time() {
     assert!(bus.unsubscribe_typed(&typed));
     assert!(!bus.unsubscribe_typed(&typed));
     assert!(!typed.unsubscribe());
+
+    let own_typed = bus.subscribe_to::<Numbered>("own-typed", 4).unwrap();
+    assert!(own_typed.unsubscribe());
+    assert!(!own_typed.unsubscribe());
+    assert!(!bus.unsubscribe_typed(&own_typed));
     assert_eq!(bus.subscriber_count(), 0);
 }
 

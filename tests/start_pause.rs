@@ -107,6 +107,30 @@ fn the_default_pre_start_limit_is_the_reference_constant() {
     assert_eq!(bus.dropped_events_pre_start(), 5);
 }
 
+/// The builder keeps each setting whatever the order they are given in (a
+/// mutant of `pre_start_reserve` returning a default builder lost the limit
+/// set before it).
+#[test]
+fn the_builder_keeps_each_setting_in_any_order() {
+    let buses = [
+        EventBus::builder()
+            .pre_start_limit(2)
+            .pre_start_reserve(8)
+            .build(),
+        EventBus::builder()
+            .pre_start_reserve(8)
+            .pre_start_limit(2)
+            .build(),
+    ];
+    for bus in buses {
+        for n in 0..3 {
+            bus.publish(numbered("x", n));
+        }
+        assert_eq!(bus.pre_start_len(), 2);
+        assert_eq!(bus.dropped_events_pre_start(), 1);
+    }
+}
+
 #[test]
 fn drops_during_replay_are_counted_and_reported_after_it() {
     let bus = EventBus::new();

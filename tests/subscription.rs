@@ -10,11 +10,12 @@
 mod common;
 
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::events::{n_of, numbered, Numbered};
 use common::{within, GUARD};
 use futures::Stream;
-use switchboard::EventBus;
+use switchboard::{EventBus, RecvTimeoutError};
 
 /// Kills every accessor of `TypedSubscription` replaced by a constant: each
 /// is read at two different values (the name and capacity at one that is
@@ -154,4 +155,52 @@ fn the_stream_size_hint_is_what_is_queued_with_no_upper_bound() {
     typed.try_recv().unwrap();
     assert_eq!(Stream::size_hint(&sub), (1, None));
     assert_eq!(Stream::size_hint(&typed), (1, None));
+}
+
+/// `recv_deadline` and `recv_timeout`, untyped and typed: a timeout when
+/// nothing is queued by the deadline, the event when one is, the end once the
+/// bus is gone. (Their mutants are unviable, so cargo-mutants cannot tell
+/// whether this is checked; no other test called `recv_deadline`.)
+#[test]
+fn timed_waits_time_out_receive_or_end() {
+    let bus = EventBus::new();
+    let sub = bus.subscribe("timed", 4).unwrap();
+    let typed = bus.subscribe_to::<Numbered>("timed-typed", 4).unwrap();
+    bus.start();
+    let passed = Instant::now();
+    assert_eq!(
+        sub.recv_deadline(passed).err(),
+        Some(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(
+        typed.recv_deadline(passed).err(),
+        Some(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(
+        sub.recv_timeout(Duration::ZERO).err(),
+        Some(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(
+        typed.recv_timeout(Duration::ZERO).err(),
+        Some(RecvTimeoutError::Timeout)
+    );
+
+    bus.publish(numbered("x", 7));
+    bus.publish(numbered("x", 8));
+    let deadline = Instant::now() + GUARD;
+    assert_eq!(sub.recv_deadline(deadline).map(|e| n_of(&e)), Ok(7));
+    assert_eq!(typed.recv_deadline(deadline).map(|e| e.n), Ok(7));
+    assert_eq!(sub.recv_timeout(GUARD).map(|e| n_of(&e)), Ok(8));
+    assert_eq!(typed.recv_timeout(GUARD).map(|e| e.n), Ok(8));
+    assert_eq!((sub.received_count(), typed.received_count()), (2, 2));
+
+    drop(bus);
+    assert_eq!(
+        sub.recv_deadline(deadline).err(),
+        Some(RecvTimeoutError::Closed)
+    );
+    assert_eq!(
+        typed.recv_deadline(deadline).err(),
+        Some(RecvTimeoutError::Closed)
+    );
 }
