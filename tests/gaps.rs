@@ -1,5 +1,6 @@
 //! Lag as information in the receive loop: `take_missed` and `with_gaps`
 //! (docs/design.md, "Receiving").
+#![cfg(feature = "derive")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Who listens: the subscribers an event would reach, counted from the
 //! registry's indexes.
+#![cfg(feature = "derive")]
 
 mod common;
 

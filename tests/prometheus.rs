@@ -1,5 +1,6 @@
 //! The Prometheus collector, scraped over HTTP after a known workload
 //! (feature `prometheus`).
+#![cfg(feature = "derive")]
 
 mod common;
 

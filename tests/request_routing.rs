@@ -1,6 +1,7 @@
 //! How responses reach requests: one long-lived route per response type, no
 //! subscription per request; no responders fails fast; every response that no
 //! request takes is counted (docs/design.md, "Scatter-gather requests").
+#![cfg(feature = "derive")]
 
 mod common;
 

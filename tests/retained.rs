@@ -1,5 +1,6 @@
 //! Retained events: the latest of each type, delivered first to subscriptions
 //! that ask for them, exactly once (docs/design.md, "Retained events").
+#![cfg(feature = "derive")]
 
 mod common;
 

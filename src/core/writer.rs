@@ -71,9 +71,11 @@ impl BusCore {
 /// them to finish so that it frees the registry itself. Otherwise the
 /// publisher that lets go last would free it on its hot path, and freeing
 /// memory another thread allocated is slow (the allocator's arena lock). The
-/// wait is bounded: a descheduled publisher is left to free it. The count it
-/// watches is only a heuristic; the `Arc` alone decides who frees (design,
-/// "Memory orders").
+/// wait is bounded: a descheduled publisher is left to free it, and so is a
+/// publisher that holds the registry while its drop callback subscribes or
+/// unsubscribes on the same thread (an unbounded wait would deadlock it). The
+/// count it watches is only a heuristic; the `Arc` alone decides who frees
+/// (design, "Memory orders").
 pub(super) fn retire(replaced: Arc<Registry>) {
     if cfg!(not(switchboard_loom)) {
         let backoff = crossbeam_utils::Backoff::new();
