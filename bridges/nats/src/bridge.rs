@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, ToServerAddrs};
 use switchboard::{EventBus, SubscribeOptions, Subscription, TypeSet};
 use tokio::runtime::{Handle, Runtime};
@@ -29,6 +30,8 @@ use crate::{client_events, export, import, jetstream, serve};
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
 const DROP_GRACE: Duration = Duration::from_secs(5);
+/// How long `shutdown` waits for the client to flush to the server.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
 /// What the bridge's tasks share.
 pub(crate) struct Shared {
@@ -364,8 +367,21 @@ impl Bridge {
             // A task that panicked has nothing left to count.
             let _ = task.await;
         }
-        if let Err(error) = self.shared.client.flush().await {
-            tracing::warn!(bridge = %self.shared.name, %error, "switchboard-nats: the final flush failed");
+        // While disconnected a flush would wait for the reconnect, forever
+        // if the server is gone: what is still in the client is lost then.
+        if self.shared.client.connection_state() == State::Connected {
+            match tokio::time::timeout(FINAL_FLUSH, self.shared.client.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(
+                    bridge = %self.shared.name,
+                    %error,
+                    "switchboard-nats: the final flush failed"
+                ),
+                Err(_) => tracing::warn!(
+                    bridge = %self.shared.name,
+                    "switchboard-nats: the final flush did not finish in time"
+                ),
+            }
         }
         self.stats()
     }

@@ -48,6 +48,10 @@ fn record(name: &str, counters: &ClientCounters, event: &Event) {
             bump(&counters.server_errors);
             tracing::warn!(bridge = name, %error, "switchboard-nats: server error");
         }
+        // Client errors repeat on every reconnect attempt: the disconnect was logged already.
+        Event::ClientError(error) => {
+            tracing::debug!(bridge = name, %error, "switchboard-nats: client error");
+        }
         other => tracing::info!(bridge = name, event = %other, "switchboard-nats: client event"),
     }
 }
