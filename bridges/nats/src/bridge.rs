@@ -171,7 +171,17 @@ impl Bridge {
             .any(|(d, _)| *d == Delivery::AtLeastOnce)
             || imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
         let jetstream = if uses_jetstream {
-            Some(jetstream::setup(&client, &prefix, &name, &jetstream_options, &imports).await?)
+            Some(
+                jetstream::setup(
+                    &client,
+                    &prefix,
+                    &name,
+                    &jetstream_options,
+                    &exports,
+                    &imports,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -228,16 +238,11 @@ impl Bridge {
                     handle.spawn(export::run_core(shared, subscription, stopped))
                 }
                 Delivery::AtLeastOnce => {
-                    let context = jetstream
+                    let spec = jetstream
                         .as_ref()
-                        .map(|js| js.context.clone())
+                        .map(|js| js.spec.clone())
                         .expect("JetStream is set up whenever a type is exported at-least-once");
-                    handle.spawn(export::run_jetstream(
-                        shared,
-                        context,
-                        subscription,
-                        stopped,
-                    ))
+                    handle.spawn(export::run_jetstream(shared, spec, subscription, stopped))
                 }
             });
         }

@@ -11,7 +11,6 @@ use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::Context;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::bridge::Shared;
 use crate::cloudevents::Outgoing;
+use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
@@ -229,7 +229,7 @@ pub(crate) async fn run_core(
 /// next event, so a publisher's order holds.
 pub(crate) async fn run_jetstream(
     shared: Arc<Shared>,
-    context: Context,
+    stream: StreamSpec,
     mut subscription: Subscription,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -255,7 +255,8 @@ pub(crate) async fn run_jetstream(
                 .payload(prepared.payload.clone())
                 .message_id(&prepared.id);
             let outcome = async {
-                context
+                stream
+                    .context
                     .send_publish(prepared.subject.clone(), publish)
                     .await?
                     .await
@@ -299,6 +300,20 @@ pub(crate) async fn run_jetstream(
                 Err(error) => {
                     failures += 1;
                     bump(&counters.retries);
+                    // No stream captures the subject (deleted, or its
+                    // subjects rewritten): add it again before the retry.
+                    if error.kind() == PublishErrorKind::StreamNotFound {
+                        if let Err(error) =
+                            stream.ensure(std::slice::from_ref(&prepared.subject)).await
+                        {
+                            tracing::warn!(
+                                bridge = %shared.name,
+                                subject = %prepared.subject,
+                                %error,
+                                "switchboard-nats: no stream captures the subject and it could not be added"
+                            );
+                        }
+                    }
                     if log_now(failures) {
                         tracing::warn!(
                             bridge = %shared.name,

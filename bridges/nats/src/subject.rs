@@ -111,29 +111,29 @@ pub fn default_stream_name(prefix: &str) -> String {
     prefix.replace('.', "_").to_uppercase()
 }
 
-/// Whether the stream subject `pattern` captures every subject under
-/// `prefix` (that is, every subject `{prefix}.>` matches).
+/// Whether the subject pattern `pattern` (which may hold the wildcards `*`
+/// and `>`) matches the literal subject `subject`.
 ///
 /// ```
-/// use switchboard_nats::subject::captures_prefix;
+/// use switchboard_nats::subject::matches;
 ///
-/// assert!(captures_prefix("sb.>", "sb"));
-/// assert!(captures_prefix(">", "sb"));
-/// assert!(captures_prefix("*.>", "sb"));
-/// assert!(!captures_prefix("sb.*", "sb")); // only one level below the prefix
-/// assert!(!captures_prefix("sb.route.>", "sb"));
+/// assert!(matches("sb.route.added", "sb.route.added"));
+/// assert!(matches("sb.>", "sb.route.added"));
+/// assert!(matches("sb.*.added", "sb.route.added"));
+/// assert!(!matches("sb.*", "sb.route.added")); // `*` is one token
+/// assert!(!matches("sb.route", "sb.route.added"));
 /// ```
-pub fn captures_prefix(pattern: &str, prefix: &str) -> bool {
-    let mut pattern_tokens = pattern.split('.');
-    for prefix_token in prefix.split('.') {
-        match pattern_tokens.next() {
-            Some(">") => return pattern_tokens.next().is_none(),
-            Some("*") => {}
-            Some(token) if token == prefix_token => {}
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for token in pattern.split('.') {
+        match (token, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (literal, Some(actual)) if literal == actual => {}
             _ => return false,
         }
     }
-    pattern_tokens.next() == Some(">") && pattern_tokens.next().is_none()
+    subject_tokens.next().is_none()
 }
 
 #[cfg(test)]
@@ -164,14 +164,13 @@ mod tests {
     }
 
     #[test]
-    fn coverage() {
-        assert!(captures_prefix("sb.events.>", "sb.events"));
-        assert!(captures_prefix("sb.*.>", "sb.events"));
-        assert!(captures_prefix("sb.>", "sb.events"));
-        assert!(!captures_prefix("sb.events", "sb.events"));
-        assert!(!captures_prefix("sb.events.*", "sb.events"));
-        assert!(!captures_prefix("other.>", "sb"));
-        assert!(!captures_prefix("sb.>.x", "sb.y"));
+    fn wildcards() {
+        assert!(matches(">", "a"));
+        assert!(matches("*.b.>", "a.b.c.d"));
+        assert!(!matches("a.>", "a"));
+        assert!(!matches("a.b", "a"));
+        assert!(!matches("*", "a.b"));
+        assert!(!matches("a.c", "a.b"));
     }
 
     #[test]

@@ -6,10 +6,10 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use async_nats::ConnectOptions;
-use common::{init_tracing, NatsServer, Validate, Verdict};
+use common::{init_tracing, LoadSampled, NatsServer, RouteAdded, Validate, Verdict};
 use futures_util::StreamExt;
 use switchboard::{CancelToken, EventBus, RequestOptions, RequestOptionsError};
-use switchboard_nats::{Bridge, RemoteRequestError};
+use switchboard_nats::{Bridge, Delivery, RemoteRequestError};
 
 /// Long enough never to be reached by a request that should end otherwise.
 const LONG: Duration = Duration::from_secs(30);
@@ -149,6 +149,28 @@ async fn requests_gather_responders_across_processes_with_quorum_and_partial_res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_nobody_serves_fails_fast_with_no_responders() {
     let server = NatsServer::start();
+    // At-least-once traffic under the same prefix: its stream must capture
+    // only its types, not the request subject (JetStream would acknowledge
+    // the request, so NATS would never report "no responders").
+    let bus = EventBus::new();
+    let _durable_routes = Bridge::builder(&bus)
+        .name("durable-routes")
+        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let _durable_loads = Bridge::builder(&bus)
+        .name("durable-loads")
+        .import::<LoadSampled>("load.sampled", Delivery::AtLeastOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut stream = js.get_stream("SB").await.unwrap();
+    let mut subjects = stream.info().await.unwrap().config.subjects.clone();
+    subjects.sort();
+    assert_eq!(subjects, ["sb.load.sampled", "sb.route.added"]);
+
     let asker = requester(&server, "lonely").await;
     let error = asker
         .request::<Verdict, _>(
