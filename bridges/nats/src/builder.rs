@@ -127,7 +127,8 @@ impl<C: Codec> BridgeBuilder<C> {
 
     /// Sets the subject prefix (default [`DEFAULT_PREFIX`], `sb`): events of
     /// type `route.added` travel on `{prefix}.route.added`, and the
-    /// JetStream stream captures `{prefix}.>`.
+    /// JetStream stream of the prefix captures the subjects of its
+    /// at-least-once types.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();

@@ -7,18 +7,21 @@
 //! | header | CloudEvents attribute | value |
 //! |---|---|---|
 //! | `ce-specversion` | `specversion` | `1.0` |
-//! | `ce-id` | `id` | unique per event and source; also the JetStream `Nats-Msg-Id` |
+//! | `ce-id` | `id` | `{run}.{seq}`: unique per event and source; also the JetStream `Nats-Msg-Id` |
 //! | `ce-type` | `type` | the event type, e.g. `route.added` |
 //! | `ce-source` | `source` | the exporting bridge's name |
 //! | `ce-time` | `time` | the event's timestamp, RFC 3339 |
 //! | `content-type` | `datacontenttype` | the codec's content type |
-//! | `ce-sbrun` | extension | the exporter's run: one per bridge instance and delivery mode |
-//! | `ce-sbseq` | extension | the event's number among its run's events of its type, from 1 |
 //! | `ce-sbttl` | extension | on requests only: milliseconds the requester still waits |
 //!
-//! `ce-sbrun` and `ce-sbseq` let an importer count the events lost in
-//! transit (a gap in the numbers) and, on JetStream, keep a publisher's
-//! order across redeliveries.
+//! A bridge's `ce-id` is `{run}.{seq}`: `run` is 22 letters and digits,
+//! unique per exporter and event type (a new one each time a bridge
+//! starts), and `seq` numbers the run's events from 1. From it an importer
+//! counts the events lost in transit (a gap in the numbers) and, on
+//! JetStream, keeps a publisher's order across redeliveries; ids of another
+//! shape (other publishers) carry no numbers. The numbers ride in the id
+//! rather than in headers of their own because every header costs: the
+//! async-nats client's throughput falls with each header a message carries.
 
 use std::time::{Duration, SystemTime};
 
@@ -38,10 +41,6 @@ pub const SOURCE: &str = "ce-source";
 pub const TIME: &str = "ce-time";
 /// `content-type`: the payload's MIME type.
 pub const CONTENT_TYPE: &str = "content-type";
-/// `ce-sbrun`: the exporter run the event belongs to.
-pub const RUN: &str = "ce-sbrun";
-/// `ce-sbseq`: the event's number among its run's events of its type.
-pub const SEQ: &str = "ce-sbseq";
 /// `ce-sbttl`: on requests, how many milliseconds the requester still waits.
 pub const TTL: &str = "ce-sbttl";
 
@@ -55,8 +54,6 @@ pub(crate) struct Outgoing<'a> {
     pub source: &'a str,
     pub time: SystemTime,
     pub content_type: &'a str,
-    /// The run and number, for exported events; `None` for requests and replies.
-    pub sequence: Option<(&'a str, u64)>,
     pub ttl: Option<Duration>,
 }
 
@@ -73,10 +70,6 @@ impl Outgoing<'_> {
             headers.insert(TIME, time.as_str());
         }
         headers.insert(CONTENT_TYPE, self.content_type);
-        if let Some((run, seq)) = self.sequence {
-            headers.insert(RUN, run);
-            headers.insert(SEQ, seq.to_string().as_str());
-        }
         if let Some(ttl) = self.ttl {
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             headers.insert(TTL, millis.to_string().as_str());
@@ -100,13 +93,30 @@ pub(crate) fn format_time(time: SystemTime) -> Option<String> {
         .ok()
 }
 
+/// The length of a run id: a NUID.
+const RUN_LEN: usize = 22;
+
+/// A bridge's event id: `{run}.{seq}`.
+pub(crate) fn event_id(run: &str, seq: u64) -> String {
+    format!("{run}.{seq}")
+}
+
+/// The run and number in an id of the bridge's shape.
+fn sequence_of(id: &str) -> Option<(String, u64)> {
+    let (run, seq) = id.split_once('.')?;
+    let is_run = run.len() == RUN_LEN && run.bytes().all(|b| b.is_ascii_alphanumeric());
+    let seq = seq.parse().ok().filter(|_| is_run)?;
+    Some((run.to_owned(), seq))
+}
+
 /// The metadata of one incoming message.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Incoming {
     pub id: String,
     pub event_type: String,
     pub source: String,
-    /// The exporter's run and the event's number in it, when both are present.
+    /// The exporter's run and the event's number in it, when the id has
+    /// the bridge's shape.
     pub sequence: Option<(String, u64)>,
     pub ttl: Option<Duration>,
 }
@@ -151,15 +161,12 @@ impl Incoming {
                 .map(|value| value.parse::<u64>().map_err(|_| Malformed::Number(name)))
                 .transpose()
         };
-        let sequence = match (get(RUN), number(SEQ)?) {
-            (Some(run), Some(seq)) => Some((run.to_owned(), seq)),
-            _ => None,
-        };
+        let id = required(ID)?;
         Ok(Self {
-            id: required(ID)?.to_owned(),
+            sequence: sequence_of(id),
+            id: id.to_owned(),
             event_type: required(TYPE)?.to_owned(),
             source: required(SOURCE)?.to_owned(),
-            sequence,
             ttl: number(TTL)?.map(Duration::from_millis),
         })
     }
@@ -171,12 +178,11 @@ mod tests {
 
     fn outgoing(time: SystemTime) -> Outgoing<'static> {
         Outgoing {
-            id: "run.7",
+            id: "ABCDEFGHIJKLMNOPQRSTUV.7",
             event_type: "route.added",
             source: "replica-a",
             time,
             content_type: "application/json",
-            sequence: Some(("run", 3)),
             ttl: None,
         }
     }
@@ -197,13 +203,28 @@ mod tests {
         assert_eq!(
             incoming,
             Incoming {
-                id: "run.7".into(),
+                id: "ABCDEFGHIJKLMNOPQRSTUV.7".into(),
                 event_type: "route.added".into(),
                 source: "replica-a".into(),
-                sequence: Some(("run".into(), 3)),
+                sequence: Some(("ABCDEFGHIJKLMNOPQRSTUV".into(), 7)),
                 ttl: None,
             }
         );
+    }
+
+    #[test]
+    fn only_ids_of_the_bridges_shape_carry_numbers() {
+        let run = "0123456789abcdefghijKL";
+        assert_eq!(sequence_of(&event_id(run, 42)), Some((run.into(), 42)));
+        for foreign in [
+            "order.17",
+            "x",
+            "0123456789abcdefghijK_.1",
+            "0123456789abcdefghijKL.x",
+            "",
+        ] {
+            assert_eq!(sequence_of(foreign), None, "{foreign}");
+        }
     }
 
     #[test]
@@ -221,7 +242,6 @@ mod tests {
         for (name, value, error) in [
             (SPECVERSION, "0.3", Malformed::SpecVersion),
             (ID, "", Malformed::Missing(ID)),
-            (SEQ, "x", Malformed::Number(SEQ)),
             (TTL, "-1", Malformed::Number(TTL)),
         ] {
             let mut headers = good.clone();

@@ -86,8 +86,9 @@ impl ExportQueue {
 
 /// JetStream settings for [`Delivery::AtLeastOnce`] types.
 ///
-/// The bridge uses one stream per prefix (capturing `{prefix}.>`), creating
-/// it if it does not exist, and one durable pull consumer per importing
+/// The bridge uses one stream per prefix, capturing the subjects of the
+/// at-least-once types (each bridge adds its own), creating it if it does
+/// not exist, and one durable pull consumer per importing
 /// bridge, named after the bridge unless [`durable`](Self::durable) says
 /// otherwise.
 ///

@@ -18,7 +18,7 @@ use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
-use crate::cloudevents::Outgoing;
+use crate::cloudevents::{event_id, Outgoing};
 use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
@@ -44,25 +44,21 @@ struct Prepared {
     payload: Bytes,
 }
 
-/// An exporter run: the ids and per-type numbers of the events one task sends.
+/// A run of one exporter task: per event type, a run id and the number of
+/// events sent, which make the events' ids (`{run}.{seq}`).
 struct Run {
     shared: Arc<Shared>,
-    /// Unique per bridge instance and delivery mode (`ce-sbrun`).
-    run: String,
-    /// Events prepared so far: the `ce-id` is `{run}.{prepared}`.
-    prepared: u64,
-    /// The number of the last event of each type that was sent (`ce-sbseq`):
-    /// only sent events take a number, so an importer's gap is a loss in transit.
-    sent: HashMap<TypeId, u64>,
+    /// Per type: the run id (unique per bridge instance, mode and type) and
+    /// how many events were sent. Only sent events take a number, so an
+    /// importer's gap is a loss in transit.
+    types: HashMap<TypeId, (String, u64)>,
 }
 
 impl Run {
     fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared,
-            run: nuid::next().to_string(),
-            prepared: 0,
-            sent: HashMap::new(),
+            types: HashMap::new(),
         }
     }
 
@@ -106,16 +102,17 @@ impl Run {
                 return None;
             }
         };
-        self.prepared += 1;
-        let id = format!("{}.{}", self.run, self.prepared);
-        let seq = self.sent.get(&entry.type_id).copied().unwrap_or(0) + 1;
+        let (run, sent) = self
+            .types
+            .entry(entry.type_id)
+            .or_insert_with(|| (nuid::next().to_string(), 0));
+        let id = event_id(run, *sent + 1);
         let headers = Outgoing {
             id: &id,
             event_type: &entry.event_type,
             source: &shared.name,
             time: event.timestamp(),
             content_type: &shared.content_type,
-            sequence: Some((&self.run, seq)),
             ttl: None,
         }
         .headers();
@@ -130,7 +127,9 @@ impl Run {
 
     /// Gives the sent event its number for good.
     fn sent(&mut self, entry: &ExportType) {
-        *self.sent.entry(entry.type_id).or_insert(0) += 1;
+        if let Some((_, sent)) = self.types.get_mut(&entry.type_id) {
+            *sent += 1;
+        }
     }
 }
 

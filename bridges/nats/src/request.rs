@@ -304,7 +304,6 @@ where
         source: &shared.name,
         time: SystemTime::now(),
         content_type: Json.content_type(),
-        sequence: None,
         ttl: Some(options.timeout),
     }
     .headers();

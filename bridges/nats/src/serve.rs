@@ -215,7 +215,6 @@ pub(crate) async fn run_replies(
             source: &shared.name,
             time: response.timestamp(),
             content_type: &shared.content_type,
-            sequence: None,
             ttl: None,
         }
         .headers();

@@ -114,7 +114,7 @@ counters! {
         decode_failed,
         /// Events of this type that were sent by an exporter but had not
         /// arrived when a later one of the same exporter did: gaps in its
-        /// `ce-sbseq` numbers (lost by the network, the server, or the
+        /// event ids' numbers (lost by the network, the server, or the
         /// client's full subscription buffer). Events that still arrive
         /// afterwards are counted in `late` too.
         missed,
