@@ -162,7 +162,13 @@ impl Bridge {
             }
         }
 
-        let imports: Vec<Arc<ImportType>> = imports.into_iter().map(Arc::new).collect();
+        let imports: Vec<Arc<ImportType>> = imports
+            .into_iter()
+            .map(|mut entry| {
+                entry.subject = crate::subject::for_event_type(&prefix, &entry.event_type);
+                Arc::new(entry)
+            })
+            .collect();
         let served: Vec<Arc<ServedType>> = served.into_iter().map(Arc::new).collect();
         let exports: Vec<Arc<ExportType>> = exports.into_iter().map(Arc::new).collect();
 
@@ -186,7 +192,7 @@ impl Bridge {
             None
         };
 
-        let core_imports = import::subscribe_core(&client, &prefix, &imports).await?;
+        let core_imports = import::subscribe_core(&client, &imports).await?;
         let served_subscriptions = serve::subscribe(&client, &prefix, &served).await?;
         let replies = if served.is_empty() {
             None

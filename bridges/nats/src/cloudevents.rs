@@ -11,7 +11,7 @@
 //! | `ce-type` | `type` | the event type, e.g. `route.added` |
 //! | `ce-source` | `source` | the exporting bridge's name |
 //! | `ce-time` | `time` | the event's timestamp, RFC 3339 |
-//! | `content-type` | `datacontenttype` | the codec's content type |
+//! | `content-type` | `datacontenttype` | the codec's content type; left out for JSON, the CloudEvents default |
 //! | `ce-sbttl` | extension | on requests only: milliseconds the requester still waits |
 //!
 //! A bridge's `ce-id` is `{run}.{seq}`: `run` is 22 letters and digits,
@@ -39,8 +39,12 @@ pub const TYPE: &str = "ce-type";
 pub const SOURCE: &str = "ce-source";
 /// `ce-time`: the event's timestamp, RFC 3339.
 pub const TIME: &str = "ce-time";
-/// `content-type`: the payload's MIME type.
+/// `content-type`: the payload's MIME type, when it is not JSON.
 pub const CONTENT_TYPE: &str = "content-type";
+
+/// The content type that goes without saying: CloudEvents' default, and
+/// the [`Json`](crate::Json) codec's.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
 /// `ce-sbttl`: on requests, how many milliseconds the requester still waits.
 pub const TTL: &str = "ce-sbttl";
 
@@ -69,7 +73,11 @@ impl Outgoing<'_> {
         if let Some(time) = format_time(self.time) {
             headers.insert(TIME, time.as_str());
         }
-        headers.insert(CONTENT_TYPE, self.content_type);
+        // One header less on every message of the default codec: each costs
+        // throughput in the client.
+        if self.content_type != DEFAULT_CONTENT_TYPE {
+            headers.insert(CONTENT_TYPE, self.content_type);
+        }
         if let Some(ttl) = self.ttl {
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             headers.insert(TTL, millis.to_string().as_str());

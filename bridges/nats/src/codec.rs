@@ -39,7 +39,8 @@ impl Error for CodecError {
 /// The bridge encodes each exported event with it and decodes each imported
 /// message with it; both ends of a subject must use the same codec. Its
 /// [`content_type`](Codec::content_type) travels in the `content-type` header
-/// (the CloudEvents `datacontenttype`).
+/// (the CloudEvents `datacontenttype`), unless it is `application/json`,
+/// the CloudEvents default.
 ///
 /// A codec for another serde format is a few lines:
 ///

@@ -155,7 +155,6 @@ fn process(
 /// Subscribes to the exact subject of each at-most-once import.
 pub(crate) async fn subscribe_core(
     client: &Client,
-    prefix: &str,
     imports: &[Arc<ImportType>],
 ) -> Result<Vec<(Arc<ImportType>, Subscriber)>, BridgeError> {
     let mut subscriptions = Vec::new();
@@ -163,7 +162,7 @@ pub(crate) async fn subscribe_core(
         .iter()
         .filter(|i| i.delivery == Delivery::AtMostOnce)
     {
-        let subject = subject::for_event_type(prefix, &entry.event_type);
+        let subject = entry.subject.clone();
         let subscriber = client
             .subscribe(subject.clone())
             .await
@@ -192,7 +191,7 @@ pub(crate) async fn run_core(
         };
         // The subscription is on the exact subject; checked anyway, so that
         // nothing that arrived elsewhere can reach the bus.
-        if message.subject.as_str() != subject::for_event_type(&shared.prefix, &entry.event_type) {
+        if message.subject.as_str() != entry.subject {
             bump(&shared.unrouted.outside_prefix);
             continue;
         }

@@ -68,6 +68,8 @@ impl ExportType {
 /// An imported Rust type.
 pub(crate) struct ImportType {
     pub event_type: String,
+    /// `{prefix}.{event_type}`, set when the bridge starts.
+    pub subject: String,
     pub rust_type: &'static str,
     pub type_id: TypeId,
     pub delivery: Delivery,
@@ -83,6 +85,7 @@ impl ImportType {
     ) -> Self {
         Self {
             event_type,
+            subject: String::new(),
             rust_type: type_name::<T>(),
             type_id: TypeId::of::<T>(),
             delivery,
