@@ -203,9 +203,17 @@ mod tests {
             headers.get(TIME).unwrap().as_str(),
             "1970-01-01T00:00:01.5Z"
         );
+        assert!(
+            headers.get(CONTENT_TYPE).is_none(),
+            "JSON goes without saying"
+        );
+        let cbor = Outgoing {
+            content_type: "application/cbor",
+            ..outgoing(time)
+        };
         assert_eq!(
-            headers.get(CONTENT_TYPE).unwrap().as_str(),
-            "application/json"
+            cbor.headers().get(CONTENT_TYPE).unwrap().as_str(),
+            "application/cbor"
         );
         let incoming = Incoming::parse(Some(&headers)).unwrap();
         assert_eq!(

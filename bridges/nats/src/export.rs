@@ -260,14 +260,10 @@ pub(crate) async fn run_jetstream(
                     .await?
                     .await
             };
-            let result = tokio::select! {
-                biased;
-                () = stop_requested(&mut stopped) => {
-                    bump(&counters.abandoned);
-                    break 'events;
-                }
-                result = outcome => result,
-            };
+            // An attempt runs to its end even when the bridge is stopping
+            // (it is bounded by the ack timeout): the event may be stored
+            // already, and then it counts as exported, not abandoned.
+            let result = outcome.await;
             match result {
                 Ok(ack) => {
                     bump(&counters.exported);

@@ -1,4 +1,4 @@
-//! A NATS bridge for the [switchboard](switchboard) event bus: the same
+//! A NATS bridge for the [`switchboard`] event bus: the same
 //! events across processes, on the official [`async_nats`] client.
 //!
 //! A [`Bridge`] connects one [`EventBus`](switchboard::EventBus) to NATS:

@@ -82,7 +82,9 @@ counters! {
         unavailable,
         /// Not sent: the publish failed for another reason (see the log).
         failed,
-        /// Not sent: still queued or being retried when the bridge stopped.
+        /// Not sent: still queued, or (at-least-once) unacknowledged after
+        /// its last attempt, when the bridge stopped; such an event may
+        /// still have been stored.
         abandoned,
     }
 }

@@ -17,6 +17,10 @@ pub(crate) type EncodeFn = Box<dyn Fn(&dyn Event) -> Result<Vec<u8>, CodecError>
 /// Decodes a payload into an event of the entry's Rust type.
 pub(crate) type DecodeFn = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Event>, CodecError> + Send + Sync>;
 
+/// Decodes a request and returns it with its request id.
+pub(crate) type DecodeRequestFn =
+    Box<dyn Fn(&[u8]) -> Result<(Arc<dyn Event>, String), CodecError> + Send + Sync>;
+
 /// The concrete type of an event behind `dyn Event`.
 pub(crate) fn type_id_of(event: &dyn Event) -> TypeId {
     let any: &dyn Any = event;
@@ -102,8 +106,7 @@ pub(crate) struct ServedType {
     pub request_type: String,
     pub request_rust_type: &'static str,
     /// Decodes a request and returns it with its request id.
-    pub decode_request:
-        Box<dyn Fn(&[u8]) -> Result<(Arc<dyn Event>, String), CodecError> + Send + Sync>,
+    pub decode_request: DecodeRequestFn,
     pub response_type_id: TypeId,
     pub response_rust_type: &'static str,
     /// The request id a local response answers, if the event is a response
