@@ -1,0 +1,365 @@
+//! The bridge next to raw async-nats, through one local nats-server.
+//!
+//! ```sh
+//! cargo bench -p switchboard-nats --bench bridge
+//! ```
+//!
+//! - at-most-once: events per second and p50/p99 latency from a publish in
+//!   bus A to receipt in bus B, next to raw async-nats publish/subscribe of
+//!   the same JSON payload between two connections;
+//! - at-least-once: the same through JetStream (export acknowledged by the
+//!   stream, import through a durable consumer), next to raw JetStream
+//!   publish with each acknowledgement awaited.
+//!
+//! Criterion measures each batch; the summary table at the end (one fixed
+//! run each) gives the throughput ratios and the latency percentiles.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use async_nats::{Client, ConnectOptions, HeaderMap, Subscriber};
+use bytes::Bytes;
+use common::{NatsServer, RouteAdded};
+use criterion::{Criterion, Throughput};
+use futures_util::StreamExt;
+use switchboard::{EventBus, TypedSubscription};
+use switchboard_nats::{cloudevents, Bridge, Delivery, ExportQueue, JetStreamOptions};
+use tokio::runtime::Runtime;
+
+/// Events per measured batch, at-most-once.
+const CORE_BATCH: u64 = 1000;
+/// Events per measured batch, at-least-once (each waits for its ack).
+const DURABLE_BATCH: u64 = 200;
+/// Round trips measured for the latency percentiles.
+const LATENCY_SAMPLES: usize = 2000;
+
+/// Something that moves `n` events from one end to the other.
+trait Batch {
+    async fn batch(&mut self, n: u64);
+}
+
+/// Two buses bridged through one server in one delivery mode.
+struct Bridged {
+    bus_a: EventBus,
+    routes: TypedSubscription<RouteAdded>,
+    _a: Bridge,
+    _b: Bridge,
+    next: u64,
+}
+
+impl Bridged {
+    async fn new(server: &NatsServer, delivery: Delivery, label: &str) -> Self {
+        let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+        // One prefix per pair: a subject carries one delivery mode.
+        let b = Bridge::builder(&bus_b)
+            .name(format!("bench-{label}-b"))
+            .prefix(label)
+            .import::<RouteAdded>("route.added", delivery)
+            .jetstream(JetStreamOptions::default().max_ack_pending(10_000))
+            .connect(server.url(), ConnectOptions::new())
+            .await
+            .expect("bridge B");
+        let a = Bridge::builder(&bus_a)
+            .name(format!("bench-{label}-a"))
+            .prefix(label)
+            .export::<RouteAdded>("route.added", delivery)
+            .export_queue(delivery, ExportQueue::critical(1 << 16))
+            .connect(server.url(), ConnectOptions::new())
+            .await
+            .expect("bridge A");
+        let routes = bus_b.subscribe_to::<RouteAdded>("bench", 1 << 16).unwrap();
+        bus_a.start();
+        bus_b.start();
+        Self {
+            bus_a,
+            routes,
+            _a: a,
+            _b: b,
+            next: 0,
+        }
+    }
+}
+
+impl Batch for Bridged {
+    /// Publishes `n` events in bus A and waits until bus B has them all.
+    async fn batch(&mut self, n: u64) {
+        for _ in 0..n {
+            self.next += 1;
+            self.bus_a.publish(RouteAdded::new("bench", self.next));
+        }
+        for _ in 0..n {
+            self.routes.next().await.expect("an event");
+        }
+    }
+}
+
+/// Raw async-nats: a publishing and a subscribing connection; with the
+/// bridge's five CloudEvents headers on every message, or none.
+struct Raw {
+    /// Its own subject: two raw paths must not receive each other's messages.
+    subject: &'static str,
+    publisher: Client,
+    subscriber: Subscriber,
+    payload: Bytes,
+    headers: Option<HeaderMap>,
+}
+
+/// Headers like the ones the bridge sends.
+fn cloudevents_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        (cloudevents::SPECVERSION, "1.0"),
+        (cloudevents::ID, "ABCDEFGHIJKLMNOPQRSTUV.123456"),
+        (cloudevents::TYPE, "route.added"),
+        (cloudevents::SOURCE, "bench-core-a"),
+        (cloudevents::TIME, "2026-12-02T15:03:35.517267Z"),
+    ] {
+        headers.insert(name, value);
+    }
+    headers
+}
+
+impl Raw {
+    async fn new(server: &NatsServer, subject: &'static str, headers: Option<HeaderMap>) -> Self {
+        let publisher = async_nats::connect(server.url()).await.unwrap();
+        let receiver = async_nats::connect(server.url()).await.unwrap();
+        let subscriber = receiver.subscribe(subject).await.unwrap();
+        receiver.flush().await.unwrap();
+        let payload = serde_json::to_vec(&RouteAdded::new("bench", 1))
+            .unwrap()
+            .into();
+        Self {
+            subject,
+            publisher,
+            subscriber,
+            payload,
+            headers,
+        }
+    }
+}
+
+impl Batch for Raw {
+    async fn batch(&mut self, n: u64) {
+        for _ in 0..n {
+            let payload = self.payload.clone();
+            match &self.headers {
+                Some(headers) => self
+                    .publisher
+                    .publish_with_headers(self.subject, headers.clone(), payload)
+                    .await
+                    .unwrap(),
+                None => self.publisher.publish(self.subject, payload).await.unwrap(),
+            }
+        }
+        for _ in 0..n {
+            self.subscriber.next().await.expect("a message");
+        }
+    }
+}
+
+/// Raw JetStream publish, each acknowledgement awaited.
+struct RawJetStream {
+    context: jetstream::Context,
+    payload: Bytes,
+}
+
+impl RawJetStream {
+    async fn new(server: &NatsServer) -> Self {
+        let context = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+        context
+            .get_or_create_stream(jetstream::stream::Config {
+                name: "RAW".into(),
+                subjects: vec!["raw.durable.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let payload = serde_json::to_vec(&RouteAdded::new("bench", 1))
+            .unwrap()
+            .into();
+        Self { context, payload }
+    }
+}
+
+impl Batch for RawJetStream {
+    async fn batch(&mut self, n: u64) {
+        for _ in 0..n {
+            self.context
+                .publish("raw.durable.route.added", self.payload.clone())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Events per second over one run of `batches` batches of `n`.
+async fn rate(path: &mut impl Batch, batches: u64, n: u64) -> f64 {
+    let start = Instant::now();
+    for _ in 0..batches {
+        path.batch(n).await;
+    }
+    (batches * n) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// p50 and p99 of single-event round trips.
+async fn percentiles(path: &mut impl Batch) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for _ in 0..LATENCY_SAMPLES {
+        let start = Instant::now();
+        path.batch(1).await;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = NatsServer::start();
+    let mut core = runtime.block_on(Bridged::new(&server, Delivery::AtMostOnce, "core"));
+    let mut durable = runtime.block_on(Bridged::new(&server, Delivery::AtLeastOnce, "durable"));
+    let mut raw = runtime.block_on(Raw::new(&server, "raw.plain", None));
+    let mut raw_headers = runtime.block_on(Raw::new(
+        &server,
+        "raw.headers",
+        Some(cloudevents_headers()),
+    ));
+    let mut raw_js = runtime.block_on(RawJetStream::new(&server));
+
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut paths = Paths {
+        core: &mut core,
+        durable: &mut durable,
+        raw: &mut raw,
+        raw_headers: &mut raw_headers,
+        raw_js: &mut raw_js,
+    };
+    criterion_groups(&mut criterion, &runtime, &mut paths);
+    criterion.final_summary();
+
+    // `cargo test --benches` runs each benchmark once, as a test: no summary then.
+    if std::env::args().any(|arg| arg == "--bench") {
+        summary(&runtime, &mut paths);
+    }
+}
+
+/// Everything measured.
+struct Paths<'a> {
+    core: &'a mut Bridged,
+    durable: &'a mut Bridged,
+    raw: &'a mut Raw,
+    raw_headers: &'a mut Raw,
+    raw_js: &'a mut RawJetStream,
+}
+
+fn criterion_groups(criterion: &mut Criterion, runtime: &Runtime, paths: &mut Paths<'_>) {
+    let mut group = criterion.benchmark_group("at-most-once");
+    group.throughput(Throughput::Elements(CORE_BATCH));
+    group.bench_function("bridge export->import", |b| {
+        b.iter(|| runtime.block_on(paths.core.batch(CORE_BATCH)));
+    });
+    group.bench_function("raw async-nats pub/sub", |b| {
+        b.iter(|| runtime.block_on(paths.raw.batch(CORE_BATCH)));
+    });
+    group.bench_function("raw async-nats pub/sub, CloudEvents headers", |b| {
+        b.iter(|| runtime.block_on(paths.raw_headers.batch(CORE_BATCH)));
+    });
+    group.finish();
+
+    let mut group = criterion.benchmark_group("at-least-once");
+    group.throughput(Throughput::Elements(DURABLE_BATCH));
+    group.bench_function("bridge export->import (JetStream)", |b| {
+        b.iter(|| runtime.block_on(paths.durable.batch(DURABLE_BATCH)));
+    });
+    group.bench_function("raw JetStream publish with acks", |b| {
+        b.iter(|| runtime.block_on(paths.raw_js.batch(DURABLE_BATCH)));
+    });
+    group.finish();
+}
+
+fn summary(runtime: &Runtime, paths: &mut Paths<'_>) {
+    runtime.block_on(async {
+        let bridge_core = rate(paths.core, 20, CORE_BATCH).await;
+        let raw_core = rate(paths.raw, 20, CORE_BATCH).await;
+        let raw_headers = rate(paths.raw_headers, 20, CORE_BATCH).await;
+        let (bridge_p50, bridge_p99) = percentiles(paths.core).await;
+        let (raw_p50, raw_p99) = percentiles(paths.raw).await;
+        let (raw_headers_p50, raw_headers_p99) = percentiles(paths.raw_headers).await;
+        let bridge_js = rate(paths.durable, 10, DURABLE_BATCH).await;
+        let raw_js_rate = rate(paths.raw_js, 10, DURABLE_BATCH).await;
+        let (js_p50, js_p99) = percentiles(paths.durable).await;
+        let (raw_js_p50, raw_js_p99) = percentiles(paths.raw_js).await;
+
+        println!();
+        println!("| mode | path | events/s | ratio to the first row | p50 | p99 |");
+        println!("|---|---|---:|---:|---:|---:|");
+        let row = |mode: &str, path: &str, rate: f64, base: f64, p50: Duration, p99: Duration| {
+            println!(
+                "| {mode} | {path} | {rate:.0} | {:.2}x | {:.0} µs | {:.0} µs |",
+                rate / base,
+                p50.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
+        };
+        row(
+            "at-most-once",
+            "raw async-nats pub/sub, no headers",
+            raw_core,
+            raw_core,
+            raw_p50,
+            raw_p99,
+        );
+        row(
+            "at-most-once",
+            "raw async-nats pub/sub, the bridge's 5 CloudEvents headers",
+            raw_headers,
+            raw_core,
+            raw_headers_p50,
+            raw_headers_p99,
+        );
+        row(
+            "at-most-once",
+            "bridge, bus A -> bus B",
+            bridge_core,
+            raw_core,
+            bridge_p50,
+            bridge_p99,
+        );
+        println!(
+            "| at-most-once | bridge / raw with the same headers | | {:.2}x | | |",
+            bridge_core / raw_headers
+        );
+        row(
+            "at-least-once",
+            "raw JetStream publish, ack awaited",
+            raw_js_rate,
+            raw_js_rate,
+            raw_js_p50,
+            raw_js_p99,
+        );
+        row(
+            "at-least-once",
+            "bridge, bus A -> bus B",
+            bridge_js,
+            raw_js_rate,
+            js_p50,
+            js_p99,
+        );
+    });
+}

@@ -1,0 +1,441 @@
+//! The running bridge: what it shares with its tasks, how it starts, how it stops.
+
+use std::any::TypeId;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{Client, ConnectOptions, ToServerAddrs};
+use switchboard::{EventBus, SubscribeOptions, Subscription, TypeSet};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::builder::BridgeBuilder;
+use crate::codec::Codec;
+use crate::config::{Delivery, ExportQueue, JetStreamOptions};
+use crate::echo::Imported;
+use crate::error::BridgeError;
+use crate::names::NameGuard;
+use crate::serve::PendingReplies;
+use crate::stats::{
+    BridgeStats, ClientCounters, ExportStats, ImportStats, QueueStats, RequestCounters,
+    UnroutedCounters,
+};
+use crate::types::{ExportType, ImportType, ServedType};
+use crate::{client_events, export, import, jetstream, serve};
+
+/// How long dropping a bridge that owns its runtime waits for its tasks to
+/// count what they abandon.
+const DROP_GRACE: Duration = Duration::from_secs(5);
+/// How long `shutdown` waits for the client to flush to the server.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// What the bridge's tasks share.
+pub(crate) struct Shared {
+    pub name: String,
+    pub prefix: String,
+    pub content_type: String,
+    pub bus: EventBus,
+    pub client: Client,
+    pub exports: Vec<Arc<ExportType>>,
+    pub imports: Vec<Arc<ImportType>>,
+    pub served: Vec<Arc<ServedType>>,
+    /// The Rust types this bridge exports: only their imports need to be
+    /// remembered for loop prevention.
+    pub exported_types: HashSet<TypeId>,
+    pub imported: Imported,
+    pub unrouted: UnroutedCounters,
+    pub requests: RequestCounters,
+    pub client_counters: Arc<ClientCounters>,
+    /// Each export queue in use, with its bus subscriber name.
+    pub queues: Vec<(Delivery, ExportQueue, String)>,
+    pub jetstream: JetStreamOptions,
+    pub max_import_bytes: usize,
+    pub pending_replies: PendingReplies,
+}
+
+impl Shared {
+    pub(crate) fn export_of(&self, type_id: TypeId) -> Option<&Arc<ExportType>> {
+        self.exports.iter().find(|e| e.type_id == type_id)
+    }
+}
+
+/// A running bridge between an [`EventBus`] and NATS.
+///
+/// Build it with [`Bridge::builder`]. It runs as tokio tasks: on the runtime
+/// that called [`connect`](BridgeBuilder::connect), or on a runtime thread
+/// of its own after [`connect_blocking`](BridgeBuilder::connect_blocking).
+/// It keeps the bus alive while it runs.
+///
+/// Dropping the bridge stops it: its bus subscriptions end (events still
+/// queued for export are counted as abandoned), its NATS subscriptions are
+/// removed, and its JetStream consumer stays on the server for the next
+/// start. [`shutdown`](Self::shutdown) does the same and waits until the
+/// counters are final.
+pub struct Bridge {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    handle: Handle,
+    /// The runtime of a bridge started by `connect_blocking`.
+    runtime: Option<Runtime>,
+    _name: NameGuard,
+}
+
+/// The bus subscription of one delivery mode's exports, if any type uses it.
+fn export_subscription(
+    bus: &EventBus,
+    name: &str,
+    delivery: Delivery,
+    queue: ExportQueue,
+    types: TypeSet,
+) -> Result<Option<(String, Subscription)>, BridgeError> {
+    if types.is_empty() {
+        return Ok(None);
+    }
+    let subscriber = format!("nats-bridge:{name}:export:{delivery}");
+    let mut options = SubscribeOptions::new(subscriber.clone(), queue.capacity)
+        .rust_types(types)
+        // The bridge may start after the bus; that is intended, not a late component.
+        .leader_only();
+    if queue.lossy {
+        options = options.lossy();
+    }
+    let subscription = bus.subscribe_with(options).map_err(BridgeError::Bus)?;
+    Ok(Some((subscriber, subscription)))
+}
+
+impl Bridge {
+    pub(crate) async fn start<C: Codec>(
+        builder: BridgeBuilder<C>,
+        addrs: impl ToServerAddrs,
+        options: ConnectOptions,
+    ) -> Result<Self, BridgeError> {
+        builder.validate()?;
+        let name = builder
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("sb-{}", nuid::next()));
+        let name_guard = NameGuard::claim(&name)?;
+
+        let client_counters = Arc::new(ClientCounters::default());
+        let client = client_events::install(options, &name, Arc::clone(&client_counters))
+            .connect(addrs)
+            .await
+            .map_err(BridgeError::Connect)?;
+
+        let BridgeBuilder {
+            bus,
+            codec,
+            prefix,
+            exports,
+            imports,
+            served,
+            at_most_once_types,
+            at_least_once_types,
+            response_types,
+            at_most_once_queue,
+            at_least_once_queue,
+            jetstream: jetstream_options,
+            max_import_bytes,
+            ..
+        } = builder;
+
+        let mut queues = Vec::new();
+        let mut export_subscriptions = Vec::new();
+        for (delivery, queue, types) in [
+            (Delivery::AtMostOnce, at_most_once_queue, at_most_once_types),
+            (
+                Delivery::AtLeastOnce,
+                at_least_once_queue,
+                at_least_once_types,
+            ),
+        ] {
+            if let Some((subscriber, subscription)) =
+                export_subscription(&bus, &name, delivery, queue, types)?
+            {
+                queues.push((delivery, queue, subscriber));
+                export_subscriptions.push((delivery, subscription));
+            }
+        }
+
+        let imports: Vec<Arc<ImportType>> = imports
+            .into_iter()
+            .map(|mut entry| {
+                entry.subject = crate::subject::for_event_type(&prefix, &entry.event_type);
+                Arc::new(entry)
+            })
+            .collect();
+        let served: Vec<Arc<ServedType>> = served.into_iter().map(Arc::new).collect();
+        let exports: Vec<Arc<ExportType>> = exports.into_iter().map(Arc::new).collect();
+
+        let uses_jetstream = export_subscriptions
+            .iter()
+            .any(|(d, _)| *d == Delivery::AtLeastOnce)
+            || imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
+        let jetstream = if uses_jetstream {
+            Some(
+                jetstream::setup(
+                    &client,
+                    &prefix,
+                    &name,
+                    &jetstream_options,
+                    &exports,
+                    &imports,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+
+        let core_imports = import::subscribe_core(&client, &imports).await?;
+        let served_subscriptions = serve::subscribe(&client, &prefix, &served).await?;
+        let replies = if served.is_empty() {
+            None
+        } else {
+            let subscriber = format!("nats-bridge:{name}:replies");
+            let options = SubscribeOptions::new(subscriber, ExportQueue::DEFAULT_CAPACITY)
+                .rust_types(response_types)
+                .leader_only();
+            Some(bus.subscribe_with(options).map_err(BridgeError::Bus)?)
+        };
+        // The server has registered every subscription once this returns:
+        // a message published after `connect` returns reaches them.
+        client
+            .flush()
+            .await
+            .map_err(|error| BridgeError::JetStream {
+                what: "flushing the subscriptions".into(),
+                source: Box::new(error),
+            })?;
+
+        let shared = Arc::new(Shared {
+            exported_types: exports.iter().map(|e| e.type_id).collect(),
+            name,
+            prefix,
+            content_type: codec.content_type().to_owned(),
+            bus,
+            client,
+            exports,
+            imports,
+            served,
+            imported: Imported::default(),
+            unrouted: UnroutedCounters::default(),
+            requests: RequestCounters::default(),
+            client_counters,
+            queues,
+            jetstream: jetstream_options,
+            max_import_bytes,
+            pending_replies: PendingReplies::default(),
+        });
+
+        let (stop, stopped) = watch::channel(false);
+        let handle = Handle::current();
+        let mut tasks = Vec::new();
+        for (delivery, subscription) in export_subscriptions {
+            let shared = Arc::clone(&shared);
+            let stopped = stopped.clone();
+            tasks.push(match delivery {
+                Delivery::AtMostOnce => {
+                    handle.spawn(export::run_core(shared, subscription, stopped))
+                }
+                Delivery::AtLeastOnce => {
+                    let spec = jetstream
+                        .as_ref()
+                        .map(|js| js.spec.clone())
+                        .expect("JetStream is set up whenever a type is exported at-least-once");
+                    handle.spawn(export::run_jetstream(shared, spec, subscription, stopped))
+                }
+            });
+        }
+        for (entry, subscriber) in core_imports {
+            tasks.push(handle.spawn(import::run_core(
+                Arc::clone(&shared),
+                entry,
+                subscriber,
+                stopped.clone(),
+            )));
+        }
+        if let Some(consumer) = jetstream.and_then(|js| js.consumer) {
+            tasks.push(handle.spawn(import::run_jetstream(
+                Arc::clone(&shared),
+                consumer,
+                stopped.clone(),
+            )));
+        }
+        for (entry, subscriber) in served_subscriptions {
+            tasks.push(handle.spawn(serve::run_requests(
+                Arc::clone(&shared),
+                entry,
+                subscriber,
+                stopped.clone(),
+            )));
+        }
+        if let Some(replies) = replies {
+            tasks.push(handle.spawn(serve::run_replies(Arc::clone(&shared), replies, stopped)));
+        }
+
+        Ok(Self {
+            shared,
+            stop,
+            tasks,
+            handle,
+            runtime: None,
+            _name: name_guard,
+        })
+    }
+
+    pub(crate) fn with_runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The bridge's name: its CloudEvents `ce-source`.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The subject prefix.
+    pub fn prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    /// The bridge's NATS client, e.g. to check its connection state or
+    /// publish something of your own on the same connection.
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+
+    /// A snapshot of the bridge's counters.
+    ///
+    /// The export queues' figures come from the bus's own stats (the bridge
+    /// is an ordinary subscriber there).
+    pub fn stats(&self) -> BridgeStats {
+        let shared = &self.shared;
+        let bus_stats = shared.bus.stats();
+        let queues = shared
+            .queues
+            .iter()
+            .map(|(delivery, queue, subscriber)| {
+                let on_bus = bus_stats.subscribers.iter().find(|s| &s.name == subscriber);
+                QueueStats {
+                    delivery: *delivery,
+                    subscriber: subscriber.clone(),
+                    lossy: queue.lossy,
+                    capacity: queue.capacity,
+                    queued: on_bus.map_or(0, |s| s.queued),
+                    dropped: on_bus.map_or(0, |s| s.dropped),
+                }
+            })
+            .collect();
+        BridgeStats {
+            name: shared.name.clone(),
+            exports: shared
+                .exports
+                .iter()
+                .map(|e| ExportStats {
+                    event_type: e.event_type.clone(),
+                    rust_type: e.rust_type,
+                    delivery: e.delivery,
+                    counts: e.counters.snapshot(),
+                })
+                .collect(),
+            queues,
+            imports: shared
+                .imports
+                .iter()
+                .map(|i| ImportStats {
+                    event_type: i.event_type.clone(),
+                    rust_type: i.rust_type,
+                    delivery: i.delivery,
+                    counts: i.counters.snapshot(),
+                })
+                .collect(),
+            unrouted: shared.unrouted.snapshot(),
+            requests: shared.requests.snapshot(),
+            client: shared.client_counters.snapshot(),
+        }
+    }
+
+    /// Stops the bridge and waits until it has: events still queued for
+    /// export are counted as abandoned, what was handed to the client is
+    /// flushed to the server. Returns the final counters.
+    pub async fn shutdown(mut self) -> BridgeStats {
+        self.stop.send_replace(true);
+        for task in std::mem::take(&mut self.tasks) {
+            // A task that panicked has nothing left to count.
+            let _ = task.await;
+        }
+        // While disconnected a flush would wait for the reconnect, forever
+        // if the server is gone: what is still in the client is lost then.
+        if self.shared.client.connection_state() == State::Connected {
+            match tokio::time::timeout(FINAL_FLUSH, self.shared.client.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(
+                    bridge = %self.shared.name,
+                    %error,
+                    "switchboard-nats: the final flush failed"
+                ),
+                Err(_) => tracing::warn!(
+                    bridge = %self.shared.name,
+                    "switchboard-nats: the final flush did not finish in time"
+                ),
+            }
+        }
+        self.stats()
+    }
+
+    /// [`shutdown`](Self::shutdown) from plain threads.
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context; use `shutdown` there.
+    pub fn shutdown_blocking(self) -> BridgeStats {
+        let handle = self.handle.clone();
+        handle.block_on(self.shutdown())
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+        let Some(runtime) = self.runtime.take() else {
+            // On the user's runtime the tasks wind down by themselves.
+            return;
+        };
+        if Handle::try_current().is_ok() {
+            // Dropped inside some async context: blocking here would panic.
+            runtime.shutdown_background();
+            return;
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        runtime.block_on(async {
+            let all = futures_util::future::join_all(tasks);
+            let _ = tokio::time::timeout(DROP_GRACE, all).await;
+        });
+        runtime.shutdown_timeout(DROP_GRACE);
+    }
+}
+
+impl fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bridge")
+            .field("name", &self.shared.name)
+            .field("prefix", &self.shared.prefix)
+            .field("tasks", &self.tasks.len())
+            .field("owns_runtime", &self.runtime.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,419 @@
+//! Configuring a bridge: which types leave, which come in, which requests
+//! are served, and how.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use async_nats::{ConnectOptions, ToServerAddrs};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use switchboard::{Event, EventBus, Request, Response, TypeSet, MAX_CAPACITY};
+
+use crate::bridge::Bridge;
+use crate::codec::{Codec, Json};
+use crate::config::{is_plain_name, ConfigError, Delivery, ExportQueue, JetStreamOptions};
+use crate::error::BridgeError;
+use crate::subject::check_name;
+use crate::types::{ExportType, ImportType, ServedType};
+
+/// The default subject prefix.
+pub const DEFAULT_PREFIX: &str = "sb";
+
+/// The default largest payload an importer accepts: 1 MiB, the server's
+/// default `max_payload`.
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 1 << 20;
+
+/// Configures and connects a [`Bridge`]; from [`Bridge::builder`] or
+/// [`Bridge::builder_with_codec`].
+///
+/// Every setter records what it is given; problems (an event type that
+/// cannot be a subject, a type exported twice...) are reported by
+/// [`validate`](Self::validate) and by [`connect`](Self::connect), which
+/// checks first, before it touches the network.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use serde::{Deserialize, Serialize};
+/// use switchboard::{Event, EventBus};
+/// use switchboard_nats::{Bridge, ConfigError, Delivery};
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(type = "route.added")]
+/// struct RouteAdded { path: String, timestamp: SystemTime }
+///
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(type = "route.*")]
+/// struct AnyRoute { timestamp: SystemTime }
+///
+/// let bus = EventBus::new();
+/// let builder = Bridge::builder(&bus)
+///     .name("replica-a")
+///     .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+///     .import::<RouteAdded>("route.added", Delivery::AtLeastOnce);
+/// assert_eq!(builder.validate(), Ok(()));
+///
+/// // A wildcard would subscribe to, or publish on, many subjects at once.
+/// let error = Bridge::builder(&bus)
+///     .export::<AnyRoute>("route.*", Delivery::AtMostOnce)
+///     .validate()
+///     .unwrap_err();
+/// assert!(matches!(error, ConfigError::InvalidEventType { .. }));
+/// assert!(error.to_string().contains("AnyRoute"), "{error}");
+/// ```
+pub struct BridgeBuilder<C: Codec = Json> {
+    pub(crate) bus: EventBus,
+    pub(crate) codec: Arc<C>,
+    pub(crate) name: Option<String>,
+    pub(crate) prefix: String,
+    pub(crate) exports: Vec<ExportType>,
+    pub(crate) imports: Vec<ImportType>,
+    pub(crate) served: Vec<ServedType>,
+    /// The exported types of each delivery mode, for the bus subscriptions
+    /// that feed the exporters.
+    pub(crate) at_most_once_types: TypeSet,
+    pub(crate) at_least_once_types: TypeSet,
+    /// The response types of `served`, for the bus subscription that forwards them.
+    pub(crate) response_types: TypeSet,
+    pub(crate) at_most_once_queue: ExportQueue,
+    pub(crate) at_least_once_queue: ExportQueue,
+    pub(crate) jetstream: JetStreamOptions,
+    pub(crate) max_import_bytes: usize,
+    /// Problems found by the setters, reported by `validate`.
+    pub(crate) problems: Vec<ConfigError>,
+}
+
+impl Bridge {
+    /// A builder for a bridge of `bus`, with the JSON codec.
+    pub fn builder(bus: &EventBus) -> BridgeBuilder<Json> {
+        Self::builder_with_codec(bus, Json)
+    }
+
+    /// A builder for a bridge of `bus` whose payloads use `codec`. Every
+    /// bridge exchanging a subject must use the same codec.
+    pub fn builder_with_codec<C: Codec>(bus: &EventBus, codec: C) -> BridgeBuilder<C> {
+        BridgeBuilder {
+            bus: bus.clone(),
+            codec: Arc::new(codec),
+            name: None,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            exports: Vec::new(),
+            imports: Vec::new(),
+            served: Vec::new(),
+            at_most_once_types: TypeSet::new(),
+            at_least_once_types: TypeSet::new(),
+            response_types: TypeSet::new(),
+            at_most_once_queue: ExportQueue::default_for(Delivery::AtMostOnce),
+            at_least_once_queue: ExportQueue::default_for(Delivery::AtLeastOnce),
+            jetstream: JetStreamOptions::default(),
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl<C: Codec> BridgeBuilder<C> {
+    /// Names the bridge: its CloudEvents `ce-source`, by which an importer
+    /// recognises (and skips) its own exports, and its durable JetStream
+    /// consumer. 1 to 64 characters of `A-Z a-z 0-9 _ -`, unique among the
+    /// processes sharing the prefix and stable across restarts (a replica's
+    /// name, e.g. `controller-0`). Default: a random name, fine for
+    /// at-most-once traffic; at-least-once imports need a set one.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the subject prefix (default [`DEFAULT_PREFIX`], `sb`): events of
+    /// type `route.added` travel on `{prefix}.route.added`, and the
+    /// JetStream stream of the prefix captures the subjects of its
+    /// at-least-once types.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sends the local events of Rust type `T` to other processes, on the
+    /// subject `{prefix}.{event_type}`.
+    ///
+    /// `event_type` must be what `T::event_type()` returns (the
+    /// `#[event(type = "...")]` of its derive); an event whose
+    /// `event_type()` differs is not sent and is counted as a type mismatch.
+    /// It must make a valid literal subject: dot-separated non-empty tokens,
+    /// no spaces, no wildcards (`*`, `>`).
+    #[must_use]
+    pub fn export<T: Event + Serialize>(
+        mut self,
+        event_type: impl Into<String>,
+        delivery: Delivery,
+    ) -> Self {
+        let entry = ExportType::new::<T, C>(event_type.into(), delivery, &self.codec);
+        self.check_event_type(entry.rust_type, &entry.event_type);
+        if self.exports.iter().any(|e| e.type_id == entry.type_id) {
+            self.problems.push(ConfigError::DuplicateExport {
+                rust_type: entry.rust_type,
+            });
+        }
+        let types = match delivery {
+            Delivery::AtMostOnce => &mut self.at_most_once_types,
+            Delivery::AtLeastOnce => &mut self.at_least_once_types,
+        };
+        *types = std::mem::take(types).with::<T>();
+        self.exports.push(entry);
+        self
+    }
+
+    /// Publishes into the local bus, as `T`, the events other processes
+    /// export on `{prefix}.{event_type}` with `delivery`: every kind of local
+    /// subscriber (universal, by type string, by Rust type) receives them.
+    ///
+    /// An event type can be imported once, as one Rust type. The importer
+    /// skips its own bridge's exports (by `ce-source`), and counts and skips
+    /// messages that are malformed, of another type, too large or
+    /// undecodable ([`ImportCounts`](crate::ImportCounts)).
+    #[must_use]
+    pub fn import<T: Event + DeserializeOwned>(
+        mut self,
+        event_type: impl Into<String>,
+        delivery: Delivery,
+    ) -> Self {
+        let entry = ImportType::new::<T, C>(event_type.into(), delivery, &self.codec);
+        self.check_event_type(entry.rust_type, &entry.event_type);
+        self.check_unique_import(&entry.event_type.clone());
+        self.imports.push(entry);
+        self
+    }
+
+    /// Serves requests of type `Q` from other processes: each request that
+    /// arrives on `{prefix}.{request_type}` is published into the local bus,
+    /// and every local response of type `R` to it (same request id) is sent
+    /// back to the requester, which gathers them with
+    /// [`Bridge::request`]. Requests and responses are JSON, whatever the
+    /// bridge's codec.
+    #[must_use]
+    pub fn serve<Q, R>(mut self, request_type: impl Into<String>) -> Self
+    where
+        Q: Request + DeserializeOwned,
+        R: Response + Serialize,
+    {
+        let entry = ServedType::new::<Q, R>(request_type.into());
+        self.check_event_type(entry.request_rust_type, &entry.request_type);
+        self.check_unique_import(&entry.request_type.clone());
+        self.response_types = std::mem::take(&mut self.response_types).with::<R>();
+        self.served.push(entry);
+        self
+    }
+
+    /// Sets the bus subscription that feeds the exports of `delivery`
+    /// (defaults: [`ExportQueue::default_for`]).
+    #[must_use]
+    pub fn export_queue(mut self, delivery: Delivery, queue: ExportQueue) -> Self {
+        match delivery {
+            Delivery::AtMostOnce => self.at_most_once_queue = queue,
+            Delivery::AtLeastOnce => self.at_least_once_queue = queue,
+        }
+        self
+    }
+
+    /// Sets the JetStream settings of at-least-once types.
+    #[must_use]
+    pub fn jetstream(mut self, options: JetStreamOptions) -> Self {
+        self.jetstream = options;
+        self
+    }
+
+    /// Sets the largest payload an importer accepts (default
+    /// [`DEFAULT_MAX_IMPORT_BYTES`]); larger messages are counted as
+    /// oversized and skipped.
+    #[must_use]
+    pub fn max_import_bytes(mut self, bytes: usize) -> Self {
+        self.max_import_bytes = bytes;
+        self
+    }
+
+    /// Checks the configuration without connecting.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found: a setter's (an invalid event type, a
+    /// duplicate), then the prefix, the name, the queues and the JetStream
+    /// settings. [`ConfigError::NameInUse`] is checked only by `connect`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.problems.first() {
+            return Err(problem.clone());
+        }
+        check_name(&self.prefix).map_err(|reason| ConfigError::InvalidPrefix {
+            prefix: self.prefix.clone(),
+            reason,
+        })?;
+        if let Some(name) = &self.name {
+            if !is_plain_name(name) {
+                return Err(ConfigError::InvalidName { name: name.clone() });
+            }
+        }
+        for (delivery, queue) in [
+            (Delivery::AtMostOnce, self.at_most_once_queue),
+            (Delivery::AtLeastOnce, self.at_least_once_queue),
+        ] {
+            if queue.capacity == 0 || queue.capacity > MAX_CAPACITY {
+                return Err(ConfigError::InvalidQueueCapacity {
+                    delivery,
+                    capacity: queue.capacity,
+                });
+            }
+        }
+        if self.uses_jetstream() {
+            self.jetstream.validate()?;
+        }
+        let imports_durably = self
+            .imports
+            .iter()
+            .any(|i| i.delivery == Delivery::AtLeastOnce);
+        if imports_durably && self.name.is_none() && self.jetstream.durable.is_none() {
+            return Err(ConfigError::DurableNeedsName);
+        }
+        Ok(())
+    }
+
+    /// Connects to the NATS servers `addrs` with `options` (credentials,
+    /// TLS, reconnect policy...) and starts the bridge on the current tokio
+    /// runtime.
+    ///
+    /// The bridge installs its own event callback on `options` (it counts
+    /// and logs connection events); one set before is replaced. When this
+    /// returns, the bridge's subscriptions are registered with the server
+    /// and its JetStream stream and consumer exist.
+    ///
+    /// ```no_run
+    /// # use switchboard::EventBus;
+    /// # use switchboard_nats::{Bridge, Delivery};
+    /// # #[derive(switchboard::Event, serde::Serialize, serde::Deserialize)]
+    /// # #[event(type = "route.added")]
+    /// # struct RouteAdded { timestamp: std::time::SystemTime }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::new();
+    /// let bridge = Bridge::builder(&bus)
+    ///     .name("replica-a")
+    ///     .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+    ///     .connect("nats://127.0.0.1:4222", async_nats::ConnectOptions::new())
+    ///     .await?;
+    /// bus.start();
+    /// # drop(bridge); Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::Config`] for a configuration problem (nothing is
+    /// contacted), [`BridgeError::Connect`] if no server accepts the
+    /// connection (unreachable, or credentials refused), and the JetStream
+    /// and subscription errors of the setup.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime; use [`connect_blocking`](Self::connect_blocking) there.
+    pub async fn connect(
+        self,
+        addrs: impl ToServerAddrs,
+        options: ConnectOptions,
+    ) -> Result<Bridge, BridgeError> {
+        Bridge::start(self, addrs, options).await
+    }
+
+    /// Like [`connect`](Self::connect), from plain threads: the bridge runs
+    /// on a runtime thread of its own, stopped when the bridge is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and [`BridgeError::Runtime`] if the
+    /// runtime thread cannot be started.
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context (it blocks); use `connect` there.
+    pub fn connect_blocking(
+        self,
+        addrs: impl ToServerAddrs,
+        options: ConnectOptions,
+    ) -> Result<Bridge, BridgeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("switchboard-nats")
+            .enable_all()
+            .build()
+            .map_err(BridgeError::Runtime)?;
+        // The runtime stays out of the future: dropped inside it (when the
+        // start fails), it would panic.
+        let bridge = runtime
+            .handle()
+            .block_on(Bridge::start(self, addrs, options))?;
+        Ok(bridge.with_runtime(runtime))
+    }
+
+    pub(crate) fn uses_jetstream(&self) -> bool {
+        self.exports
+            .iter()
+            .map(|e| e.delivery)
+            .chain(self.imports.iter().map(|i| i.delivery))
+            .any(|d| d == Delivery::AtLeastOnce)
+    }
+
+    fn check_event_type(&mut self, rust_type: &'static str, event_type: &str) {
+        if let Err(reason) = check_name(event_type) {
+            self.problems.push(ConfigError::InvalidEventType {
+                rust_type,
+                event_type: event_type.to_owned(),
+                reason,
+            });
+        }
+    }
+
+    fn check_unique_import(&mut self, event_type: &str) {
+        let taken: HashSet<&str> = self
+            .imports
+            .iter()
+            .map(|i| i.event_type.as_str())
+            .chain(self.served.iter().map(|s| s.request_type.as_str()))
+            .collect();
+        if taken.contains(event_type) {
+            self.problems.push(ConfigError::DuplicateImport {
+                event_type: event_type.to_owned(),
+            });
+        }
+    }
+}
+
+impl<C: Codec> fmt::Debug for BridgeBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeBuilder")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field(
+                "exports",
+                &self
+                    .exports
+                    .iter()
+                    .map(|e| (&e.event_type, e.delivery))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "imports",
+                &self
+                    .imports
+                    .iter()
+                    .map(|i| (&i.event_type, i.delivery))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "served",
+                &self
+                    .served
+                    .iter()
+                    .map(|s| &s.request_type)
+                    .collect::<Vec<_>>(),
+            )
+            .field("jetstream", &self.jetstream)
+            .finish_non_exhaustive()
+    }
+}

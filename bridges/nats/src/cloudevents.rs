@@ -1,0 +1,276 @@
+//! Event metadata as CloudEvents 1.0 binary-mode headers.
+//!
+//! The payload is the event itself (encoded by the [`Codec`](crate::Codec));
+//! the metadata travels in NATS headers, so any CloudEvents-aware consumer
+//! can read a bridged message without knowing switchboard:
+//!
+//! | header | CloudEvents attribute | value |
+//! |---|---|---|
+//! | `ce-specversion` | `specversion` | `1.0` |
+//! | `ce-id` | `id` | `{run}.{seq}`: unique per event and source; also the JetStream `Nats-Msg-Id` |
+//! | `ce-type` | `type` | the event type, e.g. `route.added` |
+//! | `ce-source` | `source` | the exporting bridge's name |
+//! | `ce-time` | `time` | the event's timestamp, RFC 3339 |
+//! | `content-type` | `datacontenttype` | the codec's content type; left out for JSON, the CloudEvents default |
+//! | `ce-sbttl` | extension | on requests only: milliseconds the requester still waits |
+//!
+//! A bridge's `ce-id` is `{run}.{seq}`: `run` is 22 letters and digits,
+//! unique per exporter and event type (a new one each time a bridge
+//! starts), and `seq` numbers the run's events from 1. From it an importer
+//! counts the events lost in transit (a gap in the numbers) and, on
+//! JetStream, keeps a publisher's order across redeliveries; ids of another
+//! shape (other publishers) carry no numbers. The numbers ride in the id
+//! rather than in headers of their own because every header costs: the
+//! async-nats client's throughput falls with each header a message carries.
+
+use std::time::{Duration, SystemTime};
+
+use async_nats::HeaderMap;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// `ce-specversion`: always `1.0`.
+pub const SPECVERSION: &str = "ce-specversion";
+/// `ce-id`: unique per event and source.
+pub const ID: &str = "ce-id";
+/// `ce-type`: the event type.
+pub const TYPE: &str = "ce-type";
+/// `ce-source`: the exporting bridge's name.
+pub const SOURCE: &str = "ce-source";
+/// `ce-time`: the event's timestamp, RFC 3339.
+pub const TIME: &str = "ce-time";
+/// `content-type`: the payload's MIME type, when it is not JSON.
+pub const CONTENT_TYPE: &str = "content-type";
+
+/// The content type that goes without saying: CloudEvents' default, and
+/// the [`Json`](crate::Json) codec's.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
+/// `ce-sbttl`: on requests, how many milliseconds the requester still waits.
+pub const TTL: &str = "ce-sbttl";
+
+/// The CloudEvents version the bridge writes and accepts.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// The metadata of one outgoing message.
+pub(crate) struct Outgoing<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub source: &'a str,
+    pub time: SystemTime,
+    pub content_type: &'a str,
+    pub ttl: Option<Duration>,
+}
+
+impl Outgoing<'_> {
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(SPECVERSION, SPEC_VERSION);
+        headers.insert(ID, self.id);
+        headers.insert(TYPE, self.event_type);
+        headers.insert(SOURCE, self.source);
+        // `time` is optional in CloudEvents: a timestamp RFC 3339 cannot
+        // write (past the year 9999) is left out rather than invented.
+        if let Some(time) = format_time(self.time) {
+            headers.insert(TIME, time.as_str());
+        }
+        // One header less on every message of the default codec: each costs
+        // throughput in the client.
+        if self.content_type != DEFAULT_CONTENT_TYPE {
+            headers.insert(CONTENT_TYPE, self.content_type);
+        }
+        if let Some(ttl) = self.ttl {
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(TTL, millis.to_string().as_str());
+        }
+        headers
+    }
+}
+
+/// `time` as RFC 3339, if it is representable (years 0 to 9999).
+///
+/// Checked all the way: `OffsetDateTime::from(SystemTime)` panics on times
+/// outside its range, and an event's timestamp is whatever its publisher set.
+pub(crate) fn format_time(time: SystemTime) -> Option<String> {
+    let nanos = match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i128::try_from(after.as_nanos()).ok()?,
+        Err(before) => -i128::try_from(before.duration().as_nanos()).ok()?,
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()?
+        .format(&Rfc3339)
+        .ok()
+}
+
+/// The length of a run id: a NUID.
+const RUN_LEN: usize = 22;
+
+/// A bridge's event id: `{run}.{seq}`.
+pub(crate) fn event_id(run: &str, seq: u64) -> String {
+    format!("{run}.{seq}")
+}
+
+/// The run and number in an id of the bridge's shape.
+fn sequence_of(id: &str) -> Option<(String, u64)> {
+    let (run, seq) = id.split_once('.')?;
+    let is_run = run.len() == RUN_LEN && run.bytes().all(|b| b.is_ascii_alphanumeric());
+    let seq = seq.parse().ok().filter(|_| is_run)?;
+    Some((run.to_owned(), seq))
+}
+
+/// The metadata of one incoming message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub id: String,
+    pub event_type: String,
+    pub source: String,
+    /// The exporter's run and the event's number in it, when the id has
+    /// the bridge's shape.
+    pub sequence: Option<(String, u64)>,
+    pub ttl: Option<Duration>,
+}
+
+/// Why an incoming message is not a CloudEvent the bridge accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    NoHeaders,
+    Missing(&'static str),
+    SpecVersion,
+    Number(&'static str),
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Malformed::NoHeaders => {
+                f.write_str("no headers (not a CloudEvents binary-mode message)")
+            }
+            Malformed::Missing(header) => write!(f, "header {header} is missing or empty"),
+            Malformed::SpecVersion => write!(f, "{SPECVERSION} is not {SPEC_VERSION}"),
+            Malformed::Number(header) => write!(f, "header {header} is not a number"),
+        }
+    }
+}
+
+impl Incoming {
+    pub(crate) fn parse(headers: Option<&HeaderMap>) -> Result<Self, Malformed> {
+        let headers = headers.ok_or(Malformed::NoHeaders)?;
+        let get = |name: &'static str| {
+            headers
+                .get(name)
+                .map(|value| value.as_str())
+                .filter(|value| !value.is_empty())
+        };
+        let required = |name: &'static str| get(name).ok_or(Malformed::Missing(name));
+        if required(SPECVERSION)? != SPEC_VERSION {
+            return Err(Malformed::SpecVersion);
+        }
+        let number = |name: &'static str| {
+            get(name)
+                .map(|value| value.parse::<u64>().map_err(|_| Malformed::Number(name)))
+                .transpose()
+        };
+        let id = required(ID)?;
+        Ok(Self {
+            sequence: sequence_of(id),
+            id: id.to_owned(),
+            event_type: required(TYPE)?.to_owned(),
+            source: required(SOURCE)?.to_owned(),
+            ttl: number(TTL)?.map(Duration::from_millis),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outgoing(time: SystemTime) -> Outgoing<'static> {
+        Outgoing {
+            id: "ABCDEFGHIJKLMNOPQRSTUV.7",
+            event_type: "route.added",
+            source: "replica-a",
+            time,
+            content_type: "application/json",
+            ttl: None,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1_500);
+        let headers = outgoing(time).headers();
+        assert_eq!(
+            headers.get(TIME).unwrap().as_str(),
+            "1970-01-01T00:00:01.5Z"
+        );
+        assert!(
+            headers.get(CONTENT_TYPE).is_none(),
+            "JSON goes without saying"
+        );
+        let cbor = Outgoing {
+            content_type: "application/cbor",
+            ..outgoing(time)
+        };
+        assert_eq!(
+            cbor.headers().get(CONTENT_TYPE).unwrap().as_str(),
+            "application/cbor"
+        );
+        let incoming = Incoming::parse(Some(&headers)).unwrap();
+        assert_eq!(
+            incoming,
+            Incoming {
+                id: "ABCDEFGHIJKLMNOPQRSTUV.7".into(),
+                event_type: "route.added".into(),
+                source: "replica-a".into(),
+                sequence: Some(("ABCDEFGHIJKLMNOPQRSTUV".into(), 7)),
+                ttl: None,
+            }
+        );
+    }
+
+    #[test]
+    fn only_ids_of_the_bridges_shape_carry_numbers() {
+        let run = "0123456789abcdefghijKL";
+        assert_eq!(sequence_of(&event_id(run, 42)), Some((run.into(), 42)));
+        for foreign in [
+            "order.17",
+            "x",
+            "0123456789abcdefghijK_.1",
+            "0123456789abcdefghijKL.x",
+            "",
+        ] {
+            assert_eq!(sequence_of(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn time_past_rfc3339_is_left_out() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert!(outgoing(far).headers().get(TIME).is_none());
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(format_time(before).as_deref(), Some("1969-12-31T00:00:00Z"));
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(Incoming::parse(None), Err(Malformed::NoHeaders));
+        let good = outgoing(SystemTime::now()).headers();
+        for (name, value, error) in [
+            (SPECVERSION, "0.3", Malformed::SpecVersion),
+            (ID, "", Malformed::Missing(ID)),
+            (TTL, "-1", Malformed::Number(TTL)),
+        ] {
+            let mut headers = good.clone();
+            headers.insert(name, value);
+            assert_eq!(Incoming::parse(Some(&headers)), Err(error), "{name}");
+        }
+        let mut no_source = HeaderMap::new();
+        no_source.insert(SPECVERSION, SPEC_VERSION);
+        no_source.insert(ID, "1");
+        no_source.insert(TYPE, "t");
+        assert_eq!(
+            Incoming::parse(Some(&no_source)),
+            Err(Malformed::Missing(SOURCE))
+        );
+    }
+}

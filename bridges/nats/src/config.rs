@@ -1,0 +1,435 @@
+//! What a bridge is configured with, apart from its event types: delivery
+//! modes, export queues, JetStream settings, and what is wrong with a
+//! configuration.
+
+use std::error::Error;
+use std::fmt;
+use std::time::Duration;
+
+use crate::subject::SubjectError;
+
+/// How one event type crosses processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Core NATS publish/subscribe: fast, no storage, no acknowledgement. An
+    /// event is lost if the server, the network or a subscriber is down or
+    /// too slow at that moment; the importer counts what it detects as
+    /// missing. For observability traffic that may be lossy.
+    AtMostOnce,
+    /// JetStream: the exporter retries until the stream has stored the event
+    /// (one message id per event, deduplicated by the server), and the
+    /// importer's durable consumer acknowledges it only once it is in the
+    /// local bus; redeliveries of an id already imported are skipped. For
+    /// what must not be lost.
+    AtLeastOnce,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Delivery::AtMostOnce => "at-most-once",
+            Delivery::AtLeastOnce => "at-least-once",
+        })
+    }
+}
+
+/// The bus subscription that feeds one delivery mode's exports: an ordinary
+/// subscriber, whose local drops the bus counts like any other's.
+///
+/// ```
+/// use switchboard_nats::ExportQueue;
+///
+/// let queue = ExportQueue::critical(4096);
+/// assert!(!queue.lossy);
+/// assert_eq!(ExportQueue::lossy(64).capacity, 64);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportQueue {
+    /// How many events may wait for the bridge (at least 1, at most
+    /// [`switchboard::MAX_CAPACITY`]).
+    pub capacity: usize,
+    /// Whether the bus counts drops as observability drops only (`true`) or
+    /// also reports them to its drop callback (`false`, critical).
+    pub lossy: bool,
+}
+
+impl ExportQueue {
+    /// The default capacity of an export queue.
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    /// A critical queue: the bus reports its drops to the drop callback.
+    pub fn critical(capacity: usize) -> Self {
+        Self {
+            capacity,
+            lossy: false,
+        }
+    }
+
+    /// A lossy queue: the bus only counts its drops.
+    pub fn lossy(capacity: usize) -> Self {
+        Self {
+            capacity,
+            lossy: true,
+        }
+    }
+
+    /// The default for `delivery`: lossy for [`Delivery::AtMostOnce`]
+    /// (observability traffic), critical for [`Delivery::AtLeastOnce`], both
+    /// of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY).
+    pub fn default_for(delivery: Delivery) -> Self {
+        match delivery {
+            Delivery::AtMostOnce => Self::lossy(Self::DEFAULT_CAPACITY),
+            Delivery::AtLeastOnce => Self::critical(Self::DEFAULT_CAPACITY),
+        }
+    }
+}
+
+/// JetStream settings for [`Delivery::AtLeastOnce`] types.
+///
+/// The bridge uses one stream per prefix, capturing the subjects of the
+/// at-least-once types (each bridge adds its own), creating it if it does
+/// not exist, and one durable pull consumer per importing
+/// bridge, named after the bridge unless [`durable`](Self::durable) says
+/// otherwise.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_nats::JetStreamOptions;
+///
+/// let options = JetStreamOptions::default()
+///     .replicas(3)
+///     .max_age(Duration::from_secs(3600))
+///     .ack_wait(Duration::from_secs(5));
+/// assert_eq!(options.replicas, 3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JetStreamOptions {
+    /// The stream's name; `None`: the prefix upper-cased with dots as
+    /// underscores ([`subject::default_stream_name`](crate::subject::default_stream_name)).
+    pub stream: Option<String>,
+    /// The stream's replicas when the bridge creates it (1; 3 or 5 in a cluster).
+    pub replicas: usize,
+    /// How long the stream keeps events when the bridge creates it (24 h):
+    /// an importer down for longer misses what expired.
+    pub max_age: Duration,
+    /// The server's deduplication window when the bridge creates the stream
+    /// (2 min): a retry within it is stored once.
+    pub duplicate_window: Duration,
+    /// The durable consumer's name; `None`: the bridge's name.
+    pub durable: Option<String>,
+    /// How long the server waits for an importer's acknowledgement before
+    /// redelivering (10 s).
+    pub ack_wait: Duration,
+    /// How many messages the consumer hands out unacknowledged (1000).
+    pub max_ack_pending: i64,
+    /// How many imported event ids an importer remembers to skip
+    /// redeliveries (100 000).
+    pub dedup_window: usize,
+    /// How long an importer holds back the later events of a publisher while
+    /// an earlier one is missing, waiting for its redelivery, before it
+    /// counts the missing one as missed and goes on (3 × `ack_wait` when `None`).
+    pub order_wait: Option<Duration>,
+    /// How long the exporter waits for the stream's acknowledgement before
+    /// retrying (5 s).
+    pub ack_timeout: Duration,
+}
+
+impl Default for JetStreamOptions {
+    fn default() -> Self {
+        Self {
+            stream: None,
+            replicas: 1,
+            max_age: Duration::from_secs(24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            durable: None,
+            ack_wait: Duration::from_secs(10),
+            max_ack_pending: 1000,
+            dedup_window: 100_000,
+            order_wait: None,
+            ack_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl JetStreamOptions {
+    /// Sets [`stream`](Self::stream).
+    #[must_use]
+    pub fn stream(mut self, name: impl Into<String>) -> Self {
+        self.stream = Some(name.into());
+        self
+    }
+
+    /// Sets [`replicas`](Self::replicas).
+    #[must_use]
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Sets [`duplicate_window`](Self::duplicate_window).
+    #[must_use]
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
+        self
+    }
+
+    /// Sets [`durable`](Self::durable).
+    #[must_use]
+    pub fn durable(mut self, name: impl Into<String>) -> Self {
+        self.durable = Some(name.into());
+        self
+    }
+
+    /// Sets [`ack_wait`](Self::ack_wait).
+    #[must_use]
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    /// Sets [`max_ack_pending`](Self::max_ack_pending).
+    #[must_use]
+    pub fn max_ack_pending(mut self, max: i64) -> Self {
+        self.max_ack_pending = max;
+        self
+    }
+
+    /// Sets [`dedup_window`](Self::dedup_window).
+    #[must_use]
+    pub fn dedup_window(mut self, ids: usize) -> Self {
+        self.dedup_window = ids;
+        self
+    }
+
+    /// Sets [`order_wait`](Self::order_wait).
+    #[must_use]
+    pub fn order_wait(mut self, wait: Duration) -> Self {
+        self.order_wait = Some(wait);
+        self
+    }
+
+    /// Sets [`ack_timeout`](Self::ack_timeout).
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn resolved_order_wait(&self) -> Duration {
+        self.order_wait.unwrap_or(self.ack_wait.saturating_mul(3))
+    }
+}
+
+/// What is wrong with a bridge's configuration; found by
+/// [`BridgeBuilder::validate`](crate::BridgeBuilder::validate) and before a
+/// bridge connects. Each message says what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The subject prefix is not a valid literal subject.
+    InvalidPrefix {
+        /// The prefix.
+        prefix: String,
+        /// What is wrong with it.
+        reason: SubjectError,
+    },
+    /// An event type would make an invalid or wildcard subject.
+    InvalidEventType {
+        /// The Rust type it was configured for.
+        rust_type: &'static str,
+        /// The event type.
+        event_type: String,
+        /// What is wrong with it.
+        reason: SubjectError,
+    },
+    /// A Rust type is exported twice.
+    DuplicateExport {
+        /// The Rust type.
+        rust_type: &'static str,
+    },
+    /// An event type is imported twice (by the same or two Rust types), or
+    /// both imported and served as a request.
+    DuplicateImport {
+        /// The event type.
+        event_type: String,
+    },
+    /// The bridge's name is not 1 to 64 characters of `A-Z a-z 0-9 _ -`.
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+    /// Another bridge of this process already has this name, so each would
+    /// take the other's events for its own echo.
+    NameInUse {
+        /// The name.
+        name: String,
+    },
+    /// JetStream imports need a durable consumer that outlives the process,
+    /// so a name that stays the same across restarts.
+    DurableNeedsName,
+    /// The stream or durable consumer name is not 1 to 64 characters of
+    /// `A-Z a-z 0-9 _ -`.
+    InvalidJetStreamName {
+        /// The name.
+        name: String,
+    },
+    /// An export queue's capacity is 0 or above [`switchboard::MAX_CAPACITY`].
+    InvalidQueueCapacity {
+        /// The delivery mode of the queue.
+        delivery: Delivery,
+        /// The capacity asked for.
+        capacity: usize,
+    },
+    /// A JetStream setting is out of range.
+    InvalidJetStreamSetting {
+        /// Which setting and why.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::InvalidPrefix { prefix, reason } => write!(
+                f,
+                "the subject prefix {prefix:?} is not a valid NATS subject because {reason}: \
+                 use dot-separated tokens without spaces or wildcards, e.g. \"sb\" or \"acme.events\""
+            ),
+            ConfigError::InvalidEventType {
+                rust_type,
+                event_type,
+                reason,
+            } => write!(
+                f,
+                "event type {event_type:?} of {rust_type} cannot be a NATS subject because {reason}: \
+                 give the type a name of dot-separated tokens without spaces or wildcards \
+                 (`*`, `>`), e.g. \"route.added\""
+            ),
+            ConfigError::DuplicateExport { rust_type } => write!(
+                f,
+                "{rust_type} is exported twice: export each Rust type once"
+            ),
+            ConfigError::DuplicateImport { event_type } => write!(
+                f,
+                "event type {event_type:?} is imported or served twice: a subject can feed one \
+                 Rust type only, import it once"
+            ),
+            ConfigError::InvalidName { name } => write!(
+                f,
+                "the bridge name {name:?} is invalid: use 1 to 64 characters of A-Z, a-z, 0-9, \
+                 '_' and '-' (it is the CloudEvents source and the default durable consumer name)"
+            ),
+            ConfigError::NameInUse { name } => write!(
+                f,
+                "another bridge in this process is already named {name:?}: give each bridge its \
+                 own name (an importer skips events from its own name as echoes)"
+            ),
+            ConfigError::DurableNeedsName => f.write_str(
+                "at-least-once imports need a durable consumer that survives restarts: name the \
+                 bridge with .name(\"replica-a\") (stable across restarts, unique per process), \
+                 or set JetStreamOptions::durable",
+            ),
+            ConfigError::InvalidJetStreamName { name } => write!(
+                f,
+                "{name:?} cannot name a JetStream stream or consumer: use 1 to 64 characters of \
+                 A-Z, a-z, 0-9, '_' and '-'"
+            ),
+            ConfigError::InvalidQueueCapacity { delivery, capacity } => write!(
+                f,
+                "the {delivery} export queue's capacity {capacity} is invalid: use between 1 and {}",
+                switchboard::MAX_CAPACITY
+            ),
+            ConfigError::InvalidJetStreamSetting { what } => {
+                write!(f, "invalid JetStream setting: {what}")
+            }
+        }
+    }
+}
+
+impl Error for ConfigError {}
+
+/// Whether `name` is 1 to 64 characters of `A-Z a-z 0-9 _ -`: valid as a
+/// CloudEvents source, a header value, and a JetStream stream or consumer name.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl JetStreamOptions {
+    /// Checks the settings that the server would otherwise reject later.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what| Err(ConfigError::InvalidJetStreamSetting { what });
+        for name in [&self.stream, &self.durable].into_iter().flatten() {
+            if !is_plain_name(name) {
+                return Err(ConfigError::InvalidJetStreamName { name: name.clone() });
+            }
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return invalid("replicas must be between 1 and 5");
+        }
+        if self.ack_wait.is_zero() || self.ack_timeout.is_zero() {
+            return invalid("ack_wait and ack_timeout must be positive");
+        }
+        if self.max_ack_pending < 1 {
+            return invalid("max_ack_pending must be at least 1");
+        }
+        if self.dedup_window == 0 {
+            return invalid("dedup_window must be at least 1 id");
+        }
+        if self.duplicate_window.is_zero() {
+            return invalid("duplicate_window must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_plain_name("replica-a_0"));
+        assert!(!is_plain_name(""));
+        assert!(!is_plain_name("a.b"));
+        assert!(!is_plain_name("a b"));
+        assert!(!is_plain_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn jetstream_settings() {
+        assert_eq!(JetStreamOptions::default().validate(), Ok(()));
+        let bad = [
+            JetStreamOptions::default().replicas(0),
+            JetStreamOptions::default().replicas(6),
+            JetStreamOptions::default().ack_wait(Duration::ZERO),
+            JetStreamOptions::default().max_ack_pending(0),
+            JetStreamOptions::default().dedup_window(0),
+            JetStreamOptions::default().duplicate_window(Duration::ZERO),
+        ];
+        for options in bad {
+            assert!(matches!(
+                options.validate(),
+                Err(ConfigError::InvalidJetStreamSetting { .. })
+            ));
+        }
+        assert_eq!(
+            JetStreamOptions::default().durable("a.b").validate(),
+            Err(ConfigError::InvalidJetStreamName { name: "a.b".into() })
+        );
+        assert_eq!(
+            JetStreamOptions::default().resolved_order_wait(),
+            Duration::from_secs(30)
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The exporters: one task per delivery mode reads the bridge's bus
+//! subscription and publishes each event, in the order the bus delivered
+//! them.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::client::PublishErrorKind as CorePublishErrorKind;
+use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use switchboard::{Event, Subscription};
+use tokio::sync::watch;
+
+use crate::bridge::Shared;
+use crate::cloudevents::{event_id, Outgoing};
+use crate::jetstream::StreamSpec;
+use crate::stats::bump;
+use crate::subject;
+use crate::types::{type_id_of, ExportType};
+
+/// The first retry of an unacknowledged at-least-once publish waits this long...
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// ...doubling up to this.
+const MAX_RETRY: Duration = Duration::from_secs(2);
+
+/// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
+/// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
+pub(crate) fn log_now(count: u64) -> bool {
+    count.is_power_of_two()
+}
+
+/// One event, encoded and addressed, ready to publish.
+struct Prepared {
+    entry: Arc<ExportType>,
+    subject: String,
+    id: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+/// A run of one exporter task: per event type, a run id and the number of
+/// events sent, which make the events' ids (`{run}.{seq}`).
+struct Run {
+    shared: Arc<Shared>,
+    /// Per type: the run id (unique per bridge instance, mode and type) and
+    /// how many events were sent. Only sent events take a number, so an
+    /// importer's gap is a loss in transit.
+    types: HashMap<TypeId, (String, u64)>,
+}
+
+impl Run {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            types: HashMap::new(),
+        }
+    }
+
+    /// Encodes `event`, or counts why it is not sent.
+    fn prepare(&mut self, event: &Arc<dyn Event>) -> Option<Prepared> {
+        let shared = &self.shared;
+        let entry = Arc::clone(shared.export_of(type_id_of(&**event))?);
+        let counters = &entry.counters;
+        if shared.imported.take(event) {
+            bump(&counters.echo_skipped);
+            return None;
+        }
+        if event.event_type() != entry.event_type {
+            bump(&counters.type_mismatch);
+            if log_now(
+                counters
+                    .type_mismatch
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ) {
+                tracing::warn!(
+                    bridge = %shared.name,
+                    rust_type = entry.rust_type,
+                    configured = %entry.event_type,
+                    actual = event.event_type(),
+                    "switchboard-nats: not exported: the event's type differs from the one it was \
+                     exported as; export it under its own event type"
+                );
+            }
+            return None;
+        }
+        let payload = match (entry.encode)(&**event) {
+            Ok(payload) => Bytes::from(payload),
+            Err(error) => {
+                bump(&counters.encode_failed);
+                tracing::warn!(
+                    bridge = %shared.name,
+                    event_type = %entry.event_type,
+                    %error,
+                    "switchboard-nats: not exported: the codec could not encode the event"
+                );
+                return None;
+            }
+        };
+        let (run, sent) = self
+            .types
+            .entry(entry.type_id)
+            .or_insert_with(|| (nuid::next().to_string(), 0));
+        let id = event_id(run, *sent + 1);
+        let headers = Outgoing {
+            id: &id,
+            event_type: &entry.event_type,
+            source: &shared.name,
+            time: event.timestamp(),
+            content_type: &shared.content_type,
+            ttl: None,
+        }
+        .headers();
+        Some(Prepared {
+            subject: subject::for_event_type(&shared.prefix, &entry.event_type),
+            entry,
+            id,
+            headers,
+            payload,
+        })
+    }
+
+    /// Gives the sent event its number for good.
+    fn sent(&mut self, entry: &ExportType) {
+        if let Some((_, sent)) = self.types.get_mut(&entry.type_id) {
+            *sent += 1;
+        }
+    }
+}
+
+/// Waits until the bridge is told to stop.
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    // An error means the bridge is gone: stop too.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Counts the events left in the queue when the bridge stops.
+fn abandon(shared: &Shared, subscription: &Subscription) {
+    let mut abandoned = 0;
+    while let Ok(event) = subscription.try_recv() {
+        if let Some(entry) = shared.export_of(type_id_of(&*event)) {
+            bump(&entry.counters.abandoned);
+            abandoned += 1;
+        }
+    }
+    if abandoned > 0 {
+        tracing::warn!(
+            bridge = %shared.name,
+            abandoned,
+            "switchboard-nats: the bridge stopped with events still queued for export; they are \
+             counted as abandoned"
+        );
+    }
+}
+
+/// At-most-once: publish on core NATS, or count the event as unavailable
+/// while the client is disconnected (rather than let it reach the server
+/// minutes later, or block the queue).
+pub(crate) async fn run_core(
+    shared: Arc<Shared>,
+    mut subscription: Subscription,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut run = Run::new(Arc::clone(&shared));
+    loop {
+        let event = tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => break,
+            event = subscription.next() => match event {
+                Some(event) => event,
+                None => return, // the bus is gone
+            },
+        };
+        let Some(prepared) = run.prepare(&event) else {
+            continue;
+        };
+        let counters = &prepared.entry.counters;
+        if shared.client.connection_state() != State::Connected {
+            bump(&counters.unavailable);
+            if log_now(
+                counters
+                    .unavailable
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            ) {
+                tracing::warn!(
+                    bridge = %shared.name,
+                    event_type = %prepared.entry.event_type,
+                    "switchboard-nats: at-most-once event dropped: not connected to NATS"
+                );
+            }
+            continue;
+        }
+        match shared
+            .client
+            .publish_with_headers(prepared.subject, prepared.headers, prepared.payload)
+            .await
+        {
+            Ok(()) => {
+                bump(&counters.exported);
+                run.sent(&prepared.entry);
+            }
+            Err(error) => {
+                if error.kind() == CorePublishErrorKind::MaxPayloadExceeded {
+                    bump(&counters.oversized);
+                } else {
+                    bump(&counters.failed);
+                }
+                tracing::warn!(
+                    bridge = %shared.name,
+                    event_type = %prepared.entry.event_type,
+                    %error,
+                    "switchboard-nats: at-most-once event not published"
+                );
+            }
+        }
+    }
+    abandon(&shared, &subscription);
+}
+
+/// At-least-once: publish to JetStream with the event's id as message id
+/// and wait for the stream's acknowledgement; on any error or timeout,
+/// publish the same message again (the server stores it once) before the
+/// next event, so a publisher's order holds.
+pub(crate) async fn run_jetstream(
+    shared: Arc<Shared>,
+    stream: StreamSpec,
+    mut subscription: Subscription,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut run = Run::new(Arc::clone(&shared));
+    'events: loop {
+        let event = tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => break,
+            event = subscription.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
+        let Some(prepared) = run.prepare(&event) else {
+            continue;
+        };
+        let counters = &prepared.entry.counters;
+        let mut wait = FIRST_RETRY;
+        let mut failures: u64 = 0;
+        loop {
+            let publish = PublishMessage::build()
+                .headers(prepared.headers.clone())
+                .payload(prepared.payload.clone())
+                .message_id(&prepared.id);
+            let outcome = async {
+                stream
+                    .context
+                    .send_publish(prepared.subject.clone(), publish)
+                    .await?
+                    .await
+            };
+            // An attempt runs to its end even when the bridge is stopping
+            // (it is bounded by the ack timeout): the event may be stored
+            // already, and then it counts as exported, not abandoned.
+            let result = outcome.await;
+            match result {
+                Ok(ack) => {
+                    bump(&counters.exported);
+                    if ack.duplicate {
+                        bump(&counters.server_duplicates);
+                    }
+                    if failures > 0 {
+                        tracing::info!(
+                            bridge = %shared.name,
+                            event_type = %prepared.entry.event_type,
+                            attempts = failures + 1,
+                            "switchboard-nats: at-least-once event stored after retries"
+                        );
+                    }
+                    run.sent(&prepared.entry);
+                    break;
+                }
+                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    bump(&counters.oversized);
+                    tracing::warn!(
+                        bridge = %shared.name,
+                        event_type = %prepared.entry.event_type,
+                        %error,
+                        "switchboard-nats: at-least-once event not published: larger than the \
+                         server's max_payload"
+                    );
+                    break;
+                }
+                Err(error) => {
+                    failures += 1;
+                    bump(&counters.retries);
+                    // No stream captures the subject (deleted, or its
+                    // subjects rewritten): add it again before the retry.
+                    if error.kind() == PublishErrorKind::StreamNotFound {
+                        if let Err(error) =
+                            stream.ensure(std::slice::from_ref(&prepared.subject)).await
+                        {
+                            tracing::warn!(
+                                bridge = %shared.name,
+                                subject = %prepared.subject,
+                                %error,
+                                "switchboard-nats: no stream captures the subject and it could not be added"
+                            );
+                        }
+                    }
+                    if log_now(failures) {
+                        tracing::warn!(
+                            bridge = %shared.name,
+                            event_type = %prepared.entry.event_type,
+                            id = %prepared.id,
+                            failures,
+                            %error,
+                            "switchboard-nats: at-least-once publish not acknowledged; retrying \
+                             with the same message id (later events wait, to keep their order)"
+                        );
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                () = stop_requested(&mut stopped) => {
+                    bump(&counters.abandoned);
+                    break 'events;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(MAX_RETRY);
+        }
+    }
+    abandon(&shared, &subscription);
+}

@@ -1,0 +1,108 @@
+//! A NATS bridge for the [`switchboard`] event bus: the same
+//! events across processes, on the official [`async_nats`] client.
+//!
+//! A [`Bridge`] connects one [`EventBus`](switchboard::EventBus) to NATS:
+//!
+//! - **Export**: local events of the Rust types you name leave the process,
+//!   each on the subject `{prefix}.{event_type}` (`sb.route.added`). The
+//!   bridge is an ordinary bus subscriber, so its local drops are counted by
+//!   the bus like any other's.
+//! - **Import**: messages on the subjects of the types you name are decoded
+//!   and published into the local bus, so every kind of local subscriber
+//!   receives them. An event never comes back to the bridge that exported
+//!   it, and an imported event is never exported again.
+//! - **Requests**: [`Bridge::request`] gathers the answers of responders in
+//!   other processes, with the quorum, timeout and partial results of the
+//!   local `request`; [`BridgeBuilder::serve`] answers them.
+//!
+//! Payloads are serde JSON by default ([`Codec`] makes it pluggable), and
+//! metadata travels as CloudEvents binary-mode headers ([`cloudevents`]).
+//!
+//! # Delivery modes
+//!
+//! Chosen per exported type ([`Delivery`]):
+//!
+//! - **at-most-once**, core NATS: an event is lost if a server, a network
+//!   link or a subscriber is down or too slow at that moment. The exporter
+//!   counts what it could not send ([`ExportCounts::unavailable`]), the
+//!   importer counts the gaps it detects ([`ImportCounts::missed`]). For
+//!   observability traffic.
+//! - **at-least-once**, JetStream: the exporter retries until the stream has
+//!   stored the event (message id = `ce-id`, deduplicated by the server), the
+//!   importer's durable consumer acknowledges it only once it is in the
+//!   local bus, and redeliveries are not published twice. For what must not
+//!   be lost.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::SystemTime;
+//! use serde::{Deserialize, Serialize};
+//! use switchboard::{Event, EventBus};
+//! use switchboard_nats::{Bridge, Delivery};
+//!
+//! #[derive(Event, Serialize, Deserialize)]
+//! #[event(type = "route.added")]
+//! struct RouteAdded { path: String, timestamp: SystemTime }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = EventBus::new();
+//! let routes = bus.subscribe_to::<RouteAdded>("router", 64)?;
+//! let bridge = Bridge::builder(&bus)
+//!     .name("replica-a")
+//!     .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+//!     .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+//!     .connect("nats://127.0.0.1:4222", async_nats::ConnectOptions::new())
+//!     .await?;
+//! bus.start();
+//!
+//! bus.publish(RouteAdded { path: "/api".into(), timestamp: SystemTime::now() });
+//! // ...other replicas receive it; their events arrive on `routes`.
+//! println!("{}", bridge.stats());
+//! # Ok(()) }
+//! ```
+//!
+//! From plain threads, [`BridgeBuilder::connect_blocking`] runs the bridge
+//! on a runtime thread of its own.
+//!
+//! # Bad input
+//!
+//! Nothing is lost uncounted and nothing panics: a message on an imported
+//! subject that is not a CloudEvent, names another type, is too large or
+//! does not decode is counted ([`ImportCounts`]), logged through `tracing`
+//! (a handful of lines per flood) and skipped. Event types that would make
+//! an invalid or wildcard subject are rejected when the bridge is
+//! configured ([`ConfigError::InvalidEventType`]).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod bridge;
+mod builder;
+mod client_events;
+pub mod cloudevents;
+mod codec;
+mod config;
+mod echo;
+mod error;
+mod export;
+mod import;
+mod jetstream;
+mod names;
+mod order;
+mod request;
+mod serve;
+mod stats;
+pub mod subject;
+mod types;
+
+pub use bridge::Bridge;
+pub use builder::{BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_PREFIX};
+pub use codec::{Codec, CodecError, Json};
+pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
+pub use error::BridgeError;
+pub use request::{RemoteRequestError, RemoteResult};
+pub use stats::{
+    BridgeStats, ClientCounts, ExportCounts, ExportStats, ImportCounts, ImportStats, QueueStats,
+    RequestCounts, UnroutedCounts,
+};

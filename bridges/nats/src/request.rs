@@ -1,0 +1,464 @@
+//! The requesting side of requests across processes: scatter-gather over
+//! NATS request/reply, with the local [`RequestOptions`] semantics.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::StatusCode;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use switchboard::{CancelToken, Request, RequestOptions, RequestOptionsError, Response};
+use tokio::time::Instant;
+
+use crate::bridge::{Bridge, Shared};
+use crate::cloudevents::{Incoming, Outgoing};
+use crate::codec::{Codec, CodecError, Json};
+use crate::stats::bump;
+use crate::subject::{self, SubjectError};
+
+/// How often a request with a cancel token checks it: `CancelToken` offers
+/// no future to wait on.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+/// The responses a request across processes gathered, and who did not answer.
+///
+/// The same fields and meaning as [`switchboard::RequestResult`], which
+/// cannot be built outside the core crate.
+#[non_exhaustive]
+pub struct RemoteResult<R> {
+    /// The responses, one per expected responder that answered, in arrival order.
+    pub responses: Vec<Arc<R>>,
+    /// One line per expected responder that did not answer:
+    /// `"no response from NAME"`, in the order the responders were listed.
+    pub errors: Vec<String>,
+    /// The expected responders that did not answer, in the order listed.
+    pub missing: Vec<String>,
+}
+
+impl<R: Response> RemoteResult<R> {
+    /// Whether every expected responder answered.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    /// The response from `responder`, if it answered.
+    pub fn response_from(&self, responder: &str) -> Option<&Arc<R>> {
+        self.responses.iter().find(|r| r.responder() == responder)
+    }
+}
+
+impl<R: Response> fmt::Debug for RemoteResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteResult")
+            .field(
+                "responses",
+                &self
+                    .responses
+                    .iter()
+                    .map(|r| r.responder())
+                    .collect::<Vec<_>>(),
+            )
+            .field("errors", &self.errors)
+            .field("missing", &self.missing)
+            .finish()
+    }
+}
+
+/// Why a request across processes failed. Timeouts and cancellations carry
+/// the partial result.
+#[non_exhaustive]
+pub enum RemoteRequestError<R> {
+    /// The options fail [`RequestOptions::validate`]; nothing was sent.
+    InvalidOptions(RequestOptionsError),
+    /// The request's event type cannot be a subject; nothing was sent.
+    InvalidEventType {
+        /// The event type.
+        event_type: String,
+        /// What is wrong with it.
+        reason: SubjectError,
+    },
+    /// The codec could not encode the request; nothing was sent.
+    Encode(CodecError),
+    /// The request could not be sent (its reply inbox or its publish failed).
+    Send(async_nats::Error),
+    /// No process subscribes to the request's subject: NATS answered at
+    /// once that there are no responders.
+    NoResponders {
+        /// The request's subject.
+        subject: String,
+    },
+    /// The quorum did not answer in time.
+    Timeout {
+        /// The timeout.
+        timeout: Duration,
+        /// How many responses were required.
+        required: usize,
+        /// What was gathered.
+        partial: RemoteResult<R>,
+    },
+    /// The cancel token was cancelled first.
+    Cancelled {
+        /// How many responses were required.
+        required: usize,
+        /// What was gathered.
+        partial: RemoteResult<R>,
+    },
+    /// The bridge stopped before the request ended.
+    Stopped,
+}
+
+impl<R> RemoteRequestError<R> {
+    /// The partial result of a timeout or cancellation.
+    pub fn partial(&self) -> Option<&RemoteResult<R>> {
+        match self {
+            RemoteRequestError::Timeout { partial, .. }
+            | RemoteRequestError::Cancelled { partial, .. } => Some(partial),
+            _ => None,
+        }
+    }
+}
+
+impl<R> fmt::Display for RemoteRequestError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let progress = |f: &mut fmt::Formatter<'_>, partial: &RemoteResult<R>, required| {
+            write!(
+                f,
+                "{} of {required} required responses ({})",
+                partial.responses.len(),
+                partial.errors.join("; ")
+            )
+        };
+        match self {
+            RemoteRequestError::InvalidOptions(error) => {
+                write!(f, "invalid request options: {error}")
+            }
+            RemoteRequestError::InvalidEventType { event_type, reason } => write!(
+                f,
+                "the request type {event_type:?} cannot be a NATS subject because {reason}: \
+                 give it a name of dot-separated tokens without spaces or wildcards"
+            ),
+            RemoteRequestError::Encode(error) => write!(f, "could not encode the request: {error}"),
+            RemoteRequestError::Send(error) => write!(
+                f,
+                "could not send the request: {error}; check the connection to NATS"
+            ),
+            RemoteRequestError::NoResponders { subject } => write!(
+                f,
+                "no process serves requests on {subject:?}: start a bridge that serves this \
+                 request type (BridgeBuilder::serve) in the responding processes"
+            ),
+            RemoteRequestError::Timeout {
+                timeout,
+                required,
+                partial,
+            } => {
+                write!(f, "request timed out after {timeout:?} with ")?;
+                progress(f, partial, *required)
+            }
+            RemoteRequestError::Cancelled { required, partial } => {
+                write!(f, "request cancelled with ")?;
+                progress(f, partial, *required)
+            }
+            RemoteRequestError::Stopped => f.write_str("the bridge stopped during the request"),
+        }
+    }
+}
+
+impl<R: Response> fmt::Debug for RemoteRequestError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteRequestError::Timeout { partial, .. } => {
+                write!(f, "Timeout({self}; {partial:?})")
+            }
+            RemoteRequestError::Cancelled { partial, .. } => {
+                write!(f, "Cancelled({self}; {partial:?})")
+            }
+            _ => write!(f, "{self}"),
+        }
+    }
+}
+
+impl<R: Response> Error for RemoteRequestError<R> {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            RemoteRequestError::InvalidOptions(error) => Some(error),
+            RemoteRequestError::InvalidEventType { reason, .. } => Some(reason),
+            RemoteRequestError::Encode(error) => Some(error),
+            RemoteRequestError::Send(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// The responses gathered so far.
+struct Gather<R> {
+    expected: Vec<String>,
+    answered: Vec<bool>,
+    required: usize,
+    responses: Vec<Arc<R>>,
+}
+
+impl<R: Response> Gather<R> {
+    fn new(options: &RequestOptions) -> Self {
+        let expected = options.expected_responders.clone();
+        let required = match options.min_responses {
+            0 => expected.len(),
+            n => n,
+        };
+        Self {
+            answered: vec![false; expected.len()],
+            expected,
+            required,
+            responses: Vec::new(),
+        }
+    }
+
+    /// Counts `response` if it is the first of an expected responder.
+    fn offer(&mut self, response: R) -> bool {
+        let Some(index) = self
+            .expected
+            .iter()
+            .position(|name| name == response.responder())
+        else {
+            return false;
+        };
+        if std::mem::replace(&mut self.answered[index], true) {
+            return false;
+        }
+        self.responses.push(Arc::new(response));
+        true
+    }
+
+    fn is_done(&self) -> bool {
+        self.responses.len() >= self.required
+    }
+
+    fn finish(self) -> RemoteResult<R> {
+        let missing: Vec<String> = self
+            .expected
+            .into_iter()
+            .zip(self.answered)
+            .filter(|(_, answered)| !answered)
+            .map(|(name, _)| name)
+            .collect();
+        RemoteResult {
+            errors: missing
+                .iter()
+                .map(|name| format!("no response from {name}"))
+                .collect(),
+            missing,
+            responses: self.responses,
+        }
+    }
+}
+
+/// Waits until `token` is cancelled (forever without a token).
+async fn cancelled(token: Option<&CancelToken>) {
+    match token {
+        Some(token) => {
+            while !token.is_cancelled() {
+                tokio::time::sleep(CANCEL_POLL).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn request<R, Q>(
+    shared: Arc<Shared>,
+    request: Q,
+    options: RequestOptions,
+) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+where
+    Q: Request + Serialize,
+    R: Response + DeserializeOwned,
+{
+    options
+        .validate()
+        .map_err(RemoteRequestError::InvalidOptions)?;
+    let mut gather = Gather::<R>::new(&options);
+    let token = options.cancel_token.as_ref();
+    if token.is_some_and(CancelToken::is_cancelled) {
+        bump(&shared.requests.cancelled);
+        return Err(RemoteRequestError::Cancelled {
+            required: gather.required,
+            partial: gather.finish(),
+        });
+    }
+    let event_type = request.event_type().to_owned();
+    subject::check_name(&event_type).map_err(|reason| RemoteRequestError::InvalidEventType {
+        event_type: event_type.clone(),
+        reason,
+    })?;
+    let subject = subject::for_event_type(&shared.prefix, &event_type);
+    // Requests and responses are JSON whatever the bridges' codecs: see `Bridge::request`.
+    let payload = Json.encode(&request).map_err(RemoteRequestError::Encode)?;
+    let id = nuid::next().to_string();
+    let headers = Outgoing {
+        id: &id,
+        event_type: &event_type,
+        source: &shared.name,
+        time: SystemTime::now(),
+        content_type: Json.content_type(),
+        ttl: Some(options.timeout),
+    }
+    .headers();
+
+    let inbox = shared.client.new_inbox();
+    let mut replies = shared
+        .client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|error| RemoteRequestError::Send(error.into()))?;
+    shared
+        .client
+        .publish_with_reply_and_headers(subject.clone(), inbox, headers, Bytes::from(payload))
+        .await
+        .map_err(|error| RemoteRequestError::Send(error.into()))?;
+    bump(&shared.requests.sent);
+
+    // A timeout too large to add to now means no timeout, as locally.
+    let deadline = Instant::now().checked_add(options.timeout);
+    let expired = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    let request_id = request.request_id();
+    loop {
+        let reply = tokio::select! {
+            biased;
+            () = cancelled(token) => {
+                bump(&shared.requests.cancelled);
+                return Err(RemoteRequestError::Cancelled {
+                    required: gather.required,
+                    partial: gather.finish(),
+                });
+            }
+            () = &mut expired => {
+                bump(&shared.requests.timed_out);
+                return Err(RemoteRequestError::Timeout {
+                    timeout: options.timeout,
+                    required: gather.required,
+                    partial: gather.finish(),
+                });
+            }
+            reply = replies.next() => match reply {
+                Some(reply) => reply,
+                None => return Err(RemoteRequestError::Stopped),
+            },
+        };
+        if reply.status == Some(StatusCode::NO_RESPONDERS) {
+            bump(&shared.requests.no_responders);
+            return Err(RemoteRequestError::NoResponders { subject });
+        }
+        let counted = Incoming::parse(reply.headers.as_ref()).is_ok()
+            && Json
+                .decode::<R>(&reply.payload)
+                .ok()
+                .filter(|response| response.request_id() == request_id)
+                .is_some_and(|response| gather.offer(response));
+        if !counted {
+            bump(&shared.requests.responses_ignored);
+            continue;
+        }
+        bump(&shared.requests.responses);
+        if gather.is_done() {
+            bump(&shared.requests.completed);
+            return Ok(gather.finish());
+        }
+    }
+}
+
+impl Bridge {
+    /// Sends `request` to the processes that serve its type
+    /// ([`BridgeBuilder::serve`](crate::BridgeBuilder::serve)) and gathers
+    /// their responders' answers, as [`EventBus::request`](switchboard::EventBus::request)
+    /// does locally: only the [`expected_responders`](RequestOptions::expected_responders)
+    /// count, each once; it returns as soon as the quorum
+    /// ([`min_responses`](RequestOptions::min_responses), or all) has answered.
+    ///
+    /// The request goes to `{prefix}.{event_type}` with a reply inbox; each
+    /// serving bridge publishes it into its bus and sends back its local
+    /// responses of type `R`. It does not reach this process's own
+    /// responders (use the bus's `request` for those).
+    /// [`response_capacity`](RequestOptions::response_capacity) is not used:
+    /// replies wait in the client's subscription buffer.
+    ///
+    /// Requests and responses are always JSON, whatever codec the bridge's
+    /// events use, so that any two bridges can exchange them.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use switchboard::{Event, Request, Response, RequestOptions};
+    /// # use serde::{Serialize, Deserialize};
+    /// # #[derive(Event, Request, Serialize, Deserialize)]
+    /// # #[event(type = "config.validate")]
+    /// # struct Validate { request_id: String, timestamp: std::time::SystemTime }
+    /// # #[derive(Event, Response, Serialize, Deserialize)]
+    /// # #[event(type = "config.verdict")]
+    /// # struct Verdict { request_id: String, responder: String, timestamp: std::time::SystemTime }
+    /// # async fn run(bridge: switchboard_nats::Bridge) -> Result<(), Box<dyn std::error::Error>> {
+    /// let request = Validate { request_id: "rev-7".into(), timestamp: std::time::SystemTime::now() };
+    /// let options = RequestOptions::new(["replica-b", "replica-c"])
+    ///     .min_responses(1)
+    ///     .timeout(Duration::from_secs(2));
+    /// let result = bridge.request::<Verdict, _>(request, options).await?;
+    /// println!("answered: {:?}, missing: {:?}", result.responses.len(), result.missing);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RemoteRequestError::NoResponders`] at once if no process serves the
+    /// type; [`Timeout`](RemoteRequestError::Timeout) and
+    /// [`Cancelled`](RemoteRequestError::Cancelled) with the partial result;
+    /// the others before anything is sent.
+    pub async fn request<R, Q>(
+        &self,
+        request: Q,
+        options: RequestOptions,
+    ) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+    where
+        Q: Request + Serialize,
+        R: Response + DeserializeOwned,
+    {
+        self::request(Arc::clone(self.shared()), request, options).await
+    }
+
+    /// [`request`](Self::request) from plain threads: runs it on the
+    /// bridge's runtime and blocks until it ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`request`](Self::request), and [`RemoteRequestError::Stopped`] if
+    /// the runtime shut down first.
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context; use `request` there.
+    pub fn request_blocking<R, Q>(
+        &self,
+        request: Q,
+        options: RequestOptions,
+    ) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+    where
+        Q: Request + Serialize,
+        R: Response + DeserializeOwned,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let shared = Arc::clone(self.shared());
+        self.handle().spawn(async move {
+            let _ = done.send(self::request(shared, request, options).await);
+        });
+        result
+            .blocking_recv()
+            .unwrap_or(Err(RemoteRequestError::Stopped))
+    }
+}

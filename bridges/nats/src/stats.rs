@@ -1,0 +1,375 @@
+//! The bridge's counters: every event that crossed, and every one that did
+//! not, by type and direction.
+//!
+//! Counters are atomics updated by the bridge's tasks; [`BridgeStats`] is a
+//! snapshot of them, read one by one (each exact, the set a few events apart
+//! under load), for any metrics system. Its `Display` is a table.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::Delivery;
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Declares a snapshot struct of `u64` counters and its atomic twin.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        $snapshot:ident / $atomic:ident {
+            $( $(#[$field_meta:meta])* $field:ident ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct $snapshot {
+            $( $(#[$field_meta])* pub $field: u64, )*
+        }
+
+        #[derive(Debug, Default)]
+        pub(crate) struct $atomic {
+            $( pub(crate) $field: AtomicU64, )*
+        }
+
+        impl $atomic {
+            pub(crate) fn snapshot(&self) -> $snapshot {
+                $snapshot { $( $field: self.$field.load(Ordering::Relaxed), )* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// What happened to the local events of one exported type.
+    ///
+    /// Every event the bridge's bus subscription received is counted in
+    /// exactly one of `exported`, `echo_skipped`, `type_mismatch`,
+    /// `encode_failed`, `oversized`, `unavailable`, `failed` or `abandoned`
+    /// (events the bus could not even queue for the bridge are the bus's
+    /// drops: see [`QueueStats::dropped`]).
+    ExportCounts / ExportCounters {
+        /// Sent: handed to the NATS client (at-most-once) or stored by
+        /// JetStream, acknowledged (at-least-once).
+        exported,
+        /// At-least-once: acknowledgements that JetStream flagged as
+        /// duplicates (a retry of an event it had already stored; counted in
+        /// `exported` too).
+        server_duplicates,
+        /// At-least-once: publish attempts repeated after an error or a
+        /// missing acknowledgement (the same message id each time).
+        retries,
+        /// Not sent: this bridge had imported the event (re-exporting it
+        /// would send it back and forth between processes).
+        echo_skipped,
+        /// Not sent: the event's `event_type()` differs from the type it was
+        /// configured with.
+        type_mismatch,
+        /// Not sent: the codec failed to encode the event.
+        encode_failed,
+        /// Not sent: the encoded message exceeds the server's `max_payload`.
+        oversized,
+        /// Not sent (at-most-once): the client was not connected, so the
+        /// event was dropped rather than queued for a later reconnect.
+        unavailable,
+        /// Not sent: the publish failed for another reason (see the log).
+        failed,
+        /// Not sent: still queued, or (at-least-once) unacknowledged after
+        /// its last attempt, when the bridge stopped; such an event may
+        /// still have been stored.
+        abandoned,
+    }
+}
+
+counters! {
+    /// What happened to the messages of one imported type.
+    ///
+    /// Every message routed to the type is counted in `received` and in
+    /// exactly one of `imported` (which includes `late`), `own_echo`, `duplicates`, `malformed`,
+    /// `type_mismatch`, `oversized`, `decode_failed` or (JetStream)
+    /// `held_back` (the last until it comes back in order).
+    ImportCounts / ImportCounters {
+        /// Messages that arrived on the type's subject.
+        received,
+        /// Events published into the local bus (delivered or buffered).
+        imported,
+        /// Skipped: exported by this very bridge.
+        own_echo,
+        /// Skipped: an event already imported (a JetStream redelivery or a
+        /// republished id).
+        duplicates,
+        /// Skipped: missing or invalid CloudEvents headers (a foreign message).
+        malformed,
+        /// Skipped: `ce-type` names another type than the subject's.
+        type_mismatch,
+        /// Skipped: the payload exceeds the bridge's `max_import_bytes`.
+        oversized,
+        /// Skipped: the codec could not decode the payload.
+        decode_failed,
+        /// Events of this type that were sent by an exporter but had not
+        /// arrived when a later one of the same exporter did: gaps in its
+        /// event ids' numbers (lost by the network, the server, or the
+        /// client's full subscription buffer). Events that still arrive
+        /// afterwards are counted in `late` too.
+        missed,
+        /// Events imported after a later event of their exporter (their gap
+        /// was already counted in `missed`): events lost for good are
+        /// `missed - late`.
+        late,
+        /// JetStream: messages turned back (negatively acknowledged) because
+        /// an earlier event of their publisher had not arrived yet; each comes
+        /// back and is counted again.
+        held_back,
+        /// JetStream: acknowledgements that could not be sent (the message
+        /// comes back and is recognised as a duplicate).
+        ack_failed,
+    }
+}
+
+counters! {
+    /// Messages that reached the bridge but belong to no imported type.
+    UnroutedCounts / UnroutedCounters {
+        /// JetStream: messages on a subject outside the bridge's prefix (the
+        /// stream captures more subjects than the prefix's).
+        outside_prefix,
+        /// JetStream: messages of an event type this bridge does not import
+        /// (acknowledged and skipped; the stream holds every type under the prefix).
+        not_imported,
+    }
+}
+
+counters! {
+    /// Scatter-gather requests across processes, on both sides.
+    RequestCounts / RequestCounters {
+        /// Requests this bridge sent.
+        sent,
+        /// Sent requests whose quorum answered in time.
+        completed,
+        /// Sent requests that timed out (with a partial result).
+        timed_out,
+        /// Sent requests cancelled by their token.
+        cancelled,
+        /// Sent requests that no process subscribed to ("no responders").
+        no_responders,
+        /// Responses received that counted.
+        responses,
+        /// Responses received that did not count: another request's, an
+        /// unexpected responder's, a responder's second, or undecodable.
+        responses_ignored,
+        /// Requests from other processes published into the local bus.
+        served,
+        /// Requests from other processes skipped: no reply subject, malformed
+        /// headers, an undecodable payload, or too large.
+        served_rejected,
+        /// Local responses sent back to a requesting process.
+        replies_sent,
+        /// Local responses that could not be sent back (encode or publish error).
+        replies_failed,
+    }
+}
+
+counters! {
+    /// The NATS connection's events, from the client's event callback.
+    ClientCounts / ClientCounters {
+        /// Connections established (the first one and every reconnect).
+        connects,
+        /// Connections lost.
+        disconnects,
+        /// Messages the client dropped because a subscription's buffer was
+        /// full (one "slow consumer" event each; a lower bound if the client's
+        /// own event queue overflowed too).
+        slow_consumer,
+        /// Errors the server reported (`-ERR`), e.g. authorization violations.
+        server_errors,
+    }
+}
+
+/// One exported type's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// The event type, as configured.
+    pub event_type: String,
+    /// The Rust type.
+    pub rust_type: &'static str,
+    /// How it is delivered.
+    pub delivery: Delivery,
+    /// The counters.
+    pub counts: ExportCounts,
+}
+
+/// One imported type's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportStats {
+    /// The event type, as configured.
+    pub event_type: String,
+    /// The Rust type.
+    pub rust_type: &'static str,
+    /// How it arrives.
+    pub delivery: Delivery,
+    /// The counters.
+    pub counts: ImportCounts,
+}
+
+/// The bus subscription that feeds one delivery mode's exports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// The delivery mode it feeds.
+    pub delivery: Delivery,
+    /// The subscriber's name on the bus.
+    pub subscriber: String,
+    /// Whether it is lossy (drops only counted) or critical (drops also
+    /// reported to the bus's drop callback).
+    pub lossy: bool,
+    /// Its capacity.
+    pub capacity: usize,
+    /// Events waiting in it now.
+    pub queued: usize,
+    /// Events the bus could not queue for the bridge because the queue was
+    /// full: local drops, counted by the bus like any subscriber's.
+    pub dropped: u64,
+}
+
+/// A snapshot of a bridge's counters, from [`Bridge::stats`](crate::Bridge::stats).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeStats {
+    /// The bridge's name (its CloudEvents source).
+    pub name: String,
+    /// Exported types, in configuration order.
+    pub exports: Vec<ExportStats>,
+    /// The export queues, one per delivery mode in use.
+    pub queues: Vec<QueueStats>,
+    /// Imported types, in configuration order.
+    pub imports: Vec<ImportStats>,
+    /// Messages that belong to no imported type.
+    pub unrouted: UnroutedCounts,
+    /// Requests across processes.
+    pub requests: RequestCounts,
+    /// The connection.
+    pub client: ClientCounts,
+}
+
+impl BridgeStats {
+    /// The counters of the exported event type `event_type`.
+    pub fn export(&self, event_type: &str) -> Option<&ExportCounts> {
+        self.exports
+            .iter()
+            .find(|s| s.event_type == event_type)
+            .map(|s| &s.counts)
+    }
+
+    /// The counters of the imported event type `event_type`.
+    pub fn import(&self, event_type: &str) -> Option<&ImportCounts> {
+        self.imports
+            .iter()
+            .find(|s| s.event_type == event_type)
+            .map(|s| &s.counts)
+    }
+
+    /// The export queue of `delivery`, if any type uses it.
+    pub fn queue(&self, delivery: Delivery) -> Option<&QueueStats> {
+        self.queues.iter().find(|q| q.delivery == delivery)
+    }
+}
+
+impl fmt::Display for BridgeStats {
+    /// A table: one line per exported type, export queue and imported type,
+    /// then the unrouted, request and connection counters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "bridge {}", self.name)?;
+        for s in &self.exports {
+            let c = &s.counts;
+            writeln!(
+                f,
+                "  export {:<20} {:<13} exported {} (server dup {}, retries {}) | echo skipped {} | \
+                 not sent: mismatch {}, encode {}, oversized {}, unavailable {}, failed {}, abandoned {}",
+                s.event_type,
+                s.delivery,
+                c.exported,
+                c.server_duplicates,
+                c.retries,
+                c.echo_skipped,
+                c.type_mismatch,
+                c.encode_failed,
+                c.oversized,
+                c.unavailable,
+                c.failed,
+                c.abandoned
+            )?;
+        }
+        for q in &self.queues {
+            writeln!(
+                f,
+                "  queue  {:<20} {:<13} {} capacity {}, queued {}, dropped {}",
+                q.subscriber,
+                q.delivery,
+                if q.lossy { "lossy" } else { "critical" },
+                q.capacity,
+                q.queued,
+                q.dropped
+            )?;
+        }
+        for s in &self.imports {
+            let c = &s.counts;
+            writeln!(
+                f,
+                "  import {:<20} {:<13} received {}, imported {} | skipped: own {}, dup {}, malformed {}, \
+                 mismatch {}, oversized {}, decode {} | missed {} (late {}) | held back {} | ack failed {}",
+                s.event_type,
+                s.delivery,
+                c.received,
+                c.imported,
+                c.own_echo,
+                c.duplicates,
+                c.malformed,
+                c.type_mismatch,
+                c.oversized,
+                c.decode_failed,
+                c.missed,
+                c.late,
+                c.held_back,
+                c.ack_failed
+            )?;
+        }
+        let u = &self.unrouted;
+        let r = &self.requests;
+        let c = &self.client;
+        writeln!(
+            f,
+            "  unrouted: outside prefix {}, not imported {}",
+            u.outside_prefix, u.not_imported
+        )?;
+        writeln!(
+            f,
+            "  requests: sent {} (completed {}, timed out {}, cancelled {}, no responders {}), \
+             responses {} (ignored {}) | served {} (rejected {}), replies {} (failed {})",
+            r.sent,
+            r.completed,
+            r.timed_out,
+            r.cancelled,
+            r.no_responders,
+            r.responses,
+            r.responses_ignored,
+            r.served,
+            r.served_rejected,
+            r.replies_sent,
+            r.replies_failed
+        )?;
+        writeln!(
+            f,
+            "  client: connects {}, disconnects {}, slow consumer {}, server errors {}",
+            c.connects, c.disconnects, c.slow_consumer, c.server_errors
+        )
+    }
+}
