@@ -3,7 +3,7 @@
 //! A subscriber whose buffer is full misses events; the bus counts each miss
 //! ([`Subscription::dropped`]). A consumer that wants to know *in its loop*
 //! asks [`Subscription::take_missed`], or wraps its subscription with
-//! [`Subscription::with_gaps`] to receive a [`Delivery::Missed`] item before
+//! [`Subscription::with_gaps`] to receive a [`Received::Missed`] item before
 //! the next event. Missing events is never an error that ends the loop, and
 //! never silent.
 
@@ -19,7 +19,7 @@ use crate::subscription::{Subscription, TypedSubscription};
 /// An item of a subscription [`with_gaps`](Subscription::with_gaps): an event,
 /// or how many events were missed just before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Delivery<T> {
+pub enum Received<T> {
     /// The next event.
     Event(T),
     /// This many events were missed since the last report, because the
@@ -30,12 +30,12 @@ pub enum Delivery<T> {
     Missed(u64),
 }
 
-impl<T> Delivery<T> {
+impl<T> Received<T> {
     /// The event, if this is one.
     pub fn event(self) -> Option<T> {
         match self {
-            Delivery::Event(event) => Some(event),
-            Delivery::Missed(_) => None,
+            Received::Event(event) => Some(event),
+            Received::Missed(_) => None,
         }
     }
 }
@@ -45,11 +45,11 @@ impl<T> Delivery<T> {
 ///
 /// A [`Stream`], and a blocking iterator through [`IntoIterator`] (`for item
 /// in subscription.with_gaps()`): before each event it yields
-/// [`Delivery::Missed`] if events were missed since the last report, and at
+/// [`Received::Missed`] if events were missed since the last report, and at
 /// the end it reports what was missed last before it ends.
 ///
 /// ```
-/// use switchboard::{Delivery, Event, EventBus, Timestamp};
+/// use switchboard::{Received, Event, EventBus, Timestamp};
 ///
 /// #[derive(Event)]
 /// struct Tick(u32, #[event(timestamp)] Timestamp);
@@ -64,8 +64,8 @@ impl<T> Delivery<T> {
 /// let seen: Vec<String> = ticks
 ///     .into_iter()
 ///     .map(|item| match item {
-///         Delivery::Missed(n) => format!("missed {n}"),
-///         Delivery::Event(tick) => tick.0.to_string(),
+///         Received::Missed(n) => format!("missed {n}"),
+///         Received::Event(tick) => tick.0.to_string(),
 ///     })
 ///     .collect();
 /// assert_eq!(seen, ["missed 3", "0", "1"]);
@@ -128,33 +128,33 @@ impl<T: Event> Receive for TypedSubscription<T> {
 
 /// The next item once `next` produced an event or the end: a miss counted
 /// meanwhile comes first (and, at the end, last).
-fn gap_or<T, S: Receive>(subscription: &S, next: Option<T>) -> Option<Delivery<T>> {
+fn gap_or<T, S: Receive>(subscription: &S, next: Option<T>) -> Option<Received<T>> {
     match next {
-        Some(event) => Some(Delivery::Event(event)),
+        Some(event) => Some(Received::Event(event)),
         None => match subscription.take_missed() {
             0 => None,
-            missed => Some(Delivery::Missed(missed)),
+            missed => Some(Received::Missed(missed)),
         },
     }
 }
 
 /// Blocks until there is something to report.
-fn next_blocking<S: Receive>(subscription: &S) -> Option<Delivery<S::Item>> {
+fn next_blocking<S: Receive>(subscription: &S) -> Option<Received<S::Item>> {
     match subscription.take_missed() {
         0 => gap_or(subscription, subscription.recv_next()),
-        missed => Some(Delivery::Missed(missed)),
+        missed => Some(Received::Missed(missed)),
     }
 }
 
 fn poll_next_delivery<S: Receive>(
     subscription: &S,
     cx: &mut Context<'_>,
-) -> Poll<Option<Delivery<S::Item>>> {
+) -> Poll<Option<Received<S::Item>>> {
     match subscription.take_missed() {
         0 => subscription
             .poll_next_item(cx)
             .map(|next| gap_or(subscription, next)),
-        missed => Poll::Ready(Some(Delivery::Missed(missed))),
+        missed => Poll::Ready(Some(Received::Missed(missed))),
     }
 }
 
@@ -165,7 +165,7 @@ pub struct GapsIter<S> {
 }
 
 impl IntoIterator for WithGaps<Subscription> {
-    type Item = Delivery<Arc<dyn Event>>;
+    type Item = Received<Arc<dyn Event>>;
     type IntoIter = GapsIter<Subscription>;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -176,7 +176,7 @@ impl IntoIterator for WithGaps<Subscription> {
 }
 
 impl<T: Event> IntoIterator for WithGaps<TypedSubscription<T>> {
-    type Item = Delivery<Arc<T>>;
+    type Item = Received<Arc<T>>;
     type IntoIter = GapsIter<TypedSubscription<T>>;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -187,7 +187,7 @@ impl<T: Event> IntoIterator for WithGaps<TypedSubscription<T>> {
 }
 
 impl Iterator for GapsIter<Subscription> {
-    type Item = Delivery<Arc<dyn Event>>;
+    type Item = Received<Arc<dyn Event>>;
 
     /// Blocks until there is something to report.
     fn next(&mut self) -> Option<Self::Item> {
@@ -196,7 +196,7 @@ impl Iterator for GapsIter<Subscription> {
 }
 
 impl<T: Event> Iterator for GapsIter<TypedSubscription<T>> {
-    type Item = Delivery<Arc<T>>;
+    type Item = Received<Arc<T>>;
 
     /// Blocks until there is something to report.
     fn next(&mut self) -> Option<Self::Item> {
@@ -205,7 +205,7 @@ impl<T: Event> Iterator for GapsIter<TypedSubscription<T>> {
 }
 
 impl Stream for WithGaps<Subscription> {
-    type Item = Delivery<Arc<dyn Event>>;
+    type Item = Received<Arc<dyn Event>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         poll_next_delivery(&self.subscription, cx)
@@ -213,7 +213,7 @@ impl Stream for WithGaps<Subscription> {
 }
 
 impl<T: Event> Stream for WithGaps<TypedSubscription<T>> {
-    type Item = Delivery<Arc<T>>;
+    type Item = Received<Arc<T>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         poll_next_delivery(&self.subscription, cx)

@@ -169,12 +169,12 @@
 //!   exactly once, then live events.
 //! - **Gaps**: [`Subscription::take_missed`] tells the receive loop how many
 //!   events it missed since it last asked; [`Subscription::with_gaps`] yields
-//!   a [`Delivery::Missed`] before the next event.
+//!   a [`Received::Missed`] before the next event.
 //! - **Who listens**: [`EventBus::listeners`] counts the subscribers an event
 //!   of a type would reach, cheaply enough to ask before building it.
 //!
 //! ```
-//! use switchboard::{Delivery, Event, EventBus, SubscribeOptions, Timestamp};
+//! use switchboard::{Received, Event, EventBus, SubscribeOptions, Timestamp};
 //!
 //! #[derive(Event)]
 //! #[event(type = "config.current")]
@@ -195,8 +195,8 @@
 //!     .with_gaps()
 //!     .into_iter()
 //!     .map(|item| match item {
-//!         Delivery::Missed(n) => format!("missed {n}"),
-//!         Delivery::Event(e) => e.downcast_ref::<CurrentConfig>().unwrap().revision.to_string(),
+//!         Received::Missed(n) => format!("missed {n}"),
+//!         Received::Event(e) => e.downcast_ref::<CurrentConfig>().unwrap().revision.to_string(),
 //!     })
 //!     .collect();
 //! assert_eq!(seen, ["missed 1", "7"]);
@@ -269,7 +269,7 @@ pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
-pub use gaps::{Delivery, GapsIter, WithGaps};
+pub use gaps::{Received, GapsIter, WithGaps};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,

@@ -279,11 +279,11 @@ impl Subscription {
 
     /// This subscription as a receive loop that also reports what it missed:
     /// a [`Stream`] (and, through `IntoIterator`, a blocking iterator) of
-    /// [`Delivery`] items, with a [`Delivery::Missed`] before the next event
+    /// [`Received`] items, with a [`Received::Missed`] before the next event
     /// whenever events were missed.
     ///
-    /// [`Delivery`]: crate::Delivery
-    /// [`Delivery::Missed`]: crate::Delivery::Missed
+    /// [`Received`]: crate::Received
+    /// [`Received::Missed`]: crate::Received::Missed
     pub fn with_gaps(self) -> WithGaps<Self> {
         WithGaps::new(self)
     }

@@ -11,12 +11,12 @@ use common::drops::DropRecorder;
 use common::events::{n_of, numbered, other, Other};
 use common::{running_bus, within, GUARD};
 use futures::StreamExt;
-use switchboard::{Delivery, Event};
+use switchboard::{Received, Event};
 
-fn label(item: Delivery<Arc<dyn Event>>) -> String {
+fn label(item: Received<Arc<dyn Event>>) -> String {
     match item {
-        Delivery::Missed(n) => format!("missed {n}"),
-        Delivery::Event(event) => n_of(&event).to_string(),
+        Received::Missed(n) => format!("missed {n}"),
+        Received::Event(event) => n_of(&event).to_string(),
     }
 }
 
@@ -112,8 +112,8 @@ fn with_gaps_as_a_stream_reports_misses_and_ends_with_the_bus() {
     let labels: Vec<String> = seen
         .into_iter()
         .map(|item| match item {
-            Some(Delivery::Missed(n)) => format!("missed {n}"),
-            Some(Delivery::Event(event)) => event.0.to_string(),
+            Some(Received::Missed(n)) => format!("missed {n}"),
+            Some(Received::Event(event)) => event.0.to_string(),
             None => "end".into(),
         })
         .collect();
@@ -132,11 +132,11 @@ fn with_gaps_yields_events_unchanged_when_nothing_is_missed() {
     let items: Vec<String> = sub.with_gaps().into_iter().map(label).collect();
     assert_eq!(items, ["0", "1", "2"]);
     assert_eq!(
-        Delivery::Event(7).event(),
+        Received::Event(7).event(),
         Some(7),
-        "Delivery::event unwraps an event"
+        "Received::event unwraps an event"
     );
-    assert_eq!(Delivery::<u8>::Missed(1).event(), None);
+    assert_eq!(Received::<u8>::Missed(1).event(), None);
 }
 
 #[test]

@@ -35,6 +35,7 @@ use super::route::Notify;
 /// # struct Answer { request_id: String, responder: String, timestamp: Timestamp }
 ///
 /// let bus = EventBus::new();
+/// let _asks = bus.subscribe_to::<Ask>("a", 4).unwrap(); // receives, never answers
 /// bus.start();
 /// let token = CancelToken::new();
 ///

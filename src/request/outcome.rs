@@ -75,7 +75,8 @@ impl<R: Response> fmt::Debug for RequestResult<R> {
     }
 }
 
-/// Why a request failed. Timeouts and cancellations carry the partial result.
+/// Why a request failed. Timeouts, cancellations and "no responders" carry
+/// the partial result.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -85,6 +86,7 @@ impl<R: Response> fmt::Debug for RequestResult<R> {
 /// # #[derive(Event, Response)]
 /// # struct Answer { request_id: String, responder: String, timestamp: Timestamp }
 /// let bus = EventBus::new();
+/// let _asks = bus.subscribe_to::<Ask>("a", 4).unwrap(); // receives, never answers
 /// bus.start();
 /// // Nobody answers: the request times out with an empty partial result.
 /// let options = RequestOptions::new(["a", "b"]).timeout(Duration::from_millis(10));
