@@ -30,6 +30,36 @@ use crate::{client_events, export, import, jetstream, serve};
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
 const DROP_GRACE: Duration = Duration::from_secs(5);
+/// How long `connect` waits for the server to confirm the subscriptions.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Returns once the server has processed every command this client sent
+/// before it, subscriptions included: it processes a connection's commands
+/// in order, so a message the client publishes to an inbox of its own comes
+/// back only after them. (`flush` only writes the client's buffer to the
+/// socket: another client's message could still reach the server before our
+/// subscriptions, and miss them.)
+async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|source| BridgeError::Subscribe {
+            subject: inbox.clone(),
+            source,
+        })?;
+    let round_trip = async {
+        client.publish(inbox, bytes::Bytes::new()).await.ok()?;
+        futures_util::StreamExt::next(&mut echo).await
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, round_trip).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) | Err(_) => Err(BridgeError::NotConfirmed {
+            waited: CONFIRM_TIMEOUT,
+        }),
+    }
+}
+
 /// How long `shutdown` waits for the client to flush to the server.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
@@ -205,13 +235,7 @@ impl Bridge {
         };
         // The server has registered every subscription once this returns:
         // a message published after `connect` returns reaches them.
-        client
-            .flush()
-            .await
-            .map_err(|error| BridgeError::JetStream {
-                what: "flushing the subscriptions".into(),
-                source: Box::new(error),
-            })?;
+        confirm_subscriptions(&client).await?;
 
         let shared = Arc::new(Shared {
             exported_types: exports.iter().map(|e| e.type_id).collect(),

@@ -27,6 +27,11 @@ pub enum BridgeError {
         /// The client's error.
         source: async_nats::SubscribeError,
     },
+    /// The server did not confirm the bridge's subscriptions in time.
+    NotConfirmed {
+        /// How long the bridge waited.
+        waited: std::time::Duration,
+    },
     /// The bus refused the bridge's subscription.
     Bus(switchboard::SubscribeError),
     /// The runtime thread of [`connect_blocking`](crate::BridgeBuilder::connect_blocking)
@@ -48,6 +53,11 @@ impl fmt::Display for BridgeError {
                 f,
                 "JetStream setup failed while {what}: {source}; at-least-once delivery needs a \
                  server started with JetStream enabled (nats-server -js)"
+            ),
+            BridgeError::NotConfirmed { waited } => write!(
+                f,
+                "the server did not confirm the bridge's subscriptions within {waited:?}: check \
+                 that it is reachable and not overloaded, then connect again"
             ),
             BridgeError::Subscribe { subject, source } => write!(
                 f,
@@ -71,6 +81,7 @@ impl Error for BridgeError {
             BridgeError::Connect(error) => Some(error),
             BridgeError::JetStream { source, .. } => Some(&**source),
             BridgeError::Subscribe { source, .. } => Some(source),
+            BridgeError::NotConfirmed { .. } => None,
             BridgeError::Bus(error) => Some(error),
             BridgeError::Runtime(error) => Some(error),
         }
