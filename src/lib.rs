@@ -269,7 +269,7 @@ pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
-pub use gaps::{Received, GapsIter, WithGaps};
+pub use gaps::{GapsIter, Received, WithGaps};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,

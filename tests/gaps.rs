@@ -11,7 +11,7 @@ use common::drops::DropRecorder;
 use common::events::{n_of, numbered, other, Other};
 use common::{running_bus, within, GUARD};
 use futures::StreamExt;
-use switchboard::{Received, Event};
+use switchboard::{Event, Received};
 
 fn label(item: Received<Arc<dyn Event>>) -> String {
     match item {

@@ -41,13 +41,14 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 /// subscriptions, and miss them.)
 async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
     let inbox = client.new_inbox();
-    let mut echo = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|source| BridgeError::Subscribe {
-            subject: inbox.clone(),
-            source,
-        })?;
+    let mut echo =
+        client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|source| BridgeError::Subscribe {
+                subject: inbox.clone(),
+                source,
+            })?;
     let round_trip = async {
         client.publish(inbox, bytes::Bytes::new()).await.ok()?;
         futures_util::StreamExt::next(&mut echo).await
@@ -59,6 +60,9 @@ async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
         }),
     }
 }
+
+/// How long `shutdown` waits for the bridge's tasks to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How long `shutdown` waits for the client to flush to the server.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
@@ -398,9 +402,14 @@ impl Bridge {
     /// flushed to the server. Returns the final counters.
     pub async fn shutdown(mut self) -> BridgeStats {
         self.stop.send_replace(true);
-        for task in std::mem::take(&mut self.tasks) {
-            // A task that panicked has nothing left to count.
-            let _ = task.await;
+        let tasks = futures_util::future::join_all(std::mem::take(&mut self.tasks));
+        // Every task watches the stop signal; the bound is for a client call
+        // that does not return (a task that panicked has nothing left to count).
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks).await.is_err() {
+            tracing::warn!(
+                bridge = %self.shared.name,
+                "switchboard-nats: a task did not stop within {SHUTDOWN_GRACE:?}; left behind"
+            );
         }
         // While disconnected a flush would wait for the reconnect, forever
         // if the server is gone: what is still in the client is lost then.

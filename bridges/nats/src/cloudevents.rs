@@ -109,11 +109,15 @@ pub(crate) fn event_id(run: &str, seq: u64) -> String {
     format!("{run}.{seq}")
 }
 
-/// The run and number in an id of the bridge's shape.
+/// The run and number in an id of the bridge's shape. A number no exporter
+/// can reach (`u64::MAX`, whose successor does not exist) makes it not one.
 fn sequence_of(id: &str) -> Option<(String, u64)> {
     let (run, seq) = id.split_once('.')?;
     let is_run = run.len() == RUN_LEN && run.bytes().all(|b| b.is_ascii_alphanumeric());
-    let seq = seq.parse().ok().filter(|_| is_run)?;
+    let seq = seq
+        .parse::<u64>()
+        .ok()
+        .filter(|seq| is_run && *seq < u64::MAX)?;
     Some((run.to_owned(), seq))
 }
 
@@ -237,6 +241,9 @@ mod tests {
             "x",
             "0123456789abcdefghijK_.1",
             "0123456789abcdefghijKL.x",
+            // No successor: an exporter never gets there, and counting the
+            // next one would overflow.
+            "0123456789abcdefghijKL.18446744073709551615",
             "",
         ] {
             assert_eq!(sequence_of(foreign), None, "{foreign}");

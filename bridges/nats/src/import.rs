@@ -288,7 +288,14 @@ pub(crate) async fn run_jetstream(
     let mut memory = Memory::jetstream(&shared);
     let mut failures: u64 = 0;
     loop {
-        match consumer.consumer.messages().await {
+        // Every wait on the server races the stop signal: with the server
+        // gone, these calls wait for a reconnect that may never come.
+        let messages = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return,
+            messages = consumer.consumer.messages() => messages,
+        };
+        match messages {
             Ok(mut messages) => loop {
                 let item = tokio::select! {
                     biased;
@@ -336,7 +343,12 @@ pub(crate) async fn run_jetstream(
             _ = stopped.wait_for(|stop| *stop) => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        if let Err(error) = consumer.refresh().await {
+        let refreshed = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return,
+            refreshed = consumer.refresh() => refreshed,
+        };
+        if let Err(error) = refreshed {
             tracing::warn!(
                 bridge = %shared.name,
                 %error,

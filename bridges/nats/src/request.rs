@@ -387,9 +387,8 @@ impl Bridge {
     /// The request goes to `{prefix}.{event_type}` with a reply inbox; each
     /// serving bridge publishes it into its bus and sends back its local
     /// responses of type `R`. It does not reach this process's own
-    /// responders (use the bus's `request` for those).
-    /// [`response_capacity`](RequestOptions::response_capacity) is not used:
-    /// replies wait in the client's subscription buffer.
+    /// responders (use the bus's `request` for those). Replies wait in the
+    /// client's subscription buffer.
     ///
     /// Requests and responses are always JSON, whatever codec the bridge's
     /// events use, so that any two bridges can exchange them.

@@ -27,8 +27,13 @@ use crate::types::{type_id_of, ServedType};
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
 /// The longest a requester can make the bridge forward responses.
 const MAX_TTL: Duration = Duration::from_secs(600);
-/// Below this many pending requests, expired ones are not swept.
+/// Below this many pending requests, expired ones are not swept; above it,
+/// they are swept each time the count doubles since the last sweep.
 const SWEEP_FLOOR: usize = 256;
+/// The most requests from other processes waiting for answers at once: past
+/// it, new ones are rejected (counted), so remote input cannot grow memory
+/// without bound.
+const MAX_PENDING: usize = 65_536;
 
 struct Pending {
     reply: String,
@@ -39,27 +44,53 @@ struct Pending {
 /// requesters may use one id).
 #[derive(Default)]
 pub(crate) struct PendingReplies {
-    inner: Mutex<HashMap<String, Vec<Pending>>>,
+    inner: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_id: HashMap<String, Vec<Pending>>,
+    /// Sweep expired entries once there are this many (amortized: each
+    /// sweep is paid for by as many inserts as it scans).
+    sweep_at: usize,
+    /// When the last sweep ran: while full, sweeps run at most once a
+    /// second, so a flood of rejected requests costs no scan each.
+    swept: Option<Instant>,
 }
 
 impl PendingReplies {
-    fn insert(&self, request_id: String, reply: String, until: Instant) {
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= SWEEP_FLOOR {
-            let now = Instant::now();
-            map.retain(|_, pending| {
+    /// Remembers `reply` for `request_id` until `until`; `false` if
+    /// [`MAX_PENDING`] requests are waiting already.
+    fn insert(&self, request_id: String, reply: String, until: Instant) -> bool {
+        let mut waiting = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let full = waiting.by_id.len() >= MAX_PENDING
+            && waiting
+                .swept
+                .is_none_or(|swept| now.duration_since(swept) >= Duration::from_secs(1));
+        if waiting.by_id.len() >= waiting.sweep_at.max(SWEEP_FLOOR) || full {
+            waiting.by_id.retain(|_, pending| {
                 pending.retain(|p| p.until > now);
                 !pending.is_empty()
             });
+            waiting.sweep_at = 2 * waiting.by_id.len();
+            waiting.swept = Some(now);
         }
-        map.entry(request_id)
+        if waiting.by_id.len() >= MAX_PENDING && !waiting.by_id.contains_key(&request_id) {
+            return false;
+        }
+        waiting
+            .by_id
+            .entry(request_id)
             .or_default()
             .push(Pending { reply, until });
+        true
     }
 
     /// The inboxes still waiting for answers to `request_id`.
     fn replies(&self, request_id: &str) -> Vec<String> {
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut waiting = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = &mut waiting.by_id;
         let Some(pending) = map.get_mut(request_id) else {
             return Vec::new();
         };
@@ -157,9 +188,13 @@ pub(crate) async fn run_requests(
         let ttl = meta.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
         // Registered before the request is published: a responder may
         // answer before `publish_arc` returns.
-        shared
+        if !shared
             .pending_replies
-            .insert(request_id, reply.to_string(), Instant::now() + ttl);
+            .insert(request_id, reply.to_string(), Instant::now() + ttl)
+        {
+            reject(&shared, &entry, &"too many requests in flight");
+            continue;
+        }
         if shared.exported_types.contains(&type_id_of(&*request)) {
             shared.imported.insert(&request);
         }
@@ -252,5 +287,17 @@ mod tests {
         assert_eq!(pending.replies("r1"), ["inbox.a", "inbox.b"]);
         assert!(pending.replies("r2").is_empty());
         assert!(pending.replies("r3").is_empty());
+    }
+
+    #[test]
+    fn pending_replies_are_capped_but_an_id_in_flight_still_gets_more_inboxes() {
+        let pending = PendingReplies::default();
+        let later = Instant::now() + Duration::from_secs(3600);
+        for n in 0..MAX_PENDING {
+            assert!(pending.insert(n.to_string(), "inbox".into(), later));
+        }
+        assert!(!pending.insert("one too many".into(), "inbox".into(), later));
+        assert!(pending.insert("0".into(), "inbox.b".into(), later));
+        assert_eq!(pending.replies("0"), ["inbox", "inbox.b"]);
     }
 }
