@@ -545,7 +545,9 @@ impl EventBus {
         self.inner.published()
     }
 
-    /// How many subscriptions the bus has now.
+    /// How many subscriptions the bus has now: the user's, not the routes
+    /// the bus keeps for request responses (which [`stats`](Self::stats)
+    /// lists, as [`SubscriberKind::Route`](crate::SubscriberKind::Route)).
     pub fn subscriber_count(&self) -> usize {
         self.inner.subscriber_count()
     }

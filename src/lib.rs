@@ -214,10 +214,27 @@
 //! [`arc_swap`](https://docs.rs/arc-swap) snapshot of the subscribers, and
 //! offers the event to each matching subscriber's crossbeam channel with
 //! `try_send`. Subscribing and unsubscribing copy and swap that snapshot and
-//! never make a publisher wait. Two places may still lock briefly: while the
-//! bus is buffering (before `start`, after `pause`) publishers queue on the mode
-//! lock, and crossbeam's `try_send` takes its internal waker lock when it has
-//! to wake a consumer parked in a blocking `recv`.
+//! never make a publisher wait.
+//!
+//! Where a publish does lock, briefly:
+//!
+//! - while the bus is buffering (before `start`, after `pause`), publishers
+//!   queue on the mode lock;
+//! - crossbeam's `try_send` takes its internal waker lock when it has to wake
+//!   a consumer parked in a blocking `recv`;
+//! - a thread's first publish takes a lock once, to claim the slot that
+//!   counts its publishes from then on;
+//! - a retained publish takes the retained lock for its delivery;
+//! - a response to a request takes its response type's route lock while it
+//!   is matched to the waiting request, and that request's slot lock to hand
+//!   it over; the request is woken after both are released.
+//!
+//! No lock is held while the [drop callback](EventBus::set_drop_callback) runs.
+//! An event's trait methods ([`Event::event_type`], [`Response::request_id`],
+//! [`Response::responder`]: field reads when derived) may run under the route
+//! and retained locks, and an async consumer's waker may be woken under the
+//! mode or retained lock: neither may call back into the same bus
+//! synchronously.
 //!
 //! # Model-checking your own code with loom
 //!

@@ -170,7 +170,9 @@ impl SubscribeOptions {
     /// An event retained while the subscription is being made arrives
     /// exactly once, as a retained event or live; never is an older event of
     /// a type received after a newer one of that type. Retained events that
-    /// do not fit in the buffer are missed and counted like any other.
+    /// do not fit in the buffer are missed and counted like any other: with
+    /// capacity 0 (nobody can be waiting in `recv` yet while the
+    /// subscription is made) every retained event is missed.
     #[must_use]
     pub fn with_retained(mut self) -> Self {
         self.with_retained = true;

@@ -23,7 +23,9 @@
 //! subscriptions sharing a name are summed (capacities too). The crate's own
 //! routes for request responses are left out of the per-subscriber metrics.
 //! A subscriber's series ends when it unsubscribes; the bus totals keep
-//! counting. To export several buses, register each collector in a
+//! counting. Because same-named subscriptions are summed, a per-subscriber
+//! counter goes down when one of them leaves, which `rate()` reads as a
+//! counter reset: give subscriptions whose rates you graph unique names. To export several buses, register each collector in a
 //! sub-registry with a label of your own (`Registry::sub_registry_with_label`).
 //!
 //! ```

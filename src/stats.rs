@@ -174,7 +174,10 @@ impl fmt::Display for BusStats {
             f,
             "bus: {}, {} subscribers, {} published, {} pre-start queued, {} retained; dropped: {} critical, {} observability, {} pre-start",
             if self.running { "running" } else { "buffering" },
-            self.subscribers.len(),
+            self.subscribers
+                .iter()
+                .filter(|s| s.kind != SubscriberKind::Route)
+                .count(),
             self.published,
             self.pre_start_len,
             self.retained,

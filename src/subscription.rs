@@ -319,6 +319,10 @@ impl Drop for Subscription {
         if let Some(bus) = self.bus.upgrade() {
             bus.abandon(&self.state);
         }
+        // What is queued would live as long as the abandoned entry (a queue
+        // frees its events when its last sender goes): drop it now, on the
+        // consumer's thread, outside every lock of the bus.
+        while self.receiver.try_recv().is_ok() {}
     }
 }
 

@@ -36,12 +36,12 @@ use crate::drops::{DropCallback, DropReporter};
 use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::options::{Filter, SubscribeOptions, TypeSet};
-use crate::padding::LineGap;
 use crate::stats::{RequestCounters, SubscriberStats};
 use crate::sync::queue::{bounded, Receiver};
 use crate::sync::snapshot::Snapshot;
-use crate::sync::{lock, AtomicBool, AtomicU64, AtomicU8, AtomicWaker, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
+use self::subscriber::Delivery;
 pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
 
 use self::pre_start::PreStartBuffer;
@@ -49,7 +49,7 @@ use self::published::PublishedCounter;
 use self::registry::Registry;
 use self::retained::RetainedEvents;
 use self::subscriber::Inbox;
-use self::writer::RegistryWriter;
+use self::writer::{retire, RegistryWriter};
 
 /// How many dropped subscriptions may wait in the registry for the next change.
 const MAX_ABANDONED: usize = 1;
@@ -191,24 +191,17 @@ impl BusCore {
     pub(crate) fn register(&self, options: SubscribeOptions) -> Result<Registered, SubscribeError> {
         let filter = options.validate()?;
         let (sender, receiver) = bounded(options.capacity);
-        let state = Arc::new(SubscriberState {
-            id: self.writer.next_id(),
-            name: options.name.into(),
-            capacity: options.capacity,
-            lossy: options.lossy,
-            leader_only: options.leader_only,
-            routed: false,
-            filter_label: filter.label().into(),
+        let state = Arc::new(SubscriberState::new(
+            self.writer.next_id(),
+            options.name.into(),
             filter,
-            dropped: AtomicU64::new(0),
-            abandoned: AtomicBool::new(false),
-            wakeups_enabled: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            _gap: LineGap::new(),
-            received: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
-            missed_reported: AtomicU64::new(0),
-        });
+            Delivery {
+                capacity: options.capacity,
+                lossy: options.lossy,
+                leader_only: options.leader_only,
+                routed: false,
+            },
+        ));
         let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
         if options.with_retained {
             self.register_with_retained(subscriber);
@@ -235,32 +228,28 @@ impl BusCore {
                 .unwrap_or_else(|_| unreachable!("routes are keyed by their own type"));
         }
         let route = Arc::new(make(Arc::clone(&self.requests)));
-        let filter = Filter::RustTypes(types());
-        let state = Arc::new(SubscriberState {
-            id: self.writer.next_id(),
-            name: name().into(),
-            capacity: 0,
-            lossy: false,
-            leader_only: false,
-            routed: true,
-            filter_label: filter.label().into(),
-            filter,
-            dropped: AtomicU64::new(0),
-            abandoned: AtomicBool::new(false),
-            wakeups_enabled: AtomicBool::new(false),
-            waker: AtomicWaker::new(),
-            _gap: LineGap::new(),
-            received: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
-            missed_reported: AtomicU64::new(0),
-        });
+        let state = Arc::new(SubscriberState::new(
+            self.writer.next_id(),
+            name().into(),
+            Filter::RustTypes(types()),
+            Delivery {
+                capacity: 0,
+                lossy: false,
+                leader_only: false,
+                routed: true,
+            },
+        ));
         let inbox = Inbox::Route(Arc::clone(&route) as Arc<dyn Route>);
         let subscriber = Arc::new(Subscriber::new(inbox, state));
-        self.update_registry(|current| Some(current.with(subscriber)));
+        let replaced = self.swap_registry(|current| Some(current.with(subscriber)));
         routes.insert(
             TypeId::of::<T>(),
             Arc::clone(&route) as Arc<dyn Any + Send + Sync>,
         );
+        drop(routes);
+        if let Some(replaced) = replaced {
+            retire(replaced);
+        }
         route
     }
 

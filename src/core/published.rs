@@ -42,16 +42,29 @@ mod sharded {
 
     pub(crate) struct PublishedCounter {
         id: u64,
-        /// Every thread's slot for this bus, for reading the total; they stay
-        /// after their thread ends, with their counts.
-        slots: Mutex<Vec<Arc<Slot>>>,
+        /// Every live thread's slot for this bus, and what ended threads
+        /// counted: for reading the total.
+        slots: Mutex<Slots>,
+        /// Publishes made where this thread's slots are gone (from a
+        /// thread-local's destructor at thread exit): rare, so shared.
+        unslotted: AtomicU64,
+    }
+
+    #[derive(Default)]
+    struct Slots {
+        live: Vec<Arc<Slot>>,
+        /// The counts of slots whose thread has ended, folded in when the
+        /// next slot is made: the list does not grow with threads that come
+        /// and go.
+        ended: u64,
     }
 
     impl PublishedCounter {
         pub(crate) fn new() -> Self {
             Self {
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                slots: Mutex::new(Vec::new()),
+                slots: Mutex::new(Slots::default()),
+                unslotted: AtomicU64::new(0),
             }
         }
 
@@ -72,24 +85,44 @@ mod sharded {
                 }
             });
             if counted.is_err() {
-                drop(self.new_slot(1));
+                self.unslotted.fetch_add(1, Ordering::Relaxed);
             }
         }
 
-        /// A new slot starting at `count`, registered with this bus.
+        /// A new slot starting at `count`, registered with this bus (a
+        /// thread's first publish on it takes the slot list's lock once).
         #[cold]
         fn new_slot(&self, count: u64) -> Arc<Slot> {
             let slot = Arc::new(CachePadded::new(AtomicU64::new(count)));
-            lock(&self.slots).push(Arc::clone(&slot));
+            let mut slots = lock(&self.slots);
+            // A slot only the list holds belongs to an ended thread: it will
+            // not count again.
+            let Slots { live, ended } = &mut *slots;
+            live.retain(|slot| {
+                let alive = Arc::strong_count(slot) > 1;
+                if !alive {
+                    *ended += slot.load(Ordering::Relaxed);
+                }
+                alive
+            });
+            live.push(Arc::clone(&slot));
             slot
+        }
+
+        #[cfg(test)]
+        pub(super) fn slot_count(&self) -> usize {
+            lock(&self.slots).live.len()
         }
 
         /// Events published so far, on every thread.
         pub(crate) fn total(&self) -> u64 {
-            lock(&self.slots)
+            let slots = lock(&self.slots);
+            let live: u64 = slots
+                .live
                 .iter()
                 .map(|slot| slot.load(Ordering::Relaxed))
-                .sum()
+                .sum();
+            slots.ended + live + self.unslotted.load(Ordering::Relaxed)
         }
     }
 }
@@ -113,6 +146,12 @@ mod shared {
             self.0.load(Ordering::Relaxed)
         }
     }
+}
+
+/// How many slots a counter keeps (for the tests).
+#[cfg(all(test, not(switchboard_loom)))]
+fn sharded_slots(counter: &PublishedCounter) -> usize {
+    counter.slot_count()
 }
 
 #[cfg(all(test, not(switchboard_loom)))]
@@ -139,6 +178,24 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(counter.total(), 4500);
+    }
+
+    #[test]
+    fn slots_of_ended_threads_are_folded_into_one_count() {
+        let counter = std::sync::Arc::new(PublishedCounter::new());
+        for _ in 0..50 {
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                counter.add_one();
+                counter.add_one();
+            })
+            .join()
+            .unwrap();
+        }
+        counter.add_one();
+        assert_eq!(counter.total(), 101);
+        let slots = super::sharded_slots(&counter);
+        assert!(slots <= 2, "{slots} slots kept for 51 threads");
     }
 
     #[test]

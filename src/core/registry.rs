@@ -286,9 +286,11 @@ impl Registry {
         self.all().any(|s| s.state().id == id && !is_abandoned(s))
     }
 
-    /// How many subscriptions are live.
+    /// How many user subscriptions are live (not the crate's own routes).
     pub(crate) fn len(&self) -> usize {
-        self.all().filter(|s| !is_abandoned(s)).count()
+        self.all()
+            .filter(|s| !is_abandoned(s) && !s.state().routed)
+            .count()
     }
 
     /// How many live user subscribers match an event with this type string

@@ -46,6 +46,45 @@ pub(crate) struct SubscriberState {
     pub(crate) missed_reported: AtomicU64,
 }
 
+/// How a subscriber's events are delivered: the settings of
+/// [`SubscriberState::new`].
+pub(crate) struct Delivery {
+    pub(crate) capacity: usize,
+    pub(crate) lossy: bool,
+    pub(crate) leader_only: bool,
+    pub(crate) routed: bool,
+}
+
+impl SubscriberState {
+    /// A new subscriber's state, every counter at zero.
+    pub(crate) fn new(id: u64, name: Box<str>, filter: Filter, delivery: Delivery) -> Self {
+        let Delivery {
+            capacity,
+            lossy,
+            leader_only,
+            routed,
+        } = delivery;
+        Self {
+            id,
+            name,
+            capacity,
+            lossy,
+            leader_only,
+            routed,
+            filter_label: filter.label().into(),
+            filter,
+            dropped: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+            wakeups_enabled: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            _gap: LineGap::new(),
+            received: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            missed_reported: AtomicU64::new(0),
+        }
+    }
+}
+
 /// The outcome of offering one event to one subscriber.
 ///
 /// Carries no data: the publish loop keeps it in registers. (Enums carrying

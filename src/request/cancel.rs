@@ -143,7 +143,9 @@ pub(super) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.token.inner.waiters).waiting.remove(&self.id);
+        // Dropped after the lock is released (see `TimerEntry`'s drop).
+        let removed = lock(&self.token.inner.waiters).waiting.remove(&self.id);
+        drop(removed);
     }
 }
 

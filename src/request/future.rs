@@ -81,8 +81,9 @@ enum State<R: Response> {
     Done,
 }
 
+// Field order matters: the timer entry and the cancel registration drop (and
+// let go of the request's slot) before the ticket ends the request.
 struct Waiting<R: Response> {
-    ticket: Ticket<R>,
     terms: Terms,
     deadline: Option<Instant>,
     /// Registered on the first `Pending`; unregistered on drop.
@@ -90,6 +91,7 @@ struct Waiting<R: Response> {
     timer: Option<TimerEntry>,
     /// Registered on the first `Pending`; unregistered on drop.
     cancel: Option<Registration>,
+    ticket: Ticket<R>,
 }
 
 impl<R: Response> RequestFuture<R> {

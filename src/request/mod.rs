@@ -64,8 +64,11 @@ impl EventBus {
     /// as late; it never reaches another request. Concurrent requests with
     /// the same id each get every response to that id.
     ///
-    /// The response subscription is removed when the request ends, however it
-    /// ends. A responder is any subscriber of the request that publishes an
+    /// Responses reach the request through one route per response type,
+    /// made by the first request for `R` and kept for the bus's lifetime (it
+    /// is not counted in [`subscriber_count`](Self::subscriber_count)); the
+    /// request's place in it is freed when the request ends, however it ends.
+    /// A responder is any subscriber of the request that publishes an
     /// `R` carrying the request's id and its own name.
     ///
     /// ```
@@ -184,7 +187,7 @@ impl EventBus {
     ///
     /// The timeout needs no runtime timer: one thread of the crate drives it,
     /// see [`RequestFuture`]'s "How the timeout is driven". Dropping the
-    /// future cancels the request and removes its response subscription.
+    /// future cancels the request and frees its place in the response route.
     ///
     /// ```
     /// use std::time::Duration;

@@ -11,8 +11,9 @@ use crate::event::Response;
 /// The responses a request gathered, and who did not answer.
 ///
 /// Returned by [`EventBus::request`](crate::EventBus::request) once the quorum
-/// is met, and carried by [`RequestError::Timeout`] and
-/// [`RequestError::Cancelled`] as the partial result.
+/// is met, and carried by [`RequestError::Timeout`],
+/// [`RequestError::Cancelled`] and [`RequestError::NoResponders`] as the
+/// partial result.
 ///
 /// Only responses from expected responders are here, each responder's first
 /// response only, in the order they arrived: every such response that had

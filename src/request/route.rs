@@ -67,7 +67,10 @@ pub(super) struct Slot<R> {
 
 /// What a slot did with a response.
 enum Offered {
-    Counted,
+    /// Counted; `met`: the quorum is met now, and the requester must be woken.
+    Counted {
+        met: bool,
+    },
     Ignored,
     /// The request had ended.
     Late,
@@ -86,15 +89,8 @@ impl<R: Response> Slot<R> {
         let Some(open) = gather.as_mut() else {
             return Offered::Late;
         };
-        let accepted = open.accept(response);
-        drop(gather);
-        match accepted {
-            Accepted::Counted { met } => {
-                if met {
-                    self.waker.wake();
-                }
-                Offered::Counted
-            }
+        match open.accept(response) {
+            Accepted::Counted { met } => Offered::Counted { met },
             Accepted::Ignored => Offered::Ignored,
         }
     }
@@ -195,14 +191,53 @@ impl<R: Response> Route for ResponseRoute<R> {
             return false;
         };
         let mut counted = false;
+        // The requests whose quorum this response met, woken once the table
+        // lock is released: a waker may run executor code.
+        let mut met = Met::None;
         for slot in entry.slots() {
             match slot.offer(&response) {
-                Offered::Counted => counted = true,
+                Offered::Counted { met: now_met } => {
+                    counted = true;
+                    if now_met {
+                        met.push(slot);
+                    }
+                }
                 Offered::Ignored => RequestCounters::add(&self.counters.ignored_responses),
                 Offered::Late => RequestCounters::add(&self.counters.late_responses),
             }
         }
+        drop(waiting);
+        met.wake();
         counted
+    }
+}
+
+/// The slots to wake after a dispatch: almost always none or one, kept
+/// without allocating.
+enum Met<R> {
+    None,
+    One(Arc<Slot<R>>),
+    Many(Vec<Arc<Slot<R>>>),
+}
+
+impl<R> Met<R> {
+    fn push(&mut self, slot: &Arc<Slot<R>>) {
+        *self = match std::mem::replace(self, Met::None) {
+            Met::None => Met::One(Arc::clone(slot)),
+            Met::One(first) => Met::Many(vec![first, Arc::clone(slot)]),
+            Met::Many(mut all) => {
+                all.push(Arc::clone(slot));
+                Met::Many(all)
+            }
+        };
+    }
+
+    fn wake(self) {
+        match self {
+            Met::None => {}
+            Met::One(slot) => slot.waker.wake(),
+            Met::Many(all) => all.iter().for_each(|slot| slot.waker.wake()),
+        }
     }
 }
 

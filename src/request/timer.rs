@@ -101,8 +101,11 @@ pub(super) fn register(deadline: Instant, waiter: Arc<dyn Notify>) -> TimerEntry
 impl Drop for TimerEntry {
     fn drop(&mut self) {
         // The thread may still wake at this entry's deadline, find nothing
-        // due and sleep again: cheaper than signalling it now.
-        lock().entries.remove(&self.key);
+        // due and sleep again: cheaper than signalling it now. The waiter is
+        // dropped after the lock is released: it may be the last reference to
+        // a request's state and its executor's waker.
+        let removed = lock().entries.remove(&self.key);
+        drop(removed);
     }
 }
 

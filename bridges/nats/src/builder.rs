@@ -192,6 +192,13 @@ impl<C: Codec> BridgeBuilder<C> {
     /// back to the requester, which gathers them with
     /// [`Bridge::request`]. Requests and responses are JSON, whatever the
     /// bridge's codec.
+    ///
+    /// If the local process also makes requests answered by `R` (through
+    /// [`EventBus::request`](switchboard::EventBus::request)), the local bus
+    /// sees the responses to served requests too, finds no local request
+    /// waiting for their ids, and counts them in
+    /// [`RequestStats::late_responses`](switchboard::RequestStats::late_responses):
+    /// that count then includes answers that went to other processes.
     #[must_use]
     pub fn serve<Q, R>(mut self, request_type: impl Into<String>) -> Self
     where
