@@ -249,12 +249,7 @@ fn counters<L: EncodeLabelSet>(
     help: &str,
     samples: &[(L, u64)],
 ) -> fmt::Result {
-    let mut family =
-        encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-    for (labels, value) in samples {
-        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(encoder, name, help, samples, ConstCounter::new)
 }
 
 /// A gauge family: one sample per label set.
@@ -264,10 +259,20 @@ fn gauges<L: EncodeLabelSet>(
     help: &str,
     samples: &[(L, u64)],
 ) -> fmt::Result {
-    let mut family =
-        encoder.encode_descriptor(name, help, None, ConstGauge::new(0u64).metric_type())?;
+    family(encoder, name, help, samples, ConstGauge::new)
+}
+
+/// One metric family, each sample made into a metric by `metric`.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: &[(L, u64)],
+    metric: fn(u64) -> M,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, metric(0).metric_type())?;
     for (labels, value) in samples {
-        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+        metric(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
 }

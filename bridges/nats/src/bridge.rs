@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, ToServerAddrs};
+use async_nats::{Client, ConnectOptions, Subscriber, ToServerAddrs};
 use switchboard::{EventBus, SubscribeOptions, Subscription, TypeSet};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
@@ -25,7 +25,7 @@ use crate::stats::{
     UnroutedCounters,
 };
 use crate::types::{ExportType, ImportType, ServedType};
-use crate::{client_events, export, import, jetstream, serve};
+use crate::{client_events, export, import, jetstream, serve, subject};
 
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
@@ -226,8 +226,22 @@ impl Bridge {
             None
         };
 
-        let core_imports = import::subscribe_core(&client, &imports).await?;
-        let served_subscriptions = serve::subscribe(&client, &prefix, &served).await?;
+        let core_imports = subscribe_each(
+            &client,
+            imports
+                .iter()
+                .filter(|entry| entry.delivery == Delivery::AtMostOnce)
+                .map(|entry| (entry.subject.clone(), entry)),
+        )
+        .await?;
+        let served_subscriptions = subscribe_each(
+            &client,
+            served.iter().map(|entry| {
+                let subject = subject::for_event_type(&prefix, &entry.request_type);
+                (subject, entry)
+            }),
+        )
+        .await?;
         let replies = if served.is_empty() {
             None
         } else {
@@ -471,4 +485,21 @@ impl fmt::Debug for Bridge {
             .field("owns_runtime", &self.runtime.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// Subscribes to each entry's subject (the at-most-once imports, the served
+/// request types), pairing each subscription with its entry.
+async fn subscribe_each<'a, T: 'a>(
+    client: &Client,
+    entries: impl IntoIterator<Item = (String, &'a Arc<T>)>,
+) -> Result<Vec<(Arc<T>, Subscriber)>, BridgeError> {
+    let mut subscriptions = Vec::new();
+    for (subject, entry) in entries {
+        let subscriber = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|source| BridgeError::Subscribe { subject, source })?;
+        subscriptions.push((Arc::clone(entry), subscriber));
+    }
+    Ok(subscriptions)
 }

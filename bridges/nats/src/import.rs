@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
-use async_nats::{Client, HeaderMap, Subscriber};
+use async_nats::{HeaderMap, Subscriber};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
 use crate::cloudevents::Incoming;
 use crate::config::Delivery;
-use crate::error::BridgeError;
 use crate::export::log_now;
 use crate::jetstream::Consumer;
 use crate::order::{Admit, RecentIds, Runs};
@@ -150,26 +149,6 @@ fn process(
     shared.bus.publish_arc(event);
     bump(&counters.imported);
     Verdict::Done
-}
-
-/// Subscribes to the exact subject of each at-most-once import.
-pub(crate) async fn subscribe_core(
-    client: &Client,
-    imports: &[Arc<ImportType>],
-) -> Result<Vec<(Arc<ImportType>, Subscriber)>, BridgeError> {
-    let mut subscriptions = Vec::new();
-    for entry in imports
-        .iter()
-        .filter(|i| i.delivery == Delivery::AtMostOnce)
-    {
-        let subject = entry.subject.clone();
-        let subscriber = client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|source| BridgeError::Subscribe { subject, source })?;
-        subscriptions.push((Arc::clone(entry), subscriber));
-    }
-    Ok(subscriptions)
 }
 
 /// Imports one at-most-once type from its core subscription.

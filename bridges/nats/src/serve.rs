@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_nats::{Client, Subscriber};
+use async_nats::Subscriber;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use switchboard::Subscription;
@@ -16,10 +16,8 @@ use tokio::sync::watch;
 
 use crate::bridge::Shared;
 use crate::cloudevents::{Incoming, Outgoing};
-use crate::error::BridgeError;
 use crate::export::log_now;
 use crate::stats::bump;
-use crate::subject;
 use crate::types::{type_id_of, ServedType};
 
 /// How long responses to a request are forwarded when the requester did not
@@ -102,24 +100,6 @@ impl PendingReplies {
         }
         replies
     }
-}
-
-/// Subscribes to each served request type's subject.
-pub(crate) async fn subscribe(
-    client: &Client,
-    prefix: &str,
-    served: &[Arc<ServedType>],
-) -> Result<Vec<(Arc<ServedType>, Subscriber)>, BridgeError> {
-    let mut subscriptions = Vec::new();
-    for entry in served {
-        let subject = subject::for_event_type(prefix, &entry.request_type);
-        let subscriber = client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|source| BridgeError::Subscribe { subject, source })?;
-        subscriptions.push((Arc::clone(entry), subscriber));
-    }
-    Ok(subscriptions)
 }
 
 fn reject(shared: &Shared, entry: &ServedType, why: &dyn std::fmt::Display) {
