@@ -1,4 +1,5 @@
-//! The bus: publishing, the start/pause state machine, subscribing.
+//! The public face of the bus: `EventBus`, its builder and weak handle; each
+//! call checks its input and hands the work to the core (`crate::core`).
 
 use std::fmt;
 use std::sync::{Arc, Weak};
