@@ -13,7 +13,8 @@ use super::route::{Notify, Slot};
 
 /// Waits until the quorum, the deadline or a cancellation.
 ///
-/// The thread parks; the slot's waker unparks it when the quorum is met, and
+/// The thread waits briefly in user space, then parks; the slot's waker
+/// unparks it when the quorum is met, and
 /// a cancellation reaches it the same way (the token notifies the slot). The
 /// deadline is the park's timeout. There is no polling interval; a spurious
 /// unpark just loops.
@@ -27,6 +28,7 @@ pub(super) fn wait<R: Response>(
         .as_ref()
         .and_then(|token| token.register(Arc::clone(slot) as Arc<dyn Notify>));
     let waker = THREAD_WAKER.with(Waker::clone);
+    let mut backoff = Backoff::default();
     loop {
         if slot.is_met() {
             return Outcome::Met;
@@ -38,6 +40,12 @@ pub(super) fn wait<R: Response>(
         if deadline.is_some_and(|deadline| now >= deadline) {
             return Outcome::TimedOut;
         }
+        // On a busy machine a park and its unpark cost tens of microseconds
+        // each: wait a little in user space first, as crossbeam's channels
+        // do, since responders often answer within that time.
+        if backoff.wait_a_little() {
+            continue;
+        }
         slot.register(&waker);
         // Re-check after registering: a quorum met or a cancellation made
         // before the registration woke nobody, but is visible now.
@@ -48,6 +56,37 @@ pub(super) fn wait<R: Response>(
             Some(deadline) => thread::park_timeout(deadline - now),
             None => thread::park(),
         }
+    }
+}
+
+/// A short wait before parking: spins that double in length, then yields
+/// of the thread, then nothing more (the caller parks).
+#[derive(Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// Spins up to 2^6 hints, or yields from then on.
+    const SPIN_STEPS: u32 = 6;
+    /// After this many steps the caller should park.
+    const STEPS: u32 = 10;
+
+    /// Waits a little and returns `true`, or returns `false` once the caller
+    /// should park instead.
+    fn wait_a_little(&mut self) -> bool {
+        if self.step > Self::STEPS {
+            return false;
+        }
+        if self.step <= Self::SPIN_STEPS {
+            for _ in 0..1u32 << self.step {
+                std::hint::spin_loop();
+            }
+        } else {
+            thread::yield_now();
+        }
+        self.step += 1;
+        true
     }
 }
 

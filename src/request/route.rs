@@ -26,7 +26,7 @@ use crate::core::Route;
 use crate::event::{Event, Response};
 use crate::hash::FastHashBuilder;
 use crate::stats::RequestCounters;
-use crate::sync::{lock, AtomicWaker, Mutex};
+use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Ordering};
 
 use super::gather::{Accepted, Gather};
 
@@ -60,6 +60,10 @@ impl<R> Waiting<R> {
 pub(super) struct Slot<R> {
     /// `None` once the request has ended.
     gather: Mutex<Option<Gather<R>>>,
+    /// Set once the quorum is met, so the requester can check without the
+    /// lock the responders take (a blocking requester spins on it briefly
+    /// before it parks).
+    met: AtomicBool,
     /// The requester's waker: a task's, or its blocked thread's. Woken when
     /// the quorum is met, by a cancellation and by the timer.
     waker: AtomicWaker,
@@ -80,6 +84,7 @@ impl<R: Response> Slot<R> {
     fn new(gather: Gather<R>) -> Self {
         Self {
             gather: Mutex::new(Some(gather)),
+            met: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
@@ -90,16 +95,20 @@ impl<R: Response> Slot<R> {
             return Offered::Late;
         };
         match open.accept(response) {
-            Accepted::Counted { met } => Offered::Counted { met },
+            Accepted::Counted { met } => {
+                if met {
+                    // Release: whoever sees the flag sees the tally that met it.
+                    self.met.store(true, Ordering::Release);
+                }
+                Offered::Counted { met }
+            }
             Accepted::Ignored => Offered::Ignored,
         }
     }
 
     /// Whether the quorum is met.
     pub(super) fn is_met(&self) -> bool {
-        lock(&self.gather)
-            .as_ref()
-            .is_some_and(|gather| gather.is_met())
+        self.met.load(Ordering::Acquire)
     }
 
     /// Registers the requester's waker (the last one registered is woken).
