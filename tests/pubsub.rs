@@ -225,6 +225,39 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
     assert_eq!(bus.subscriber_count(), 0);
 }
 
+/// A dropped subscription's queued events are freed no later than the next
+/// registry change: at once when another dropped one waits already or when
+/// its queue is large, else by the next subscribe or unsubscribe.
+#[test]
+fn a_dropped_subscription_frees_its_queued_events_by_the_next_registry_change() {
+    let bus = running_bus();
+    let queued_by = |event: &Arc<dyn Event>| Arc::strong_count(event) - 1;
+
+    let first = bus.subscribe("first", 4).unwrap();
+    let second = bus.subscribe("second", 4).unwrap();
+    let small: Arc<dyn Event> = Arc::new(numbered("x", 1));
+    bus.publish_arc(Arc::clone(&small));
+    assert_eq!(queued_by(&small), 2);
+    drop(first);
+    drop(second);
+    assert_eq!(queued_by(&small), 0, "two dropped: both compacted away");
+
+    let large = bus.subscribe("large", 4096).unwrap();
+    let big: Arc<dyn Event> = Arc::new(numbered("x", 2));
+    bus.publish_arc(Arc::clone(&big));
+    drop(large);
+    assert_eq!(queued_by(&big), 0, "a large queue is freed at once");
+
+    let lone = bus.subscribe("lone", 4).unwrap();
+    let waiting: Arc<dyn Event> = Arc::new(numbered("x", 3));
+    bus.publish_arc(Arc::clone(&waiting));
+    drop(lone);
+    let next = bus.subscribe("next", 4).unwrap();
+    assert_eq!(queued_by(&waiting), 0, "freed by the next registry change");
+    assert_eq!(bus.subscriber_count(), 1);
+    drop(next);
+}
+
 #[test]
 fn an_unsubscribed_subscription_drains_then_ends() {
     let bus = running_bus();

@@ -114,6 +114,12 @@ mod sharded {
             lock(&self.slots).live.len()
         }
 
+        /// How many buses' slots this thread holds (for the tests).
+        #[cfg(test)]
+        pub(super) fn this_threads_slots() -> usize {
+            SLOTS.with(|slots| slots.borrow().len())
+        }
+
         /// Events published so far, on every thread.
         pub(crate) fn total(&self) -> u64 {
             let slots = lock(&self.slots);
@@ -192,10 +198,56 @@ mod tests {
             .join()
             .unwrap();
         }
+        // A thread that has published and is still running keeps its slot.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (published, has_published) = std::sync::mpsc::channel();
+        let running = {
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                counter.add_one();
+                published.send(()).unwrap();
+                stopped.recv().unwrap();
+            })
+        };
+        has_published.recv().unwrap();
         counter.add_one();
-        assert_eq!(counter.total(), 101);
+        assert_eq!(counter.total(), 102);
         let slots = super::sharded_slots(&counter);
-        assert!(slots <= 2, "{slots} slots kept for 51 threads");
+        assert_eq!(
+            slots, 2,
+            "the running thread's and this one's, of 52 threads"
+        );
+        stop.send(()).unwrap();
+        running.join().unwrap();
+    }
+
+    /// A publish made while a thread ends, after its slots are gone (from a
+    /// thread-local's destructor), is counted too.
+    #[test]
+    fn a_publish_from_a_thread_local_destructor_is_counted() {
+        struct PublishOnExit(std::sync::Arc<PublishedCounter>);
+        impl Drop for PublishOnExit {
+            fn drop(&mut self) {
+                self.0.add_one();
+            }
+        }
+        thread_local! {
+            static ON_EXIT: std::cell::RefCell<Option<PublishOnExit>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let counter = std::sync::Arc::new(PublishedCounter::new());
+        let in_thread = std::sync::Arc::clone(&counter);
+        std::thread::spawn(move || {
+            // Set up before this thread's slots exist, so (destructors
+            // running in reverse order on Linux) it is dropped after them.
+            ON_EXIT.with(|on_exit| {
+                *on_exit.borrow_mut() = Some(PublishOnExit(std::sync::Arc::clone(&in_thread)))
+            });
+            in_thread.add_one();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(counter.total(), 2);
     }
 
     #[test]
@@ -210,5 +262,6 @@ mod tests {
         let third = PublishedCounter::new();
         third.add_one(); // prunes the slot of `first`, whose bus is gone
         assert_eq!((second.total(), third.total()), (2, 1));
+        assert_eq!(PublishedCounter::this_threads_slots(), 2);
     }
 }

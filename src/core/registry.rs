@@ -200,21 +200,20 @@ impl Registry {
                 edit(list);
             }
         };
-        let universal = if part == Some(Part::Universal) || any_abandoned(&self.universal) {
-            let mut list = live(&self.universal, usize::from(part == Some(Part::Universal)));
-            if part == Some(Part::Universal) {
+        let edits_universal = part == Some(Part::Universal);
+        let universal = if edits_universal || any_abandoned(&self.universal) {
+            let mut list = live(&self.universal, usize::from(edits_universal));
+            if edits_universal {
                 apply(&mut list);
             }
             list
         } else {
             self.universal.clone()
         };
-        let typed = if part == Some(Part::Typed) || any_abandoned(&self.typed.subscribers) {
-            let mut list = live(
-                &self.typed.subscribers,
-                usize::from(part == Some(Part::Typed)),
-            );
-            if part == Some(Part::Typed) {
+        let edits_typed = part == Some(Part::Typed);
+        let typed = if edits_typed || any_abandoned(&self.typed.subscribers) {
+            let mut list = live(&self.typed.subscribers, usize::from(edits_typed));
+            if edits_typed {
                 apply(&mut list);
             }
             Arc::new(TypedIndex::from_subscribers(list))
