@@ -6,6 +6,8 @@ use std::task::{Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
+use crossbeam_utils::Backoff;
+
 use crate::event::Response;
 
 use super::gather::{Outcome, Terms};
@@ -28,7 +30,7 @@ pub(super) fn wait<R: Response>(
         .as_ref()
         .and_then(|token| token.register(Arc::clone(slot) as Arc<dyn Notify>));
     let waker = THREAD_WAKER.with(Waker::clone);
-    let mut backoff = Backoff::default();
+    let backoff = Backoff::new();
     loop {
         if slot.is_met() {
             return Outcome::Met;
@@ -41,9 +43,11 @@ pub(super) fn wait<R: Response>(
             return Outcome::TimedOut;
         }
         // On a busy machine a park and its unpark cost tens of microseconds
-        // each: wait a little in user space first, as crossbeam's channels
-        // do, since responders often answer within that time.
-        if backoff.wait_a_little() {
+        // each: wait a little in user space first (spins, then yields: the
+        // backoff crossbeam's channels use), since responders often answer
+        // within that time.
+        if !backoff.is_completed() {
+            backoff.snooze();
             continue;
         }
         slot.register(&waker);
@@ -56,37 +60,6 @@ pub(super) fn wait<R: Response>(
             Some(deadline) => thread::park_timeout(deadline - now),
             None => thread::park(),
         }
-    }
-}
-
-/// A short wait before parking: spins that double in length, then yields
-/// of the thread, then nothing more (the caller parks).
-#[derive(Default)]
-struct Backoff {
-    step: u32,
-}
-
-impl Backoff {
-    /// Spins up to 2^6 hints, or yields from then on.
-    const SPIN_STEPS: u32 = 6;
-    /// After this many steps the caller should park.
-    const STEPS: u32 = 10;
-
-    /// Waits a little and returns `true`, or returns `false` once the caller
-    /// should park instead.
-    fn wait_a_little(&mut self) -> bool {
-        if self.step > Self::STEPS {
-            return false;
-        }
-        if self.step <= Self::SPIN_STEPS {
-            for _ in 0..1u32 << self.step {
-                std::hint::spin_loop();
-            }
-        } else {
-            thread::yield_now();
-        }
-        self.step += 1;
-        true
     }
 }
 
