@@ -3,29 +3,32 @@
 use std::any::TypeId;
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, Subscriber, ToServerAddrs};
+use async_nats::{Client, ConnectOptions, ServerAddr, Subscriber, ToServerAddrs};
 use switchboard::{EventBus, SubscribeOptions, Subscription, TypeSet};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::builder::BridgeBuilder;
+use crate::client_events::{connection_counts, ClientEvents};
 use crate::codec::Codec;
 use crate::config::{Delivery, ExportQueue, JetStreamOptions};
+use crate::dead_letter::DeadLetters;
 use crate::echo::Imported;
 use crate::error::BridgeError;
 use crate::names::NameGuard;
 use crate::serve::PendingReplies;
 use crate::stats::{
-    BridgeStats, ClientCounters, ExportStats, ImportStats, QueueStats, RequestCounters,
-    UnroutedCounters,
+    BridgeStats, ClientCounts, ConsumerCounters, ExportStats, ImportStats, QueueStats,
+    RequestCounters, UnroutedCounters,
 };
 use crate::types::{ExportType, ImportType, ServedType};
-use crate::{client_events, export, import, jetstream, serve, subject};
+use crate::{client_events, export, import, jetstream, presence, serve, subject};
 
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
@@ -61,6 +64,97 @@ async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
     }
 }
 
+/// Waits until `client` is connected (at once, unless it was built with
+/// `retry_on_initial_connect`), or says why it is not: the client's last
+/// connection error tells refused credentials from an absent server.
+async fn wait_connected(client: &Client, events: &ClientEvents) -> Result<(), BridgeError> {
+    let connected = async {
+        while client.connection_state() != State::Connected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(CONFIRM_TIMEOUT, connected)
+        .await
+        .map_err(|_| BridgeError::NotConnected {
+            waited: CONFIRM_TIMEOUT,
+            last_error: events.last_error(),
+        })
+}
+
+/// Fails if the server answers that it has no JetStream for this account.
+async fn check_jetstream(client: &Client) -> Result<(), BridgeError> {
+    let failed = |source: async_nats::Error| BridgeError::JetStream {
+        what: "asking the server for this account's JetStream information".to_owned(),
+        source,
+    };
+    match client.request("$JS.API.INFO", bytes::Bytes::new()).await {
+        Ok(answer) => {
+            let answer: serde_json::Value =
+                serde_json::from_slice(&answer.payload).map_err(|error| failed(error.into()))?;
+            match answer.get("error") {
+                Some(error) => Err(BridgeError::NoJetStream {
+                    detail: error.to_string(),
+                }),
+                None => Ok(()),
+            }
+        }
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Err(BridgeError::NoJetStream {
+                detail: "no responders on the JetStream API".to_owned(),
+            })
+        }
+        Err(error) => Err(failed(error.into())),
+    }
+}
+
+/// Fails if the headers of some configured type would not fit in the
+/// server's `max_payload`, which would refuse every one of its messages.
+fn check_header_room<C: Codec>(
+    client: &Client,
+    builder: &BridgeBuilder<C>,
+    name: &str,
+) -> Result<(), BridgeError> {
+    let max_payload = client.server_info().max_payload;
+    let types = builder
+        .exports
+        .iter()
+        .map(|e| (e.rust_type, &e.event_type))
+        .chain(builder.imports.iter().map(|i| (i.rust_type, &i.event_type)));
+    for (rust_type, event_type) in types {
+        let bytes = crate::cloudevents::largest_header_block(event_type, name);
+        if bytes >= max_payload {
+            return Err(BridgeError::Config(crate::ConfigError::HeadersTooLarge {
+                rust_type,
+                bytes,
+                max_payload,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// A snapshot of the connections' counters.
+fn client_counts(shared: &Shared) -> ClientCounts {
+    let (connects, disconnects) = connection_counts(&shared.client);
+    let (consumer_connects, consumer_disconnects) = shared
+        .consumer_client
+        .as_ref()
+        .map_or((0, 0), connection_counts);
+    let counters = &shared.client_events.counters;
+    let consumer = &shared.consumer_events.counters;
+    ClientCounts {
+        connects,
+        disconnects,
+        consumer_connects,
+        consumer_disconnects,
+        slow_consumer: counters.slow_consumer.load(Ordering::Relaxed)
+            + consumer.slow_consumer.load(Ordering::Relaxed),
+        server_errors: counters.server_errors.load(Ordering::Relaxed)
+            + consumer.server_errors.load(Ordering::Relaxed),
+        name_conflicts: shared.name_conflicts.load(Ordering::Relaxed),
+    }
+}
+
 /// How long `shutdown` waits for the bridge's tasks to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -74,6 +168,8 @@ pub(crate) struct Shared {
     pub content_type: String,
     pub bus: EventBus,
     pub client: Client,
+    /// The at-least-once importer's own connection, if it has one.
+    pub consumer_client: Option<Client>,
     pub exports: Vec<Arc<ExportType>>,
     pub imports: Vec<Arc<ImportType>>,
     pub served: Vec<Arc<ServedType>>,
@@ -83,7 +179,12 @@ pub(crate) struct Shared {
     pub imported: Imported,
     pub unrouted: UnroutedCounters,
     pub requests: RequestCounters,
-    pub client_counters: Arc<ClientCounters>,
+    pub client_events: Arc<ClientEvents>,
+    pub consumer_events: Arc<ClientEvents>,
+    pub consumer_counters: ConsumerCounters,
+    /// Announcements heard from another live bridge of this name.
+    pub name_conflicts: AtomicU64,
+    pub dead_letters: DeadLetters,
     /// Each export queue in use, with its bus subscriber name.
     pub queues: Vec<(Delivery, ExportQueue, String)>,
     pub jetstream: JetStreamOptions,
@@ -154,12 +255,27 @@ impl Bridge {
             .clone()
             .unwrap_or_else(|| format!("sb-{}", nuid::next()));
         let name_guard = NameGuard::claim(&name)?;
+        // Resolved once: the consumer's connection goes to the same servers.
+        let addrs: Vec<ServerAddr> = addrs
+            .to_server_addrs()
+            .map_err(|error| {
+                BridgeError::Connect(async_nats::ConnectError::with_source(
+                    async_nats::ConnectErrorKind::ServerParse,
+                    error,
+                ))
+            })?
+            .collect();
 
-        let client_counters = Arc::new(ClientCounters::default());
-        let client = client_events::install(options, &name, Arc::clone(&client_counters))
-            .connect(addrs)
-            .await
-            .map_err(BridgeError::Connect)?;
+        let client_events = Arc::new(ClientEvents::default());
+        let client =
+            client_events::install(options.clone(), &name, "main", Arc::clone(&client_events))
+                .connect(addrs.clone())
+                .await
+                .map_err(BridgeError::Connect)?;
+        wait_connected(&client, &client_events).await?;
+        check_header_room(&client, &builder, &name)?;
+        let (presence, instance) =
+            presence::claim(&client, &builder.prefix, &name, CONFIRM_TIMEOUT).await?;
 
         let BridgeBuilder {
             bus,
@@ -206,24 +322,59 @@ impl Bridge {
         let served: Vec<Arc<ServedType>> = served.into_iter().map(Arc::new).collect();
         let exports: Vec<Arc<ExportType>> = exports.into_iter().map(Arc::new).collect();
 
-        let uses_jetstream = export_subscriptions
-            .iter()
-            .any(|(d, _)| *d == Delivery::AtLeastOnce)
-            || imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
-        let jetstream = if uses_jetstream {
-            Some(
-                jetstream::setup(
-                    &client,
-                    &prefix,
+        let imports_durably = imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
+        let uses_jetstream = imports_durably
+            || export_subscriptions
+                .iter()
+                .any(|(d, _)| *d == Delivery::AtLeastOnce);
+        let consumer_events = Arc::new(ClientEvents::default());
+        let (jetstream, consumer_client, advisories) = if uses_jetstream {
+            check_jetstream(&client).await?;
+            // The consumer reads on a connection of its own: see `jetstream`.
+            let consumer_client = if imports_durably {
+                let consumer_client = client_events::install(
+                    options,
                     &name,
-                    &jetstream_options,
-                    &exports,
-                    &imports,
+                    "consumer",
+                    Arc::clone(&consumer_events),
                 )
-                .await?,
+                .connect(addrs)
+                .await
+                .map_err(BridgeError::Connect)?;
+                wait_connected(&consumer_client, &consumer_events).await?;
+                Some(consumer_client)
+            } else {
+                None
+            };
+            let jetstream = jetstream::setup(
+                &client,
+                consumer_client.as_ref(),
+                &prefix,
+                &name,
+                &jetstream_options,
+                &exports,
+                &imports,
             )
+            .await?;
+            let advisories = match &jetstream.consumer {
+                Some(consumer) => {
+                    let subject = format!(
+                        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+                        consumer.spec.name(),
+                        consumer.durable
+                    );
+                    Some(
+                        client
+                            .subscribe(subject.clone())
+                            .await
+                            .map_err(|source| BridgeError::Subscribe { subject, source })?,
+                    )
+                }
+                None => None,
+            };
+            (Some(jetstream), consumer_client, advisories)
         } else {
-            None
+            (None, None, None)
         };
 
         let core_imports = subscribe_each(
@@ -255,6 +406,12 @@ impl Bridge {
         // a message published after `connect` returns reaches them.
         confirm_subscriptions(&client).await?;
 
+        let dead_letters = DeadLetters::new(
+            jetstream::context(&client, &jetstream_options),
+            &prefix,
+            &name,
+            &jetstream_options,
+        );
         let shared = Arc::new(Shared {
             exported_types: exports.iter().map(|e| e.type_id).collect(),
             name,
@@ -262,13 +419,18 @@ impl Bridge {
             content_type: codec.content_type().to_owned(),
             bus,
             client,
+            consumer_client,
             exports,
             imports,
             served,
             imported: Imported::default(),
             unrouted: UnroutedCounters::default(),
             requests: RequestCounters::default(),
-            client_counters,
+            client_events,
+            consumer_events,
+            consumer_counters: ConsumerCounters::default(),
+            name_conflicts: AtomicU64::new(0),
+            dead_letters,
             queues,
             jetstream: jetstream_options,
             max_import_bytes,
@@ -277,7 +439,12 @@ impl Bridge {
 
         let (stop, stopped) = watch::channel(false);
         let handle = Handle::current();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![handle.spawn(presence::run(
+            Arc::clone(&shared),
+            presence,
+            instance,
+            stopped.clone(),
+        ))];
         for (delivery, subscription) in export_subscriptions {
             let shared = Arc::clone(&shared);
             let stopped = stopped.clone();
@@ -302,10 +469,13 @@ impl Bridge {
                 stopped.clone(),
             )));
         }
-        if let Some(consumer) = jetstream.and_then(|js| js.consumer) {
+        if let (Some(consumer), Some(advisories)) =
+            (jetstream.and_then(|js| js.consumer), advisories)
+        {
             tasks.push(handle.spawn(import::run_jetstream(
                 Arc::clone(&shared),
                 consumer,
+                advisories,
                 stopped.clone(),
             )));
         }
@@ -407,7 +577,8 @@ impl Bridge {
                 .collect(),
             unrouted: shared.unrouted.snapshot(),
             requests: shared.requests.snapshot(),
-            client: shared.client_counters.snapshot(),
+            client: client_counts(shared),
+            consumer: shared.consumer_counters.snapshot(),
         }
     }
 

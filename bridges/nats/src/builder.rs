@@ -14,7 +14,7 @@ use crate::bridge::Bridge;
 use crate::codec::{Codec, Json};
 use crate::config::{is_plain_name, ConfigError, Delivery, ExportQueue, JetStreamOptions};
 use crate::error::BridgeError;
-use crate::subject::check_name;
+use crate::subject::{check_event_type, check_prefix};
 use crate::types::{ExportType, ImportType, ServedType};
 
 /// The default subject prefix.
@@ -150,7 +150,6 @@ impl<C: Codec> BridgeBuilder<C> {
         delivery: Delivery,
     ) -> Self {
         let entry = ExportType::new::<T, C>(event_type.into(), delivery, &self.codec);
-        self.check_event_type(entry.rust_type, &entry.event_type);
         if self.exports.iter().any(|e| e.type_id == entry.type_id) {
             self.problems.push(ConfigError::DuplicateExport {
                 rust_type: entry.rust_type,
@@ -180,7 +179,6 @@ impl<C: Codec> BridgeBuilder<C> {
         delivery: Delivery,
     ) -> Self {
         let entry = ImportType::new::<T, C>(event_type.into(), delivery, &self.codec);
-        self.check_event_type(entry.rust_type, &entry.event_type);
         self.check_unique_import(&entry.event_type.clone());
         self.imports.push(entry);
         self
@@ -206,7 +204,6 @@ impl<C: Codec> BridgeBuilder<C> {
         R: Response + Serialize,
     {
         let entry = ServedType::new::<Q, R>(request_type.into());
-        self.check_event_type(entry.request_rust_type, &entry.request_type);
         self.check_unique_import(&entry.request_type.clone());
         self.response_types = std::mem::take(&mut self.response_types).with::<R>();
         self.served.push(entry);
@@ -244,17 +241,39 @@ impl<C: Codec> BridgeBuilder<C> {
     ///
     /// # Errors
     ///
-    /// The first problem found: a setter's (an invalid event type, a
-    /// duplicate), then the prefix, the name, the queues and the JetStream
-    /// settings. [`ConfigError::NameInUse`] is checked only by `connect`.
+    /// The first problem found: a setter's (a duplicate), then the prefix
+    /// (not starting with the reserved token `_sb`), each event type (a
+    /// valid literal subject under the prefix, at most
+    /// [`MAX_SUBJECT_LEN`](crate::subject::MAX_SUBJECT_LEN) bytes), the
+    /// name, the queues and the JetStream settings. [`ConfigError::NameInUse`] is checked only by
+    /// `connect`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(problem) = self.problems.first() {
             return Err(problem.clone());
         }
-        check_name(&self.prefix).map_err(|reason| ConfigError::InvalidPrefix {
+        check_prefix(&self.prefix).map_err(|reason| ConfigError::InvalidPrefix {
             prefix: self.prefix.clone(),
             reason,
         })?;
+        let event_types = self
+            .exports
+            .iter()
+            .map(|e| (e.rust_type, &e.event_type))
+            .chain(self.imports.iter().map(|i| (i.rust_type, &i.event_type)))
+            .chain(
+                self.served
+                    .iter()
+                    .map(|s| (s.request_rust_type, &s.request_type)),
+            );
+        for (rust_type, event_type) in event_types {
+            check_event_type(&self.prefix, event_type).map_err(|reason| {
+                ConfigError::InvalidEventType {
+                    rust_type,
+                    event_type: event_type.clone(),
+                    reason,
+                }
+            })?;
+        }
         if let Some(name) = &self.name {
             if !is_plain_name(name) {
                 return Err(ConfigError::InvalidName { name: name.clone() });
@@ -364,16 +383,6 @@ impl<C: Codec> BridgeBuilder<C> {
             .map(|e| e.delivery)
             .chain(self.imports.iter().map(|i| i.delivery))
             .any(|d| d == Delivery::AtLeastOnce)
-    }
-
-    fn check_event_type(&mut self, rust_type: &'static str, event_type: &str) {
-        if let Err(reason) = check_name(event_type) {
-            self.problems.push(ConfigError::InvalidEventType {
-                rust_type,
-                event_type: event_type.to_owned(),
-                reason,
-            });
-        }
     }
 
     fn check_unique_import(&mut self, event_type: &str) {

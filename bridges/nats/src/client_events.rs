@@ -1,44 +1,84 @@
-//! The NATS client's connection events: counted in the bridge's stats and
-//! logged.
+//! The NATS client's connection events: counted in the bridge's stats,
+//! logged, and the last connection error kept to explain a failed start.
+//!
+//! Connects and disconnects are not counted here: the client drops events
+//! when its event queue is full (a flood of slow-consumer events fills it),
+//! so they come from the client's own statistics and state instead
+//! ([`connection_counts`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use async_nats::{ConnectOptions, Event};
+use async_nats::connection::State;
+use async_nats::{Client, ConnectOptions, Event, ServerError};
 
 use crate::stats::{bump, ClientCounters};
 
-/// `options` with an event callback that counts and logs for bridge `name`.
+/// What the event callback of one client records.
+#[derive(Default)]
+pub(crate) struct ClientEvents {
+    pub counters: ClientCounters,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientEvents {
+    /// The last connection error the client reported.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, error: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+}
+
+/// `options` with an event callback that records and logs for bridge
+/// `name`'s connection `role` ("main" or "consumer").
 pub(crate) fn install(
     options: ConnectOptions,
     name: &str,
-    counters: Arc<ClientCounters>,
+    role: &'static str,
+    events: Arc<ClientEvents>,
 ) -> ConnectOptions {
     let name: Arc<str> = name.into();
     options.event_callback(move |event| {
-        let counters = Arc::clone(&counters);
+        let events = Arc::clone(&events);
         let name = Arc::clone(&name);
-        async move { record(&name, &counters, &event) }
+        async move { record(&name, role, &events, &event) }
     })
 }
 
-fn record(name: &str, counters: &ClientCounters, event: &Event) {
+/// A client's connects and disconnects: every connection but the current
+/// one was lost.
+pub(crate) fn connection_counts(client: &Client) -> (u64, u64) {
+    let connects = client
+        .statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let current = u64::from(client.connection_state() == State::Connected);
+    (connects, connects.saturating_sub(current))
+}
+
+fn record(name: &str, role: &str, events: &ClientEvents, event: &Event) {
+    let counters = &events.counters;
     match event {
-        Event::Connected => {
-            bump(&counters.connects);
-            tracing::info!(bridge = name, "switchboard-nats: connected");
-        }
-        Event::Disconnected => {
-            bump(&counters.disconnects);
-            tracing::warn!(
-                bridge = name,
-                "switchboard-nats: disconnected; at-most-once exports are dropped (counted as \
-                 unavailable) and at-least-once exports retried until the client reconnects"
-            );
-        }
+        Event::Connected => tracing::info!(bridge = name, role, "switchboard-nats: connected"),
+        Event::Disconnected => tracing::warn!(
+            bridge = name,
+            role,
+            "switchboard-nats: disconnected; at-most-once exports are dropped (counted as \
+             unavailable) and at-least-once exports retried until the client reconnects"
+        ),
         Event::SlowConsumer(sid) => {
             bump(&counters.slow_consumer);
             tracing::warn!(
                 bridge = name,
+                role,
                 sid,
                 "switchboard-nats: the client dropped a message for a full subscription buffer \
                  (slow consumer); raise ConnectOptions::subscription_capacity or import less"
@@ -46,12 +86,18 @@ fn record(name: &str, counters: &ClientCounters, event: &Event) {
         }
         Event::ServerError(error) => {
             bump(&counters.server_errors);
-            tracing::warn!(bridge = name, %error, "switchboard-nats: server error");
+            if *error == ServerError::AuthorizationViolation {
+                events.set_last_error(error.to_string());
+            }
+            tracing::warn!(bridge = name, role, %error, "switchboard-nats: server error");
         }
         // Client errors repeat on every reconnect attempt: the disconnect was logged already.
         Event::ClientError(error) => {
-            tracing::debug!(bridge = name, %error, "switchboard-nats: client error");
+            events.set_last_error(error.to_string());
+            tracing::debug!(bridge = name, role, %error, "switchboard-nats: client error");
         }
-        other => tracing::info!(bridge = name, event = %other, "switchboard-nats: client event"),
+        other => {
+            tracing::info!(bridge = name, role, event = %other, "switchboard-nats: client event");
+        }
     }
 }

@@ -86,6 +86,25 @@ impl Outgoing<'_> {
     }
 }
 
+/// The largest header block a message of `event_type` from bridge `source`
+/// can carry: the longest id and time, a content type, and JetStream's
+/// message id.
+pub(crate) fn largest_header_block(event_type: &str, source: &str) -> usize {
+    let longest_id = event_id(&"x".repeat(RUN_LEN), u64::MAX - 1);
+    let mut headers = Outgoing {
+        id: &longest_id,
+        event_type,
+        source,
+        time: SystemTime::UNIX_EPOCH,
+        content_type: "application/x-a-long-content-type-for-good-measure",
+        ttl: None,
+    }
+    .headers();
+    headers.insert("Nats-Msg-Id", longest_id.as_str());
+    headers.insert(TIME, "9999-12-31T23:59:59.999999999Z");
+    crate::dead_letter::header_block(Some(&headers)).len()
+}
+
 /// `time` as RFC 3339, if it is representable (years 0 to 9999).
 ///
 /// Checked all the way: `OffsetDateTime::from(SystemTime)` panics on times

@@ -133,6 +133,17 @@ pub struct JetStreamOptions {
     /// How long the exporter waits for the stream's acknowledgement before
     /// retrying (5 s).
     pub ack_timeout: Duration,
+    /// How many times the server delivers a message to the importer before
+    /// it gives up on it (5). The importer then reads that message through
+    /// the server's message API and imports it, or sends it to the dead
+    /// letters if it cannot be parsed, decoded or validated: a message that
+    /// the NATS client cannot even parse never reaches the importer
+    /// otherwise. On its last delivery an event is not held back for order.
+    pub max_deliver: i64,
+    /// The waits before each redelivery of an unacknowledged message
+    /// (empty: `ack_wait` each time). Fewer entries than `max_deliver`; the
+    /// last one repeats.
+    pub redelivery_backoff: Vec<Duration>,
 }
 
 impl Default for JetStreamOptions {
@@ -148,6 +159,8 @@ impl Default for JetStreamOptions {
             dedup_window: 100_000,
             order_wait: None,
             ack_timeout: Duration::from_secs(5),
+            max_deliver: 5,
+            redelivery_backoff: Vec::new(),
         }
     }
 }
@@ -216,6 +229,20 @@ impl JetStreamOptions {
         self
     }
 
+    /// Sets [`max_deliver`](Self::max_deliver).
+    #[must_use]
+    pub fn max_deliver(mut self, deliveries: i64) -> Self {
+        self.max_deliver = deliveries;
+        self
+    }
+
+    /// Sets [`redelivery_backoff`](Self::redelivery_backoff).
+    #[must_use]
+    pub fn redelivery_backoff(mut self, waits: impl IntoIterator<Item = Duration>) -> Self {
+        self.redelivery_backoff = waits.into_iter().collect();
+        self
+    }
+
     /// Sets [`ack_timeout`](Self::ack_timeout).
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
@@ -241,7 +268,8 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: SubjectError,
     },
-    /// An event type would make an invalid or wildcard subject.
+    /// An event type would make an invalid, wildcard, reserved or too long
+    /// subject.
     InvalidEventType {
         /// The Rust type it was configured for.
         rust_type: &'static str,
@@ -288,6 +316,17 @@ pub enum ConfigError {
         /// The capacity asked for.
         capacity: usize,
     },
+    /// The CloudEvents headers of a type's messages alone would reach the
+    /// server's `max_payload`, so the server would refuse every one of them
+    /// (found at connect, from the server's limits).
+    HeadersTooLarge {
+        /// The Rust type.
+        rust_type: &'static str,
+        /// The size of the headers, in bytes.
+        bytes: usize,
+        /// The server's `max_payload`.
+        max_payload: usize,
+    },
     /// A JetStream setting is out of range.
     InvalidJetStreamSetting {
         /// Which setting and why.
@@ -300,8 +339,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::InvalidPrefix { prefix, reason } => write!(
                 f,
-                "the subject prefix {prefix:?} is not a valid NATS subject because {reason}: \
-                 use dot-separated tokens without spaces or wildcards, e.g. \"sb\" or \"acme.events\""
+                "the subject prefix {prefix:?} cannot be used because {reason}: use \
+                 dot-separated tokens without spaces or wildcards, not starting with `_sb`, e.g. \
+                 \"sb\" or \"acme.events\""
             ),
             ConfigError::InvalidEventType {
                 rust_type,
@@ -309,9 +349,10 @@ impl fmt::Display for ConfigError {
                 reason,
             } => write!(
                 f,
-                "event type {event_type:?} of {rust_type} cannot be a NATS subject because {reason}: \
-                 give the type a name of dot-separated tokens without spaces or wildcards \
-                 (`*`, `>`), e.g. \"route.added\""
+                "event type {:?} of {rust_type} cannot be a NATS subject because {reason}: \
+                 give the type a short name of dot-separated tokens without spaces or wildcards \
+                 (`*`, `>`), e.g. \"route.added\"",
+                abbreviated(event_type)
             ),
             ConfigError::DuplicateExport { rust_type } => write!(
                 f,
@@ -347,6 +388,16 @@ impl fmt::Display for ConfigError {
                 "the {delivery} export queue's capacity {capacity} is invalid: use between 1 and {}",
                 switchboard::MAX_CAPACITY
             ),
+            ConfigError::HeadersTooLarge {
+                rust_type,
+                bytes,
+                max_payload,
+            } => write!(
+                f,
+                "the headers of {rust_type}'s messages take {bytes} bytes, and the server accepts \
+                 at most {max_payload} per message: shorten its event type or the bridge name, or \
+                 raise the server's max_payload"
+            ),
             ConfigError::InvalidJetStreamSetting { what } => {
                 write!(f, "invalid JetStream setting: {what}")
             }
@@ -355,6 +406,15 @@ impl fmt::Display for ConfigError {
 }
 
 impl Error for ConfigError {}
+
+/// `text`, cut to its first 64 characters when longer: a hostile or
+/// mistaken 5 000-byte name need not fill an error message.
+fn abbreviated(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()).into(),
+        None => text.into(),
+    }
+}
 
 /// Whether `name` is 1 to 64 characters of `A-Z a-z 0-9 _ -`: valid as a
 /// CloudEvents source, a header value, and a JetStream stream or consumer name.
@@ -389,6 +449,18 @@ impl JetStreamOptions {
         if self.duplicate_window.is_zero() {
             return invalid("duplicate_window must be positive");
         }
+        if self.max_deliver < 2 {
+            return invalid(
+                "max_deliver must be at least 2 (a message the client cannot parse is found \
+                 after its deliveries run out, and one delivery leaves no retry)",
+            );
+        }
+        if i64::try_from(self.redelivery_backoff.len()).map_or(true, |n| n >= self.max_deliver) {
+            return invalid("redelivery_backoff must have fewer entries than max_deliver");
+        }
+        if self.redelivery_backoff.iter().any(Duration::is_zero) {
+            return invalid("redelivery_backoff waits must be positive");
+        }
         Ok(())
     }
 }
@@ -416,6 +488,11 @@ mod tests {
             JetStreamOptions::default().max_ack_pending(0),
             JetStreamOptions::default().dedup_window(0),
             JetStreamOptions::default().duplicate_window(Duration::ZERO),
+            JetStreamOptions::default().max_deliver(1),
+            JetStreamOptions::default()
+                .max_deliver(2)
+                .redelivery_backoff([Duration::from_secs(1); 2]),
+            JetStreamOptions::default().redelivery_backoff([Duration::ZERO]),
         ];
         for options in bad {
             assert!(matches!(

@@ -11,8 +11,31 @@ use crate::config::ConfigError;
 pub enum BridgeError {
     /// The configuration is invalid; nothing was contacted.
     Config(ConfigError),
-    /// No server accepted the connection.
+    /// No server accepted the connection (unreachable, or the credentials
+    /// were refused: the message says which).
     Connect(async_nats::ConnectError),
+    /// With [`retry_on_initial_connect`](async_nats::ConnectOptions::retry_on_initial_connect),
+    /// the client did not connect within the wait: the last error the
+    /// client reported says why.
+    NotConnected {
+        /// How long the bridge waited.
+        waited: std::time::Duration,
+        /// The client's last connection error, if it reported one.
+        last_error: Option<String>,
+    },
+    /// The server runs without JetStream (or not for this account), which
+    /// at-least-once delivery needs.
+    NoJetStream {
+        /// What the server answered.
+        detail: String,
+    },
+    /// Another live process has a bridge of this name on this prefix: each
+    /// would skip the other's events as its own echo, and they would share
+    /// a durable consumer.
+    NameTaken {
+        /// The name.
+        name: String,
+    },
     /// The JetStream stream or consumer could not be set up.
     JetStream {
         /// What the bridge was doing.
@@ -43,17 +66,35 @@ impl fmt::Display for BridgeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BridgeError::Config(error) => write!(f, "invalid bridge configuration: {error}"),
-            BridgeError::Connect(error) => write!(
+            BridgeError::Connect(error) => {
+                write!(f, "could not connect to NATS: {error}; ")?;
+                f.write_str(advice(&error.kind().to_string()))
+            }
+            BridgeError::NotConnected { waited, last_error } => {
+                write!(f, "not connected to NATS after {waited:?}")?;
+                match last_error {
+                    Some(error) => write!(f, " (last error: {error}); {}", advice(error)),
+                    None => f.write_str(
+                        "; check that nats-server runs at the given address and is reachable",
+                    ),
+                }
+            }
+            BridgeError::NoJetStream { detail } => write!(
                 f,
-                "could not connect to NATS: {error}; check that nats-server runs at the given \
-                 address and that the connect options carry the credentials (user/password, \
-                 token, NKey, credentials file) and TLS settings it requires"
+                "the server has no JetStream for this account ({detail}): at-least-once delivery \
+                 needs a server started with JetStream enabled (nats-server -js, or \
+                 `jetstream: enabled` in its configuration) and an account allowed to use it"
             ),
-            BridgeError::JetStream { what, source } => write!(
+            BridgeError::NameTaken { name } => write!(
                 f,
-                "JetStream setup failed while {what}: {source}; at-least-once delivery needs a \
-                 server started with JetStream enabled (nats-server -js)"
+                "another live process already runs a bridge named {name:?} on this prefix: give \
+                 each process its own name (each would skip the other's events as its own echo, \
+                 and they would share one durable consumer); if that process was just killed, \
+                 the server forgets it once its connection times out"
             ),
+            BridgeError::JetStream { what, source } => {
+                write!(f, "JetStream setup failed while {what}: {source}")
+            }
             BridgeError::NotConfirmed { waited } => write!(
                 f,
                 "the server did not confirm the bridge's subscriptions within {waited:?}: check \
@@ -81,10 +122,27 @@ impl Error for BridgeError {
             BridgeError::Connect(error) => Some(error),
             BridgeError::JetStream { source, .. } => Some(&**source),
             BridgeError::Subscribe { source, .. } => Some(source),
-            BridgeError::NotConfirmed { .. } => None,
+            BridgeError::NotConfirmed { .. }
+            | BridgeError::NotConnected { .. }
+            | BridgeError::NoJetStream { .. }
+            | BridgeError::NameTaken { .. } => None,
             BridgeError::Bus(error) => Some(error),
             BridgeError::Runtime(error) => Some(error),
         }
+    }
+}
+
+/// What to check after a connection error: credentials when the server
+/// refused them, the address otherwise.
+fn advice(error: &str) -> &'static str {
+    let error = error.to_ascii_lowercase();
+    if error.contains("authorization") || error.contains("authentication") {
+        "the server refused the credentials: check that the connect options carry the ones it \
+         requires (user/password, token, NKey, credentials file)"
+    } else if error.contains("tls") {
+        "check the TLS settings of the connect options against the server's"
+    } else {
+        "no server answered: check that nats-server runs at the given address and is reachable"
     }
 }
 

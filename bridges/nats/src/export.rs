@@ -134,7 +134,7 @@ impl Run {
 }
 
 /// Waits until the bridge is told to stop.
-async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+pub(crate) async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
     // An error means the bridge is gone: stop too.
     let _ = stopped.wait_for(|stop| *stop).await;
 }

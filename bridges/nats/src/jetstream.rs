@@ -1,5 +1,6 @@
 //! The JetStream side of at-least-once delivery: one stream per prefix, one
-//! durable pull consumer per importing bridge.
+//! durable pull consumer per importing bridge, and the prefix's dead-letter
+//! stream.
 //!
 //! The stream captures the subjects of the at-least-once types only, not
 //! all of `{prefix}.>`: at-most-once events and requests share the prefix,
@@ -9,13 +10,18 @@
 //! the stream when it starts, and again if a publish finds none capturing
 //! its subject.
 //!
+//! The consumer reads on a connection of its own: a message whose header
+//! block the client cannot parse makes the client drop the connection it
+//! arrived on (see [`dead_letter`](crate::dead_letter)), and that must not
+//! cut off the bridge's other traffic.
+//!
 //! Only stream and consumer settings that nats-server 2.9 knows are used.
 
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::context::ContextBuilder;
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, ContextBuilder};
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType, Stream};
 use async_nats::jetstream::Context;
 use async_nats::Client;
@@ -37,7 +43,21 @@ pub(crate) struct StreamSpec {
 }
 
 impl StreamSpec {
-    fn name(&self) -> &str {
+    pub(crate) fn new(context: Context, name: String, options: &JetStreamOptions) -> Self {
+        Self {
+            context,
+            config: StreamConfig {
+                name,
+                storage: StorageType::File,
+                num_replicas: options.replicas,
+                max_age: options.max_age,
+                duplicate_window: options.duplicate_window,
+                ..Default::default()
+            },
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
@@ -48,10 +68,19 @@ impl StreamSpec {
     /// back with only their own added; so each re-reads until it sees its
     /// subjects stored.
     pub(crate) async fn ensure(&self, subjects: &[String]) -> Result<Stream, async_nats::Error> {
+        // A subject listed twice is refused by the server ("overlaps",
+        // "duplicate subjects"): a bridge that exports and imports a type
+        // names it twice.
+        let mut wanted: Vec<String> = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            if !wanted.contains(subject) {
+                wanted.push(subject.clone());
+            }
+        }
         let mut last_error: Option<async_nats::Error> = None;
         for _ in 0..ENSURE_ATTEMPTS {
             let mut config = self.config.clone();
-            config.subjects = subjects.to_vec();
+            config.subjects.clone_from(&wanted);
             let stream = match self.context.get_or_create_stream(config).await {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -60,7 +89,7 @@ impl StreamSpec {
                 }
             };
             let existing = &stream.cached_info().config;
-            let missing: Vec<&String> = subjects
+            let missing: Vec<&String> = wanted
                 .iter()
                 .filter(|subject| !existing.subjects.iter().any(|p| matches(p, subject)))
                 .collect();
@@ -75,7 +104,7 @@ impl StreamSpec {
         }
         Err(last_error.unwrap_or_else(|| {
             format!(
-                "stream {} kept losing the subjects {subjects:?} to concurrent updates",
+                "stream {} kept losing the subjects {wanted:?} to concurrent updates",
                 self.name()
             )
             .into()
@@ -85,69 +114,131 @@ impl StreamSpec {
 
 /// What the bridge's JetStream tasks need.
 pub(crate) struct JetStream {
+    /// The prefix's stream, on the bridge's main connection (exports).
     pub spec: StreamSpec,
     /// The importer's consumer, if the bridge imports at-least-once types.
     pub consumer: Option<Consumer>,
 }
 
-/// A durable consumer, with what it takes to create it again if it is
-/// deleted while the bridge runs.
+/// A durable consumer, with what it takes to find it again, or create it
+/// again where the importer left off, when the server lost it.
 pub(crate) struct Consumer {
-    pub stream: Stream,
+    /// The stream, on the consumer's own connection.
+    pub spec: StreamSpec,
+    /// The at-least-once subjects the stream must capture.
+    pub subjects: Vec<String>,
     pub durable: String,
     pub config: ConsumerConfig,
     pub consumer: PullConsumer,
+    /// When the stream the consumer reads was created: another time means
+    /// a new stream, whose sequence numbers start again at 1.
+    pub stream_created: time::OffsetDateTime,
+    /// The last stream sequence the importer handled (or skipped by
+    /// starting after it).
+    pub floor: u64,
+}
+
+/// What the server had forgotten, found by [`Consumer::recover`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Forgotten {
+    /// Nothing: the consumer was still there.
+    Nothing,
+    /// The consumer was gone and is created again after the last message
+    /// the importer handled; `removed` messages after that are no longer in
+    /// the stream (expired, purged or deleted).
+    Consumer { removed: u64 },
+    /// The stream itself is a new one: the consumer reads it from its
+    /// start; what the old stream held beyond the importer's last message
+    /// is gone (counted per publisher as missed when their next event arrives).
+    Stream,
 }
 
 impl Consumer {
-    /// Gets the consumer again, creating it if it no longer exists.
-    pub(crate) async fn refresh(
-        &mut self,
-    ) -> Result<(), async_nats::jetstream::stream::ConsumerError> {
-        self.consumer = self
-            .stream
-            .get_or_create_consumer(&self.durable, self.config.clone())
-            .await?;
-        Ok(())
+    /// Finds the consumer again after an error, creating the stream and the
+    /// consumer if the server no longer has them.
+    pub(crate) async fn recover(&mut self) -> Result<Forgotten, async_nats::Error> {
+        let mut stream = self.spec.ensure(&self.subjects).await?;
+        match stream.consumer_info(&self.durable).await {
+            Ok(_) => {
+                self.consumer = stream.get_consumer(&self.durable).await?;
+                return Ok(Forgotten::Nothing);
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                ) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let info = stream.info().await?.clone();
+        let new_stream = info.created != self.stream_created;
+        let start = if new_stream { 1 } else { self.floor + 1 };
+        let removed = if new_stream {
+            0
+        } else {
+            info.state.first_sequence.saturating_sub(start)
+        };
+        let mut config = self.config.clone();
+        config.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        };
+        self.consumer = stream.create_consumer(config).await?;
+        self.stream_created = info.created;
+        if new_stream {
+            self.floor = 0;
+            Ok(Forgotten::Stream)
+        } else {
+            Ok(Forgotten::Consumer { removed })
+        }
+    }
+
+    /// Records that the importer handled stream message `sequence`.
+    pub(crate) fn handled(&mut self, sequence: u64) {
+        self.floor = self.floor.max(sequence);
     }
 }
 
+/// The subjects of the at-least-once types among `exports` and `imports`.
+fn at_least_once_subjects(
+    prefix: &str,
+    exports: &[Arc<ExportType>],
+    imports: &[Arc<ImportType>],
+) -> Vec<String> {
+    exports
+        .iter()
+        .map(|e| (e.delivery, &e.event_type))
+        .chain(imports.iter().map(|i| (i.delivery, &i.event_type)))
+        .filter(|(delivery, _)| *delivery == Delivery::AtLeastOnce)
+        .map(|(_, event_type)| for_event_type(prefix, event_type))
+        .collect()
+}
+
+/// A JetStream context whose awaited publish acknowledgements and API
+/// calls time out after the options' `ack_timeout`.
+pub(crate) fn context(client: &Client, options: &JetStreamOptions) -> Context {
+    ContextBuilder::new()
+        .timeout(options.ack_timeout)
+        .build(client.clone())
+}
+
 /// Ensures the stream (with the subjects of this bridge's at-least-once
-/// types) and, if the bridge imports at-least-once types, its durable consumer.
+/// types) and, if the bridge imports at-least-once types, its durable
+/// consumer, on `consumer_client`.
 pub(crate) async fn setup(
     client: &Client,
+    consumer_client: Option<&Client>,
     prefix: &str,
     name: &str,
     options: &JetStreamOptions,
     exports: &[Arc<ExportType>],
     imports: &[Arc<ImportType>],
 ) -> Result<JetStream, BridgeError> {
-    // The awaited publish acknowledgements use the context's timeout.
-    let context = ContextBuilder::new()
-        .timeout(options.ack_timeout)
-        .build(client.clone());
     let stream_name = options
         .stream
         .clone()
         .unwrap_or_else(|| default_stream_name(prefix));
-    let spec = StreamSpec {
-        context,
-        config: StreamConfig {
-            name: stream_name.clone(),
-            storage: StorageType::File,
-            num_replicas: options.replicas,
-            max_age: options.max_age,
-            duplicate_window: options.duplicate_window,
-            ..Default::default()
-        },
-    };
-    let subjects: Vec<String> = exports
-        .iter()
-        .map(|e| (e.delivery, &e.event_type))
-        .chain(imports.iter().map(|i| (i.delivery, &i.event_type)))
-        .filter(|(delivery, _)| *delivery == Delivery::AtLeastOnce)
-        .map(|(_, event_type)| for_event_type(prefix, event_type))
-        .collect();
+    let spec = StreamSpec::new(context(client, options), stream_name.clone(), options);
+    let subjects = at_least_once_subjects(prefix, exports, imports);
     let stream = spec
         .ensure(&subjects)
         .await
@@ -158,35 +249,73 @@ pub(crate) async fn setup(
             source,
         })?;
 
-    let imports_durably = imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
-    let consumer = if imports_durably {
-        let durable = options.durable.clone().unwrap_or_else(|| name.to_owned());
-        let config = ConsumerConfig {
-            durable_name: Some(durable.clone()),
-            description: Some(format!("switchboard-nats importer of bridge {name}")),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: options.ack_wait,
-            max_ack_pending: options.max_ack_pending,
-            // A new importer starts with what is published from now on, not
-            // the stream's whole history; an existing one resumes where it was.
-            deliver_policy: DeliverPolicy::New,
-            ..Default::default()
-        };
-        let consumer = stream
-            .get_or_create_consumer(&durable, config.clone())
-            .await
-            .map_err(|error| BridgeError::JetStream {
-                what: format!("creating or looking up consumer {durable} on stream {stream_name}"),
-                source: error.into(),
-            })?;
-        Some(Consumer {
-            stream,
-            durable,
-            config,
-            consumer,
-        })
-    } else {
-        None
+    let consumer = match consumer_client {
+        Some(consumer_client) => Some(
+            create_consumer(
+                StreamSpec::new(context(consumer_client, options), stream_name, options),
+                subjects,
+                name,
+                options,
+                stream.cached_info().created,
+            )
+            .await?,
+        ),
+        None => None,
     };
     Ok(JetStream { spec, consumer })
+}
+
+async fn create_consumer(
+    spec: StreamSpec,
+    subjects: Vec<String>,
+    name: &str,
+    options: &JetStreamOptions,
+    stream_created: time::OffsetDateTime,
+) -> Result<Consumer, BridgeError> {
+    let durable = options.durable.clone().unwrap_or_else(|| name.to_owned());
+    let config = ConsumerConfig {
+        durable_name: Some(durable.clone()),
+        description: Some(format!("switchboard-nats importer of bridge {name}")),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.ack_wait,
+        max_ack_pending: options.max_ack_pending,
+        max_deliver: options.max_deliver,
+        backoff: options.redelivery_backoff.clone(),
+        // A new importer starts with what is published from now on, not
+        // the stream's whole history; an existing one resumes where it was.
+        deliver_policy: DeliverPolicy::New,
+        ..Default::default()
+    };
+    let failed = |error: async_nats::Error| BridgeError::JetStream {
+        what: format!(
+            "creating or looking up consumer {durable} on stream {}",
+            spec.name()
+        ),
+        source: error,
+    };
+    let stream = spec
+        .context
+        .get_stream(spec.name())
+        .await
+        .map_err(|error| failed(error.into()))?;
+    let mut consumer: PullConsumer = stream
+        .get_or_create_consumer(&durable, config.clone())
+        .await
+        .map_err(|error| failed(error.into()))?;
+    let info = consumer
+        .info()
+        .await
+        .map_err(|error| failed(error.into()))?;
+    // Everything up to the acknowledgement floor was handled (for a new
+    // consumer: everything before it started).
+    let floor = info.ack_floor.stream_sequence;
+    Ok(Consumer {
+        spec,
+        subjects,
+        durable,
+        config,
+        consumer,
+        stream_created,
+        floor,
+    })
 }

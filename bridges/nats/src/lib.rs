@@ -83,6 +83,7 @@ mod client_events;
 pub mod cloudevents;
 mod codec;
 mod config;
+pub mod dead_letter;
 mod echo;
 mod error;
 mod export;
@@ -90,6 +91,7 @@ mod import;
 mod jetstream;
 mod names;
 mod order;
+mod presence;
 mod request;
 mod serve;
 mod stats;
@@ -100,9 +102,10 @@ pub use bridge::Bridge;
 pub use builder::{BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_PREFIX};
 pub use codec::{Codec, CodecError, Json};
 pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
+pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::{RemoteRequestError, RemoteResult};
 pub use stats::{
-    BridgeStats, ClientCounts, ExportCounts, ExportStats, ImportCounts, ImportStats, QueueStats,
-    RequestCounts, UnroutedCounts,
+    BridgeStats, ClientCounts, ConsumerCounts, ExportCounts, ExportStats, ImportCounts,
+    ImportStats, QueueStats, RequestCounts, UnroutedCounts,
 };

@@ -1,15 +1,20 @@
-//! What an importer remembers about what it already imported: the ids of
-//! recent events (to skip redeliveries) and, per exporter run, the next
-//! event number it expects (to count losses and keep a publisher's order).
+//! What an importer remembers about what it already imported: the
+//! (source, id) pairs of recent events (to skip redeliveries) and, per
+//! exporter run, the next event number it expects and the gaps it counted
+//! (to count losses and keep a publisher's order).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
-/// The ids of the last `capacity` imported events.
+/// An event's identity: CloudEvents ids are unique per source only.
+type Key = (String, String);
+
+/// The (source, id) pairs of the last `capacity` events imported into the bus.
 pub(crate) struct RecentIds {
     capacity: usize,
-    ids: HashSet<String>,
-    order: VecDeque<String>,
+    ids: HashSet<Key>,
+    order: VecDeque<Key>,
 }
 
 impl RecentIds {
@@ -21,16 +26,18 @@ impl RecentIds {
         }
     }
 
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
+    pub(crate) fn contains(&self, source: &str, id: &str) -> bool {
+        // Borrowed lookups of a tuple key need an owned tuple; ids are short.
+        self.ids.contains(&(source.to_owned(), id.to_owned()))
     }
 
-    /// Remembers `id`, forgetting the oldest id beyond the capacity.
-    pub(crate) fn insert(&mut self, id: &str) {
-        if !self.ids.insert(id.to_owned()) {
+    /// Remembers an imported event, forgetting the oldest beyond the capacity.
+    pub(crate) fn insert(&mut self, source: &str, id: &str) {
+        let key = (source.to_owned(), id.to_owned());
+        if !self.ids.insert(key.clone()) {
             return;
         }
-        self.order.push_back(id.to_owned());
+        self.order.push_back(key);
         if self.order.len() > self.capacity {
             if let Some(oldest) = self.order.pop_front() {
                 self.ids.remove(&oldest);
@@ -46,18 +53,54 @@ pub(crate) enum Admit {
     InOrder,
     /// `missed` events of the run are missing before it; import it.
     AfterGap { missed: u64 },
-    /// Its number is below the expected one: its gap was counted already,
-    /// or it is a redelivery the recent ids forgot.
+    /// It fills a gap counted in `missed` before: import it.
     Late,
+    /// Below the expected number but in no counted gap: a redelivery after
+    /// the importer restarted, an event after a jump, or a republished id.
+    /// Import it; nothing was counted missing for it.
+    Unordered,
+    /// Its number is further ahead than the window allows: not a gap (no
+    /// exporter loses that many at once) but a new start, e.g. a forged id.
+    /// Import it; the run goes on from it, nothing counted missing.
+    Jump,
     /// Events are missing before it and may still come (JetStream
     /// redelivers): turn it back for now.
     HoldBack,
 }
 
+/// The most gaps remembered per run; the oldest is forgotten past it (an
+/// event that fills it later counts as unordered, not late).
+const MAX_GAPS: usize = 64;
+
 struct RunState {
     next: u64,
     /// Since when a gap before `next` holds events back.
     gap_since: Option<Instant>,
+    /// The numbers counted as missed that have not arrived since.
+    gaps: VecDeque<Range<u64>>,
+}
+
+impl RunState {
+    /// Takes `seq` out of the counted gaps; whether it was in one.
+    fn fill(&mut self, seq: u64) -> bool {
+        let Some(index) = self.gaps.iter().position(|gap| gap.contains(&seq)) else {
+            return false;
+        };
+        let gap = self.gaps.remove(index).expect("found above");
+        for part in [gap.start..seq, seq + 1..gap.end] {
+            if !part.is_empty() {
+                self.gaps.push_back(part);
+            }
+        }
+        true
+    }
+
+    fn count_gap(&mut self, gap: Range<u64>) {
+        if self.gaps.len() >= MAX_GAPS {
+            self.gaps.pop_front();
+        }
+        self.gaps.push_back(gap);
+    }
 }
 
 /// Tracks the next expected number of each exporter run.
@@ -65,6 +108,8 @@ pub(crate) struct Runs {
     /// `None`: never hold back (core NATS loses what it loses; no
     /// redelivery will fill a gap). `Some(wait)`: hold back at most `wait`.
     hold: Option<Duration>,
+    /// The largest jump that counts as a gap.
+    window: u64,
     runs: HashMap<String, RunState>,
     /// Runs in the order they were first seen, to forget the oldest.
     seen: VecDeque<String>,
@@ -76,9 +121,10 @@ impl Runs {
     /// past it (a run is one bridge instance's lifetime).
     pub(crate) const MAX_RUNS: usize = 4096;
 
-    pub(crate) fn new(hold: Option<Duration>) -> Self {
+    pub(crate) fn new(hold: Option<Duration>, window: u64) -> Self {
         Self {
             hold,
+            window: window.max(1),
             runs: HashMap::new(),
             seen: VecDeque::new(),
             max_runs: Self::MAX_RUNS,
@@ -86,16 +132,27 @@ impl Runs {
     }
 
     /// Decides about event `seq` of `run` at `now`, and advances the run
-    /// unless it holds the event back.
-    pub(crate) fn admit(&mut self, run: &str, seq: u64, now: Instant) -> Admit {
+    /// unless it holds the event back. `may_hold`: whether the event can
+    /// come again (false on its last delivery).
+    pub(crate) fn admit(&mut self, run: &str, seq: u64, now: Instant, may_hold: bool) -> Admit {
         let Some(state) = self.runs.get_mut(run) else {
             self.remember(run, seq);
             return Admit::InOrder;
         };
         if seq < state.next {
-            return Admit::Late;
+            return if state.fill(seq) {
+                Admit::Late
+            } else {
+                Admit::Unordered
+            };
         }
-        if seq > state.next {
+        let missed = seq - state.next;
+        if missed > self.window {
+            state.next = seq + 1;
+            state.gap_since = None;
+            return Admit::Jump;
+        }
+        if missed > 0 && may_hold {
             if let Some(wait) = self.hold {
                 let since = *state.gap_since.get_or_insert(now);
                 if now.duration_since(since) < wait {
@@ -103,9 +160,11 @@ impl Runs {
                 }
             }
         }
-        let missed = seq - state.next;
-        state.next = seq + 1;
         state.gap_since = None;
+        if missed > 0 {
+            state.count_gap(state.next..seq);
+        }
+        state.next = seq + 1;
         if missed == 0 {
             Admit::InOrder
         } else {
@@ -125,6 +184,7 @@ impl Runs {
             RunState {
                 next: seq + 1,
                 gap_since: None,
+                gaps: VecDeque::new(),
             },
         );
     }
@@ -135,61 +195,101 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recent_ids_forget_the_oldest() {
+    fn recent_ids_forget_the_oldest_and_key_on_the_source_too() {
         let mut ids = RecentIds::new(2);
-        ids.insert("a");
-        ids.insert("b");
-        ids.insert("b");
-        assert!(ids.contains("a") && ids.contains("b"));
-        ids.insert("c");
-        assert!(!ids.contains("a") && ids.contains("b") && ids.contains("c"));
+        ids.insert("s", "a");
+        ids.insert("s", "b");
+        ids.insert("s", "b");
+        assert!(ids.contains("s", "a") && ids.contains("s", "b"));
+        assert!(!ids.contains("other", "a"), "ids are unique per source");
+        ids.insert("s", "c");
+        assert!(!ids.contains("s", "a") && ids.contains("s", "b") && ids.contains("s", "c"));
     }
 
     #[test]
-    fn core_counts_gaps_at_once() {
+    fn core_counts_gaps_at_once_and_late_only_fills_them() {
         let now = Instant::now();
-        let mut runs = Runs::new(None);
-        assert_eq!(runs.admit("r", 5, now), Admit::InOrder); // first sight
-        assert_eq!(runs.admit("r", 6, now), Admit::InOrder);
-        assert_eq!(runs.admit("r", 9, now), Admit::AfterGap { missed: 2 });
-        assert_eq!(runs.admit("r", 8, now), Admit::Late);
-        assert_eq!(runs.admit("other", 1, now), Admit::InOrder);
-        assert_eq!(runs.admit("r", 10, now), Admit::InOrder);
+        let mut runs = Runs::new(None, 1000);
+        assert_eq!(runs.admit("r", 5, now, true), Admit::InOrder); // first sight
+        assert_eq!(runs.admit("r", 6, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 9, now, true), Admit::AfterGap { missed: 2 });
+        assert_eq!(runs.admit("r", 8, now, true), Admit::Late);
+        assert_eq!(
+            runs.admit("r", 8, now, true),
+            Admit::Unordered,
+            "filled already"
+        );
+        assert_eq!(runs.admit("r", 7, now, true), Admit::Late);
+        assert_eq!(
+            runs.admit("r", 4, now, true),
+            Admit::Unordered,
+            "before first sight"
+        );
+        assert_eq!(runs.admit("other", 1, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 10, now, true), Admit::InOrder);
+    }
+
+    #[test]
+    fn a_jump_beyond_the_window_is_a_new_start_not_a_gap() {
+        let now = Instant::now();
+        let mut runs = Runs::new(Some(Duration::from_secs(60)), 100);
+        assert_eq!(runs.admit("r", 1, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 1_000_000, now, true), Admit::Jump);
+        // The genuine events behind the forged one still come in.
+        assert_eq!(runs.admit("r", 2, now, true), Admit::Unordered);
+        assert_eq!(runs.admit("r", 1_000_001, now, true), Admit::InOrder);
+        // Exactly the window is still a gap (held back first on JetStream).
+        assert_eq!(runs.admit("r", 1_000_102, now, true), Admit::HoldBack);
+        assert_eq!(
+            runs.admit("r", 1_000_102, now, false),
+            Admit::AfterGap { missed: 100 }
+        );
     }
 
     #[test]
     fn jetstream_holds_back_until_the_gap_fills_or_the_wait_ends() {
         let start = Instant::now();
         let wait = Duration::from_secs(3);
-        let mut runs = Runs::new(Some(wait));
-        assert_eq!(runs.admit("r", 1, start), Admit::InOrder);
+        let mut runs = Runs::new(Some(wait), 1000);
+        assert_eq!(runs.admit("r", 1, start, true), Admit::InOrder);
         // 2 is missing: 3 and 4 wait for it.
-        assert_eq!(runs.admit("r", 3, start), Admit::HoldBack);
-        assert_eq!(runs.admit("r", 4, start), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 3, start, true), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 4, start, true), Admit::HoldBack);
         let later = start + Duration::from_secs(1);
-        assert_eq!(runs.admit("r", 2, later), Admit::InOrder);
-        assert_eq!(runs.admit("r", 3, later), Admit::InOrder);
-        assert_eq!(runs.admit("r", 4, later), Admit::InOrder);
+        assert_eq!(runs.admit("r", 2, later, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 3, later, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 4, later, true), Admit::InOrder);
         // 5 never comes: 6 goes on once the wait is over.
-        assert_eq!(runs.admit("r", 6, later), Admit::HoldBack);
-        assert_eq!(runs.admit("r", 6, later + wait / 2), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 6, later, true), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 6, later + wait / 2, true), Admit::HoldBack);
         assert_eq!(
-            runs.admit("r", 6, later + wait),
+            runs.admit("r", 6, later + wait, true),
             Admit::AfterGap { missed: 1 }
         );
-        assert_eq!(runs.admit("r", 5, later + wait), Admit::Late);
+        assert_eq!(runs.admit("r", 5, later + wait, true), Admit::Late);
+        // On its last delivery an event is not held back.
+        assert_eq!(
+            runs.admit("r", 8, later + wait, false),
+            Admit::AfterGap { missed: 1 }
+        );
     }
 
     #[test]
-    fn the_oldest_run_is_forgotten() {
+    fn the_oldest_gap_and_run_are_forgotten() {
         let now = Instant::now();
-        let mut runs = Runs::new(None);
+        let mut runs = Runs::new(None, u64::MAX);
+        runs.admit("g", 0, now, true);
+        for n in 0..=MAX_GAPS as u64 {
+            runs.admit("g", 2 * n + 2, now, true);
+        }
+        assert_eq!(runs.admit("g", 1, now, true), Admit::Unordered, "forgotten");
+        assert_eq!(runs.admit("g", 3, now, true), Admit::Late);
         runs.max_runs = 2;
-        runs.admit("a", 1, now);
-        runs.admit("b", 1, now);
-        runs.admit("c", 1, now);
+        runs.admit("a", 1, now, true);
+        runs.admit("b", 1, now, true);
+        runs.admit("c", 1, now, true);
         // "a" was forgotten: its next event counts as a first sight.
-        assert_eq!(runs.admit("a", 7, now), Admit::InOrder);
-        assert_eq!(runs.admit("c", 2, now), Admit::InOrder);
+        assert_eq!(runs.admit("a", 7, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("c", 2, now, true), Admit::InOrder);
     }
 }

@@ -290,9 +290,11 @@ where
         });
     }
     let event_type = request.event_type().to_owned();
-    subject::check_name(&event_type).map_err(|reason| RemoteRequestError::InvalidEventType {
-        event_type: event_type.clone(),
-        reason,
+    subject::check_event_type(&shared.prefix, &event_type).map_err(|reason| {
+        RemoteRequestError::InvalidEventType {
+            event_type: event_type.clone(),
+            reason,
+        }
     })?;
     let subject = subject::for_event_type(&shared.prefix, &event_type);
     // Requests and responses are JSON whatever the bridges' codecs: see `Bridge::request`.

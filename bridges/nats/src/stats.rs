@@ -93,43 +93,91 @@ counters! {
     /// What happened to the messages of one imported type.
     ///
     /// Every message routed to the type is counted in `received` and in
-    /// exactly one of `imported` (which includes `late`), `own_echo`, `duplicates`, `malformed`,
+    /// exactly one of `imported`, `own_echo`, `duplicates`, `malformed`,
     /// `type_mismatch`, `oversized`, `decode_failed` or (JetStream)
-    /// `held_back` (the last until it comes back in order).
+    /// `held_back` (the last until it comes back). On JetStream, each message
+    /// counted in `malformed`, `type_mismatch`, `oversized` or
+    /// `decode_failed` is also in `dead_lettered` once stored there.
+    ///
+    /// Losses: `missed - late` events of this type's publishers never
+    /// arrived (gaps in their numbers that no later arrival filled); the
+    /// difference never goes negative, across restarts too, because only an
+    /// arrival that fills a counted gap is `late`.
     ImportCounts / ImportCounters {
         /// Messages that arrived on the type's subject.
         received,
-        /// Events published into the local bus (delivered or buffered).
+        /// Events published into the local bus (delivered or buffered),
+        /// including the `late` and `unordered` ones.
         imported,
         /// Skipped: exported by this very bridge.
         own_echo,
-        /// Skipped: an event already imported (a JetStream redelivery or a
-        /// republished id).
+        /// Skipped: an event already imported, by (`ce-source`, `ce-id`)
+        /// (a JetStream redelivery or a republished event).
         duplicates,
-        /// Skipped: missing or invalid CloudEvents headers (a foreign message).
+        /// Not imported: missing or invalid CloudEvents headers (a foreign
+        /// message), or (JetStream) a header block the client cannot parse.
         malformed,
-        /// Skipped: `ce-type` names another type than the subject's.
+        /// Not imported: `ce-type` names another type than the subject's.
         type_mismatch,
-        /// Skipped: the payload exceeds the bridge's `max_import_bytes`.
+        /// Not imported: the payload exceeds the bridge's `max_import_bytes`.
         oversized,
-        /// Skipped: the codec could not decode the payload.
+        /// Not imported: the codec could not decode the payload.
         decode_failed,
+        /// JetStream: messages that could not be imported, stored in the
+        /// prefix's dead-letter stream ([`Bridge::dead_letters`](crate::Bridge::dead_letters)).
+        dead_lettered,
         /// Events of this type that were sent by an exporter but had not
         /// arrived when a later one of the same exporter did: gaps in its
         /// event ids' numbers (lost by the network, the server, or the
-        /// client's full subscription buffer). Events that still arrive
-        /// afterwards are counted in `late` too.
+        /// client's full subscription buffer).
         missed,
-        /// Events imported after a later event of their exporter (their gap
-        /// was already counted in `missed`): events lost for good are
-        /// `missed - late`.
+        /// Events imported that filled a gap counted in `missed`.
         late,
+        /// Events imported after a later event of their exporter without a
+        /// counted gap: redeliveries after the importer restarted (it does not
+        /// know what it saw before), events behind a `jump`, or a republished
+        /// id.
+        unordered,
+        /// Events whose number jumped further ahead of their exporter's
+        /// previous one than the dedup window: counted as a new start of the
+        /// exporter's numbering, not as that many missed events (no exporter
+        /// loses so many at once; a forged id can claim it).
+        jumps,
         /// JetStream: messages turned back (negatively acknowledged) because
         /// an earlier event of their publisher had not arrived yet; each comes
         /// back and is counted again.
         held_back,
         /// JetStream: acknowledgements that could not be sent (the message
         /// comes back and is recognised as a duplicate).
+        ack_failed,
+    }
+}
+
+counters! {
+    /// The at-least-once importer's durable consumer: what the server forgot
+    /// or gave up on.
+    ConsumerCounts / ConsumerCounters {
+        /// Times the consumer was gone from the server (a restart without its
+        /// store, a deletion) and was created again after the last message
+        /// imported.
+        recreated,
+        /// Of those, times the stream itself was a new one: the importer read
+        /// it from its start; what the old stream held unread is gone, and is
+        /// counted per publisher in [`ImportCounts::missed`].
+        new_streams,
+        /// Stream messages lost to this importer: removed from the stream
+        /// (expired, purged, deleted) before it read them, or given up by the
+        /// server and unreadable afterwards.
+        lost,
+        /// Messages the server gave up delivering after `max_deliver`
+        /// attempts (its max-deliveries advisory), read back through the
+        /// message API and imported or sent to the dead letters.
+        gave_up,
+        /// Dead letters of messages that belong to no imported type.
+        dead_lettered,
+        /// Dead letters that could not be stored (the message comes again).
+        dead_letter_failed,
+        /// Acknowledgements of unrouted messages that could not be sent.
         ack_failed,
     }
 }
@@ -176,20 +224,37 @@ counters! {
     }
 }
 
-counters! {
-    /// The NATS connection's events, from the client's event callback.
-    ClientCounts / ClientCounters {
-        /// Connections established (the first one and every reconnect).
-        connects,
-        /// Connections lost.
-        disconnects,
-        /// Messages the client dropped because a subscription's buffer was
-        /// full (one "slow consumer" event each; a lower bound if the client's
-        /// own event queue overflowed too).
-        slow_consumer,
-        /// Errors the server reported (`-ERR`), e.g. authorization violations.
-        server_errors,
-    }
+/// The bridge's NATS connections: the main one, and the one the
+/// at-least-once importer's consumer reads on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientCounts {
+    /// Connections established (the first one and every reconnect), from
+    /// the client's own statistics.
+    pub connects: u64,
+    /// Connections lost: every connection but the current one.
+    pub disconnects: u64,
+    /// `connects` of the consumer's connection.
+    pub consumer_connects: u64,
+    /// `disconnects` of the consumer's connection (one per delivery of a
+    /// message whose headers the client cannot parse, among others).
+    pub consumer_disconnects: u64,
+    /// Messages the client dropped because a subscription's buffer was
+    /// full (one "slow consumer" event each; a lower bound if the client's
+    /// own event queue overflowed too).
+    pub slow_consumer: u64,
+    /// Errors the server reported (`-ERR`), e.g. authorization violations.
+    pub server_errors: u64,
+    /// Announcements of another live bridge with this bridge's name on this
+    /// prefix, heard after both had started (see [`BridgeError::NameTaken`](crate::BridgeError::NameTaken)).
+    pub name_conflicts: u64,
+}
+
+/// The event-driven part of [`ClientCounts`].
+#[derive(Debug, Default)]
+pub(crate) struct ClientCounters {
+    pub(crate) slow_consumer: AtomicU64,
+    pub(crate) server_errors: AtomicU64,
 }
 
 /// One exported type's counters.
@@ -258,6 +323,8 @@ pub struct BridgeStats {
     pub requests: RequestCounts,
     /// The connection.
     pub client: ClientCounts,
+    /// The at-least-once importer's durable consumer.
+    pub consumer: ConsumerCounts,
 }
 
 impl BridgeStats {
@@ -324,8 +391,9 @@ impl fmt::Display for BridgeStats {
             let c = &s.counts;
             writeln!(
                 f,
-                "  import {:<20} {:<13} received {}, imported {} | skipped: own {}, dup {}, malformed {}, \
-                 mismatch {}, oversized {}, decode {} | missed {} (late {}) | held back {} | ack failed {}",
+                "  import {:<20} {:<13} received {}, imported {} | skipped: own {}, dup {} | not \
+                 imported: malformed {}, mismatch {}, oversized {}, decode {}, dead-lettered {} | \
+                 missed {} (late {}), unordered {}, jumps {} | held back {} | ack failed {}",
                 s.event_type,
                 s.delivery,
                 c.received,
@@ -336,8 +404,11 @@ impl fmt::Display for BridgeStats {
                 c.type_mismatch,
                 c.oversized,
                 c.decode_failed,
+                c.dead_lettered,
                 c.missed,
                 c.late,
+                c.unordered,
+                c.jumps,
                 c.held_back,
                 c.ack_failed
             )?;
@@ -368,8 +439,28 @@ impl fmt::Display for BridgeStats {
         )?;
         writeln!(
             f,
-            "  client: connects {}, disconnects {}, slow consumer {}, server errors {}",
-            c.connects, c.disconnects, c.slow_consumer, c.server_errors
+            "  client: connects {}, disconnects {}, slow consumer {}, server errors {}, name \
+             conflicts {} | consumer connection: connects {}, disconnects {}",
+            c.connects,
+            c.disconnects,
+            c.slow_consumer,
+            c.server_errors,
+            c.name_conflicts,
+            c.consumer_connects,
+            c.consumer_disconnects
+        )?;
+        let d = &self.consumer;
+        writeln!(
+            f,
+            "  consumer: recreated {} (new streams {}), lost {}, gave up {}, dead-lettered unrouted \
+             {}, dead letters failed {}, ack failed {}",
+            d.recreated,
+            d.new_streams,
+            d.lost,
+            d.gave_up,
+            d.dead_lettered,
+            d.dead_letter_failed,
+            d.ack_failed
         )
     }
 }

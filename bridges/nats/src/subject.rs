@@ -21,6 +21,17 @@ pub enum SubjectError {
     /// The name contains whitespace or a control character, which the NATS
     /// protocol cannot carry in a subject.
     Whitespace,
+    /// The subject would be longer than [`MAX_SUBJECT_LEN`] bytes: the server
+    /// closes the connection of a client whose protocol line exceeds its
+    /// `max_control_line` (4 KiB by default), and a delivered message's line
+    /// also carries the reply subject.
+    TooLong {
+        /// The subject's length in bytes.
+        len: usize,
+    },
+    /// The prefix's first token is [`RESERVED_TOKEN`], under which the
+    /// bridges send their own control messages.
+    Reserved,
 }
 
 impl fmt::Display for SubjectError {
@@ -34,6 +45,15 @@ impl fmt::Display for SubjectError {
             SubjectError::Whitespace => {
                 f.write_str("it contains whitespace or a control character")
             }
+            SubjectError::TooLong { len } => write!(
+                f,
+                "its subject would be {len} bytes long, more than the {MAX_SUBJECT_LEN} the bridge \
+                 allows (the server's protocol lines are limited to 4 KiB)"
+            ),
+            SubjectError::Reserved => write!(
+                f,
+                "its first token {RESERVED_TOKEN:?} is reserved for the bridges' control subjects"
+            ),
         }
     }
 }
@@ -69,6 +89,68 @@ pub fn check_name(name: &str) -> Result<(), SubjectError> {
         return Err(SubjectError::EmptyToken);
     }
     Ok(())
+}
+
+/// The longest subject the bridge uses for an event type, in bytes: a
+/// quarter of nats-server's default `max_control_line` (4096), leaving room
+/// on a protocol line for the reply subject (a JetStream acknowledgement
+/// subject is over 100 bytes) and the numbers.
+pub const MAX_SUBJECT_LEN: usize = 1024;
+
+/// The first token of the bridges' own control subjects
+/// (`_sb.{prefix}.…`), outside the prefix so that a stream capturing
+/// `{prefix}.>` neither stores nor answers them: no prefix may start with it.
+pub const RESERVED_TOKEN: &str = "_sb";
+
+/// Checks that `prefix` can be the bridge's prefix: a valid name
+/// ([`check_name`]) whose first token is not [`RESERVED_TOKEN`].
+///
+/// ```
+/// use switchboard_nats::subject::{check_prefix, SubjectError};
+///
+/// assert_eq!(check_prefix("acme.events"), Ok(()));
+/// assert_eq!(check_prefix("_sb.x"), Err(SubjectError::Reserved));
+/// ```
+///
+/// # Errors
+///
+/// The first problem found, as a [`SubjectError`].
+pub fn check_prefix(prefix: &str) -> Result<(), SubjectError> {
+    check_name(prefix)?;
+    if prefix.split('.').next() == Some(RESERVED_TOKEN) {
+        return Err(SubjectError::Reserved);
+    }
+    Ok(())
+}
+
+/// Checks that `event_type` can travel under `prefix`: a valid name
+/// ([`check_name`]) whose subject is at most [`MAX_SUBJECT_LEN`] bytes.
+///
+/// ```
+/// use switchboard_nats::subject::{check_event_type, SubjectError};
+///
+/// assert_eq!(check_event_type("sb", "route.added"), Ok(()));
+/// assert_eq!(
+///     check_event_type("sb", &"x".repeat(5000)),
+///     Err(SubjectError::TooLong { len: 5003 })
+/// );
+/// ```
+///
+/// # Errors
+///
+/// The first problem found, as a [`SubjectError`].
+pub fn check_event_type(prefix: &str, event_type: &str) -> Result<(), SubjectError> {
+    check_name(event_type)?;
+    let len = prefix.len() + 1 + event_type.len();
+    if len > MAX_SUBJECT_LEN {
+        return Err(SubjectError::TooLong { len });
+    }
+    Ok(())
+}
+
+/// The bridges' control subject `_sb.{prefix}.{what}`.
+pub(crate) fn control(prefix: &str, what: &str) -> String {
+    format!("{RESERVED_TOKEN}.{prefix}.{what}")
 }
 
 /// The subject an event type travels on under `prefix`: `{prefix}.{event_type}`.

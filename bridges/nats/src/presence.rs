@@ -1,0 +1,136 @@
+//! One live bridge per name and prefix, across processes: two live bridges
+//! with one name would each skip the other's events as their own echo and
+//! share one durable consumer, silently.
+//!
+//! Every bridge subscribes to `_sb.{prefix}.name.{name}`. Before it does, a
+//! starting bridge asks that subject: "no responders" (answered by the
+//! server at once) means the name is free; an answer means another live
+//! bridge holds it, and the start fails with [`BridgeError::NameTaken`].
+//! Two bridges starting at the same moment can both find the name free, so
+//! each also announces itself there every [`ANNOUNCE_EVERY`]: a bridge that
+//! hears another instance's announcement counts it
+//! ([`ClientCounts::name_conflicts`](crate::ClientCounts::name_conflicts))
+//! and logs a warning.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Client, RequestErrorKind, Subscriber};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::bridge::Shared;
+use crate::error::BridgeError;
+use crate::export::{log_now, stop_requested};
+use crate::stats::bump;
+use crate::subject;
+
+/// How often a bridge announces itself on its name's subject.
+pub(crate) const ANNOUNCE_EVERY: Duration = Duration::from_secs(2);
+
+/// The subject of `name`'s presence under `prefix`.
+fn subject_of(prefix: &str, name: &str) -> String {
+    subject::control(prefix, &format!("name.{name}"))
+}
+
+/// Fails if another live bridge holds `name` under `prefix`; otherwise
+/// subscribes to the name's subject, holding it, and returns the
+/// subscription and this instance's id.
+pub(crate) async fn claim(
+    client: &Client,
+    prefix: &str,
+    name: &str,
+    wait: Duration,
+) -> Result<(Subscriber, String), BridgeError> {
+    let subject = subject_of(prefix, name);
+    let instance = nuid::next().to_string();
+    let probe = client.request(subject.clone(), Bytes::from(instance.clone().into_bytes()));
+    match tokio::time::timeout(wait, probe).await {
+        Err(_) => return Err(BridgeError::NameTaken { name: name.into() }),
+        Ok(Ok(answer)) if is_instance_id(&answer.payload) => {
+            return Err(BridgeError::NameTaken { name: name.into() })
+        }
+        // Some other responder (a stream capturing `_sb.>`...): not a bridge.
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) if error.kind() == RequestErrorKind::NoResponders => {}
+        // Something subscribes to the name but did not answer in time.
+        Ok(Err(error)) if error.kind() == RequestErrorKind::TimedOut => {
+            return Err(BridgeError::NameTaken { name: name.into() })
+        }
+        Ok(Err(error)) => {
+            return Err(BridgeError::Subscribe {
+                subject,
+                source: async_nats::SubscribeError::with_source(
+                    async_nats::client::SubscribeErrorKind::Other,
+                    error,
+                ),
+            })
+        }
+    }
+    let subscriber = client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|source| BridgeError::Subscribe { subject, source })?;
+    Ok((subscriber, instance))
+}
+
+/// Whether `payload` is a bridge instance's id (a NUID).
+fn is_instance_id(payload: &[u8]) -> bool {
+    payload.len() == 22 && payload.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// Answers other instances' probes, announces this one, and counts the
+/// announcements of other live instances of the same name.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut subscriber: Subscriber,
+    instance: String,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let subject = subject_of(&shared.prefix, &shared.name);
+    let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => return,
+            _ = announce.tick() => {
+                // Lost while disconnected: the next one goes out.
+                let _ = shared
+                    .client
+                    .publish(subject.clone(), Bytes::from(instance.clone().into_bytes()))
+                    .await;
+            }
+            message = subscriber.next() => {
+                let Some(message) = message else { return };
+                if message.payload == instance.as_bytes() {
+                    continue;
+                }
+                match message.reply {
+                    // Another instance starting: it fails, saying the name is taken.
+                    Some(reply) => {
+                        let _ = shared
+                            .client
+                            .publish(reply, Bytes::from(instance.clone().into_bytes()))
+                            .await;
+                    }
+                    None => {
+                        bump(&shared.name_conflicts);
+                        let count = shared.name_conflicts.load(Ordering::Relaxed);
+                        if log_now(count) {
+                            tracing::warn!(
+                                bridge = %shared.name,
+                                count,
+                                "switchboard-nats: another live process runs a bridge with this \
+                                 name on this prefix: each skips the other's events as its own \
+                                 echo and they share a durable consumer; give each process its \
+                                 own name"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
