@@ -128,7 +128,9 @@ pub struct JetStreamOptions {
     pub dedup_window: usize,
     /// How long an importer holds back the later events of a publisher while
     /// an earlier one is missing, waiting for its redelivery, before it
-    /// counts the missing one as missed and goes on (3 × `ack_wait` when `None`).
+    /// counts the missing one as missed and goes on. `None`: as long as the
+    /// server may take to deliver a message `max_deliver` times and give up
+    /// on it, plus one `ack_wait` (60 s with the defaults).
     pub order_wait: Option<Duration>,
     /// How long the exporter waits for the stream's acknowledgement before
     /// retrying (5 s).
@@ -138,7 +140,8 @@ pub struct JetStreamOptions {
     /// the server's message API and imports it, or sends it to the dead
     /// letters if it cannot be parsed, decoded or validated: a message that
     /// the NATS client cannot even parse never reaches the importer
-    /// otherwise. On its last delivery an event is not held back for order.
+    /// otherwise. A message read back that way is not held back for its
+    /// publisher's order (it has no redelivery left to wait with).
     pub max_deliver: i64,
     /// The waits before each redelivery of an unacknowledged message
     /// (empty: `ack_wait` each time). Fewer entries than `max_deliver`; the
@@ -250,8 +253,22 @@ impl JetStreamOptions {
         self
     }
 
+    /// The order wait, by default as long as the server may take to
+    /// deliver a message `max_deliver` times and give up on it: a missing
+    /// event comes back within it, through a redelivery or, once the server
+    /// gave up, the message API.
     pub(crate) fn resolved_order_wait(&self) -> Duration {
-        self.order_wait.unwrap_or(self.ack_wait.saturating_mul(3))
+        self.order_wait.unwrap_or_else(|| {
+            // After each delivery the server waits this long before the next
+            // one, or before it gives up after the last.
+            let deliveries = usize::try_from(self.max_deliver).unwrap_or(usize::MAX);
+            (0..deliveries)
+                .map(|delivery| match self.redelivery_backoff.get(delivery) {
+                    Some(wait) => *wait,
+                    None => *self.redelivery_backoff.last().unwrap_or(&self.ack_wait),
+                })
+                .fold(self.ack_wait, Duration::saturating_add)
+        })
     }
 }
 
@@ -504,9 +521,16 @@ mod tests {
             JetStreamOptions::default().durable("a.b").validate(),
             Err(ConfigError::InvalidJetStreamName { name: "a.b".into() })
         );
+        // Five deliveries 10 s apart, and one ack wait more.
         assert_eq!(
             JetStreamOptions::default().resolved_order_wait(),
-            Duration::from_secs(30)
+            Duration::from_secs(60)
         );
+        let backoff = JetStreamOptions::default()
+            .ack_wait(Duration::from_secs(1))
+            .max_deliver(4)
+            .redelivery_backoff([Duration::from_secs(2), Duration::from_secs(5)]);
+        // 2 + 5 + 5 + 5 (the last repeats), and one ack wait more.
+        assert_eq!(backoff.resolved_order_wait(), Duration::from_secs(18));
     }
 }

@@ -33,8 +33,8 @@ use crate::types::ImportType;
 enum Verdict {
     /// Published into the bus, or skipped for good: acknowledge it.
     Done,
-    /// An earlier event of its publisher is missing: turn it back, to come
-    /// again after that one.
+    /// An earlier event of its publisher is missing: hold it back until that
+    /// one comes (JetStream redelivers it) or the order wait ends.
     HoldBack,
     /// It cannot be parsed, decoded or validated (counted already): on
     /// JetStream it goes to the dead letters, for the reason given.
@@ -87,14 +87,12 @@ fn reject(shared: &Shared, entry: &ImportType, counter: &AtomicU64, reason: Stri
 }
 
 /// Checks, decodes and publishes one message of `entry`'s type.
-/// `last_chance`: the message will not be delivered again.
 fn process(
     shared: &Shared,
     entry: &ImportType,
     memory: &mut Memory,
     headers: Option<&HeaderMap>,
     payload: &[u8],
-    last_chance: bool,
 ) -> Verdict {
     let counters = &entry.counters;
     bump(&counters.received);
@@ -122,7 +120,7 @@ fn process(
         return Verdict::Done;
     }
     if let Some((run, seq)) = &meta.sequence {
-        if let Some(verdict) = admit(shared, entry, memory, &meta.source, run, *seq, last_chance) {
+        if let Some(verdict) = admit(shared, entry, memory, &meta.source, run, *seq) {
             return verdict;
         }
     }
@@ -182,10 +180,9 @@ fn admit(
     source: &str,
     run: &str,
     seq: u64,
-    last_chance: bool,
 ) -> Option<Verdict> {
     let counters = &entry.counters;
-    match memory.runs.admit(run, seq, Instant::now(), !last_chance) {
+    match memory.runs.admit(run, seq, Instant::now()) {
         Admit::InOrder => {}
         Admit::AfterGap { missed } => {
             add(&counters.missed, missed);
@@ -251,7 +248,6 @@ pub(crate) async fn run_core(
             &mut memory,
             message.headers.as_ref(),
             &message.payload,
-            false,
         );
     }
 }
@@ -274,12 +270,6 @@ fn route<'a>(shared: &'a Shared, subject: &str) -> Route<'a> {
         .map_or(Route::NotImported, Route::To)
 }
 
-/// How long a held-back message waits before it comes again: a quarter of
-/// the ack wait, by when the missing one may have been redelivered.
-fn hold_back_delay(shared: &Shared) -> Duration {
-    shared.jetstream.ack_wait / 4
-}
-
 /// Consecutive errors of the consumer's message stream after which the
 /// importer looks for the consumer again (a server that restarted without
 /// it answers pulls with errors forever).
@@ -292,6 +282,26 @@ struct JetStreamImporter {
     consumer: Consumer,
     /// Consecutive errors of the message stream.
     failures: u64,
+    /// Messages held back for their publisher's order, in arrival order.
+    /// Kept here rather than turned back: every redelivery counts towards
+    /// `max_deliver`, so a held message would run out of deliveries before
+    /// the missing one came back.
+    held: Vec<Held>,
+}
+
+/// A message held back for its publisher's order.
+enum Held {
+    /// Unacknowledged, and marked in progress every `ack_wait / 2` so that
+    /// the server does not redeliver it; if the process dies, it does.
+    Delivered(jetstream::Message),
+    /// Given up by the server and read back through the message API: no
+    /// redelivery will come, so it is lost if the process dies meanwhile.
+    GivenUp {
+        raw: RawMessage,
+        headers: Option<HeaderMap>,
+        stream_sequence: u64,
+        deliveries: u64,
+    },
 }
 
 /// One stream message as the importer handles it, from a delivery or from
@@ -302,7 +312,6 @@ struct StreamMessage<'a> {
     deliveries: u64,
     headers: Option<&'a HeaderMap>,
     payload: &'a [u8],
-    last_chance: bool,
 }
 
 impl JetStreamImporter {
@@ -318,7 +327,6 @@ impl JetStreamImporter {
                     &mut self.memory,
                     message.headers,
                     message.payload,
-                    message.last_chance,
                 );
                 if let Verdict::Rejected(reason) = &verdict {
                     let headers = header_block(message.headers);
@@ -389,30 +397,114 @@ impl JetStreamImporter {
         }
     }
 
-    /// Handles a message delivered by the consumer, and acknowledges it.
+    /// Handles a message delivered by the consumer, and acknowledges it
+    /// (or holds it back).
     async fn delivered(&mut self, message: jetstream::Message) {
-        let (stream_sequence, deliveries) = message.info().map_or((0, 1), |info| {
-            (
-                info.stream_sequence,
-                u64::try_from(info.delivered).unwrap_or(1),
-            )
-        });
-        let max_deliver = u64::try_from(self.shared.jetstream.max_deliver).unwrap_or(u64::MAX);
-        let handled = StreamMessage {
-            subject: message.subject.as_str(),
-            stream_sequence,
-            deliveries,
-            headers: message.headers.as_ref(),
-            payload: &message.payload,
-            last_chance: deliveries >= max_deliver,
-        };
-        let ack = match self.import(&handled).await {
-            Ok(Verdict::Done | Verdict::Rejected(_)) => message.ack().await,
-            Ok(Verdict::HoldBack) => {
-                message
-                    .ack_with(AckKind::Nak(Some(hold_back_delay(&self.shared))))
-                    .await
+        self.handle(Held::Delivered(message)).await;
+    }
+
+    /// Imports `message`, or holds it back; after an import, releases what
+    /// it may have unblocked.
+    async fn handle(&mut self, message: Held) {
+        let verdict = self.try_import(&message).await;
+        if verdict == Ok(Verdict::HoldBack) {
+            self.held.push(message);
+            return;
+        }
+        self.acknowledge(&message, verdict).await;
+        if !self.held.is_empty() {
+            self.release().await;
+        }
+    }
+
+    async fn try_import(&mut self, message: &Held) -> Result<Verdict, ()> {
+        match message {
+            Held::Delivered(message) => {
+                let (stream_sequence, deliveries) = message.info().map_or((0, 1), |info| {
+                    (
+                        info.stream_sequence,
+                        u64::try_from(info.delivered).unwrap_or(1),
+                    )
+                });
+                self.import(&StreamMessage {
+                    subject: message.subject.as_str(),
+                    stream_sequence,
+                    deliveries,
+                    headers: message.headers.as_ref(),
+                    payload: &message.payload,
+                })
+                .await
             }
+            Held::GivenUp {
+                raw,
+                headers,
+                stream_sequence,
+                deliveries,
+            } => {
+                self.import(&StreamMessage {
+                    subject: &raw.subject,
+                    stream_sequence: *stream_sequence,
+                    deliveries: *deliveries,
+                    headers: headers.as_ref(),
+                    payload: &raw.payload,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Tries the held-back messages again, in arrival order, until none
+    /// moves on: an import may fill the gap that held the next one.
+    async fn release(&mut self) {
+        loop {
+            let mut progressed = false;
+            let mut index = 0;
+            while index < self.held.len() {
+                let message = self.held.remove(index);
+                let verdict = self.try_import(&message).await;
+                if verdict == Ok(Verdict::HoldBack) {
+                    self.held.insert(index, message);
+                    index += 1;
+                } else {
+                    self.acknowledge(&message, verdict).await;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Every `ack_wait / 2`: releases what the order wait no longer holds,
+    /// and marks the rest in progress.
+    async fn tick(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.release().await;
+        for message in &self.held {
+            if let Held::Delivered(message) = message {
+                // A lost mark means one redelivery, recognised as a duplicate.
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
+
+    async fn acknowledge(&self, message: &Held, verdict: Result<Verdict, ()>) {
+        let message = match message {
+            Held::Delivered(message) => message,
+            // No redelivery follows: a failure to store the dead letter loses it.
+            Held::GivenUp { .. } => {
+                if verdict.is_err() {
+                    bump(&self.shared.consumer_counters.lost);
+                }
+                return;
+            }
+        };
+        let ack = match verdict {
+            Ok(_) => message.ack().await,
+            // The dead letter could not be stored: it comes again.
             Err(()) => {
                 message
                     .ack_with(AckKind::Nak(Some(self.shared.jetstream.ack_wait)))
@@ -420,7 +512,7 @@ impl JetStreamImporter {
             }
         };
         if let Err(error) = ack {
-            let counter = match route(&self.shared, handled.subject) {
+            let counter = match route(&self.shared, message.subject.as_str()) {
                 Route::To(entry) => &entry.counters.ack_failed,
                 _ => &self.shared.consumer_counters.ack_failed,
             };
@@ -460,26 +552,24 @@ impl JetStreamImporter {
                 return;
             }
         };
-        let message = StreamMessage {
-            subject: &raw.subject,
-            stream_sequence,
-            deliveries,
-            headers: None,
-            payload: &raw.payload,
-            last_chance: true,
-        };
         match parse_header_block(&raw.headers) {
             Ok(headers) => {
-                let message = StreamMessage {
-                    headers: headers.as_ref(),
-                    ..message
-                };
-                // No redelivery follows: a failure to store the dead letter loses it.
-                if self.import(&message).await.is_err() {
-                    bump(&shared.consumer_counters.lost);
-                }
+                self.handle(Held::GivenUp {
+                    raw,
+                    headers,
+                    stream_sequence,
+                    deliveries,
+                })
+                .await;
             }
             Err(why) => {
+                let message = StreamMessage {
+                    subject: &raw.subject,
+                    stream_sequence,
+                    deliveries,
+                    headers: None,
+                    payload: &raw.payload,
+                };
                 let reason = format!("the NATS client cannot parse its headers: {why}");
                 let counter = match route(&shared, &raw.subject) {
                     Route::To(entry) => {
@@ -623,11 +713,13 @@ pub(crate) async fn run_jetstream(
     mut advisories: Subscriber,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut tick = tokio::time::interval(shared.jetstream.ack_wait / 2);
     let mut importer = JetStreamImporter {
         memory: Memory::jetstream(&shared),
         shared,
         consumer,
         failures: 0,
+        held: Vec::new(),
     };
     loop {
         // Every wait on the server races the stop signal: with the server
@@ -643,6 +735,7 @@ pub(crate) async fn run_jetstream(
                     biased;
                     () = stop_requested(&mut stopped) => return,
                     Some(advisory) = advisories.next() => importer.gave_up(&advisory.payload).await,
+                    _ = tick.tick() => importer.tick().await,
                     item = messages.next() => match item {
                         Some(Ok(message)) => {
                             importer.failures = 0;

@@ -143,9 +143,10 @@ counters! {
         /// exporter's numbering, not as that many missed events (no exporter
         /// loses so many at once; a forged id can claim it).
         jumps,
-        /// JetStream: messages turned back (negatively acknowledged) because
-        /// an earlier event of their publisher had not arrived yet; each comes
-        /// back and is counted again.
+        /// JetStream: times a message was held back, unacknowledged, because
+        /// an earlier event of its publisher had not arrived yet; it is tried
+        /// again (and counted in `received` again) whenever an import may have
+        /// filled the gap, until it goes in.
         held_back,
         /// JetStream: acknowledgements that could not be sent (the message
         /// comes back and is recognised as a duplicate).

@@ -106,6 +106,8 @@ pub struct ServerOptions {
     pub config: Vec<String>,
     /// This node's name and cluster membership: (name, cluster port, route ports).
     pub cluster: Option<(String, u16, Vec<u16>)>,
+    /// Start without JetStream.
+    pub no_jetstream: bool,
 }
 
 /// A running nats-server with JetStream, killed on drop.
@@ -150,16 +152,10 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let mut command = Command::new(binary());
-        command
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store());
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if !self.options.no_jetstream {
+            command.arg("-js").arg("-sd").arg(self.store());
+        }
         if !self.options.config.is_empty() {
             let config = self.dir.path().join("server.conf");
             fs::write(&config, self.options.config.join("\n")).expect("the server config");
@@ -258,6 +254,14 @@ impl NatsServer {
         self.spawn();
     }
 
+    /// Starts the server again on the same port with an empty store: a
+    /// redeploy without its volume.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = fs::remove_dir_all(self.store());
+        self.spawn();
+    }
+
     /// The server's output so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -270,6 +274,45 @@ impl Drop for NatsServer {
     }
 }
 
+/// Publishes raw protocol bytes, as a hostile client would: `HPUB` with a
+/// header block the server accepts whatever it holds. Returns once the
+/// server has processed it (a `PING` answered).
+pub fn raw_publish(port: u16, subject: &str, header_block: &[u8], payload: &[u8]) {
+    use std::io::Write;
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("a raw connection");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("INFO"), "{line}");
+    let mut writer = stream;
+    let mut command = Vec::new();
+    command
+        .extend_from_slice(b"CONNECT {\"verbose\":false,\"pedantic\":false,\"headers\":true}\r\n");
+    command.extend_from_slice(
+        format!(
+            "HPUB {subject} {} {}\r\n",
+            header_block.len(),
+            header_block.len() + payload.len()
+        )
+        .as_bytes(),
+    );
+    command.extend_from_slice(header_block);
+    command.extend_from_slice(payload);
+    command.extend_from_slice(b"\r\nPING\r\n");
+    writer.write_all(&command).unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(!line.starts_with("-ERR"), "the server refused: {line}");
+        if line.starts_with("PONG") {
+            return;
+        }
+    }
+}
+
 /// Three JetStream servers clustered on loopback.
 pub fn cluster() -> Vec<NatsServer> {
     let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -279,8 +322,8 @@ pub fn cluster() -> Vec<NatsServer> {
             let routes = cluster_ports.clone();
             thread::spawn(move || {
                 NatsServer::start_with(ServerOptions {
-                    config: Vec::new(),
                     cluster: Some((format!("n{}", i + 1), routes[i], routes)),
+                    ..ServerOptions::default()
                 })
             })
         })
