@@ -175,6 +175,7 @@ impl Bridge {
             at_least_once_queue,
             jetstream: jetstream_options,
             max_import_bytes,
+            max_pending_requests,
             ..
         } = builder;
 
@@ -242,6 +243,15 @@ impl Bridge {
             }),
         )
         .await?;
+        // One subscription to the done notices per served type, read by the
+        // type's task after its requests: see `serve::run_requests`.
+        let done_subscriptions = subscribe_each(
+            &client,
+            served
+                .iter()
+                .map(|entry| (serve::done_subject(&prefix), entry)),
+        )
+        .await?;
         let replies = if served.is_empty() {
             None
         } else {
@@ -272,7 +282,7 @@ impl Bridge {
             queues,
             jetstream: jetstream_options,
             max_import_bytes,
-            pending_replies: PendingReplies::default(),
+            pending_replies: PendingReplies::new(max_pending_requests),
         });
 
         let (stop, stopped) = watch::channel(false);
@@ -309,11 +319,14 @@ impl Bridge {
                 stopped.clone(),
             )));
         }
-        for (entry, subscriber) in served_subscriptions {
+        for ((entry, subscriber), (_, done)) in
+            served_subscriptions.into_iter().zip(done_subscriptions)
+        {
             tasks.push(handle.spawn(serve::run_requests(
                 Arc::clone(&shared),
                 entry,
                 subscriber,
+                done,
                 stopped.clone(),
             )));
         }
@@ -488,7 +501,8 @@ impl fmt::Debug for Bridge {
 }
 
 /// Subscribes to each entry's subject (the at-most-once imports, the served
-/// request types), pairing each subscription with its entry.
+/// request types and their done notices), pairing each subscription with
+/// its entry.
 async fn subscribe_each<'a, T: 'a>(
     client: &Client,
     entries: impl IntoIterator<Item = (String, &'a Arc<T>)>,
