@@ -288,7 +288,11 @@ fn a_blocking_request_from_a_plain_thread() {
         .enable_all()
         .build()
         .unwrap();
-    let (_bus, _b) = runtime.block_on(serving(&server, "validators", &["schema", "policy"]));
+    let (_bus, _b) = runtime.block_on(serving(
+        &server,
+        "blocking-validators",
+        &["schema", "policy"],
+    ));
     let asker = Bridge::builder(&EventBus::new())
         .name("blocking-asker")
         .connect_blocking(server.url(), ConnectOptions::new())
