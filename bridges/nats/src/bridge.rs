@@ -291,6 +291,7 @@ impl Bridge {
             at_least_once_queue,
             jetstream: jetstream_options,
             max_import_bytes,
+            max_pending_requests,
             ..
         } = builder;
 
@@ -393,6 +394,15 @@ impl Bridge {
             }),
         )
         .await?;
+        // One subscription to the done notices per served type, read by the
+        // type's task after its requests: see `serve::run_requests`.
+        let done_subscriptions = subscribe_each(
+            &client,
+            served
+                .iter()
+                .map(|entry| (serve::done_subject(&prefix), entry)),
+        )
+        .await?;
         let replies = if served.is_empty() {
             None
         } else {
@@ -412,6 +422,15 @@ impl Bridge {
             &name,
             &jetstream_options,
         );
+        if exports.iter().any(|e| e.delivery == Delivery::AtLeastOnce) {
+            dead_letters
+                .ensure()
+                .await
+                .map_err(|source| BridgeError::JetStream {
+                    what: "creating the dead-letter stream".to_owned(),
+                    source,
+                })?;
+        }
         let shared = Arc::new(Shared {
             exported_types: exports.iter().map(|e| e.type_id).collect(),
             name,
@@ -434,7 +453,7 @@ impl Bridge {
             queues,
             jetstream: jetstream_options,
             max_import_bytes,
-            pending_replies: PendingReplies::default(),
+            pending_replies: PendingReplies::new(max_pending_requests),
         });
 
         let (stop, stopped) = watch::channel(false);
@@ -479,11 +498,14 @@ impl Bridge {
                 stopped.clone(),
             )));
         }
-        for (entry, subscriber) in served_subscriptions {
+        for ((entry, subscriber), (_, done)) in
+            served_subscriptions.into_iter().zip(done_subscriptions)
+        {
             tasks.push(handle.spawn(serve::run_requests(
                 Arc::clone(&shared),
                 entry,
                 subscriber,
+                done,
                 stopped.clone(),
             )));
         }
@@ -659,7 +681,8 @@ impl fmt::Debug for Bridge {
 }
 
 /// Subscribes to each entry's subject (the at-most-once imports, the served
-/// request types), pairing each subscription with its entry.
+/// request types and their done notices), pairing each subscription with
+/// its entry.
 async fn subscribe_each<'a, T: 'a>(
     client: &Client,
     entries: impl IntoIterator<Item = (String, &'a Arc<T>)>,

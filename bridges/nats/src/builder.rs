@@ -24,6 +24,10 @@ pub const DEFAULT_PREFIX: &str = "sb";
 /// default `max_payload`.
 pub const DEFAULT_MAX_IMPORT_BYTES: usize = 1 << 20;
 
+/// The default most requests from other processes a serving bridge keeps
+/// in flight at once: see [`BridgeBuilder::max_pending_requests`].
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 65_536;
+
 /// Configures and connects a [`Bridge`]; from [`Bridge::builder`] or
 /// [`Bridge::builder_with_codec`].
 ///
@@ -79,6 +83,7 @@ pub struct BridgeBuilder<C: Codec = Json> {
     pub(crate) at_least_once_queue: ExportQueue,
     pub(crate) jetstream: JetStreamOptions,
     pub(crate) max_import_bytes: usize,
+    pub(crate) max_pending_requests: usize,
     /// Problems found by the setters, reported by `validate`.
     pub(crate) problems: Vec<ConfigError>,
 }
@@ -107,6 +112,7 @@ impl Bridge {
             at_least_once_queue: ExportQueue::default_for(Delivery::AtLeastOnce),
             jetstream: JetStreamOptions::default(),
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             problems: Vec::new(),
         }
     }
@@ -191,6 +197,21 @@ impl<C: Codec> BridgeBuilder<C> {
     /// [`Bridge::request`]. Requests and responses are JSON, whatever the
     /// bridge's codec.
     ///
+    /// A request is kept (its reply inbox, to send the responses to) until
+    /// its requester says it is done: its quorum answered, it timed out, was
+    /// cancelled or dropped (a notice on the control subject
+    /// `{prefix}._sb.done`). A lost notice is made up for by the request's
+    /// TTL: the requester's timeout (its `ce-sbttl` header), 30 s if it does
+    /// not say, at most 10 min. At most
+    /// [`max_pending_requests`](Self::max_pending_requests) are kept at
+    /// once; a request past that, or one the bridge cannot read (no reply
+    /// subject, malformed headers, larger than
+    /// [`max_import_bytes`](Self::max_import_bytes), undecodable), is
+    /// rejected: counted in
+    /// [`RequestCounts::served_rejected`](crate::RequestCounts::served_rejected),
+    /// and answered with a `ce-sberror` reply, so that its requester fails
+    /// at once with [`RemoteRequestError::Rejected`](crate::RemoteRequestError::Rejected).
+    ///
     /// If the local process also makes requests answered by `R` (through
     /// [`EventBus::request`](switchboard::EventBus::request)), the local bus
     /// sees the responses to served requests too, finds no local request
@@ -237,6 +258,25 @@ impl<C: Codec> BridgeBuilder<C> {
         self
     }
 
+    /// Sets how many requests from other processes a serving bridge
+    /// ([`serve`](Self::serve)) keeps in flight at once, at least 1 (default
+    /// [`DEFAULT_MAX_PENDING_REQUESTS`]), so that remote input cannot grow
+    /// its memory without bound.
+    ///
+    /// A request is in flight from its arrival until its requester says it
+    /// is done (its quorum answered, it timed out, was cancelled or
+    /// dropped), or else until its TTL expires: the requester's timeout,
+    /// 30 s if it does not say, at most 10 min. Past the limit, the bridge
+    /// rejects new requests and tells their requesters, which fail at once
+    /// with [`RemoteRequestError::Rejected`](crate::RemoteRequestError::Rejected);
+    /// it counts them in [`RequestCounts::served_rejected`](crate::RequestCounts::served_rejected).
+    /// Raise it if requests are rejected at a rate you mean to serve.
+    #[must_use]
+    pub fn max_pending_requests(mut self, max: usize) -> Self {
+        self.max_pending_requests = max;
+        self
+    }
+
     /// Checks the configuration without connecting.
     ///
     /// # Errors
@@ -245,8 +285,8 @@ impl<C: Codec> BridgeBuilder<C> {
     /// (not starting with the reserved token `_sb`), each event type (a
     /// valid literal subject under the prefix, at most
     /// [`MAX_SUBJECT_LEN`](crate::subject::MAX_SUBJECT_LEN) bytes), the
-    /// name, the queues and the JetStream settings. [`ConfigError::NameInUse`] is checked only by
-    /// `connect`.
+    /// name, the queues, the request limit and the JetStream settings.
+    /// [`ConfigError::NameInUse`] is checked only by `connect`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(problem) = self.problems.first() {
             return Err(problem.clone());
@@ -289,6 +329,9 @@ impl<C: Codec> BridgeBuilder<C> {
                     capacity: queue.capacity,
                 });
             }
+        }
+        if self.max_pending_requests == 0 {
+            return Err(ConfigError::InvalidMaxPendingRequests);
         }
         if self.uses_jetstream() {
             self.jetstream.validate()?;

@@ -13,6 +13,7 @@
 //! | `ce-time` | `time` | the event's timestamp, RFC 3339 |
 //! | `content-type` | `datacontenttype` | the codec's content type; left out for JSON, the CloudEvents default |
 //! | `ce-sbttl` | extension | on requests only: milliseconds the requester still waits |
+//! | `ce-sberror` | extension | on a reply to a request only: why the serving bridge named in its `ce-source` rejected it (no payload) |
 //!
 //! A bridge's `ce-id` is `{run}.{seq}`: `run` is 22 letters and digits,
 //! unique per exporter and event type (a new one each time a bridge
@@ -47,6 +48,9 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
 /// `ce-sbttl`: on requests, how many milliseconds the requester still waits.
 pub const TTL: &str = "ce-sbttl";
+/// `ce-sberror`: on a reply to a request, why the serving bridge named by
+/// `ce-source` rejected the request.
+pub const REJECTED: &str = "ce-sberror";
 
 /// The CloudEvents version the bridge writes and accepts.
 pub const SPEC_VERSION: &str = "1.0";

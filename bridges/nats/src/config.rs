@@ -349,6 +349,9 @@ pub enum ConfigError {
         /// Which setting and why.
         what: &'static str,
     },
+    /// [`max_pending_requests`](crate::BridgeBuilder::max_pending_requests)
+    /// is 0: a serving bridge would reject every request.
+    InvalidMaxPendingRequests,
 }
 
 impl fmt::Display for ConfigError {
@@ -418,6 +421,12 @@ impl fmt::Display for ConfigError {
             ConfigError::InvalidJetStreamSetting { what } => {
                 write!(f, "invalid JetStream setting: {what}")
             }
+            ConfigError::InvalidMaxPendingRequests => write!(
+                f,
+                "max_pending_requests is 0, so every served request would be rejected: set it \
+                 to at least 1 (default {})",
+                crate::DEFAULT_MAX_PENDING_REQUESTS
+            ),
         }
     }
 }

@@ -176,6 +176,16 @@ impl DeadLetters {
         }
     }
 
+    /// Creates the dead-letter stream if it does not exist (bridges that
+    /// export at-least-once do at connect, so that importers need not be
+    /// allowed to create streams).
+    pub(crate) async fn ensure(&self) -> Result<(), async_nats::Error> {
+        self.spec
+            .ensure(std::slice::from_ref(&self.subject))
+            .await?;
+        Ok(())
+    }
+
     /// Stores `letter`, creating the stream when it is missing; returns
     /// once the server has stored it.
     pub(crate) async fn store(&self, letter: &Letter<'_>) -> Result<(), async_nats::Error> {

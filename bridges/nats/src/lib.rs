@@ -13,7 +13,12 @@
 //!   it, and an imported event is never exported again.
 //! - **Requests**: [`Bridge::request`] gathers the answers of responders in
 //!   other processes, with the quorum, timeout and partial results of the
-//!   local `request`; [`BridgeBuilder::serve`] answers them.
+//!   local `request`; [`BridgeBuilder::serve`] answers them. A serving
+//!   bridge keeps a request until its requester says it is done (on the
+//!   control subject `_sb.{prefix}.done`), and at most
+//!   [`max_pending_requests`](BridgeBuilder::max_pending_requests) at once:
+//!   past that it rejects new ones and says so, and their requesters fail at
+//!   once ([`RemoteRequestError::Rejected`]) instead of timing out.
 //!
 //! Payloads are serde JSON by default ([`Codec`] makes it pluggable), and
 //! metadata travels as CloudEvents binary-mode headers ([`cloudevents`]).
@@ -70,8 +75,11 @@
 //! Nothing is lost uncounted and nothing panics: a message on an imported
 //! subject that is not a CloudEvent, names another type, is too large or
 //! does not decode is counted ([`ImportCounts`]), logged through `tracing`
-//! (a handful of lines per flood) and skipped. Event types that would make
-//! an invalid or wildcard subject are rejected when the bridge is
+//! (a handful of lines per flood) and skipped. A request a serving bridge
+//! cannot read is rejected the same way, and its requester is told why; a
+//! done notice frees only the request whose reply inbox it names, so
+//! garbage on the control subject frees nothing. Event types that would
+//! make an invalid or wildcard subject are rejected when the bridge is
 //! configured ([`ConfigError::InvalidEventType`]).
 
 #![deny(missing_docs)]
@@ -99,7 +107,9 @@ pub mod subject;
 mod types;
 
 pub use bridge::Bridge;
-pub use builder::{BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_PREFIX};
+pub use builder::{
+    BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
+};
 pub use codec::{Codec, CodecError, Json};
 pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};

@@ -8,15 +8,16 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::StatusCode;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard::{CancelToken, Request, RequestOptions, RequestOptionsError, Response};
 use tokio::time::Instant;
 
 use crate::bridge::{Bridge, Shared};
-use crate::cloudevents::{Incoming, Outgoing};
+use crate::cloudevents::{Incoming, Outgoing, REJECTED, SOURCE};
 use crate::codec::{Codec, CodecError, Json};
+use crate::serve::done_subject;
 use crate::stats::bump;
 use crate::subject::{self, SubjectError};
 
@@ -68,8 +69,8 @@ impl<R: Response> fmt::Debug for RemoteResult<R> {
     }
 }
 
-/// Why a request across processes failed. Timeouts and cancellations carry
-/// the partial result.
+/// Why a request across processes failed. Timeouts, cancellations and
+/// rejections carry the partial result.
 #[non_exhaustive]
 pub enum RemoteRequestError<R> {
     /// The options fail [`RequestOptions::validate`]; nothing was sent.
@@ -107,16 +108,32 @@ pub enum RemoteRequestError<R> {
         /// What was gathered.
         partial: RemoteResult<R>,
     },
+    /// A serving bridge rejected the request and said why, so its
+    /// responders will not answer: it had
+    /// [`max_pending_requests`](crate::BridgeBuilder::max_pending_requests)
+    /// requests in flight already, or it could not read the request (too
+    /// large for its `max_import_bytes`, undecodable, malformed headers).
+    /// The request ends at once rather than at its timeout.
+    Rejected {
+        /// The serving bridge's name (its `ce-source`; empty if the
+        /// rejection did not say).
+        by: String,
+        /// Why, in the serving bridge's words.
+        reason: String,
+        /// What was gathered.
+        partial: RemoteResult<R>,
+    },
     /// The bridge stopped before the request ended.
     Stopped,
 }
 
 impl<R> RemoteRequestError<R> {
-    /// The partial result of a timeout or cancellation.
+    /// The partial result of a timeout, cancellation or rejection.
     pub fn partial(&self) -> Option<&RemoteResult<R>> {
         match self {
             RemoteRequestError::Timeout { partial, .. }
-            | RemoteRequestError::Cancelled { partial, .. } => Some(partial),
+            | RemoteRequestError::Cancelled { partial, .. }
+            | RemoteRequestError::Rejected { partial, .. } => Some(partial),
             _ => None,
         }
     }
@@ -163,6 +180,18 @@ impl<R> fmt::Display for RemoteRequestError<R> {
                 write!(f, "request cancelled with ")?;
                 progress(f, partial, *required)
             }
+            RemoteRequestError::Rejected {
+                by,
+                reason,
+                partial,
+            } => write!(
+                f,
+                "the serving bridge {by:?} rejected the request ({} responses had arrived): \
+                 {reason}. If it had too many requests in flight, raise its \
+                 BridgeBuilder::max_pending_requests or send fewer requests at once; otherwise \
+                 fix the request (its size, encoding or headers)",
+                partial.responses.len()
+            ),
             RemoteRequestError::Stopped => f.write_str("the bridge stopped during the request"),
         }
     }
@@ -176,6 +205,9 @@ impl<R: Response> fmt::Debug for RemoteRequestError<R> {
             }
             RemoteRequestError::Cancelled { partial, .. } => {
                 write!(f, "Cancelled({self}; {partial:?})")
+            }
+            RemoteRequestError::Rejected { partial, .. } => {
+                write!(f, "Rejected({self}; {partial:?})")
             }
             _ => write!(f, "{self}"),
         }
@@ -256,6 +288,36 @@ impl<R: Response> Gather<R> {
     }
 }
 
+/// Tells the serving bridges, when dropped, that the request waiting on
+/// `inbox` has ended, however it ended (quorum, timeout, cancellation,
+/// rejection, or the drop of its future), so that they forget it before its
+/// TTL and have room for the next ones.
+struct DoneNotice {
+    shared: Arc<Shared>,
+    inbox: String,
+}
+
+impl Drop for DoneNotice {
+    fn drop(&mut self) {
+        let subject = done_subject(&self.shared.prefix);
+        let inbox = Bytes::from(std::mem::take(&mut self.inbox));
+        // `Drop` cannot wait: handed to the client at once when its command
+        // queue has room (the common case), else to a task if a runtime is
+        // at hand. A lost notice only leaves the entries to their TTL.
+        let sent = self
+            .shared
+            .client
+            .publish(subject.clone(), inbox.clone())
+            .now_or_never();
+        if sent.is_none() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let client = self.shared.client.clone();
+                runtime.spawn(async move { client.publish(subject, inbox).await });
+            }
+        }
+    }
+}
+
 /// Waits until `token` is cancelled (forever without a token).
 async fn cancelled(token: Option<&CancelToken>) {
     match token {
@@ -318,10 +380,21 @@ where
         .map_err(|error| RemoteRequestError::Send(error.into()))?;
     shared
         .client
-        .publish_with_reply_and_headers(subject.clone(), inbox, headers, Bytes::from(payload))
+        .publish_with_reply_and_headers(
+            subject.clone(),
+            inbox.clone(),
+            headers,
+            Bytes::from(payload),
+        )
         .await
         .map_err(|error| RemoteRequestError::Send(error.into()))?;
     bump(&shared.requests.sent);
+    // Sent after the request on the same connection, so a serving bridge
+    // reads it after the request: see `serve::run_requests`.
+    let _done = DoneNotice {
+        shared: Arc::clone(&shared),
+        inbox,
+    };
 
     // A timeout too large to add to now means no timeout, as locally.
     let deadline = Instant::now().checked_add(options.timeout);
@@ -360,6 +433,18 @@ where
             bump(&shared.requests.no_responders);
             return Err(RemoteRequestError::NoResponders { subject });
         }
+        if let Some(headers) = &reply.headers {
+            if let Some(reason) = headers.get(REJECTED) {
+                bump(&shared.requests.rejected);
+                return Err(RemoteRequestError::Rejected {
+                    by: headers
+                        .get(SOURCE)
+                        .map_or_else(String::new, |by| by.as_str().to_owned()),
+                    reason: reason.as_str().to_owned(),
+                    partial: gather.finish(),
+                });
+            }
+        }
         let counted = Incoming::parse(reply.headers.as_ref()).is_ok()
             && Json
                 .decode::<R>(&reply.payload)
@@ -392,6 +477,16 @@ impl Bridge {
     /// responders (use the bus's `request` for those). Replies wait in the
     /// client's subscription buffer.
     ///
+    /// When the request ends, however it ends (quorum, timeout,
+    /// cancellation, error, or the drop of this future), the bridge tells
+    /// the serving bridges so on `_sb.{prefix}.done`, and they forget it.
+    /// A serving bridge otherwise keeps a request for its TTL, this
+    /// request's timeout (at most 10 min), and keeps at most
+    /// [`max_pending_requests`](crate::BridgeBuilder::max_pending_requests)
+    /// at once: past that, or if it cannot read the request, it answers
+    /// that it rejects it, and this request fails at once with
+    /// [`RemoteRequestError::Rejected`] instead of waiting for its timeout.
+    ///
     /// Requests and responses are always JSON, whatever codec the bridge's
     /// events use, so that any two bridges can exchange them.
     ///
@@ -418,9 +513,11 @@ impl Bridge {
     /// # Errors
     ///
     /// [`RemoteRequestError::NoResponders`] at once if no process serves the
-    /// type; [`Timeout`](RemoteRequestError::Timeout) and
-    /// [`Cancelled`](RemoteRequestError::Cancelled) with the partial result;
-    /// the others before anything is sent.
+    /// type; [`Rejected`](RemoteRequestError::Rejected) as soon as a serving
+    /// bridge rejects it; [`Timeout`](RemoteRequestError::Timeout) and
+    /// [`Cancelled`](RemoteRequestError::Cancelled), like `Rejected` with the
+    /// partial result; [`Stopped`](RemoteRequestError::Stopped) if the
+    /// bridge stops; the others before anything is sent.
     pub async fn request<R, Q>(
         &self,
         request: Q,

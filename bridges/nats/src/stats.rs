@@ -197,6 +197,11 @@ counters! {
 
 counters! {
     /// Scatter-gather requests across processes, on both sides.
+    ///
+    /// A sent request ends in exactly one of `completed`, `timed_out`,
+    /// `cancelled`, `rejected` or `no_responders` (or in none if its future
+    /// is dropped or the bridge stops first). A request from another
+    /// process is counted in `served` or in `served_rejected`.
     RequestCounts / RequestCounters {
         /// Requests this bridge sent.
         sent,
@@ -206,6 +211,9 @@ counters! {
         timed_out,
         /// Sent requests cancelled by their token.
         cancelled,
+        /// Sent requests that a serving bridge rejected (and said so): too
+        /// many requests in flight there, or a request it could not read.
+        rejected,
         /// Sent requests that no process subscribed to ("no responders").
         no_responders,
         /// Responses received that counted.
@@ -215,12 +223,21 @@ counters! {
         responses_ignored,
         /// Requests from other processes published into the local bus.
         served,
-        /// Requests from other processes skipped: no reply subject, malformed
-        /// headers, an undecodable payload, or too large.
+        /// Requests from other processes rejected: no reply subject,
+        /// malformed headers, an undecodable payload, too large, or
+        /// `max_pending_requests` already in flight.
         served_rejected,
+        /// Rejected requests whose requester was told why (all but those
+        /// without a reply subject, and those whose reply failed: see
+        /// `replies_failed`).
+        rejections_sent,
+        /// Served requests forgotten before their TTL because their
+        /// requester said it was done; the others are kept until it expires.
+        served_done,
         /// Local responses sent back to a requesting process.
         replies_sent,
-        /// Local responses that could not be sent back (encode or publish error).
+        /// Local responses, or rejections, that could not be sent back
+        /// (encode or publish error).
         replies_failed,
     }
 }
@@ -424,17 +441,21 @@ impl fmt::Display for BridgeStats {
         )?;
         writeln!(
             f,
-            "  requests: sent {} (completed {}, timed out {}, cancelled {}, no responders {}), \
-             responses {} (ignored {}) | served {} (rejected {}), replies {} (failed {})",
+            "  requests: sent {} (completed {}, timed out {}, cancelled {}, rejected {}, \
+             no responders {}), responses {} (ignored {}) | served {} (rejected {}, told {}; \
+             done early {}), replies {} (failed {})",
             r.sent,
             r.completed,
             r.timed_out,
             r.cancelled,
+            r.rejected,
             r.no_responders,
             r.responses,
             r.responses_ignored,
             r.served,
             r.served_rejected,
+            r.rejections_sent,
+            r.served_done,
             r.replies_sent,
             r.replies_failed
         )?;

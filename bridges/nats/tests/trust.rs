@@ -131,7 +131,7 @@ async fn on_core_nats_only_the_exporter_publishes_on_the_prefix() {
         if user == "importer" {
             // Its control subjects stay open to it.
             client
-                .publish("sb._sb.name.trust-core-importer", "".into())
+                .publish("_sb.sb.name.trust-core-importer", "".into())
                 .await
                 .unwrap();
         }
