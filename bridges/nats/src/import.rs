@@ -293,7 +293,7 @@ struct JetStreamImporter {
 enum Held {
     /// Unacknowledged, and marked in progress every `ack_wait / 2` so that
     /// the server does not redeliver it; if the process dies, it does.
-    Delivered(jetstream::Message),
+    Delivered(Box<jetstream::Message>),
     /// Given up by the server and read back through the message API: no
     /// redelivery will come, so it is lost if the process dies meanwhile.
     GivenUp {
@@ -400,7 +400,7 @@ impl JetStreamImporter {
     /// Handles a message delivered by the consumer, and acknowledges it
     /// (or holds it back).
     async fn delivered(&mut self, message: jetstream::Message) {
-        self.handle(Held::Delivered(message)).await;
+        self.handle(Held::Delivered(Box::new(message))).await;
     }
 
     /// Imports `message`, or holds it back; after an import, releases what

@@ -11,12 +11,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream;
 use async_nats::{ConnectOptions, HeaderMap};
 use common::{eventually, init_tracing, raw_publish, LoadSampled, NatsServer, RouteAdded};
 use futures_util::StreamExt;
 use switchboard::{Event, EventBus, TypedSubscription};
-use switchboard_nats::{cloudevents, Bridge, BridgeStats, Delivery, JetStreamOptions};
+use switchboard_nats::{cloudevents, Bridge, BridgeError, Delivery, JetStreamOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -173,4 +172,562 @@ async fn poison_headers_in_the_stream_end_in_the_dead_letters_and_cut_nothing_el
     assert_eq!(counts.malformed, POISON.len() as u64, "{stats}");
     assert_eq!(stats.consumer.lost, 0, "{stats}");
     drop(exporter);
+}
+
+/// Events `1..=n` received in order, each once: the importer's view.
+fn assert_in_order_once(received: &[u64]) {
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice: {received:?}"
+    );
+}
+
+/// An exporting and an importing bridge of `RouteAdded`, at-least-once.
+async fn at_least_once_pair(
+    server: &NatsServer,
+    label: &str,
+) -> (EventBus, Bridge, Bridge, TypedSubscription<RouteAdded>) {
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let importer = Bridge::builder(&bus_b)
+        .name(format!("{label}-importer"))
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let exporter = Bridge::builder(&bus_a)
+        .name(format!("{label}-exporter"))
+        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let routes = bus_b.subscribe_to::<RouteAdded>("routes", 4096).unwrap();
+    bus_a.start();
+    bus_b.start();
+    (bus_a, exporter, importer, routes)
+}
+
+fn drain(routes: &TypedSubscription<RouteAdded>, into: &mut Vec<u64>) {
+    into.extend(routes.try_iter().map(|r| r.n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_without_its_store_gets_the_stream_and_consumer_back() {
+    init_tracing();
+    let mut server = NatsServer::start();
+    let (bus_a, exporter, importer, routes) = at_least_once_pair(&server, "amnesia").await;
+    let mut received = Vec::new();
+    for n in 1..=100 {
+        bus_a.publish(RouteAdded::new("amnesia-exporter", n));
+    }
+    assert!(
+        eventually(WAIT, || {
+            drain(&routes, &mut received);
+            received.len() == 100
+        })
+        .await
+    );
+    // A redeploy without its volume: the stream and the consumer are gone.
+    server.restart_empty();
+    for n in 101..=300 {
+        bus_a.publish(RouteAdded::new("amnesia-exporter", n));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = eventually(WAIT, || {
+        drain(&routes, &mut received);
+        received.len() == 300
+    })
+    .await;
+    let (exporter, importer) = (exporter.stats(), importer.stats());
+    println!(
+        "HOSTILE server restarted with an empty store: sent 300, received {}, consumer recreated \
+         {} (new streams {}), exporter retries {}, importer missed {}",
+        received.len(),
+        importer.consumer.recreated,
+        importer.consumer.new_streams,
+        exporter.export("route.added").unwrap().retries,
+        importer.import("route.added").unwrap().missed,
+    );
+    assert!(
+        all,
+        "received {} of 300\n{exporter}\n{importer}",
+        received.len()
+    );
+    assert_in_order_once(&received);
+    assert!(importer.consumer.recreated >= 1, "{importer}");
+    assert!(importer.consumer.new_streams >= 1, "{importer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_while_events_flow_loses_only_what_it_held_and_counts_it() {
+    init_tracing();
+    let server = NatsServer::start();
+    let (bus_a, exporter, importer, routes) = at_least_once_pair(&server, "deleted").await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    const SENT: u64 = 400;
+    let mut received = Vec::new();
+    for n in 1..=SENT {
+        bus_a.publish(RouteAdded::new("deleted-exporter", n));
+        if n == 150 {
+            js.delete_stream("SB").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Every event is received, or counted as missed once a later one came.
+    let accounted = eventually(WAIT, || {
+        drain(&routes, &mut received);
+        let import = importer.stats().import("route.added").cloned().unwrap();
+        received.last() == Some(&SENT)
+            && received.len() as u64 + import.missed - import.late == SENT
+    })
+    .await;
+    let (exporter, importer) = (exporter.stats(), importer.stats());
+    let import = importer.import("route.added").unwrap();
+    println!(
+        "HOSTILE stream deleted mid-stream: sent {SENT}, received {}, missed {} (late {}), \
+         consumer recreated {} (new streams {})",
+        received.len(),
+        import.missed,
+        import.late,
+        importer.consumer.recreated,
+        importer.consumer.new_streams,
+    );
+    assert!(
+        accounted,
+        "received {}\n{exporter}\n{importer}",
+        received.len()
+    );
+    assert_in_order_once(&received);
+    assert!(importer.consumer.new_streams >= 1, "{importer}");
+    // The new stream is read from its start: what it stored before the
+    // importer found it again is not skipped.
+    assert!(received.iter().filter(|n| **n > 150).count() as u64 >= SENT - 150 - import.missed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_consumer_is_created_again_after_the_last_message_imported() {
+    init_tracing();
+    let server = NatsServer::start();
+    let (bus_a, exporter, importer, routes) = at_least_once_pair(&server, "orphan").await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut received = Vec::new();
+    for n in 1..=300 {
+        bus_a.publish(RouteAdded::new("orphan-exporter", n));
+        if n == 100 {
+            let stream = js.get_stream("SB").await.unwrap();
+            stream.delete_consumer("orphan-importer").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = eventually(WAIT, || {
+        drain(&routes, &mut received);
+        received.len() == 300
+    })
+    .await;
+    let (exporter, importer) = (exporter.stats(), importer.stats());
+    println!(
+        "HOSTILE consumer deleted mid-stream: sent 300, received {}, consumer recreated {}, \
+         lost {}",
+        received.len(),
+        importer.consumer.recreated,
+        importer.consumer.lost,
+    );
+    assert!(
+        all,
+        "received {} of 300\n{exporter}\n{importer}",
+        received.len()
+    );
+    assert_in_order_once(&received);
+    assert_eq!(importer.consumer.recreated, 1, "{importer}");
+    assert_eq!(importer.consumer.new_streams, 0, "{importer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_deduplicated_by_source_and_id_and_only_once_accepted() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus = EventBus::new();
+    let importer = Bridge::builder(&bus)
+        .name("dedup-importer")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let mut routes = bus.subscribe_to::<RouteAdded>("routes", 64).unwrap();
+    bus.start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let publish = |headers: HeaderMap, payload: bytes::Bytes| {
+        let js = js.clone();
+        async move {
+            js.publish_with_headers("sb.route.added", headers, payload)
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    // Two sources that both use the id "order-17": two events.
+    publish(cloudevent("source-a", "order-17"), payload("source-a", 1)).await;
+    publish(cloudevent("source-b", "order-17"), payload("source-b", 2)).await;
+    // The same source and id again: a duplicate.
+    let mut again = cloudevent("source-a", "order-17");
+    again.insert("Nats-Msg-Id", "another-message-id");
+    publish(again, payload("source-a", 1)).await;
+    // Undecodable, then its corrected republish with the same id.
+    publish(
+        cloudevent("source-c", "fix-me"),
+        b"{not json".to_vec().into(),
+    )
+    .await;
+    let mut corrected = cloudevent("source-c", "fix-me");
+    corrected.insert("Nats-Msg-Id", "corrected");
+    publish(corrected, payload("source-c", 3)).await;
+    publish(cloudevent("source-c", "last"), payload("source-c", 4)).await;
+
+    let received: Vec<(String, u64)> = take(&mut routes, 4)
+        .await
+        .iter()
+        .map(|r| (r.publisher.clone(), r.n))
+        .collect();
+    assert_eq!(
+        received,
+        [
+            ("source-a".to_owned(), 1),
+            ("source-b".to_owned(), 2),
+            ("source-c".to_owned(), 3),
+            ("source-c".to_owned(), 4)
+        ]
+    );
+    let stats = importer.stats();
+    let counts = stats.import("route.added").unwrap();
+    println!(
+        "HOSTILE dedup: imported {}, duplicates {}, decode failed {}, dead-lettered {}",
+        counts.imported, counts.duplicates, counts.decode_failed, counts.dead_lettered
+    );
+    assert_eq!(counts.duplicates, 1, "{stats}");
+    assert_eq!(counts.decode_failed, 1, "{stats}");
+    assert!(
+        eventually(WAIT, || importer
+            .stats()
+            .import("route.added")
+            .unwrap()
+            .dead_lettered
+            == 1)
+        .await
+    );
+    assert!(routes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_id_far_ahead_is_a_jump_not_a_million_missed_events() {
+    init_tracing();
+    let server = NatsServer::start();
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let importer = Bridge::builder(&bus_b)
+        .name("jump-importer")
+        .import::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let _exporter = Bridge::builder(&bus_a)
+        .name("jump-exporter")
+        .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let mut routes = bus_b.subscribe_to::<RouteAdded>("routes", 64).unwrap();
+    bus_a.start();
+    bus_b.start();
+    bus_a.publish(RouteAdded::new("jump-exporter", 1));
+    take(&mut routes, 1).await;
+    // The genuine exporter's run id, read off the wire.
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let mut tap = raw.subscribe("sb.route.added").await.unwrap();
+    raw.flush().await.unwrap();
+    bus_a.publish(RouteAdded::new("jump-exporter", 2));
+    let tapped = tokio::time::timeout(WAIT, tap.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let id = tapped
+        .headers
+        .unwrap()
+        .get(cloudevents::ID)
+        .unwrap()
+        .to_string();
+    let (run, _) = id.split_once('.').unwrap();
+    // A forged event of the same run, a million numbers ahead.
+    let forged = format!("{run}.1000000");
+    let mut headers = cloudevent("jump-exporter", &forged);
+    headers.insert(cloudevents::SOURCE, "jump-exporter");
+    raw.publish_with_headers("sb.route.added", headers, payload("forger", 999))
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+    for n in 3..=5 {
+        bus_a.publish(RouteAdded::new("jump-exporter", n));
+    }
+    let received: Vec<u64> = take(&mut routes, 5).await.iter().map(|r| r.n).collect();
+    assert_eq!(
+        received,
+        [2, 999, 3, 4, 5],
+        "the genuine events still come in"
+    );
+    let stats = importer.stats();
+    let counts = stats.import("route.added").unwrap();
+    println!(
+        "HOSTILE forged id a million ahead: missed {}, jumps {}, unordered {}, late {}",
+        counts.missed, counts.jumps, counts.unordered, counts.late
+    );
+    assert_eq!(counts.missed, 0, "{stats}");
+    assert_eq!(counts.jumps, 1, "{stats}");
+    assert_eq!(counts.late, 0, "{stats}");
+    assert!(
+        counts.missed >= counts.late,
+        "lost = missed - late stays >= 0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnects_are_counted_from_the_connection_not_from_events() {
+    init_tracing();
+    let mut server = NatsServer::start();
+    let bus = EventBus::new();
+    let bridge = Bridge::builder(&bus)
+        .name("counted")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    bus.start();
+    server.restart();
+    let reconnected = eventually(WAIT, || {
+        let client = bridge.stats().client;
+        client.connects == 2 && client.consumer_connects == 2
+    })
+    .await;
+    let client = bridge.stats().client;
+    println!(
+        "HOSTILE restart: connects {}, disconnects {}, consumer connects {}, consumer disconnects {}",
+        client.connects, client.disconnects, client.consumer_connects, client.consumer_disconnects
+    );
+    assert!(reconnected, "{}", bridge.stats());
+    assert_eq!(client.disconnects, 1);
+    assert_eq!(client.consumer_disconnects, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_bridge_with_the_same_name_is_refused_or_detected() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus = EventBus::new();
+    let first = Bridge::builder(&bus)
+        .name("twin")
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    // The same name from another process: it asks the server, and the
+    // first bridge answers. (Another process is simulated by the presence
+    // protocol's own messages: within one process, names are unique anyway.)
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let answer = raw
+        .request("_sb.sb.name.twin", "0123456789ABCDEFGHIJKL".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.payload.len(),
+        22,
+        "the holder answers with its instance id"
+    );
+    // Two processes that started at the same moment both passed that
+    // check: their announcements reveal them to each other.
+    raw.publish("_sb.sb.name.twin", "0123456789ABCDEFGHIJKL".into())
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+    assert!(eventually(WAIT, || first.stats().client.name_conflicts == 1).await);
+    // A bridge of another prefix may use the name.
+    let other_bus = EventBus::new();
+    drop(
+        Bridge::builder(&other_bus)
+            .name("twin-elsewhere")
+            .prefix("other")
+            .connect(server.url(), ConnectOptions::new())
+            .await
+            .unwrap(),
+    );
+    println!(
+        "HOSTILE same name: the holder answered the probe; conflicts counted {}",
+        first.stats().client.name_conflicts
+    );
+}
+
+/// Runs only as the child of `a_bridge_name_held_by_another_process_is_refused`:
+/// holds the bridge name `twin-process` until its standard input closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the second process of a_bridge_name_held_by_another_process_is_refused"]
+async fn child_process_holding_a_bridge_name() {
+    let url = std::env::var("SB_CHILD_URL").expect("started by the parent test");
+    let bus = EventBus::new();
+    let _bridge = Bridge::builder(&bus)
+        .name("twin-process")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .connect(url, ConnectOptions::new())
+        .await
+        .unwrap();
+    println!("CHILD READY");
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_name_held_by_another_process_is_refused() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    init_tracing();
+    let server = NatsServer::start();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_process_holding_a_bridge_name",
+            "--nocapture",
+        ])
+        .env("SB_CHILD_URL", server.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (ready, started) = tokio::sync::oneshot::channel();
+    // Reads the child's output to its end, so that it never writes to a closed pipe.
+    std::thread::spawn(move || {
+        let mut ready = Some(ready);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("CHILD READY") {
+                ready.take().map(|ready| ready.send(()));
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, started)
+        .await
+        .expect("the child started in time")
+        .expect("the child started");
+    let bus = EventBus::new();
+    let refused = Bridge::builder(&bus)
+        .name("twin-process")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap_err();
+    let message = refused.to_string();
+    println!("HOSTILE same name in another process: {message}");
+    assert!(
+        matches!(refused, BridgeError::NameTaken { .. }),
+        "{message}"
+    );
+    assert!(message.contains("own name"), "{message}");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    // Once the other process is gone, the name is free.
+    let bus = EventBus::new();
+    Bridge::builder(&bus)
+        .name("twin-process")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+}
+
+/// Importers stopped mid-stream, with events published while none runs.
+/// (Which counter a redelivery after a restart lands in, `unordered` and
+/// never `late`, is checked by the unit tests of `order.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_importer_restart_every_event_arrives_and_lost_is_never_negative() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus_a = EventBus::new();
+    let exporter = Bridge::builder(&bus_a)
+        .name("restarting-exporter")
+        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    bus_a.start();
+    let importer = |bus: EventBus| {
+        let url = server.url();
+        async move {
+            Bridge::builder(&bus)
+                .name("restarting-importer")
+                .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+                .jetstream(fast())
+                .connect(url, ConnectOptions::new())
+                .await
+                .unwrap()
+        }
+    };
+    let mut seen = Vec::new();
+    let mut counts = Vec::new();
+    let mut next = 1;
+    for round in 0..3 {
+        let bus = EventBus::new();
+        let bridge = importer(bus.clone()).await;
+        let routes = bus.subscribe_to::<RouteAdded>("routes", 4096).unwrap();
+        bus.start();
+        let publish = |from: u64, to: u64| {
+            for n in from..to {
+                bus_a.publish(RouteAdded::new("restarting-exporter", n));
+            }
+        };
+        if round < 2 {
+            // Stopped mid-stream, and more published while no importer runs:
+            // what it did not acknowledge comes to the next one.
+            publish(next, next + 50);
+            let stats = bridge.shutdown().await;
+            publish(next + 50, next + 100);
+            drain(&routes, &mut seen);
+            counts.push(stats.import("route.added").cloned().unwrap());
+        } else {
+            publish(next, next + 100);
+            let last = next + 99;
+            assert!(
+                eventually(WAIT, || {
+                    drain(&routes, &mut seen);
+                    seen.contains(&last)
+                })
+                .await
+            );
+            counts.push(bridge.stats().import("route.added").cloned().unwrap());
+        }
+        next += 100;
+    }
+    let unique: HashSet<u64> = seen.iter().copied().collect();
+    let missing: Vec<u64> = (1..next).filter(|n| !unique.contains(n)).collect();
+    println!(
+        "HOSTILE importer restarted twice mid-stream: sent {}, seen {} ({} distinct), per run \
+         (missed, late, unordered, duplicates): {:?}, exporter retries {}",
+        next - 1,
+        seen.len(),
+        unique.len(),
+        counts
+            .iter()
+            .map(|c| (c.missed, c.late, c.unordered, c.duplicates))
+            .collect::<Vec<_>>(),
+        exporter.stats().export("route.added").unwrap().retries,
+    );
+    assert!(missing.is_empty(), "at least once: {missing:?}");
+    for count in &counts {
+        assert!(
+            count.missed >= count.late,
+            "lost = missed - late >= 0: {count:?}"
+        );
+    }
 }
