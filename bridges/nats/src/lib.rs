@@ -35,8 +35,11 @@
 //! - **at-least-once**, JetStream: the exporter retries until the stream has
 //!   stored the event (message id = `ce-id`, deduplicated by the server), the
 //!   importer's durable consumer acknowledges it only once it is in the
-//!   local bus, and redeliveries are not published twice. For what must not
-//!   be lost.
+//!   local bus (or, if it cannot be imported, in the [dead
+//!   letters](dead_letter)), and redeliveries of an event already imported
+//!   (same `ce-source` and `ce-id`) are not published twice. For what must
+//!   not be lost. "In the local bus" means published: from there the bus's
+//!   own rules apply (a full subscriber drops, counted by the bus).
 //!
 //! # Example
 //!
@@ -70,17 +73,53 @@
 //! From plain threads, [`BridgeBuilder::connect_blocking`] runs the bridge
 //! on a runtime thread of its own.
 //!
-//! # Bad input
+//! # Bad input and faults
 //!
-//! Nothing is lost uncounted and nothing panics: a message on an imported
-//! subject that is not a CloudEvent, names another type, is too large or
-//! does not decode is counted ([`ImportCounts`]), logged through `tracing`
-//! (a handful of lines per flood) and skipped. A request a serving bridge
-//! cannot read is rejected the same way, and its requester is told why; a
-//! done notice frees only the request whose reply inbox it names, so
-//! garbage on the control subject frees nothing. Event types that would
-//! make an invalid or wildcard subject are rejected when the bridge is
-//! configured ([`ConfigError::InvalidEventType`]).
+//! Nothing the bridge can see is lost uncounted, and nothing panics:
+//!
+//! - A message on an imported subject that is not a CloudEvent, names
+//!   another type, is larger than
+//!   [`max_import_bytes`](BridgeBuilder::max_import_bytes) or does not
+//!   decode is counted ([`ImportCounts`]), logged through `tracing` (a
+//!   handful of lines per flood) and, on JetStream, stored as a
+//!   [dead letter](dead_letter) (listed, replayed and discarded with
+//!   [`Bridge::dead_letters`], [`Bridge::replay_dead_letter`] and
+//!   [`Bridge::discard_dead_letter`]) before it is acknowledged.
+//! - A message whose header block the NATS client cannot parse makes the
+//!   client drop the connection it arrives on (async-nats' behaviour, which
+//!   the bridge cannot change). On JetStream the importer's consumer reads
+//!   on a connection of its own, redelivery is bounded
+//!   ([`JetStreamOptions::max_deliver`]), and the message the server gave up
+//!   on is read back through the server's message API and dead-lettered:
+//!   the bridge's other traffic is not cut off, and the stream is not
+//!   blocked. On core NATS nothing is stored: the defence is the server's
+//!   subject permissions (see "Trust model" below).
+//! - A server that forgot the stream or the consumer (a restart without its
+//!   store, a deletion) is found out and the consumer created again after
+//!   the last message imported, or from the start of a new stream; what is
+//!   gone is counted ([`ConsumerCounts`], [`ImportCounts::missed`]).
+//! - Event types whose subject would exceed NATS's limits are refused at
+//!   configuration ([`ConfigError::InvalidEventType`]), headers that alone
+//!   exceed the server's `max_payload` at connect
+//!   ([`ConfigError::HeadersTooLarge`]); a second live process using the
+//!   bridge's name on its prefix is refused at connect
+//!   ([`BridgeError::NameTaken`]) or, if both started at once, counted
+//!   within seconds ([`ClientCounts::name_conflicts`]).
+//! - A request a serving bridge cannot read is rejected, and its requester
+//!   is told why; a done notice frees only the request whose reply inbox it
+//!   names, so garbage on the control subject frees nothing.
+//!
+//! # Trust model
+//!
+//! An importer believes what arrives on its subjects. Any client allowed to
+//! publish on the prefix can forge events (any `ce-source`, including
+//! another bridge's name), make importers skip events (a forged id already
+//! seen, or its own name as source), inflate their counters, fill the dead
+//! letters (bounded: [`dead_letter::MAX_DEAD_LETTERS`]), and on core NATS
+//! disconnect importers with headers the client cannot parse. Give only the
+//! exporting processes publish rights on the prefix: the crate ships a
+//! tested server configuration that does (`bridges/nats/config/trusted-prefix.conf`,
+//! described in the crate's README).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
