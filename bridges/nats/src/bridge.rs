@@ -274,8 +274,13 @@ impl Bridge {
                 .map_err(BridgeError::Connect)?;
         wait_connected(&client, &client_events).await?;
         check_header_room(&client, &builder, &name)?;
-        let (presence, instance) =
-            presence::claim(&client, &builder.prefix, &name, CONFIRM_TIMEOUT).await?;
+        let durable = builder
+            .imports
+            .iter()
+            .any(|i| i.delivery == Delivery::AtLeastOnce)
+            .then(|| builder.jetstream.durable.as_deref().unwrap_or(&name));
+        let names: Vec<&str> = std::iter::once(name.as_str()).chain(durable).collect();
+        let presence = presence::claim(&client, &builder.prefix, &names, CONFIRM_TIMEOUT).await?;
 
         let BridgeBuilder {
             bus,
@@ -461,7 +466,6 @@ impl Bridge {
         let mut tasks = vec![handle.spawn(presence::run(
             Arc::clone(&shared),
             presence,
-            instance,
             stopped.clone(),
         ))];
         for (delivery, subscription) in export_subscriptions {

@@ -29,11 +29,11 @@ pub enum BridgeError {
         /// What the server answered.
         detail: String,
     },
-    /// Another live process has a bridge of this name on this prefix: each
-    /// would skip the other's events as its own echo, and they would share
-    /// a durable consumer.
+    /// Another live process has a bridge of this name on this prefix, or
+    /// one whose durable consumer has this name: each would skip the other's
+    /// events as its own echo, or they would share a durable consumer.
     NameTaken {
-        /// The name.
+        /// The name (the bridge's or its durable consumer's).
         name: String,
     },
     /// The JetStream stream or consumer could not be set up.
@@ -87,8 +87,8 @@ impl fmt::Display for BridgeError {
             ),
             BridgeError::NameTaken { name } => write!(
                 f,
-                "another live process already runs a bridge named {name:?} on this prefix: give \
-                 each process its own name (each would skip the other's events as its own echo, \
+                "another live process already runs a bridge named {name:?} on this prefix, or \
+                 one whose durable consumer has that name: give each process its own name (each would skip the other's events as its own echo, \
                  and they would share one durable consumer); if that process was just killed, \
                  the server forgets it once its connection times out"
             ),

@@ -2,7 +2,9 @@
 //! with one name would each skip the other's events as their own echo and
 //! share one durable consumer, silently.
 //!
-//! Every bridge subscribes to `_sb.{prefix}.name.{name}`. Before it does, a
+//! Every bridge subscribes to `_sb.{prefix}.name.{name}`, and to the same
+//! subject for its durable consumer's name when that differs (two bridges
+//! sharing a durable consumer would split its messages). Before it does, a
 //! starting bridge asks that subject: "no responders" (answered by the
 //! server at once) means the name is free; an answer means another live
 //! bridge holds it, and the start fails with [`BridgeError::NameTaken`].
@@ -35,18 +37,47 @@ fn subject_of(prefix: &str, name: &str) -> String {
     subject::control(prefix, &format!("name.{name}"))
 }
 
-/// Fails if another live bridge holds `name` under `prefix`; otherwise
-/// subscribes to the name's subject, holding it, and returns the
-/// subscription and this instance's id.
+/// The names a bridge holds, and its instance id.
+pub(crate) struct Claim {
+    names: Vec<(String, Subscriber)>,
+    instance: String,
+}
+
+/// Fails if another live bridge holds one of `names` under `prefix`;
+/// otherwise subscribes to each name's subject, holding it.
 pub(crate) async fn claim(
     client: &Client,
     prefix: &str,
-    name: &str,
+    names: &[&str],
     wait: Duration,
-) -> Result<(Subscriber, String), BridgeError> {
-    let subject = subject_of(prefix, name);
+) -> Result<Claim, BridgeError> {
     let instance = nuid::next().to_string();
-    let probe = client.request(subject.clone(), Bytes::from(instance.clone().into_bytes()));
+    let mut held = Vec::new();
+    for name in names {
+        if held.iter().any(|(held, _)| held == name) {
+            continue;
+        }
+        let subscriber = claim_one(client, prefix, name, &instance, wait).await?;
+        held.push(((*name).to_owned(), subscriber));
+    }
+    Ok(Claim {
+        names: held,
+        instance,
+    })
+}
+
+async fn claim_one(
+    client: &Client,
+    prefix: &str,
+    name: &str,
+    instance: &str,
+    wait: Duration,
+) -> Result<Subscriber, BridgeError> {
+    let subject = subject_of(prefix, name);
+    let probe = client.request(
+        subject.clone(),
+        Bytes::from(instance.to_owned().into_bytes()),
+    );
     match tokio::time::timeout(wait, probe).await {
         Err(_) => return Err(BridgeError::NameTaken { name: name.into() }),
         Ok(Ok(answer)) if is_instance_id(&answer.payload) => {
@@ -69,11 +100,10 @@ pub(crate) async fn claim(
             })
         }
     }
-    let subscriber = client
+    client
         .subscribe(subject.clone())
         .await
-        .map_err(|source| BridgeError::Subscribe { subject, source })?;
-    Ok((subscriber, instance))
+        .map_err(|source| BridgeError::Subscribe { subject, source })
 }
 
 /// Whether `payload` is a bridge instance's id (a NUID).
@@ -83,24 +113,26 @@ fn is_instance_id(payload: &[u8]) -> bool {
 
 /// Answers other instances' probes, announces this one, and counts the
 /// announcements of other live instances of the same name.
-pub(crate) async fn run(
-    shared: Arc<Shared>,
-    mut subscriber: Subscriber,
-    instance: String,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let subject = subject_of(&shared.prefix, &shared.name);
+pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, mut stopped: watch::Receiver<bool>) {
+    let Claim { names, instance } = claim;
+    let subjects: Vec<String> = names
+        .iter()
+        .map(|(name, _)| subject_of(&shared.prefix, name))
+        .collect();
+    let mut subscriber = futures_util::stream::select_all(names.into_iter().map(|(_, s)| s));
     let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
     loop {
         tokio::select! {
             biased;
             () = stop_requested(&mut stopped) => return,
             _ = announce.tick() => {
-                // Lost while disconnected: the next one goes out.
-                let _ = shared
-                    .client
-                    .publish(subject.clone(), Bytes::from(instance.clone().into_bytes()))
-                    .await;
+                for subject in &subjects {
+                    // Lost while disconnected: the next one goes out.
+                    let _ = shared
+                        .client
+                        .publish(subject.clone(), Bytes::from(instance.clone().into_bytes()))
+                        .await;
+                }
             }
             message = subscriber.next() => {
                 let Some(message) = message else { return };

@@ -495,14 +495,25 @@ async fn disconnects_are_counted_from_the_connection_not_from_events() {
     init_tracing();
     let mut server = NatsServer::start();
     let bus = EventBus::new();
+    // A tiny subscription buffer: a flood makes the client report a slow
+    // consumer per dropped message, more than its event queue (128) holds.
     let bridge = Bridge::builder(&bus)
         .name("counted")
         .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .import::<LoadSampled>("load.sampled", Delivery::AtMostOnce)
         .jetstream(fast())
-        .connect(server.url(), ConnectOptions::new())
+        .connect(server.url(), ConnectOptions::new().subscription_capacity(1))
         .await
         .unwrap();
     bus.start();
+    let flood = async_nats::connect(server.url()).await.unwrap();
+    for n in 0..5_000 {
+        flood
+            .publish("sb.load.sampled", payload("flood", n))
+            .await
+            .unwrap();
+    }
+    flood.flush().await.unwrap();
     server.restart();
     let reconnected = eventually(WAIT, || {
         let client = bridge.stats().client;
@@ -511,8 +522,13 @@ async fn disconnects_are_counted_from_the_connection_not_from_events() {
     .await;
     let client = bridge.stats().client;
     println!(
-        "HOSTILE restart: connects {}, disconnects {}, consumer connects {}, consumer disconnects {}",
-        client.connects, client.disconnects, client.consumer_connects, client.consumer_disconnects
+        "HOSTILE flood of 5000 into a buffer of 1, then a restart: slow consumer events counted \
+         {}, connects {}, disconnects {}, consumer connects {}, consumer disconnects {}",
+        client.slow_consumer,
+        client.connects,
+        client.disconnects,
+        client.consumer_connects,
+        client.consumer_disconnects
     );
     assert!(reconnected, "{}", bridge.stats());
     assert_eq!(client.disconnects, 1);
@@ -559,8 +575,30 @@ async fn a_second_live_bridge_with_the_same_name_is_refused_or_detected() {
             .await
             .unwrap(),
     );
+    // Two bridges of other names sharing one durable consumer would split
+    // its messages: the second is refused too.
+    let durable = || JetStreamOptions::default().durable("shared-durable");
+    let _holder = Bridge::builder(&EventBus::new())
+        .name("durable-a")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(durable())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let refused = Bridge::builder(&EventBus::new())
+        .name("durable-b")
+        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(durable())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, BridgeError::NameTaken { name } if name == "shared-durable"),
+        "{refused}"
+    );
     println!(
-        "HOSTILE same name: the holder answered the probe; conflicts counted {}",
+        "HOSTILE same name: the holder answered the probe; conflicts counted {}; a shared \
+         durable refused: {refused}",
         first.stats().client.name_conflicts
     );
 }
@@ -730,4 +768,45 @@ async fn after_an_importer_restart_every_event_arrives_and_lost_is_never_negativ
             "lost = missed - late >= 0: {count:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_core_nats_unparseable_headers_cost_a_counted_reconnect_and_nothing_more() {
+    init_tracing();
+    let server = NatsServer::start();
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let importer = Bridge::builder(&bus_b)
+        .name("core-poison-importer")
+        .import::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let _exporter = Bridge::builder(&bus_a)
+        .name("core-poison-exporter")
+        .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    let mut routes = bus_b.subscribe_to::<RouteAdded>("routes", 64).unwrap();
+    bus_a.start();
+    bus_b.start();
+    raw_publish(server.port(), "sb.route.added", POISON[0], b"{}");
+    // Nothing is stored on core NATS: once reconnected, events flow again.
+    let mut n = 0;
+    let flowing = eventually(WAIT, || {
+        n += 1;
+        bus_a.publish(RouteAdded::new("core-poison-exporter", n));
+        importer.stats().client.disconnects == 1 && !routes.is_empty()
+    })
+    .await;
+    let stats = importer.stats();
+    println!(
+        "HOSTILE unparseable headers on core NATS: disconnects {}, connects {}, events imported \
+         after it {}",
+        stats.client.disconnects,
+        stats.client.connects,
+        stats.import("route.added").unwrap().imported
+    );
+    assert!(flowing, "{stats}");
+    assert!(take(&mut routes, 1).await[0].n >= 1);
 }
