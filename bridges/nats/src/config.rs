@@ -359,9 +359,10 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::InvalidPrefix { prefix, reason } => write!(
                 f,
-                "the subject prefix {prefix:?} cannot be used because {reason}: use \
+                "the subject prefix {:?} cannot be used because {reason}: use a short prefix of \
                  dot-separated tokens without spaces or wildcards, not starting with `_sb`, e.g. \
-                 \"sb\" or \"acme.events\""
+                 \"sb\" or \"acme.events\"",
+                abbreviated(prefix)
             ),
             ConfigError::InvalidEventType {
                 rust_type,
@@ -380,8 +381,9 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::DuplicateImport { event_type } => write!(
                 f,
-                "event type {event_type:?} is imported or served twice: a subject can feed one \
-                 Rust type only, import it once"
+                "event type {:?} is imported or served twice: a subject can feed one Rust type \
+                 only, import it once",
+                abbreviated(event_type)
             ),
             ConfigError::InvalidName { name } => write!(
                 f,

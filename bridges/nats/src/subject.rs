@@ -103,13 +103,19 @@ pub const MAX_SUBJECT_LEN: usize = 1024;
 pub const RESERVED_TOKEN: &str = "_sb";
 
 /// Checks that `prefix` can be the bridge's prefix: a valid name
-/// ([`check_name`]) whose first token is not [`RESERVED_TOKEN`].
+/// ([`check_name`]) whose first token is not [`RESERVED_TOKEN`], short
+/// enough that a subject under it (`{prefix}.x`) fits in
+/// [`MAX_SUBJECT_LEN`] bytes.
 ///
 /// ```
 /// use switchboard_nats::subject::{check_prefix, SubjectError};
 ///
 /// assert_eq!(check_prefix("acme.events"), Ok(()));
 /// assert_eq!(check_prefix("_sb.x"), Err(SubjectError::Reserved));
+/// assert_eq!(
+///     check_prefix(&"p".repeat(5000)),
+///     Err(SubjectError::TooLong { len: 5002 })
+/// );
 /// ```
 ///
 /// # Errors
@@ -119,6 +125,13 @@ pub fn check_prefix(prefix: &str) -> Result<(), SubjectError> {
     check_name(prefix)?;
     if prefix.split('.').next() == Some(RESERVED_TOKEN) {
         return Err(SubjectError::Reserved);
+    }
+    // The shortest subject under the prefix: `{prefix}.x`. Unchecked, a
+    // bridge without event types would start with a prefix whose control
+    // subjects the server refuses.
+    let shortest = prefix.len() + 2;
+    if shortest > MAX_SUBJECT_LEN {
+        return Err(SubjectError::TooLong { len: shortest });
     }
     Ok(())
 }
