@@ -4,7 +4,7 @@ use std::any::TypeId;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -21,6 +21,7 @@ use crate::config::{Delivery, ExportQueue, JetStreamOptions};
 use crate::dead_letter::DeadLetters;
 use crate::echo::Imported;
 use crate::error::BridgeError;
+use crate::import::Reconnect;
 use crate::names::NameGuard;
 use crate::serve::PendingReplies;
 use crate::stats::{
@@ -33,6 +34,10 @@ use crate::{client_events, export, import, jetstream, presence, serve, subject};
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
 const DROP_GRACE: Duration = Duration::from_secs(5);
+/// How long `connect` waits for a bridge to answer its name's probe when
+/// something other than a bridge keeps "no responders" from coming (a `>`
+/// subscriber): a live bridge answers in a round trip.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 /// How long `connect` waits for the server to confirm the subscriptions.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -119,7 +124,13 @@ fn check_header_room<C: Codec>(
         .exports
         .iter()
         .map(|e| (e.rust_type, &e.event_type))
-        .chain(builder.imports.iter().map(|i| (i.rust_type, &i.event_type)));
+        .chain(builder.imports.iter().map(|i| (i.rust_type, &i.event_type)))
+        .chain(
+            builder
+                .served
+                .iter()
+                .map(|s| (s.request_rust_type, &s.request_type)),
+        );
     for (rust_type, event_type) in types {
         let bytes = crate::cloudevents::largest_header_block(event_type, name);
         if bytes >= max_payload {
@@ -138,8 +149,12 @@ fn client_counts(shared: &Shared) -> ClientCounts {
     let (connects, disconnects) = connection_counts(&shared.client);
     let (consumer_connects, consumer_disconnects) = shared
         .consumer_client
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
-        .map_or((0, 0), connection_counts);
+        .map_or((0, 0), |client| {
+            shared.consumer_events.connection_counts(client)
+        });
     let counters = &shared.client_events.counters;
     let consumer = &shared.consumer_events.counters;
     ClientCounts {
@@ -168,8 +183,9 @@ pub(crate) struct Shared {
     pub content_type: String,
     pub bus: EventBus,
     pub client: Client,
-    /// The at-least-once importer's own connection, if it has one.
-    pub consumer_client: Option<Client>,
+    /// The at-least-once importer's own connection, if it has one (built
+    /// again by the importer if its client dies).
+    pub consumer_client: Mutex<Option<Client>>,
     pub exports: Vec<Arc<ExportType>>,
     pub imports: Vec<Arc<ImportType>>,
     pub served: Vec<Arc<ServedType>>,
@@ -280,7 +296,7 @@ impl Bridge {
             .any(|i| i.delivery == Delivery::AtLeastOnce)
             .then(|| builder.jetstream.durable.as_deref().unwrap_or(&name));
         let names: Vec<&str> = std::iter::once(name.as_str()).chain(durable).collect();
-        let presence = presence::claim(&client, &builder.prefix, &names, CONFIRM_TIMEOUT).await?;
+        let presence = presence::claim(&client, &builder.prefix, &names, PROBE_WAIT).await?;
 
         let BridgeBuilder {
             bus,
@@ -334,23 +350,29 @@ impl Bridge {
                 .iter()
                 .any(|(d, _)| *d == Delivery::AtLeastOnce);
         let consumer_events = Arc::new(ClientEvents::default());
-        let (jetstream, consumer_client, advisories) = if uses_jetstream {
+        let (jetstream, consumer_client, advisories, reconnect) = if uses_jetstream {
             check_jetstream(&client).await?;
             // The consumer reads on a connection of its own: see `jetstream`.
-            let consumer_client = if imports_durably {
-                let consumer_client = client_events::install(
-                    options,
-                    &name,
-                    "consumer",
-                    Arc::clone(&consumer_events),
-                )
-                .connect(addrs)
-                .await
-                .map_err(BridgeError::Connect)?;
+            let (consumer_client, reconnect) = if imports_durably {
+                let reconnect = Reconnect {
+                    addrs,
+                    options: client_events::install(
+                        options,
+                        &name,
+                        "consumer",
+                        Arc::clone(&consumer_events),
+                    ),
+                };
+                let consumer_client = reconnect
+                    .options
+                    .clone()
+                    .connect(reconnect.addrs.clone())
+                    .await
+                    .map_err(BridgeError::Connect)?;
                 wait_connected(&consumer_client, &consumer_events).await?;
-                Some(consumer_client)
+                (Some(consumer_client), Some(reconnect))
             } else {
-                None
+                (None, None)
             };
             let jetstream = jetstream::setup(
                 &client,
@@ -378,9 +400,9 @@ impl Bridge {
                 }
                 None => None,
             };
-            (Some(jetstream), consumer_client, advisories)
+            (Some(jetstream), consumer_client, advisories, reconnect)
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
 
         let core_imports = subscribe_each(
@@ -443,7 +465,7 @@ impl Bridge {
             content_type: codec.content_type().to_owned(),
             bus,
             client,
-            consumer_client,
+            consumer_client: Mutex::new(consumer_client),
             exports,
             imports,
             served,
@@ -492,12 +514,13 @@ impl Bridge {
                 stopped.clone(),
             )));
         }
-        if let (Some(consumer), Some(advisories)) =
-            (jetstream.and_then(|js| js.consumer), advisories)
+        if let (Some(consumer), Some(advisories), Some(reconnect)) =
+            (jetstream.and_then(|js| js.consumer), advisories, reconnect)
         {
             tasks.push(handle.spawn(import::run_jetstream(
                 Arc::clone(&shared),
                 consumer,
+                reconnect,
                 advisories,
                 stopped.clone(),
             )));

@@ -200,7 +200,7 @@ impl<C: Codec> BridgeBuilder<C> {
     /// A request is kept (its reply inbox, to send the responses to) until
     /// its requester says it is done: its quorum answered, it timed out, was
     /// cancelled or dropped (a notice on the control subject
-    /// `{prefix}._sb.done`). A lost notice is made up for by the request's
+    /// `_sb.{prefix}.done`). A lost notice is made up for by the request's
     /// TTL: the requester's timeout (its `ce-sbttl` header), 30 s if it does
     /// not say, at most 10 min. At most
     /// [`max_pending_requests`](Self::max_pending_requests) are kept at

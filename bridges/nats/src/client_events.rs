@@ -6,6 +6,7 @@
 //! so they come from the client's own statistics and state instead
 //! ([`connection_counts`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::connection::State;
@@ -18,6 +19,9 @@ use crate::stats::{bump, ClientCounters};
 pub(crate) struct ClientEvents {
     pub counters: ClientCounters,
     last_error: Mutex<Option<String>>,
+    /// The connects and disconnects of clients replaced by a new one.
+    retired_connects: AtomicU64,
+    retired_disconnects: AtomicU64,
 }
 
 impl ClientEvents {
@@ -27,6 +31,27 @@ impl ClientEvents {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Keeps the counts of `client`, which died and is being replaced: its
+    /// connection counts as lost.
+    pub(crate) fn retire(&self, client: &Client) {
+        let (connects, disconnects) = connection_counts(client);
+        self.retired_connects.fetch_add(connects, Ordering::Relaxed);
+        self.retired_disconnects.fetch_add(
+            disconnects.max(connects.saturating_sub(1)) + 1,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The connects and disconnects of `client`, with those of the clients
+    /// it replaced.
+    pub(crate) fn connection_counts(&self, client: &Client) -> (u64, u64) {
+        let (connects, disconnects) = connection_counts(client);
+        (
+            connects + self.retired_connects.load(Ordering::Relaxed),
+            disconnects + self.retired_disconnects.load(Ordering::Relaxed),
+        )
     }
 
     fn set_last_error(&self, error: String) {
@@ -56,10 +81,7 @@ pub(crate) fn install(
 /// A client's connects and disconnects: every connection but the current
 /// one was lost.
 pub(crate) fn connection_counts(client: &Client) -> (u64, u64) {
-    let connects = client
-        .statistics()
-        .connects
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let connects = client.statistics().connects.load(Ordering::Relaxed);
     let current = u64::from(client.connection_state() == State::Connected);
     (connects, connects.saturating_sub(current))
 }

@@ -140,8 +140,10 @@ pub struct JetStreamOptions {
     /// the server's message API and imports it, or sends it to the dead
     /// letters if it cannot be parsed, decoded or validated: a message that
     /// the NATS client cannot even parse never reaches the importer
-    /// otherwise. A message read back that way is not held back for its
-    /// publisher's order (it has no redelivery left to wait with).
+    /// otherwise. A message read back that way is imported at once, not held
+    /// back for its publisher's order (nothing would deliver it again if the
+    /// process died while it waited): if its successors went first, it
+    /// counts as `late`.
     pub max_deliver: i64,
     /// The waits before each redelivery of an unacknowledged message
     /// (empty: `ack_wait` each time). Fewer entries than `max_deliver`; the

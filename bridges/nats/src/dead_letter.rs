@@ -28,7 +28,7 @@ use std::str::FromStr;
 
 use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy};
 use async_nats::jetstream::Context;
-use async_nats::{HeaderMap, HeaderName, StatusCode};
+use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
 
 use crate::bridge::Bridge;
@@ -68,8 +68,11 @@ pub struct DeadLetter {
     pub reason: String,
     /// The bridge that gave up on it.
     pub bridge: String,
-    /// The original header block, byte for byte (`NATS/1.0\r\n...\r\n\r\n`;
-    /// empty if the message had none).
+    /// The original header block (`NATS/1.0\r\n...\r\n\r\n`; empty if the
+    /// message had none): byte for byte when the client could not parse it
+    /// (read back through the message API), otherwise written anew from the
+    /// headers the client parsed (the same names and values; their order
+    /// and a status line's text may differ).
     pub headers: Bytes,
     /// The original payload.
     pub payload: Bytes,
@@ -134,6 +137,8 @@ fn jetstream_error(error: impl Into<async_nats::Error>) -> DeadLetterError {
 /// A message to send to the dead letters.
 pub(crate) struct Letter<'a> {
     pub stream: &'a str,
+    /// When the stream was created: its sequences start again in a new one.
+    pub stream_created: time::OffsetDateTime,
     pub subject: &'a str,
     pub stream_sequence: u64,
     pub deliveries: u64,
@@ -198,7 +203,13 @@ impl DeadLetters {
         headers.insert(HEADER_LEN, letter.headers.len().to_string().as_str());
         headers.insert(
             MSG_ID,
-            format!("{}.{}", letter.stream, letter.stream_sequence).as_str(),
+            format!(
+                "{}.{}.{}",
+                letter.stream,
+                letter.stream_created.unix_timestamp_nanos(),
+                letter.stream_sequence
+            )
+            .as_str(),
         );
         let mut payload = BytesMut::with_capacity(letter.headers.len() + letter.payload.len());
         payload.extend_from_slice(letter.headers);
@@ -365,7 +376,14 @@ pub(crate) fn parse_header_block(raw: &[u8]) -> Result<Option<HeaderMap>, String
         while let Some(more) = lines.next_if(|s| s.starts_with(char::is_whitespace)) {
             value.push_str(more);
         }
-        headers.append(name, value.trim_end());
+        // The client panics (its connection task ends) on such a value.
+        let value = HeaderValue::from_str(value.trim_end()).map_err(|_| {
+            format!(
+                "the value of header {:?} holds a lone carriage return",
+                header_safe(name.as_ref())
+            )
+        })?;
+        headers.append(name, value);
     }
     Ok(Some(headers))
 }
@@ -373,7 +391,8 @@ pub(crate) fn parse_header_block(raw: &[u8]) -> Result<Option<HeaderMap>, String
 impl Bridge {
     /// The dead letters of the bridge's prefix: the at-least-once messages
     /// an importer could not import, oldest first (every importer of the
-    /// prefix sends its own there).
+    /// prefix sends its own there). Reads every one, a request each: for
+    /// inspection and repair, not for a hot path.
     ///
     /// # Errors
     ///
@@ -457,6 +476,7 @@ mod tests {
                 "not a valid header name",
             ),
             (b"HTTP/1.1\r\n\r\n", "NATS/1.0"),
+            (b"NATS/1.0\r\nx: a\rb\r\n\r\n", "carriage return"),
         ] {
             let error = parse_header_block(raw).unwrap_err();
             assert!(error.contains(why), "{error}");

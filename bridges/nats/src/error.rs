@@ -136,7 +136,11 @@ impl Error for BridgeError {
 /// refused them, the address otherwise.
 fn advice(error: &str) -> &'static str {
     let error = error.to_ascii_lowercase();
-    if error.contains("authorization") || error.contains("authentication") {
+    // `ConnectErrorKind::Authentication` displays as "failed signing nonce".
+    if error.contains("authorization")
+        || error.contains("authentication")
+        || error.contains("nonce")
+    {
         "the server refused the credentials: check that the connect options carry the ones it \
          requires (user/password, token, NKey, credentials file)"
     } else if error.contains("tls") {

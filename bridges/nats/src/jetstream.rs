@@ -17,6 +17,7 @@
 //!
 //! Only stream and consumer settings that nats-server 2.9 knows are used.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
@@ -133,9 +134,13 @@ pub(crate) struct Consumer {
     /// When the stream the consumer reads was created: another time means
     /// a new stream, whose sequence numbers start again at 1.
     pub stream_created: time::OffsetDateTime,
-    /// The last stream sequence the importer handled (or skipped by
-    /// starting after it).
+    /// Every stream sequence up to this one was handled (or skipped by
+    /// starting after it, or acknowledged on the server): a consumer
+    /// created again resumes after it.
     pub floor: u64,
+    /// Stream sequences handled above `floor + 1`: a message held back, lost
+    /// in transit or turned back keeps the floor below it.
+    pub ahead: BTreeSet<u64>,
 }
 
 /// What the server had forgotten, found by [`Consumer::recover`].
@@ -172,7 +177,7 @@ impl Consumer {
         }
         let info = stream.info().await?.clone();
         let new_stream = info.created != self.stream_created;
-        let start = if new_stream { 1 } else { self.floor + 1 };
+        let start = if new_stream { 1 } else { self.resume_at() };
         let removed = if new_stream {
             0
         } else {
@@ -184,17 +189,59 @@ impl Consumer {
         };
         self.consumer = stream.create_consumer(config).await?;
         self.stream_created = info.created;
-        if new_stream {
-            self.floor = 0;
-            Ok(Forgotten::Stream)
+        Ok(if new_stream {
+            Forgotten::Stream
         } else {
-            Ok(Forgotten::Consumer { removed })
-        }
+            Forgotten::Consumer { removed }
+        })
+    }
+
+    /// The first stream sequence that may not have been handled.
+    pub(crate) fn resume_at(&self) -> u64 {
+        self.floor.saturating_add(1)
     }
 
     /// Records that the importer handled stream message `sequence`.
     pub(crate) fn handled(&mut self, sequence: u64) {
+        if sequence == self.floor + 1 {
+            self.advance(sequence);
+        } else if sequence > self.floor {
+            self.ahead.insert(sequence);
+        }
+    }
+
+    /// Raises the floor to `sequence`, and past what was handled beyond it.
+    fn advance(&mut self, sequence: u64) {
         self.floor = self.floor.max(sequence);
+        self.ahead = self.ahead.split_off(&(self.floor + 1));
+        while self.ahead.first() == Some(&(self.floor + 1)) {
+            self.ahead.pop_first();
+            self.floor += 1;
+        }
+    }
+
+    /// Whether stream message `sequence` was handled already.
+    pub(crate) fn was_handled(&self, sequence: u64) -> bool {
+        sequence <= self.floor || self.ahead.contains(&sequence)
+    }
+
+    /// Raises the floor to the consumer's acknowledgement floor on the
+    /// server, which also passes messages deleted from the stream (that
+    /// never reach the importer and would hold the floor back forever).
+    pub(crate) async fn sync_floor(&mut self) -> Result<(), async_nats::Error> {
+        let info = self.consumer.info().await?;
+        let acknowledged = info.ack_floor.stream_sequence;
+        if acknowledged > self.floor {
+            self.advance(acknowledged);
+        }
+        Ok(())
+    }
+
+    /// Forgets the old stream's sequences: the consumer reads a new stream
+    /// from its start.
+    pub(crate) fn restart(&mut self) {
+        self.floor = 0;
+        self.ahead.clear();
     }
 }
 
@@ -317,5 +364,6 @@ async fn create_consumer(
         consumer,
         stream_created,
         floor,
+        ahead: BTreeSet::new(),
     })
 }

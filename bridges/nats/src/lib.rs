@@ -75,7 +75,8 @@
 //!
 //! # Bad input and faults
 //!
-//! Nothing the bridge can see is lost uncounted, and nothing panics:
+//! Nothing the bridge can see is lost uncounted, and the bridge does not
+//! panic:
 //!
 //! - A message on an imported subject that is not a CloudEvent, names
 //!   another type, is larger than
@@ -86,14 +87,17 @@
 //!   [`Bridge::dead_letters`], [`Bridge::replay_dead_letter`] and
 //!   [`Bridge::discard_dead_letter`]) before it is acknowledged.
 //! - A message whose header block the NATS client cannot parse makes the
-//!   client drop the connection it arrives on (async-nats' behaviour, which
-//!   the bridge cannot change). On JetStream the importer's consumer reads
-//!   on a connection of its own, redelivery is bounded
+//!   client drop the connection it arrives on, or, for a header value
+//!   holding a lone carriage return, panic in its connection task, which
+//!   leaves the client dead (async-nats' behaviour, which the bridge cannot
+//!   change). On JetStream the importer's consumer reads on a connection of
+//!   its own, built again when its client dies; redelivery is bounded
 //!   ([`JetStreamOptions::max_deliver`]), and the message the server gave up
 //!   on is read back through the server's message API and dead-lettered:
 //!   the bridge's other traffic is not cut off, and the stream is not
 //!   blocked. On core NATS nothing is stored: the defence is the server's
-//!   subject permissions (see "Trust model" below).
+//!   subject permissions (see "Trust model" below); without them, such a
+//!   message costs the bridge's connection a reconnect, or its life.
 //! - A server that forgot the stream or the consumer (a restart without its
 //!   store, a deletion) is found out and the consumer created again after
 //!   the last message imported, or from the start of a new stream; what is

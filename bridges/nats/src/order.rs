@@ -132,8 +132,9 @@ impl Runs {
     }
 
     /// Decides about event `seq` of `run` at `now`, and advances the run
-    /// unless it holds the event back.
-    pub(crate) fn admit(&mut self, run: &str, seq: u64, now: Instant) -> Admit {
+    /// unless it holds the event back. `may_hold`: whether the event can
+    /// wait (false for one that must go in now).
+    pub(crate) fn admit(&mut self, run: &str, seq: u64, now: Instant, may_hold: bool) -> Admit {
         let Some(state) = self.runs.get_mut(run) else {
             self.remember(run, seq);
             return Admit::InOrder;
@@ -151,7 +152,7 @@ impl Runs {
             state.gap_since = None;
             return Admit::Jump;
         }
-        if missed > 0 {
+        if missed > 0 && may_hold {
             if let Some(wait) = self.hold {
                 let since = *state.gap_since.get_or_insert(now);
                 if now.duration_since(since) < wait {
@@ -209,34 +210,38 @@ mod tests {
     fn core_counts_gaps_at_once_and_late_only_fills_them() {
         let now = Instant::now();
         let mut runs = Runs::new(None, 1000);
-        assert_eq!(runs.admit("r", 5, now), Admit::InOrder); // first sight
-        assert_eq!(runs.admit("r", 6, now), Admit::InOrder);
-        assert_eq!(runs.admit("r", 9, now), Admit::AfterGap { missed: 2 });
-        assert_eq!(runs.admit("r", 8, now), Admit::Late);
-        assert_eq!(runs.admit("r", 8, now), Admit::Unordered, "filled already");
-        assert_eq!(runs.admit("r", 7, now), Admit::Late);
+        assert_eq!(runs.admit("r", 5, now, true), Admit::InOrder); // first sight
+        assert_eq!(runs.admit("r", 6, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 9, now, true), Admit::AfterGap { missed: 2 });
+        assert_eq!(runs.admit("r", 8, now, true), Admit::Late);
         assert_eq!(
-            runs.admit("r", 4, now),
+            runs.admit("r", 8, now, true),
+            Admit::Unordered,
+            "filled already"
+        );
+        assert_eq!(runs.admit("r", 7, now, true), Admit::Late);
+        assert_eq!(
+            runs.admit("r", 4, now, true),
             Admit::Unordered,
             "before first sight"
         );
-        assert_eq!(runs.admit("other", 1, now), Admit::InOrder);
-        assert_eq!(runs.admit("r", 10, now), Admit::InOrder);
+        assert_eq!(runs.admit("other", 1, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 10, now, true), Admit::InOrder);
     }
 
     #[test]
     fn a_jump_beyond_the_window_is_a_new_start_not_a_gap() {
         let now = Instant::now();
         let mut runs = Runs::new(Some(Duration::from_secs(60)), 100);
-        assert_eq!(runs.admit("r", 1, now), Admit::InOrder);
-        assert_eq!(runs.admit("r", 1_000_000, now), Admit::Jump);
+        assert_eq!(runs.admit("r", 1, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 1_000_000, now, true), Admit::Jump);
         // The genuine events behind the forged one still come in.
-        assert_eq!(runs.admit("r", 2, now), Admit::Unordered);
-        assert_eq!(runs.admit("r", 1_000_001, now), Admit::InOrder);
+        assert_eq!(runs.admit("r", 2, now, true), Admit::Unordered);
+        assert_eq!(runs.admit("r", 1_000_001, now, true), Admit::InOrder);
         // Exactly the window is still a gap (held back first on JetStream).
-        assert_eq!(runs.admit("r", 1_000_102, now), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 1_000_102, now, true), Admit::HoldBack);
         assert_eq!(
-            runs.admit("r", 1_000_102, now + Duration::from_secs(60)),
+            runs.admit("r", 1_000_102, now + Duration::from_secs(60), true),
             Admit::AfterGap { missed: 100 }
         );
     }
@@ -246,40 +251,45 @@ mod tests {
         let start = Instant::now();
         let wait = Duration::from_secs(3);
         let mut runs = Runs::new(Some(wait), 1000);
-        assert_eq!(runs.admit("r", 1, start), Admit::InOrder);
+        assert_eq!(runs.admit("r", 1, start, true), Admit::InOrder);
         // 2 is missing: 3 and 4 wait for it.
-        assert_eq!(runs.admit("r", 3, start), Admit::HoldBack);
-        assert_eq!(runs.admit("r", 4, start), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 3, start, true), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 4, start, true), Admit::HoldBack);
         let later = start + Duration::from_secs(1);
-        assert_eq!(runs.admit("r", 2, later), Admit::InOrder);
-        assert_eq!(runs.admit("r", 3, later), Admit::InOrder);
-        assert_eq!(runs.admit("r", 4, later), Admit::InOrder);
+        assert_eq!(runs.admit("r", 2, later, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 3, later, true), Admit::InOrder);
+        assert_eq!(runs.admit("r", 4, later, true), Admit::InOrder);
         // 5 never comes: 6 goes on once the wait is over.
-        assert_eq!(runs.admit("r", 6, later), Admit::HoldBack);
-        assert_eq!(runs.admit("r", 6, later + wait / 2), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 6, later, true), Admit::HoldBack);
+        assert_eq!(runs.admit("r", 6, later + wait / 2, true), Admit::HoldBack);
         assert_eq!(
-            runs.admit("r", 6, later + wait),
+            runs.admit("r", 6, later + wait, true),
             Admit::AfterGap { missed: 1 }
         );
-        assert_eq!(runs.admit("r", 5, later + wait), Admit::Late);
+        assert_eq!(runs.admit("r", 5, later + wait, true), Admit::Late);
+        // One that must go in now is not held back.
+        assert_eq!(
+            runs.admit("r", 8, later + wait, false),
+            Admit::AfterGap { missed: 1 }
+        );
     }
 
     #[test]
     fn the_oldest_gap_and_run_are_forgotten() {
         let now = Instant::now();
         let mut runs = Runs::new(None, u64::MAX);
-        runs.admit("g", 0, now);
+        runs.admit("g", 0, now, true);
         for n in 0..=MAX_GAPS as u64 {
-            runs.admit("g", 2 * n + 2, now);
+            runs.admit("g", 2 * n + 2, now, true);
         }
-        assert_eq!(runs.admit("g", 1, now), Admit::Unordered, "forgotten");
-        assert_eq!(runs.admit("g", 3, now), Admit::Late);
+        assert_eq!(runs.admit("g", 1, now, true), Admit::Unordered, "forgotten");
+        assert_eq!(runs.admit("g", 3, now, true), Admit::Late);
         runs.max_runs = 2;
-        runs.admit("a", 1, now);
-        runs.admit("b", 1, now);
-        runs.admit("c", 1, now);
+        runs.admit("a", 1, now, true);
+        runs.admit("b", 1, now, true);
+        runs.admit("c", 1, now, true);
         // "a" was forgotten: its next event counts as a first sight.
-        assert_eq!(runs.admit("a", 7, now), Admit::InOrder);
-        assert_eq!(runs.admit("c", 2, now), Admit::InOrder);
+        assert_eq!(runs.admit("a", 7, now, true), Admit::InOrder);
+        assert_eq!(runs.admit("c", 2, now, true), Admit::InOrder);
     }
 }

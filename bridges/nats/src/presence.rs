@@ -44,7 +44,8 @@ pub(crate) struct Claim {
 }
 
 /// Fails if another live bridge holds one of `names` under `prefix`;
-/// otherwise subscribes to each name's subject, holding it.
+/// otherwise subscribes to each name's subject, holding it. `wait` bounds
+/// the probe when something answers other than a bridge.
 pub(crate) async fn claim(
     client: &Client,
     prefix: &str,
@@ -79,26 +80,19 @@ async fn claim_one(
         Bytes::from(instance.to_owned().into_bytes()),
     );
     match tokio::time::timeout(wait, probe).await {
-        Err(_) => return Err(BridgeError::NameTaken { name: name.into() }),
         Ok(Ok(answer)) if is_instance_id(&answer.payload) => {
             return Err(BridgeError::NameTaken { name: name.into() })
         }
-        // Some other responder (a stream capturing `_sb.>`...): not a bridge.
-        Ok(Ok(_)) => {}
+        // "No responders": nobody holds the name.
         Ok(Err(error)) if error.kind() == RequestErrorKind::NoResponders => {}
-        // Something subscribes to the name but did not answer in time.
-        Ok(Err(error)) if error.kind() == RequestErrorKind::TimedOut => {
-            return Err(BridgeError::NameTaken { name: name.into() })
-        }
-        Ok(Err(error)) => {
-            return Err(BridgeError::Subscribe {
-                subject,
-                source: async_nats::SubscribeError::with_source(
-                    async_nats::client::SubscribeErrorKind::Other,
-                    error,
-                ),
-            })
-        }
+        // Something else subscribes to the subject (a `>` subscriber, a
+        // stream) without answering like a bridge: the announcements will
+        // tell if a bridge holds the name.
+        _ => tracing::info!(
+            bridge = name,
+            "switchboard-nats: the name's presence probe got no bridge's answer; relying on \
+             announcements to detect another live bridge of this name"
+        ),
     }
     client
         .subscribe(subject.clone())

@@ -166,9 +166,9 @@ counters! {
         /// it from its start; what the old stream held unread is gone, and is
         /// counted per publisher in [`ImportCounts::missed`].
         new_streams,
-        /// Stream messages lost to this importer: removed from the stream
-        /// (expired, purged, deleted) before it read them, or given up by the
-        /// server and unreadable afterwards.
+        /// Stream messages (of any type the stream holds) lost to this
+        /// importer: removed from the stream (expired, purged, deleted) before
+        /// it read them, or given up by the server and unreadable afterwards.
         lost,
         /// Messages the server gave up delivering after `max_deliver`
         /// attempts (its max-deliveries advisory), read back through the
@@ -180,6 +180,10 @@ counters! {
         dead_letter_failed,
         /// Acknowledgements of unrouted messages that could not be sent.
         ack_failed,
+        /// Times the consumer's NATS client was built again because its
+        /// connection task had ended (async-nats panics on a header value
+        /// holding a lone carriage return).
+        client_rebuilt,
     }
 }
 
@@ -475,14 +479,15 @@ impl fmt::Display for BridgeStats {
         writeln!(
             f,
             "  consumer: recreated {} (new streams {}), lost {}, gave up {}, dead-lettered unrouted \
-             {}, dead letters failed {}, ack failed {}",
+             {}, dead letters failed {}, ack failed {}, client rebuilt {}",
             d.recreated,
             d.new_streams,
             d.lost,
             d.gave_up,
             d.dead_lettered,
             d.dead_letter_failed,
-            d.ack_failed
+            d.ack_failed,
+            d.client_rebuilt
         )
     }
 }

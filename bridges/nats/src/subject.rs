@@ -94,7 +94,8 @@ pub fn check_name(name: &str) -> Result<(), SubjectError> {
 /// The longest subject the bridge uses for an event type, in bytes: a
 /// quarter of nats-server's default `max_control_line` (4096), leaving room
 /// on a protocol line for the reply subject (a JetStream acknowledgement
-/// subject is over 100 bytes) and the numbers.
+/// subject is over 100 bytes) and the numbers. A server configured with a
+/// smaller `max_control_line` needs shorter types than this.
 pub const MAX_SUBJECT_LEN: usize = 1024;
 
 /// The first token of the bridges' own control subjects

@@ -1,0 +1,654 @@
+//! The at-least-once importer: the bridge's durable consumer, read on a
+//! connection of its own, with what it takes to keep each publisher's order
+//! and to survive what the server forgets or gives up on.
+//!
+//! - A message whose publisher's earlier event is missing is held here,
+//!   unacknowledged and marked in progress, until that one comes or the
+//!   order wait ends; held messages are tried again in stream order.
+//! - A message the server gave up delivering (its max-deliveries advisory)
+//!   is read back through the JSON message API and imported at once, or
+//!   stored as a dead letter.
+//! - Errors of the message stream make the importer look for the stream and
+//!   the consumer and create what is gone (see [`Consumer::recover`]); a
+//!   consumer connection whose client died is built again.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::client::FlushErrorKind;
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
+use async_nats::jetstream::{self, AckKind};
+use async_nats::{Client, ConnectOptions, HeaderMap, ServerAddr, Subscriber};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use super::{process, route, Memory, Route, Verdict};
+use crate::bridge::Shared;
+use crate::dead_letter::{header_block, parse_header_block, Letter};
+use crate::export::{log_now, stop_requested};
+use crate::jetstream::{Consumer, Forgotten};
+use crate::stats::{add, bump};
+
+/// Consecutive errors of the consumer's message stream after which the
+/// importer looks for the consumer again (a server that restarted without
+/// it answers pulls with errors forever).
+const ERRORS_BEFORE_RECOVERY: u64 = 3;
+
+/// How long a liveness check waits for a flush (a live client that is
+/// disconnected holds it until it reconnects; a dead one fails at once).
+const LIVENESS_WAIT: Duration = Duration::from_millis(100);
+
+/// How to build the consumer's connection again.
+pub(crate) struct Reconnect {
+    pub addrs: Vec<ServerAddr>,
+    /// With the bridge's event callback installed.
+    pub options: ConnectOptions,
+}
+
+/// One stream message as the importer handles it, from a delivery or from
+/// the message API.
+struct StreamMessage<'a> {
+    subject: &'a str,
+    stream_sequence: u64,
+    deliveries: u64,
+    headers: Option<&'a HeaderMap>,
+    payload: &'a [u8],
+    /// Whether it may be held back for order (not when nothing would
+    /// deliver it again).
+    may_hold: bool,
+}
+
+impl<'a> StreamMessage<'a> {
+    fn delivered(message: &'a jetstream::Message) -> Self {
+        let (stream_sequence, deliveries) = message.info().map_or((0, 1), |info| {
+            (
+                info.stream_sequence,
+                u64::try_from(info.delivered).unwrap_or(1),
+            )
+        });
+        Self {
+            subject: message.subject.as_str(),
+            stream_sequence,
+            deliveries,
+            headers: message.headers.as_ref(),
+            payload: &message.payload,
+            may_hold: true,
+        }
+    }
+}
+
+/// The at-least-once importer.
+struct Importer {
+    shared: Arc<Shared>,
+    memory: Memory,
+    consumer: Consumer,
+    reconnect: Reconnect,
+    /// Consecutive errors of the message stream.
+    failures: u64,
+    /// The consumer client's connects when the message stream was opened.
+    connects_seen: u64,
+    /// Messages held back for their publisher's order, by stream sequence.
+    /// Kept here rather than turned back: every redelivery counts towards
+    /// `max_deliver`, so a turned-back message would run out of deliveries
+    /// before the missing one came back. Each is marked in progress at
+    /// every tick, so the server does not redeliver it; if the process
+    /// dies, the server does.
+    held: Vec<(u64, Box<jetstream::Message>)>,
+    /// The most messages held at once: past it the oldest goes in, its gap
+    /// counted as missed. Half of `max_ack_pending`, so that held messages
+    /// never stop the server from delivering the missing ones.
+    max_held: usize,
+}
+
+impl Importer {
+    /// Routes and processes a message; a rejected one is stored as a dead
+    /// letter. `Err` if that failed (the message must come again).
+    async fn import(&mut self, message: &StreamMessage<'_>) -> Result<Verdict, ()> {
+        let shared = Arc::clone(&self.shared);
+        let verdict = match route(&shared, message.subject) {
+            Route::To(entry) => {
+                let verdict = process(
+                    &shared,
+                    entry,
+                    &mut self.memory,
+                    message.headers,
+                    message.payload,
+                    message.may_hold,
+                );
+                if let Verdict::Rejected(reason) = &verdict {
+                    let headers = header_block(message.headers);
+                    let stored = self
+                        .dead_letter(message, &headers, reason, &entry.counters.dead_lettered)
+                        .await;
+                    if stored.is_err() {
+                        return Err(());
+                    }
+                }
+                verdict
+            }
+            Route::OutsidePrefix => {
+                bump(&shared.unrouted.outside_prefix);
+                if log_now(shared.unrouted.outside_prefix.load(Ordering::Relaxed)) {
+                    tracing::warn!(
+                        bridge = %shared.name,
+                        subject = %truncated(message.subject),
+                        "switchboard-nats: skipped a stream message outside the bridge's prefix"
+                    );
+                }
+                Verdict::Done
+            }
+            Route::NotImported => {
+                bump(&shared.unrouted.not_imported);
+                Verdict::Done
+            }
+        };
+        if verdict != Verdict::HoldBack {
+            self.consumer.handled(message.stream_sequence);
+        }
+        Ok(verdict)
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &StreamMessage<'_>,
+        headers: &[u8],
+        reason: &str,
+        counter: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), ()> {
+        let shared = &self.shared;
+        let letter = Letter {
+            stream: self.consumer.spec.name(),
+            stream_created: self.consumer.stream_created,
+            subject: message.subject,
+            stream_sequence: message.stream_sequence,
+            deliveries: message.deliveries,
+            reason,
+            headers,
+            payload: message.payload,
+        };
+        match shared.dead_letters.store(&letter).await {
+            Ok(()) => {
+                bump(counter);
+                tracing::warn!(
+                    bridge = %shared.name,
+                    stream_sequence = message.stream_sequence,
+                    "switchboard-nats: a stream message went to the dead letters: {reason}"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                bump(&shared.consumer_counters.dead_letter_failed);
+                tracing::warn!(
+                    bridge = %shared.name,
+                    stream_sequence = message.stream_sequence,
+                    %error,
+                    "switchboard-nats: could not store a dead letter; the message comes again"
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Handles a message the consumer delivered: imports and acknowledges
+    /// it, or holds it back; after an import, tries the held ones again.
+    async fn delivered(&mut self, message: jetstream::Message) {
+        let verdict = self.import(&StreamMessage::delivered(&message)).await;
+        if verdict == Ok(Verdict::HoldBack) {
+            self.hold(message).await;
+            return;
+        }
+        self.acknowledge(&message, verdict).await;
+        if !self.held.is_empty() {
+            self.release().await;
+        }
+    }
+
+    /// Holds `message` back, in stream order; past `max_held`, the oldest
+    /// held message goes in now.
+    async fn hold(&mut self, message: jetstream::Message) {
+        let sequence = StreamMessage::delivered(&message).stream_sequence;
+        let index = self.held.partition_point(|(held, _)| *held < sequence);
+        self.held.insert(index, (sequence, Box::new(message)));
+        if self.held.len() > self.max_held {
+            let (_, oldest) = self.held.remove(0);
+            let mut forced = StreamMessage::delivered(&oldest);
+            forced.may_hold = false;
+            let verdict = self.import(&forced).await;
+            self.acknowledge(&oldest, verdict).await;
+            self.release().await;
+        }
+    }
+
+    /// Tries the held-back messages again, in stream order, until none
+    /// moves on: an import may fill the gap that held the next one.
+    async fn release(&mut self) {
+        loop {
+            let mut progressed = false;
+            let mut index = 0;
+            while index < self.held.len() {
+                let (sequence, message) = self.held.remove(index);
+                let verdict = self.import(&StreamMessage::delivered(&message)).await;
+                if verdict == Ok(Verdict::HoldBack) {
+                    self.held.insert(index, (sequence, message));
+                    index += 1;
+                } else {
+                    self.acknowledge(&message, verdict).await;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// At every tick: releases what the order wait no longer holds, and
+    /// marks the rest in progress. `false` if the message stream must be
+    /// opened again: the consumer's client died, or it reconnected (a pull
+    /// request sent before may be lost with the old connection, and the
+    /// stream would only notice after missed heartbeats).
+    async fn tick(&mut self) -> bool {
+        let connects = self.client().statistics().connects.load(Ordering::Relaxed);
+        if connects != self.connects_seen {
+            self.connects_seen = connects;
+            return false;
+        }
+        if !self.client_alive().await {
+            return false;
+        }
+        // Unreachable now and then: the next tick tries again.
+        let _ = self.consumer.sync_floor().await;
+        if self.held.is_empty() {
+            return true;
+        }
+        self.release().await;
+        for (_, message) in &self.held {
+            // A lost mark means one redelivery, recognised as a duplicate.
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+        true
+    }
+
+    /// Imports every held message now (their stream is gone, or the
+    /// importer stops with nothing left to wait for).
+    async fn release_all(&mut self) {
+        for (_, message) in std::mem::take(&mut self.held) {
+            let mut forced = StreamMessage::delivered(&message);
+            forced.may_hold = false;
+            let verdict = self.import(&forced).await;
+            self.acknowledge(&message, verdict).await;
+        }
+    }
+
+    async fn acknowledge(&self, message: &jetstream::Message, verdict: Result<Verdict, ()>) {
+        let ack = match verdict {
+            Ok(_) => message.ack().await,
+            // The dead letter could not be stored: it comes again.
+            Err(()) => {
+                message
+                    .ack_with(AckKind::Nak(Some(self.shared.jetstream.ack_wait)))
+                    .await
+            }
+        };
+        if let Err(error) = ack {
+            let counter = match route(&self.shared, message.subject.as_str()) {
+                Route::To(entry) => &entry.counters.ack_failed,
+                _ => &self.shared.consumer_counters.ack_failed,
+            };
+            bump(counter);
+            if log_now(counter.load(Ordering::Relaxed)) {
+                tracing::warn!(
+                    bridge = %self.shared.name,
+                    %error,
+                    "switchboard-nats: could not acknowledge a message; it will be redelivered \
+                     and skipped as a duplicate"
+                );
+            }
+        }
+    }
+
+    /// Handles a max-deliveries advisory: the server gave up delivering a
+    /// message (perhaps one the client could not parse). The importer reads
+    /// it back through the message API and imports it at once (nothing
+    /// would deliver it again while it waited) or sends it to the dead letters.
+    async fn gave_up(&mut self, advisory: &[u8]) {
+        let shared = Arc::clone(&self.shared);
+        let Some((stream_sequence, deliveries)) =
+            parse_advisory(advisory, self.consumer.spec.name(), &self.consumer.durable)
+        else {
+            return;
+        };
+        if self.consumer.was_handled(stream_sequence) {
+            return;
+        }
+        bump(&shared.consumer_counters.gave_up);
+        let raw = match get_message(&shared, self.consumer.spec.name(), stream_sequence).await {
+            Ok(raw) => raw,
+            Err(error) => {
+                bump(&shared.consumer_counters.lost);
+                if log_now(shared.consumer_counters.lost.load(Ordering::Relaxed)) {
+                    tracing::warn!(
+                        bridge = %shared.name,
+                        stream_sequence,
+                        %error,
+                        "switchboard-nats: the server gave up delivering a message and it could \
+                         not be read back; it is lost to this importer (counted)"
+                    );
+                }
+                return;
+            }
+        };
+        let message = StreamMessage {
+            subject: &raw.subject,
+            stream_sequence,
+            deliveries,
+            headers: None,
+            payload: &raw.payload,
+            may_hold: false,
+        };
+        let imported = match parse_header_block(&raw.headers) {
+            Ok(headers) => {
+                self.import(&StreamMessage {
+                    headers: headers.as_ref(),
+                    ..message
+                })
+                .await
+            }
+            Err(why) => {
+                let reason = format!("the NATS client cannot parse its headers: {why}");
+                let counter = match route(&shared, &raw.subject) {
+                    Route::To(entry) => {
+                        bump(&entry.counters.received);
+                        bump(&entry.counters.malformed);
+                        &entry.counters.dead_lettered
+                    }
+                    _ => &shared.consumer_counters.dead_lettered,
+                };
+                let stored = self
+                    .dead_letter(&message, &raw.headers, &reason, counter)
+                    .await;
+                self.consumer.handled(stream_sequence);
+                stored.map(|()| Verdict::Done)
+            }
+        };
+        match imported {
+            // No redelivery follows: a failure to store the dead letter loses it.
+            Err(()) => bump(&shared.consumer_counters.lost),
+            Ok(_) => self.release().await,
+        }
+    }
+
+    /// Finds the consumer again after errors, counting what the server
+    /// forgot; builds the consumer's connection again if its client died.
+    async fn recover(&mut self) {
+        if !self.client_alive().await {
+            self.reconnect().await;
+        }
+        let shared = Arc::clone(&self.shared);
+        match self.consumer.recover().await {
+            Ok(Forgotten::Nothing) => {}
+            Ok(Forgotten::Consumer { removed }) => {
+                bump(&shared.consumer_counters.recreated);
+                add(&shared.consumer_counters.lost, removed);
+                tracing::warn!(
+                    bridge = %shared.name,
+                    durable = %self.consumer.durable,
+                    resumed_at = self.consumer.resume_at(),
+                    removed,
+                    "switchboard-nats: the server had lost the durable consumer (a restart \
+                     without its store, or a deletion); created again at the first stream \
+                     message not imported ({removed} stream messages were gone: counted as lost)"
+                );
+            }
+            Ok(Forgotten::Stream) => {
+                bump(&shared.consumer_counters.recreated);
+                bump(&shared.consumer_counters.new_streams);
+                // What was held from the old stream will never come again.
+                self.release_all().await;
+                self.consumer.restart();
+                tracing::warn!(
+                    bridge = %shared.name,
+                    stream = %self.consumer.spec.name(),
+                    "switchboard-nats: the stream is a new one (the server lost or deleted the \
+                     old): reading it from its start; what the old stream held beyond the last \
+                     message imported is gone, counted per publisher as missed"
+                );
+            }
+            Err(error) => tracing::warn!(
+                bridge = %shared.name,
+                %error,
+                "switchboard-nats: could not find or create the durable consumer; retrying"
+            ),
+        }
+    }
+
+    fn client(&self) -> Client {
+        self.shared
+            .consumer_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .expect("an at-least-once importer has a consumer client")
+    }
+
+    /// Whether the consumer's client still has its connection task: a
+    /// client whose task ended (async-nats panics on a header value holding
+    /// a lone carriage return) cannot even queue a flush.
+    async fn client_alive(&self) -> bool {
+        let flushed = tokio::time::timeout(LIVENESS_WAIT, self.client().flush()).await;
+        !matches!(flushed, Ok(Err(error)) if error.kind() == FlushErrorKind::SendError)
+    }
+
+    /// Builds the consumer's connection again.
+    async fn reconnect(&mut self) {
+        let shared = &self.shared;
+        match self
+            .reconnect
+            .options
+            .clone()
+            .connect(self.reconnect.addrs.clone())
+            .await
+        {
+            Ok(client) => {
+                bump(&shared.consumer_counters.client_rebuilt);
+                shared.consumer_events.retire(&self.client());
+                tracing::warn!(
+                    bridge = %shared.name,
+                    "switchboard-nats: the consumer's NATS client had stopped (its connection \
+                     task ended); built a new one"
+                );
+                self.consumer.spec.context = crate::jetstream::context(&client, &shared.jetstream);
+                *shared
+                    .consumer_client
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
+            }
+            Err(error) => tracing::warn!(
+                bridge = %shared.name,
+                %error,
+                "switchboard-nats: could not build the consumer's NATS client again; retrying"
+            ),
+        }
+    }
+
+    /// Counts an error of the message stream; whether to look for the
+    /// consumer again.
+    fn failed(&mut self, error: &dyn std::fmt::Display, gone: bool) -> bool {
+        self.failures += 1;
+        if log_now(self.failures) {
+            tracing::warn!(
+                bridge = %self.shared.name,
+                %error,
+                "switchboard-nats: the durable consumer reported an error"
+            );
+        }
+        gone || self.failures >= ERRORS_BEFORE_RECOVERY
+    }
+}
+
+/// The stream sequence and delivery count of a max-deliveries advisory
+/// about `durable` on `stream`; `None` for anything else.
+fn parse_advisory(payload: &[u8], stream: &str, durable: &str) -> Option<(u64, u64)> {
+    let advisory: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let field = |name: &str| advisory.get(name).and_then(serde_json::Value::as_str);
+    if field("type") != Some("io.nats.jetstream.advisory.v1.max_deliver")
+        || field("stream") != Some(stream)
+        || field("consumer") != Some(durable)
+    {
+        return None;
+    }
+    Some((
+        advisory.get("stream_seq")?.as_u64()?,
+        advisory
+            .get("deliveries")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+    ))
+}
+
+/// A stream message as the JSON message API returns it: the header block
+/// as bytes that the client does not parse.
+struct RawMessage {
+    subject: String,
+    headers: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+async fn get_message(
+    shared: &Shared,
+    stream: &str,
+    sequence: u64,
+) -> Result<RawMessage, async_nats::Error> {
+    use base64::Engine;
+    let request = serde_json::to_vec(&serde_json::json!({ "seq": sequence }))?;
+    let response = shared
+        .client
+        .request(format!("$JS.API.STREAM.MSG.GET.{stream}"), request.into())
+        .await?;
+    let response: serde_json::Value = serde_json::from_slice(&response.payload)?;
+    if let Some(error) = response.get("error") {
+        return Err(format!("the server answered {error}").into());
+    }
+    let message = response
+        .get("message")
+        .ok_or("the server's answer has no message")?;
+    let base64 = |field: &str| -> Result<Vec<u8>, async_nats::Error> {
+        match message.get(field).and_then(serde_json::Value::as_str) {
+            Some(text) => Ok(base64::engine::general_purpose::STANDARD.decode(text)?),
+            None => Ok(Vec::new()),
+        }
+    };
+    Ok(RawMessage {
+        subject: message
+            .get("subject")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        headers: base64("hdrs")?,
+        payload: base64("data")?,
+    })
+}
+
+/// A subject for a log line: at most 256 bytes.
+fn truncated(subject: &str) -> &str {
+    let mut end = subject.len().min(256);
+    while !subject.is_char_boundary(end) {
+        end -= 1;
+    }
+    &subject[..end]
+}
+
+/// How often held messages are marked in progress: half the shortest wait
+/// before a redelivery (a backoff's first entry replaces `ack_wait` on the
+/// server).
+fn tick_period(shared: &Shared) -> Duration {
+    let options = &shared.jetstream;
+    let shortest = options
+        .redelivery_backoff
+        .iter()
+        .copied()
+        .fold(options.ack_wait, Duration::min);
+    (shortest / 2).max(Duration::from_millis(10))
+}
+
+/// Imports every at-least-once type from the bridge's durable consumer,
+/// acknowledging each message once its event is in the bus (or in the dead
+/// letters); `advisories`: the server's max-deliveries advisories for it.
+pub(crate) async fn run_jetstream(
+    shared: Arc<Shared>,
+    consumer: Consumer,
+    reconnect: Reconnect,
+    mut advisories: Subscriber,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(tick_period(&shared));
+    let max_held = usize::try_from(shared.jetstream.max_ack_pending / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let mut importer = Importer {
+        memory: Memory::jetstream(&shared),
+        shared,
+        consumer,
+        reconnect,
+        failures: 0,
+        connects_seen: 0,
+        held: Vec::new(),
+        max_held,
+    };
+    loop {
+        // Every wait on the server races the stop signal: with the server
+        // gone, these calls wait for a reconnect that may never come.
+        importer.connects_seen = importer
+            .client()
+            .statistics()
+            .connects
+            .load(Ordering::Relaxed);
+        let messages = tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => return,
+            messages = importer.consumer.consumer.messages() => messages,
+        };
+        match messages {
+            Ok(mut messages) => loop {
+                tokio::select! {
+                    biased;
+                    () = stop_requested(&mut stopped) => return,
+                    _ = tick.tick() => if !importer.tick().await {
+                        break;
+                    },
+                    item = messages.next() => match item {
+                        Some(Ok(message)) => {
+                            importer.failures = 0;
+                            importer.delivered(message).await;
+                        }
+                        Some(Err(error)) => {
+                            let gone = matches!(
+                                error.kind(),
+                                MessagesErrorKind::ConsumerDeleted | MessagesErrorKind::NoResponders
+                            );
+                            if importer.failed(&error, gone) {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    Some(advisory) = advisories.next() => importer.gave_up(&advisory.payload).await,
+                }
+            },
+            Err(error) => {
+                importer.failed(&error, true);
+            }
+        }
+        tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        tokio::select! {
+            biased;
+            () = stop_requested(&mut stopped) => return,
+            () = importer.recover() => importer.failures = 0,
+        }
+    }
+}
