@@ -27,20 +27,9 @@ fn fast() -> JetStreamOptions {
         .max_deliver(3)
 }
 
-/// Receives `n` events, failing the test if they do not come within [`WAIT`].
+/// Receives `n` events within [`WAIT`] each.
 async fn take<T: Event>(subscription: &mut TypedSubscription<T>, n: usize) -> Vec<Arc<T>> {
-    let mut events = Vec::with_capacity(n);
-    while events.len() < n {
-        match tokio::time::timeout(WAIT, subscription.next()).await {
-            Ok(Some(event)) => events.push(event),
-            other => panic!(
-                "received {} of {n} events, then {:?}",
-                events.len(),
-                other.map(|e| e.is_some())
-            ),
-        }
-    }
-    events
+    common::take(subscription, n, WAIT).await
 }
 
 /// Header blocks the server accepts and the async-nats client cannot parse

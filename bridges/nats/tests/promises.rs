@@ -42,20 +42,9 @@ fn still_documented(doc_name: &str, doc: &str, lines: &[&str]) {
     }
 }
 
-/// Receives `n` events, failing the test if they do not come within [`WAIT`].
+/// Receives `n` events within [`WAIT`] each.
 async fn take<T: Event>(subscription: &mut TypedSubscription<T>, n: usize) -> Vec<Arc<T>> {
-    let mut events = Vec::with_capacity(n);
-    while events.len() < n {
-        match tokio::time::timeout(WAIT, subscription.next()).await {
-            Ok(Some(event)) => events.push(event),
-            other => panic!(
-                "received {} of {n} events, then {:?}",
-                events.len(),
-                other.map(|e| e.is_some())
-            ),
-        }
-    }
-    events
+    common::take(subscription, n, WAIT).await
 }
 
 /// An event whose type is whatever it carries: for event types too long to

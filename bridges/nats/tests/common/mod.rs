@@ -348,6 +348,27 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// Receives `n` events, failing the test if one does not come within `wait`.
+pub async fn take<T: Event>(
+    subscription: &mut switchboard::TypedSubscription<T>,
+    n: usize,
+    wait: Duration,
+) -> Vec<Arc<T>> {
+    use futures_util::StreamExt;
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        match tokio::time::timeout(wait, subscription.next()).await {
+            Ok(Some(event)) => events.push(event),
+            other => panic!(
+                "received {} of {n} events, then {:?}",
+                events.len(),
+                other.map(|e| e.is_some())
+            ),
+        }
+    }
+    events
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
