@@ -3,7 +3,7 @@
 use std::any::TypeId;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -146,7 +146,14 @@ fn check_header_room<C: Codec>(
 
 /// A snapshot of the connections' counters.
 fn client_counts(shared: &Shared) -> ClientCounts {
+    let stopped_for_good = shared.client_stopped.load(Ordering::Relaxed);
     let (connects, disconnects) = connection_counts(&shared.client);
+    // A client that stopped for good still says it is connected.
+    let disconnects = if stopped_for_good {
+        connects
+    } else {
+        disconnects
+    };
     let (consumer_connects, consumer_disconnects) = shared
         .consumer_client
         .lock()
@@ -167,6 +174,7 @@ fn client_counts(shared: &Shared) -> ClientCounts {
         server_errors: counters.server_errors.load(Ordering::Relaxed)
             + consumer.server_errors.load(Ordering::Relaxed),
         name_conflicts: shared.name_conflicts.load(Ordering::Relaxed),
+        stopped_for_good,
     }
 }
 
@@ -200,6 +208,8 @@ pub(crate) struct Shared {
     pub consumer_counters: ConsumerCounters,
     /// Announcements heard from another live bridge of this name.
     pub name_conflicts: AtomicU64,
+    /// Set once the main client's connection task is found ended.
+    pub client_stopped: AtomicBool,
     pub dead_letters: DeadLetters,
     /// Each export queue in use, with its bus subscriber name.
     pub queues: Vec<(Delivery, ExportQueue, String)>,
@@ -476,6 +486,7 @@ impl Bridge {
             consumer_events,
             consumer_counters: ConsumerCounters::default(),
             name_conflicts: AtomicU64::new(0),
+            client_stopped: AtomicBool::new(false),
             dead_letters,
             queues,
             jetstream: jetstream_options,

@@ -12,12 +12,14 @@
 //! each also announces itself there every [`ANNOUNCE_EVERY`]: a bridge that
 //! hears another instance's announcement counts it
 //! ([`ClientCounts::name_conflicts`](crate::ClientCounts::name_conflicts))
-//! and logs a warning.
+//! and logs a warning. The announcements also find out a client that has
+//! stopped for good ([`ClientCounts::stopped_for_good`](crate::ClientCounts::stopped_for_good)).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::client::PublishErrorKind;
 use async_nats::{Client, RequestErrorKind, Subscriber};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -100,6 +102,19 @@ async fn claim_one(
         .map_err(|source| BridgeError::Subscribe { subject, source })
 }
 
+/// Records and logs, once, that the main client stopped for good.
+fn stopped_for_good(shared: &Shared) {
+    if !shared.client_stopped.swap(true, Ordering::Relaxed) {
+        tracing::error!(
+            bridge = %shared.name,
+            "switchboard-nats: the NATS client has stopped for good (its connection task \
+             ended, e.g. on a header value holding a lone carriage return): nothing is sent or \
+             received any more; drop the bridge and connect a new one, and keep untrusted \
+             publishers off the prefix with subject permissions"
+        );
+    }
+}
+
 /// Whether `payload` is a bridge instance's id (a NUID).
 fn is_instance_id(payload: &[u8]) -> bool {
     payload.len() == 22 && payload.iter().all(u8::is_ascii_alphanumeric)
@@ -121,15 +136,25 @@ pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, mut stopped: watch::R
             () = stop_requested(&mut stopped) => return,
             _ = announce.tick() => {
                 for subject in &subjects {
-                    // Lost while disconnected: the next one goes out.
-                    let _ = shared
+                    // Queued while disconnected; refused only by a client
+                    // whose connection task has ended.
+                    let sent = shared
                         .client
                         .publish(subject.clone(), Bytes::from(instance.clone().into_bytes()))
                         .await;
+                    if matches!(&sent, Err(error) if error.kind() == PublishErrorKind::Send) {
+                        stopped_for_good(&shared);
+                    }
                 }
             }
             message = subscriber.next() => {
-                let Some(message) = message else { return };
+                let Some(message) = message else {
+                    // The bridge is not stopping (checked first): the
+                    // client's connection task ended and took its
+                    // subscriptions with it.
+                    stopped_for_good(&shared);
+                    return;
+                };
                 if message.payload == instance.as_bytes() {
                     continue;
                 }

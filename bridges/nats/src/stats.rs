@@ -270,6 +270,12 @@ pub struct ClientCounts {
     /// Announcements of another live bridge with this bridge's name on this
     /// prefix, heard after both had started (see [`BridgeError::NameTaken`](crate::BridgeError::NameTaken)).
     pub name_conflicts: u64,
+    /// Whether the main connection's client has stopped for good: its
+    /// connection task ended (async-nats panics on a header value holding a
+    /// lone carriage return) and nothing is sent or received any more. Drop
+    /// the bridge and connect a new one; subject permissions keep such
+    /// messages out (see the crate's trust model).
+    pub stopped_for_good: bool,
 }
 
 /// The event-driven part of [`ClientCounts`].
@@ -466,12 +472,17 @@ impl fmt::Display for BridgeStats {
         writeln!(
             f,
             "  client: connects {}, disconnects {}, slow consumer {}, server errors {}, name \
-             conflicts {} | consumer connection: connects {}, disconnects {}",
+             conflicts {}{} | consumer connection: connects {}, disconnects {}",
             c.connects,
             c.disconnects,
             c.slow_consumer,
             c.server_errors,
             c.name_conflicts,
+            if c.stopped_for_good {
+                ", STOPPED FOR GOOD"
+            } else {
+                ""
+            },
             c.consumer_connects,
             c.consumer_disconnects
         )?;

@@ -860,3 +860,28 @@ async fn a_header_that_kills_the_consumers_client_is_dead_lettered_by_a_new_clie
         "the main connection is untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_core_nats_a_header_that_kills_the_client_is_reported_not_hidden() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus = EventBus::new();
+    let importer = Bridge::builder(&bus)
+        .name("core-lone-cr-importer")
+        .import::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    bus.start();
+    assert!(!importer.stats().client.stopped_for_good);
+    raw_publish(server.port(), "sb.route.added", LONE_CR, b"{}");
+    // Nothing can bring that client back (async-nats' panic); the bridge says so.
+    let reported = eventually(WAIT, || importer.stats().client.stopped_for_good).await;
+    let stats = importer.stats();
+    println!(
+        "HOSTILE lone carriage return on core NATS: stopped for good {}, connects {}, disconnects {}",
+        stats.client.stopped_for_good, stats.client.connects, stats.client.disconnects
+    );
+    assert!(reported, "{stats}");
+    assert!(stats.to_string().contains("STOPPED FOR GOOD"), "{stats}");
+}
