@@ -595,7 +595,10 @@ impl Bridge {
     /// The export queues' figures come from the bus's own stats (the bridge
     /// is an ordinary subscriber there).
     pub fn stats(&self) -> BridgeStats {
-        let shared = &self.shared;
+        Self::stats_of(&self.shared)
+    }
+
+    pub(crate) fn stats_of(shared: &Shared) -> BridgeStats {
         let bus_stats = shared.bus.stats();
         let queues = shared
             .queues

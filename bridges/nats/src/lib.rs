@@ -71,7 +71,8 @@
 //! ```
 //!
 //! From plain threads, [`BridgeBuilder::connect_blocking`] runs the bridge
-//! on a runtime thread of its own.
+//! on a runtime thread of its own. With the feature `prometheus`,
+//! `prometheus::BridgeCollector` exports [`Bridge::stats`] to Prometheus.
 //!
 //! # Bad input and faults
 //!
@@ -143,6 +144,8 @@ mod jetstream;
 mod names;
 mod order;
 mod presence;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod request;
 mod serve;
 mod stats;

@@ -45,6 +45,13 @@ macro_rules! counters {
                 $snapshot { $( $field: self.$field.load(Ordering::Relaxed), )* }
             }
         }
+
+        impl $snapshot {
+            /// Each counter with its field's name, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($field), self.$field), )*]
+            }
+        }
     };
 }
 
@@ -276,6 +283,22 @@ pub struct ClientCounts {
     /// the bridge and connect a new one; subject permissions keep such
     /// messages out (see the crate's trust model).
     pub stopped_for_good: bool,
+}
+
+impl ClientCounts {
+    /// Each counter with its field's name (`stopped_for_good` as 0 or 1).
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("connects", self.connects),
+            ("disconnects", self.disconnects),
+            ("consumer_connects", self.consumer_connects),
+            ("consumer_disconnects", self.consumer_disconnects),
+            ("slow_consumer", self.slow_consumer),
+            ("server_errors", self.server_errors),
+            ("name_conflicts", self.name_conflicts),
+            ("stopped_for_good", u64::from(self.stopped_for_good)),
+        ]
+    }
 }
 
 /// The event-driven part of [`ClientCounts`].
