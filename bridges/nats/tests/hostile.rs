@@ -885,3 +885,65 @@ async fn on_core_nats_a_header_that_kills_the_client_is_reported_not_hidden() {
     assert!(reported, "{stats}");
     assert!(stats.to_string().contains("STOPPED FOR GOOD"), "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_replayed_once_its_cause_is_fixed_is_imported() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus_a = EventBus::new();
+    let _exporter = Bridge::builder(&bus_a)
+        .name("replay-exporter")
+        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    bus_a.start();
+    let importer = |max_import_bytes: usize| {
+        let url = server.url();
+        async move {
+            let bus = EventBus::new();
+            let bridge = Bridge::builder(&bus)
+                .name("replay-importer")
+                .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+                .max_import_bytes(max_import_bytes)
+                .jetstream(fast())
+                .connect(url, ConnectOptions::new())
+                .await
+                .unwrap();
+            let routes = bus.subscribe_to::<RouteAdded>("routes", 64).unwrap();
+            bus.start();
+            (bridge, routes)
+        }
+    };
+    // Too small a limit: the event is a dead letter.
+    let (strict, _) = importer(10).await;
+    bus_a.publish(RouteAdded::new("replay-exporter", 1));
+    assert!(
+        eventually(WAIT, || strict
+            .stats()
+            .import("route.added")
+            .unwrap()
+            .dead_lettered
+            == 1)
+        .await
+    );
+    strict.shutdown().await;
+    // The cause fixed (a limit raised), the dead letter is replayed.
+    let (fixed, mut routes) = importer(1 << 20).await;
+    let letters = fixed.dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].reason.contains("max_import_bytes"),
+        "{letters:?}"
+    );
+    fixed.replay_dead_letter(&letters[0]).await.unwrap();
+    let replayed = take(&mut routes, 1).await;
+    assert_eq!(replayed[0].n, 1);
+    assert!(fixed.dead_letters().await.unwrap().is_empty());
+    println!(
+        "HOSTILE dead letter replayed: reason {:?}, imported after the replay {}",
+        letters[0].reason,
+        fixed.stats().import("route.added").unwrap().imported
+    );
+}
