@@ -63,7 +63,9 @@ async fn a_scrape_shows_the_bridges_counters_and_its_dead_letters() {
         .unwrap();
     let counted = eventually(WAIT, || {
         let counts = importer.stats().import("route.added").cloned().unwrap();
-        counts.imported == 1 && counts.dead_lettered == 1
+        counts.imported == 1
+            && counts.dead_lettered == 1
+            && exporter.stats().export("route.added").unwrap().exported == 1
     })
     .await;
     assert!(counted, "{}", importer.stats());

@@ -152,6 +152,12 @@ async fn on_core_nats_only_the_exporter_publishes_on_the_prefix() {
     exporting_bus.publish(RouteAdded::new("exporter", 2));
     assert_eq!(next(&mut routes).await.n, 2);
     assert!(routes.is_empty());
+    // The exporter counts an event once its publish returned, which may be
+    // after the importer got it.
+    common::eventually(Duration::from_secs(10), || {
+        exporter.stats().export("route.added").unwrap().exported == 2
+    })
+    .await;
     let stats = importer.stats();
     let counts = stats.import("route.added").unwrap();
     assert_eq!(counts.received, 2, "{stats}");
@@ -231,6 +237,12 @@ async fn on_jetstream_only_the_exporter_stores_events_on_the_prefix() {
         .state
         .messages;
     assert_eq!(stored, 2, "only the exporter's events are stored");
+    // The exporter counts an event once the stream's acknowledgement came
+    // back, which may be after the importer got it.
+    common::eventually(Duration::from_secs(10), || {
+        exporter.stats().export("route.added").unwrap().exported == 2
+    })
+    .await;
     let stats = importer.stats();
     let counts = stats.import("route.added").unwrap();
     assert_eq!(counts.received, 2, "{stats}");

@@ -163,13 +163,14 @@ fn process(
     if shared.exported_types.contains(&entry.type_id) {
         shared.imported.insert(&event);
     }
+    // Counted first: whoever sees the event in the bus sees it counted.
+    bump(&counters.imported);
     shared.bus.publish_arc(event);
     // Remembered only once accepted: a corrected republish of a message
     // that was rejected, with the same id, is not a duplicate.
     if let Some(recent) = memory.recent.as_mut() {
         recent.insert(&meta.source, &meta.id);
     }
-    bump(&counters.imported);
     Verdict::Done
 }
 
