@@ -352,10 +352,38 @@ async fn create_consumer(
     let info = consumer
         .info()
         .await
-        .map_err(|error| failed(error.into()))?;
+        .map_err(|error| failed(error.into()))?
+        .clone();
     // Everything up to the acknowledgement floor was handled (for a new
     // consumer: everything before it started).
     let floor = info.ack_floor.stream_sequence;
+    if info.num_ack_pending > 0 {
+        // The previous process of this bridge (no other holds its name)
+        // died with messages it had not acknowledged: the server would
+        // redeliver them after `ack_wait`, behind newer ones. Created again
+        // at the first of them, the consumer delivers everything after the
+        // floor at once and in stream order, so each publisher's order
+        // holds across the restart.
+        stream
+            .delete_consumer(&durable)
+            .await
+            .map_err(|error| failed(error.into()))?;
+        let mut resume = config.clone();
+        resume.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: floor + 1,
+        };
+        consumer = stream
+            .create_consumer(resume)
+            .await
+            .map_err(|error| failed(error.into()))?;
+        tracing::info!(
+            durable = %durable,
+            unacknowledged = info.num_ack_pending,
+            resumed_at = floor + 1,
+            "switchboard-nats: the durable consumer had messages its previous process did not \
+             acknowledge; created again at the first of them, so they come first and in order"
+        );
+    }
     Ok(Consumer {
         spec,
         subjects,

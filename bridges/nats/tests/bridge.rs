@@ -117,7 +117,7 @@ async fn messages_carry_cloudevents_headers_and_a_json_payload() {
     let server = NatsServer::start();
     let raw = async_nats::connect(server.url()).await.unwrap();
     let mut wire = raw.subscribe("sb.route.added").await.unwrap();
-    raw.flush().await.unwrap();
+    common::registered(&raw).await;
     let bus = EventBus::new();
     let _bridge = connect(
         Bridge::builder(&bus)

@@ -444,7 +444,7 @@ async fn a_forged_id_far_ahead_is_a_jump_not_a_million_missed_events() {
     // The genuine exporter's run id, read off the wire.
     let raw = async_nats::connect(server.url()).await.unwrap();
     let mut tap = raw.subscribe("sb.route.added").await.unwrap();
-    raw.flush().await.unwrap();
+    common::registered(&raw).await;
     bus_a.publish(RouteAdded::new("jump-exporter", 2));
     let tapped = tokio::time::timeout(WAIT, tap.next())
         .await
@@ -464,7 +464,8 @@ async fn a_forged_id_far_ahead_is_a_jump_not_a_million_missed_events() {
     raw.publish_with_headers("sb.route.added", headers, payload("forger", 999))
         .await
         .unwrap();
-    raw.flush().await.unwrap();
+    // Processed by the server before the genuine events that follow.
+    common::registered(&raw).await;
     for n in 3..=5 {
         bus_a.publish(RouteAdded::new("jump-exporter", n));
     }
@@ -950,4 +951,78 @@ async fn a_dead_letter_replayed_once_its_cause_is_fixed_is_imported() {
         letters[0].reason,
         fixed.stats().import("route.added").unwrap().imported
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_dead_process_left_unacknowledged_comes_first_and_in_order() {
+    init_tracing();
+    let server = NatsServer::start();
+    let importer = |bus: &EventBus| {
+        Bridge::builder(bus)
+            .name("resume-importer")
+            .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .jetstream(fast())
+            .connect(server.url(), ConnectOptions::new())
+    };
+    // The durable consumer exists; its bridge is gone.
+    importer(&EventBus::new()).await.unwrap().shutdown().await;
+    let bus_a = EventBus::new();
+    let exporter = Bridge::builder(&bus_a)
+        .name("resume-exporter")
+        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+        .jetstream(fast())
+        .connect(server.url(), ConnectOptions::new())
+        .await
+        .unwrap();
+    bus_a.start();
+    let stored = |n: u64| {
+        let exporter = &exporter;
+        async move {
+            assert!(
+                eventually(WAIT, || exporter
+                    .stats()
+                    .export("route.added")
+                    .unwrap()
+                    .exported
+                    == n)
+                .await
+            );
+        }
+    };
+    for n in 1..=10 {
+        bus_a.publish(RouteAdded::new("resume-exporter", n));
+    }
+    stored(10).await;
+    // A process that took five of them and died before acknowledging any.
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("SB")
+        .await
+        .unwrap()
+        .get_consumer("resume-importer")
+        .await
+        .unwrap();
+    let mut taken = consumer.fetch().max_messages(5).messages().await.unwrap();
+    let mut unacknowledged = 0;
+    while let Some(message) = taken.next().await {
+        message.unwrap();
+        unacknowledged += 1;
+    }
+    assert_eq!(unacknowledged, 5);
+    drop(js);
+    for n in 11..=20 {
+        bus_a.publish(RouteAdded::new("resume-exporter", n));
+    }
+    stored(20).await;
+    // The bridge starts again: the five come first, then the rest, in order.
+    let bus_b = EventBus::new();
+    let restarted = importer(&bus_b).await.unwrap();
+    let mut routes = bus_b.subscribe_to::<RouteAdded>("routes", 64).unwrap();
+    bus_b.start();
+    let received: Vec<u64> = take(&mut routes, 20).await.iter().map(|r| r.n).collect();
+    println!(
+        "HOSTILE restart after a process died holding 5 unacknowledged events: received {received:?}, unordered {}",
+        restarted.stats().import("route.added").unwrap().unordered
+    );
+    assert_eq!(received, (1..=20).collect::<Vec<_>>());
 }

@@ -108,7 +108,7 @@ async fn the_readme_example_connects_and_its_events_cross() {
     let server = NatsServer::start();
     let raw = async_nats::connect(server.url()).await.unwrap();
     let mut load_on_the_wire = raw.subscribe("sb.load.sampled").await.unwrap();
-    raw.flush().await.unwrap();
+    common::registered(&raw).await;
 
     let (bus0, bus1) = (EventBus::new(), EventBus::new());
     let mut routes0 = bus0.subscribe_to::<RouteAdded>("routes", 64).unwrap();

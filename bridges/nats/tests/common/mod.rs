@@ -348,6 +348,20 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// Returns once the server has processed every subscription `client` made
+/// before: it handles a connection's commands in order, so a message the
+/// client sends itself comes back only after them (`flush` only writes).
+pub async fn registered(client: &async_nats::Client) {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut echo = client.subscribe(inbox.clone()).await.unwrap();
+    client.publish(inbox, "".into()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), echo.next())
+        .await
+        .expect("the server answers")
+        .expect("the echo");
+}
+
 /// Receives `n` events, failing the test if one does not come within `wait`.
 pub async fn take<T: Event>(
     subscription: &mut switchboard::TypedSubscription<T>,
