@@ -134,13 +134,58 @@ pub(crate) struct Consumer {
     /// When the stream the consumer reads was created: another time means
     /// a new stream, whose sequence numbers start again at 1.
     pub stream_created: time::OffsetDateTime,
-    /// Every stream sequence up to this one was handled (or skipped by
-    /// starting after it, or acknowledged on the server): a consumer
-    /// created again resumes after it.
-    pub floor: u64,
-    /// Stream sequences handled above `floor + 1`: a message held back, lost
-    /// in transit or turned back keeps the floor below it.
-    pub ahead: BTreeSet<u64>,
+    /// The stream sequences the importer handled.
+    pub handled: Handled,
+}
+
+/// The stream sequences an importer handled: a floor up to which every one
+/// was (or was skipped by starting after it, or acknowledged on the server),
+/// and those handled above it. A message held back, lost in transit or
+/// turned back keeps the floor below it, so a consumer created again
+/// resumes at the first one not handled.
+#[derive(Debug, Default)]
+pub(crate) struct Handled {
+    floor: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Handled {
+    pub(crate) fn starting_after(floor: u64) -> Self {
+        Self {
+            floor,
+            ahead: BTreeSet::new(),
+        }
+    }
+
+    /// The first stream sequence that may not have been handled.
+    pub(crate) fn resume_at(&self) -> u64 {
+        self.floor.saturating_add(1)
+    }
+
+    /// Records that stream message `sequence` was handled.
+    pub(crate) fn insert(&mut self, sequence: u64) {
+        if sequence == self.floor + 1 {
+            self.advance_to(sequence);
+        } else if sequence > self.floor {
+            self.ahead.insert(sequence);
+        }
+    }
+
+    /// Raises the floor to `sequence` (if higher), and past what was
+    /// handled beyond it.
+    pub(crate) fn advance_to(&mut self, sequence: u64) {
+        self.floor = self.floor.max(sequence);
+        self.ahead = self.ahead.split_off(&(self.floor + 1));
+        while self.ahead.first() == Some(&(self.floor + 1)) {
+            self.ahead.pop_first();
+            self.floor += 1;
+        }
+    }
+
+    /// Whether stream message `sequence` was handled.
+    pub(crate) fn contains(&self, sequence: u64) -> bool {
+        sequence <= self.floor || self.ahead.contains(&sequence)
+    }
 }
 
 /// What the server had forgotten, found by [`Consumer::recover`].
@@ -177,7 +222,11 @@ impl Consumer {
         }
         let info = stream.info().await?.clone();
         let new_stream = info.created != self.stream_created;
-        let start = if new_stream { 1 } else { self.resume_at() };
+        let start = if new_stream {
+            1
+        } else {
+            self.handled.resume_at()
+        };
         let removed = if new_stream {
             0
         } else {
@@ -196,52 +245,19 @@ impl Consumer {
         })
     }
 
-    /// The first stream sequence that may not have been handled.
-    pub(crate) fn resume_at(&self) -> u64 {
-        self.floor.saturating_add(1)
-    }
-
-    /// Records that the importer handled stream message `sequence`.
-    pub(crate) fn handled(&mut self, sequence: u64) {
-        if sequence == self.floor + 1 {
-            self.advance(sequence);
-        } else if sequence > self.floor {
-            self.ahead.insert(sequence);
-        }
-    }
-
-    /// Raises the floor to `sequence`, and past what was handled beyond it.
-    fn advance(&mut self, sequence: u64) {
-        self.floor = self.floor.max(sequence);
-        self.ahead = self.ahead.split_off(&(self.floor + 1));
-        while self.ahead.first() == Some(&(self.floor + 1)) {
-            self.ahead.pop_first();
-            self.floor += 1;
-        }
-    }
-
-    /// Whether stream message `sequence` was handled already.
-    pub(crate) fn was_handled(&self, sequence: u64) -> bool {
-        sequence <= self.floor || self.ahead.contains(&sequence)
-    }
-
     /// Raises the floor to the consumer's acknowledgement floor on the
     /// server, which also passes messages deleted from the stream (that
     /// never reach the importer and would hold the floor back forever).
     pub(crate) async fn sync_floor(&mut self) -> Result<(), async_nats::Error> {
         let info = self.consumer.info().await?;
-        let acknowledged = info.ack_floor.stream_sequence;
-        if acknowledged > self.floor {
-            self.advance(acknowledged);
-        }
+        self.handled.advance_to(info.ack_floor.stream_sequence);
         Ok(())
     }
 
     /// Forgets the old stream's sequences: the consumer reads a new stream
     /// from its start.
     pub(crate) fn restart(&mut self) {
-        self.floor = 0;
-        self.ahead.clear();
+        self.handled = Handled::default();
     }
 }
 
@@ -391,7 +407,41 @@ async fn create_consumer(
         config,
         consumer,
         stream_created,
-        floor,
-        ahead: BTreeSet::new(),
+        handled: Handled::starting_after(floor),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handled;
+
+    #[test]
+    fn the_floor_rises_only_over_contiguous_sequences() {
+        let mut handled = Handled::starting_after(10);
+        assert_eq!(handled.resume_at(), 11);
+        assert!(handled.contains(10) && !handled.contains(11));
+        // 11 is held back: 12 and 13 go in above it.
+        handled.insert(12);
+        handled.insert(13);
+        assert_eq!(handled.resume_at(), 11, "11 still to come");
+        assert!(handled.contains(12) && !handled.contains(11));
+        handled.insert(11);
+        assert_eq!(handled.resume_at(), 14, "and the floor passes 12, 13");
+        // Sequences at or below the floor change nothing.
+        handled.insert(5);
+        assert_eq!(handled.resume_at(), 14);
+    }
+
+    #[test]
+    fn the_servers_acknowledgement_floor_passes_what_never_came() {
+        let mut handled = Handled::starting_after(0);
+        handled.insert(3);
+        handled.insert(5);
+        // 1 and 2 were deleted from the stream: the server's floor says so.
+        handled.advance_to(2);
+        assert_eq!(handled.resume_at(), 4, "3 handled already");
+        assert!(!handled.contains(4) && handled.contains(5));
+        handled.advance_to(1);
+        assert_eq!(handled.resume_at(), 4, "never lowered");
+    }
 }

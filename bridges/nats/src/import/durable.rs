@@ -144,7 +144,7 @@ impl Importer {
             }
         };
         if verdict != Verdict::HoldBack {
-            self.consumer.handled(message.stream_sequence);
+            self.consumer.handled.insert(message.stream_sequence);
         }
         Ok(verdict)
     }
@@ -319,7 +319,7 @@ impl Importer {
         else {
             return;
         };
-        if self.consumer.was_handled(stream_sequence) {
+        if self.consumer.handled.contains(stream_sequence) {
             return;
         }
         bump(&shared.consumer_counters.gave_up);
@@ -368,7 +368,7 @@ impl Importer {
                 let stored = self
                     .dead_letter(&message, &raw.headers, &reason, counter)
                     .await;
-                self.consumer.handled(stream_sequence);
+                self.consumer.handled.insert(stream_sequence);
                 stored.map(|()| Verdict::Done)
             }
         };
@@ -394,7 +394,7 @@ impl Importer {
                 tracing::warn!(
                     bridge = %shared.name,
                     durable = %self.consumer.durable,
-                    resumed_at = self.consumer.resume_at(),
+                    resumed_at = self.consumer.handled.resume_at(),
                     removed,
                     "switchboard-nats: the server had lost the durable consumer (a restart \
                      without its store, or a deletion); created again at the first stream \
