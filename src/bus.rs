@@ -10,6 +10,7 @@ use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::log;
 use crate::options::{SubscribeOptions, TypeSet};
+use crate::publish::WaitingPublish;
 use crate::stats::BusStats;
 use crate::subscription::{Subscription, TypedSubscription};
 
@@ -161,6 +162,73 @@ impl EventBus {
     /// to the drop callback.
     pub fn publish_arc(&self, event: Arc<dyn Event>) -> usize {
         self.inner.publish(event)
+    }
+
+    /// Publishes `event`, waiting for room at every matching critical
+    /// subscriber instead of dropping it: backpressure, as the publisher's
+    /// choice. See [`publish_waiting_arc`](Self::publish_waiting_arc).
+    pub fn publish_waiting<E: Event>(&self, event: E) -> WaitingPublish<'_> {
+        self.publish_waiting_arc(Arc::new(event))
+    }
+
+    /// Publishes a shared event, waiting for room at every matching critical
+    /// subscriber instead of dropping it.
+    ///
+    /// `.await` the returned [`WaitingPublish`] on any executor, or run it
+    /// with [`blocking`](WaitingPublish::blocking) on a plain thread; give it
+    /// a [`timeout`](WaitingPublish::timeout) or
+    /// [`deadline`](WaitingPublish::deadline), and ask for a
+    /// [`Completion`](crate::Completion) with
+    /// [`tracked`](WaitingPublish::tracked). It resolves to how many
+    /// subscribers received the event.
+    ///
+    /// - **Who waits:** critical subscribers with a buffer. Lossy
+    ///   subscribers are offered the event as by [`publish`](Self::publish)
+    ///   and drop it if full (counted); so does a subscriber of capacity 0,
+    ///   which has no room to wait for (it takes an event only from inside
+    ///   `recv`); the bus's request routes never are full.
+    /// - **Order:** it delivers where there is room first, then waits for
+    ///   the rest; each publisher's events keep their order at every
+    ///   subscriber, as with `publish`.
+    /// - **Before [`start`](Self::start)** (or after [`pause`](Self::pause))
+    ///   it waits for the bus to run, rather than take a place in the
+    ///   pre-start buffer (whose limit would drop it), and is delivered after
+    ///   the replay.
+    /// - **Deadline:** a subscriber still full at the deadline misses the
+    ///   event: counted as dropped ([`DropReason::WaitTimedOut`](crate::DropReason),
+    ///   reported to the drop callback) and named in the [`PublishError`],
+    ///   which hands the event back; those that had room keep it. Before
+    ///   the bus started, it counts one pre-start drop.
+    /// - **Cancel** (the future dropped): the same, with
+    ///   [`DropReason::WaitCancelled`](crate::DropReason).
+    /// - **Unsubscribed meanwhile:** a subscriber that leaves while the
+    ///   publish waits for it is skipped, not counted.
+    /// - **Retained:** it does not retain the event (use
+    ///   [`publish_retained`](Self::publish_retained)); subscriptions made
+    ///   `with_retained` are subscribers like any other.
+    ///
+    /// ```
+    /// use switchboard::{Event, EventBus, Timestamp};
+    /// # futures::executor::block_on(async {
+    ///
+    /// #[derive(Event)]
+    /// struct Order { id: u32, timestamp: Timestamp }
+    ///
+    /// let bus = EventBus::new();
+    /// let orders = bus.subscribe_to::<Order>("billing", 1).unwrap();
+    /// bus.start();
+    ///
+    /// let consumer = std::thread::spawn(move || orders.iter().map(|o| o.id).collect::<Vec<_>>());
+    /// for id in 0..100 {
+    ///     // A buffer of one, and nothing is lost: the publisher waits instead.
+    ///     bus.publish_waiting(Order { id, timestamp: Timestamp::now() }).await.unwrap();
+    /// }
+    /// drop(bus);
+    /// assert_eq!(consumer.join().unwrap(), (0..100).collect::<Vec<_>>());
+    /// # });
+    /// ```
+    pub fn publish_waiting_arc(&self, event: Arc<dyn Event>) -> WaitingPublish<'_> {
+        WaitingPublish::new(&self.inner, event)
     }
 
     /// Publishes `event` as [`publish`](Self::publish) does, and retains it:
@@ -458,7 +526,7 @@ impl EventBus {
     /// Events published after this returns never reach the subscription; a
     /// publish running concurrently may still deliver one.
     pub fn unsubscribe(&self, subscription: &Subscription) -> bool {
-        subscription.belongs_to(&self.inner) && self.inner.remove(subscription.id())
+        subscription.unsubscribe_from(&self.inner)
     }
 
     /// [`unsubscribe`](Self::unsubscribe) for a typed subscription.

@@ -18,6 +18,14 @@ pub enum DropReason {
     /// The bus was buffering (before `start()` or after `pause()`) and its
     /// pre-start buffer was full.
     PreStartOverflow,
+    /// A [waiting publish](crate::EventBus::publish_waiting) reached its
+    /// deadline while this critical subscriber's buffer was still full (or,
+    /// with an empty `subscriber_name`, before the bus started).
+    WaitTimedOut,
+    /// A waiting publish was cancelled (its future dropped) while this
+    /// critical subscriber's buffer was still full (or, with an empty
+    /// `subscriber_name`, before the bus started).
+    WaitCancelled,
 }
 
 /// What the drop callback learns about a dropped event.
@@ -31,10 +39,12 @@ pub struct DropInfo<'a> {
     pub event: &'a dyn Event,
     /// `event.event_type()`.
     pub event_type: &'a str,
-    /// The subscriber that missed it; empty for [`DropReason::PreStartOverflow`].
+    /// The subscriber that missed it; empty for [`DropReason::PreStartOverflow`]
+    /// and for a waiting publish that ended before the bus started.
     pub subscriber_name: &'a str,
     /// The capacity of the buffer that was full: the subscriber's, or the
-    /// bus's pre-start limit for [`DropReason::PreStartOverflow`].
+    /// bus's pre-start limit for [`DropReason::PreStartOverflow`] (0 for a
+    /// waiting publish that ended before the bus started).
     pub capacity: usize,
     /// The subscriber's type filter joined by commas; empty for a universal
     /// subscriber and for [`DropReason::PreStartOverflow`].

@@ -262,7 +262,10 @@
 // Lets `#[derive(Event)]`, which names `::switchboard`, work inside the crate too.
 extern crate self as switchboard;
 
+mod acks;
+mod blocking;
 mod bus;
+mod completion;
 mod core;
 pub mod docs;
 mod drops;
@@ -275,19 +278,27 @@ mod options;
 mod padding;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+mod publish;
 mod request;
 pub mod ringbuffer;
 mod stats;
 mod subscription;
 mod sync;
+#[cfg(not(switchboard_loom))] // a std thread with a clock; loom has none
+mod timer;
 mod timestamp;
 
+pub use acks::{AcksIter, Delivery, WithAcks};
 pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
+pub use completion::{Completed, Completion};
 pub use drops::{DropCallback, DropInfo, DropReason};
 pub use error::{RecvError, RecvTimeoutError, SubscribeError, TryRecvError};
 pub use event::{Event, Request, Response};
 pub use gaps::{GapsIter, Received, WithGaps};
 pub use options::{SubscribeOptions, TypeSet, MAX_CAPACITY};
+pub use publish::{
+    PublishError, PublishFuture, TrackedPublish, TrackedPublishFuture, WaitingPublish,
+};
 pub use request::{
     CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,
 };

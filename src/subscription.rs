@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
+use crate::acks::WithAcks;
+use crate::completion::Envelope;
 use crate::core::{BusCore, Registered, SubscriberState};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
@@ -47,9 +49,22 @@ use crate::sync::Ordering;
 /// assert_eq!(consumer.join().unwrap(), 6);
 /// ```
 pub struct Subscription {
-    receiver: Receiver<Arc<dyn Event>>,
+    // Field order matters: the receiver must drop (closing the queue)
+    // before `_unblock` wakes the publishers waiting for room in it.
+    receiver: Receiver<Envelope>,
+    _unblock: UnblockOnDrop,
     state: Arc<SubscriberState>,
     bus: Weak<BusCore>,
+}
+
+/// Wakes the waiting publishers blocked on the queue once it is gone: they
+/// find it closed and stop waiting.
+struct UnblockOnDrop(Arc<SubscriberState>);
+
+impl Drop for UnblockOnDrop {
+    fn drop(&mut self) {
+        self.0.room.notify();
+    }
 }
 
 impl Subscription {
@@ -58,23 +73,72 @@ impl Subscription {
         let Registered { receiver, state } = registered;
         Self {
             receiver,
+            _unblock: UnblockOnDrop(Arc::clone(&state)),
             state,
             bus,
         }
-    }
-
-    pub(crate) fn id(&self) -> u64 {
-        self.state.id
     }
 
     pub(crate) fn belongs_to(&self, bus: &Arc<BusCore>) -> bool {
         std::ptr::eq(self.bus.as_ptr(), Arc::as_ptr(bus))
     }
 
+    /// Counts an envelope taken from the queue and tells publishers waiting
+    /// for room that there is some.
     #[inline]
-    fn received(&self, event: Arc<dyn Event>) -> Arc<dyn Event> {
+    fn took(&self, envelope: Envelope) -> Envelope {
         self.state.received.fetch_add(1, Ordering::Relaxed);
-        event
+        self.state.room.notify();
+        envelope
+    }
+
+    pub(crate) fn recv_envelope(&self) -> Result<Envelope, RecvError> {
+        self.receiver
+            .recv()
+            .map(|e| self.took(e))
+            .map_err(|_| RecvError)
+    }
+
+    pub(crate) fn try_recv_envelope(&self) -> Result<Envelope, TryRecvError> {
+        match self.receiver.try_recv() {
+            Ok(envelope) => Ok(self.took(envelope)),
+            Err(queue::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(queue::TryRecvError::Disconnected) => Err(TryRecvError::Closed),
+        }
+    }
+
+    pub(crate) fn recv_deadline_envelope(
+        &self,
+        deadline: Instant,
+    ) -> Result<Envelope, RecvTimeoutError> {
+        match self.receiver.recv_deadline(deadline) {
+            Ok(envelope) => Ok(self.took(envelope)),
+            Err(queue::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
+            Err(queue::RecvTimeoutError::Disconnected) => Err(RecvTimeoutError::Closed),
+        }
+    }
+
+    pub(crate) fn poll_envelope(&self, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        match self.try_recv_envelope() {
+            Ok(envelope) => return Poll::Ready(Some(envelope)),
+            Err(TryRecvError::Closed) => return Poll::Ready(None),
+            Err(TryRecvError::Empty) => {}
+        }
+        if !self.state.wakeups_enabled.load(Ordering::Relaxed) {
+            if let Some(bus) = self.bus.upgrade() {
+                bus.enable_wakeups(self.state.id);
+            }
+            // Without a bus, the queue is closing and its closing wakes us.
+            self.state.wakeups_enabled.store(true, Ordering::Relaxed);
+        }
+        self.state.waker.register(cx.waker());
+        // Re-check after registering: an event sent before the registration
+        // either is visible now or its publisher's wake finds our waker.
+        match self.try_recv_envelope() {
+            Ok(envelope) => Poll::Ready(Some(envelope)),
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => Poll::Pending,
+        }
     }
 
     /// Waits for the next event.
@@ -83,10 +147,7 @@ impl Subscription {
     ///
     /// [`RecvError`] once the subscription is closed and drained.
     pub fn recv(&self) -> Result<Arc<dyn Event>, RecvError> {
-        self.receiver
-            .recv()
-            .map(|e| self.received(e))
-            .map_err(|_| RecvError)
+        self.recv_envelope().map(Envelope::finish)
     }
 
     /// Takes the next event if one is queued.
@@ -96,11 +157,7 @@ impl Subscription {
     /// [`TryRecvError::Empty`] if nothing is queued, [`TryRecvError::Closed`]
     /// once the subscription is closed and drained.
     pub fn try_recv(&self) -> Result<Arc<dyn Event>, TryRecvError> {
-        match self.receiver.try_recv() {
-            Ok(event) => Ok(self.received(event)),
-            Err(queue::TryRecvError::Empty) => Err(TryRecvError::Empty),
-            Err(queue::TryRecvError::Disconnected) => Err(TryRecvError::Closed),
-        }
+        self.try_recv_envelope().map(Envelope::finish)
     }
 
     /// Waits up to `timeout` for the next event.
@@ -123,11 +180,7 @@ impl Subscription {
     ///
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&self, deadline: Instant) -> Result<Arc<dyn Event>, RecvTimeoutError> {
-        match self.receiver.recv_deadline(deadline) {
-            Ok(event) => Ok(self.received(event)),
-            Err(queue::RecvTimeoutError::Timeout) => Err(RecvTimeoutError::Timeout),
-            Err(queue::RecvTimeoutError::Disconnected) => Err(RecvTimeoutError::Closed),
-        }
+        self.recv_deadline_envelope(deadline).map(Envelope::finish)
     }
 
     /// A blocking iterator over events; it ends when the subscription closes.
@@ -150,26 +203,8 @@ impl Subscription {
     /// The subscription keeps one waker, the last registered: have one task at
     /// a time wait on it, or a task may miss its wake-up.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<dyn Event>>> {
-        match self.try_recv() {
-            Ok(event) => return Poll::Ready(Some(event)),
-            Err(TryRecvError::Closed) => return Poll::Ready(None),
-            Err(TryRecvError::Empty) => {}
-        }
-        if !self.state.wakeups_enabled.load(Ordering::Relaxed) {
-            if let Some(bus) = self.bus.upgrade() {
-                bus.enable_wakeups(self.state.id);
-            }
-            // Without a bus, the queue is closing and its closing wakes us.
-            self.state.wakeups_enabled.store(true, Ordering::Relaxed);
-        }
-        self.state.waker.register(cx.waker());
-        // Re-check after registering: an event sent before the registration
-        // either is visible now or its publisher's wake finds our waker.
-        match self.try_recv() {
-            Ok(event) => Poll::Ready(Some(event)),
-            Err(TryRecvError::Closed) => Poll::Ready(None),
-            Err(TryRecvError::Empty) => Poll::Pending,
-        }
+        self.poll_envelope(cx)
+            .map(|envelope| envelope.map(Envelope::finish))
     }
 
     /// Takes every event queued now, skipping each
@@ -288,6 +323,14 @@ impl Subscription {
         WithGaps::new(self)
     }
 
+    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
+    /// acknowledge: a tracked publisher's [`Completion`](crate::Completion)
+    /// then waits until the consumer has *finished* with each event (acked or
+    /// dropped its delivery), not merely taken it. See [`WithAcks`].
+    pub fn with_acks(self) -> WithAcks<Self> {
+        WithAcks::new(self)
+    }
+
     /// Whether this subscription is a lossy (observability) one.
     pub fn is_lossy(&self) -> bool {
         self.state.lossy
@@ -307,7 +350,12 @@ impl Subscription {
     pub fn unsubscribe(&self) -> bool {
         self.bus
             .upgrade()
-            .is_some_and(|bus| bus.remove(self.state.id))
+            .is_some_and(|bus| bus.remove(&self.state))
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe), from `bus` only.
+    pub(crate) fn unsubscribe_from(&self, bus: &Arc<BusCore>) -> bool {
+        self.belongs_to(bus) && bus.remove(&self.state)
     }
 }
 
@@ -437,7 +485,7 @@ pub struct TypedSubscription<T> {
 }
 
 /// The bus routes only `T` here, so the downcast cannot fail.
-fn cast<T: Event>(event: Arc<dyn Event>) -> Arc<T> {
+pub(crate) fn cast<T: Event>(event: Arc<dyn Event>) -> Arc<T> {
     event
         .downcast_arc::<T>()
         .unwrap_or_else(|_| unreachable!("the bus routes only events of this type here"))
@@ -558,6 +606,12 @@ impl<T: Event> TypedSubscription<T> {
     /// See [`Subscription::with_gaps`].
     pub fn with_gaps(self) -> WithGaps<Self> {
         WithGaps::new(self)
+    }
+
+    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
+    /// acknowledge. See [`Subscription::with_acks`].
+    pub fn with_acks(self) -> WithAcks<Self> {
+        WithAcks::new(self)
     }
 
     /// Whether the bus still has this subscription.

@@ -43,7 +43,7 @@ impl BusCore {
     pub(super) fn deliver_now(&self, event: Arc<dyn Event>) -> usize {
         let mut drops = self.drops.session();
         self.deliver(event, |subscriber, event| {
-            self.report_critical_drop(&mut drops, subscriber, &**event)
+            self.report_critical_drop(&mut drops, subscriber, &**event, DropReason::BufferFull)
         })
     }
 
@@ -111,7 +111,7 @@ impl BusCore {
         let mut drops = self.drops.session();
         for (subscriber, event) in missed {
             if !subscriber.state().lossy {
-                self.report_critical_drop(&mut drops, subscriber, &**event);
+                self.report_critical_drop(&mut drops, subscriber, &**event, DropReason::BufferFull);
             }
         }
     }
@@ -122,6 +122,7 @@ impl BusCore {
         drops: &mut DropSession<'_>,
         subscriber: &Subscriber,
         event: &dyn Event,
+        reason: DropReason,
     ) {
         let state = subscriber.state();
         let event_type = event.event_type();
@@ -129,10 +130,11 @@ impl BusCore {
             subscriber = &*state.name,
             event_type,
             capacity = state.capacity,
-            "switchboard: critical subscriber's buffer is full; event dropped"
+            ?reason,
+            "switchboard: critical subscriber missed an event"
         );
         drops.report(&DropInfo {
-            reason: DropReason::BufferFull,
+            reason,
             event,
             event_type,
             subscriber_name: &state.name,

@@ -14,6 +14,8 @@
 //! - `delivery`: offering one event to the matching subscribers, and tallying
 //!   what happened.
 //! - `pre_start`: buffering before `start` and after `pause`, and the replay.
+//! - `waiting`: the waiting publish's steps: wait for room instead of
+//!   dropping, and count what it gives up.
 //!
 //! The ordering arguments are collected in the design document's "Memory
 //! orders" section (`docs/design.md`).
@@ -24,6 +26,7 @@ mod published;
 mod registry;
 mod retained;
 mod subscriber;
+mod waiting;
 mod writer;
 
 use std::any::{Any, TypeId};
@@ -32,6 +35,7 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use crate::completion::Envelope;
 use crate::drops::{DropCallback, DropReporter};
 use crate::error::SubscribeError;
 use crate::event::Event;
@@ -39,10 +43,12 @@ use crate::options::{Filter, SubscribeOptions, TypeSet};
 use crate::stats::{RequestCounters, SubscriberStats};
 use crate::sync::queue::{bounded, Receiver};
 use crate::sync::snapshot::Snapshot;
+use crate::sync::wait_list::WaitList;
 use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
 use self::subscriber::Delivery;
 pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
+pub(crate) use self::waiting::Blocked;
 
 use self::pre_start::PreStartBuffer;
 use self::published::PublishedCounter;
@@ -77,6 +83,11 @@ pub(crate) struct BusCore {
     state: AtomicU8,
     /// The mode lock, guarding the pre-start buffer.
     pre_start: Mutex<PreStartBuffer>,
+    /// Waiting publishes made while the bus was buffering: they wait for
+    /// `start` rather than take a place in the pre-start buffer.
+    started: WaitList,
+    /// Keys for waiting publishes in the wait lists.
+    waiter_keys: AtomicU64,
     /// The retained lock, guarding the retained events. Taken after the mode
     /// lock and before the writer lock, never the other way round.
     retained: Mutex<RetainedEvents>,
@@ -110,7 +121,7 @@ pub(crate) enum Published {
 
 /// What [`BusCore::register`] hands the face to build a subscription from.
 pub(crate) struct Registered {
-    pub(crate) receiver: Receiver<Arc<dyn Event>>,
+    pub(crate) receiver: Receiver<Envelope>,
     pub(crate) state: Arc<SubscriberState>,
 }
 
@@ -124,6 +135,8 @@ impl BusCore {
             writer: CachePadded::new(RegistryWriter::new(registry)),
             state: AtomicU8::new(BUFFERING),
             pre_start: Mutex::new(PreStartBuffer::new(pre_start_reserve, pre_start_limit)),
+            started: WaitList::new(),
+            waiter_keys: AtomicU64::new(0),
             retained: Mutex::new(RetainedEvents::default()),
             drops: DropReporter::new(),
             counters: Counters {
@@ -171,6 +184,12 @@ impl BusCore {
             Published::Delivered(delivered) => delivered,
             Published::Buffered => 0,
         }
+    }
+
+    /// A key no other waiting publish of this bus uses (`Relaxed`: it only
+    /// has to be unique).
+    pub(crate) fn next_waiter_key(&self) -> u64 {
+        self.waiter_keys.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Whether the bus delivers directly (started and not paused).
@@ -275,9 +294,14 @@ impl BusCore {
         self.registry.load().contains(id)
     }
 
-    /// Removes the subscriber with `id`; `false` if there is none.
-    pub(crate) fn remove(&self, id: u64) -> bool {
-        self.update_registry(|current| current.without(id))
+    /// Removes the subscriber with `id`; `false` if there is none. Waiting
+    /// publishes blocked on its queue are woken to notice.
+    pub(crate) fn remove(&self, state: &SubscriberState) -> bool {
+        let removed = self.update_registry(|current| current.without(state.id));
+        if removed {
+            state.room.notify();
+        }
+        removed
     }
 
     /// The subscription of `state` was dropped: nobody will receive from its

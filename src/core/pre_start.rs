@@ -128,5 +128,7 @@ impl BusCore {
         drop(replayed);
         drop(replaced);
         self.report_missed(&missed);
+        // After the replay: waiting publishes come after every buffered event.
+        self.started.notify();
     }
 }

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::completion::Envelope;
 use crate::event::Event;
 use crate::options::Filter;
 use crate::padding::{CountsGap, LineGap};
 use crate::sync::queue::{Sender, TrySendError};
+use crate::sync::wait_list::WaitList;
 use crate::sync::{AtomicBool, AtomicU64, AtomicWaker, Ordering};
 
 /// What a subscriber is, shared by the bus's registry entry and the
@@ -44,6 +46,10 @@ pub(crate) struct SubscriberState {
     /// How many of the `dropped` events the consumer has been told about
     /// (`take_missed`); only ever raised, with `fetch_max`.
     pub(crate) missed_reported: AtomicU64,
+    /// Waiting publishers blocked on a full queue, woken by the consumer
+    /// each time it takes an event (and when the subscription goes). Beside
+    /// the consumer's counters: the consumer reads it after every take.
+    pub(crate) room: WaitList,
 }
 
 /// How a subscriber's events are delivered: the settings of
@@ -81,6 +87,7 @@ impl SubscriberState {
             received: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
             missed_reported: AtomicU64::new(0),
+            room: WaitList::new(),
         }
     }
 }
@@ -100,6 +107,15 @@ pub(crate) enum Offer {
     Closed,
 }
 
+/// The outcome of placing a copy in a queue for a waiting publish, which
+/// counts nothing: the copy comes back unless it was queued.
+pub(crate) enum Placed {
+    Delivered,
+    Full(Envelope),
+    /// The consumer is gone.
+    Closed(Envelope),
+}
+
 /// The outcome of handing the caller's own event to the last subscriber.
 pub(crate) enum Handover {
     Delivered,
@@ -111,7 +127,7 @@ pub(crate) enum Handover {
 /// Where a subscriber's events go.
 pub(crate) enum Inbox {
     /// Its bounded queue, read by a [`Subscription`](crate::Subscription).
-    Queue(Sender<Arc<dyn Event>>),
+    Queue(Sender<Envelope>),
     /// Handed to a [`Route`] on the publishing thread: the crate's own
     /// subscriber that passes responses to the requests waiting for them.
     Route(Arc<dyn Route>),
@@ -220,7 +236,7 @@ impl Subscriber {
         if let Some(full) = self.still_full(sender) {
             return full;
         }
-        match sender.try_send(Arc::clone(event)) {
+        match sender.try_send(Envelope::plain(Arc::clone(event))) {
             Ok(()) => {
                 self.sent();
                 Offer::Delivered
@@ -248,13 +264,13 @@ impl Subscriber {
             Some(_) => return Handover::Closed,
             None => {}
         }
-        match sender.try_send(event) {
+        match sender.try_send(Envelope::plain(event)) {
             Ok(()) => {
                 self.sent();
                 Handover::Delivered
             }
-            Err(TrySendError::Full(event)) => match self.found_full() {
-                Offer::Full => Handover::Full(event),
+            Err(TrySendError::Full(envelope)) => match self.found_full() {
+                Offer::Full => Handover::Full(envelope.event),
                 _ => Handover::Closed,
             },
             Err(TrySendError::Disconnected(_)) => Handover::Closed,
@@ -266,7 +282,7 @@ impl Subscriber {
     /// with the drop counted, or `Some(Closed)` if the subscription was
     /// dropped meanwhile. `None`: offer it.
     #[inline(always)]
-    fn still_full(&self, sender: &Sender<Arc<dyn Event>>) -> Option<Offer> {
+    fn still_full(&self, sender: &Sender<Envelope>) -> Option<Offer> {
         if !self.seen_full.load(Ordering::Relaxed) {
             return None;
         }
@@ -282,6 +298,37 @@ impl Subscriber {
         }
         self.seen_full.store(false, Ordering::Relaxed);
         None
+    }
+
+    /// Whether a waiting publish waits for room here: a critical subscriber
+    /// with a queue that has room to wait for. Lossy subscribers drop as
+    /// ever, a request route never is full, and a zero-capacity queue only
+    /// hands over to a consumer already waiting in `recv`.
+    pub(crate) fn waits_for_room(&self) -> bool {
+        let state = self.state();
+        !state.lossy && state.capacity > 0 && matches!(self.inbox, Inbox::Queue(_))
+    }
+
+    /// Queues `envelope` if there is room, counting nothing (a waiting
+    /// publish). Only for subscribers that [wait for room](Self::waits_for_room).
+    pub(crate) fn place(&self, envelope: Envelope) -> Placed {
+        let Inbox::Queue(sender) = &self.inbox else {
+            unreachable!("only queues wait for room")
+        };
+        match sender.try_send(envelope) {
+            Ok(()) => {
+                self.sent();
+                Placed::Delivered
+            }
+            Err(TrySendError::Full(envelope)) => Placed::Full(envelope),
+            Err(TrySendError::Disconnected(envelope)) => Placed::Closed(envelope),
+        }
+    }
+
+    /// Counts a drop here (a waiting publish gave up on this subscriber);
+    /// `false`, counting nothing, if the subscription was dropped.
+    pub(crate) fn count_drop(&self) -> bool {
+        matches!(self.full(), Offer::Full)
     }
 
     #[inline(always)]

@@ -2,8 +2,7 @@
 //! deadline passes or the cancel token is cancelled, whichever comes first.
 
 use std::sync::Arc;
-use std::task::{Wake, Waker};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::Instant;
 
 use crossbeam_utils::Backoff;
@@ -11,7 +10,8 @@ use crossbeam_utils::Backoff;
 use crate::event::Response;
 
 use super::gather::{Outcome, Terms};
-use super::route::{Notify, Slot};
+use super::route::Slot;
+use crate::sync::Notify;
 
 /// Waits until the quorum, the deadline or a cancellation.
 ///
@@ -29,7 +29,7 @@ pub(super) fn wait<R: Response>(
         .cancel
         .as_ref()
         .and_then(|token| token.register(Arc::clone(slot) as Arc<dyn Notify>));
-    let waker = THREAD_WAKER.with(Waker::clone);
+    let waker = crate::blocking::thread_waker();
     let backoff = Backoff::new();
     loop {
         if slot.is_met() {
@@ -61,23 +61,4 @@ pub(super) fn wait<R: Response>(
             None => thread::park(),
         }
     }
-}
-
-/// Unparks the thread it was made on.
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-thread_local! {
-    /// This thread's unparking waker, made once per thread rather than once
-    /// per request.
-    static THREAD_WAKER: Waker = Waker::from(Arc::new(Unpark(thread::current())));
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::sync::{lock, AtomicBool, Mutex, Ordering};
 
-use super::route::Notify;
+use crate::sync::Notify;
 
 /// Cancels the requests it is given to, from any thread: the role Go's
 /// `context.Context` plays for `Request(ctx, ...)`.

@@ -14,10 +14,11 @@ use crate::event::{Event, Request, Response};
 use super::cancel::Registration;
 use super::gather::{self, Gather, Outcome, Terms};
 use super::outcome::{RequestError, RequestOptionsError, RequestResult};
-use super::route::{Notify, ResponseRoute, Ticket};
-#[cfg(not(switchboard_loom))]
-use super::timer::{self, TimerEntry};
+use super::route::{ResponseRoute, Ticket};
 use super::{conclude, launch, Launched};
+use crate::sync::Notify;
+#[cfg(not(switchboard_loom))]
+use crate::timer::{self, TimerEntry};
 
 /// The future returned by [`EventBus::request_async`]: a scatter-gather
 /// request that completes on any executor.

@@ -9,7 +9,6 @@
 //!   per response type, dispatching by request id.
 //! - `blocking`: the thread-blocking wait of [`EventBus::request`].
 //! - `future`: [`RequestFuture`], from [`EventBus::request_async`].
-//! - `timer`: the one timer thread that drives async timeouts.
 
 #[cfg(not(switchboard_loom))] // it parks with a timeout, which loom does not model
 mod blocking;
@@ -21,8 +20,6 @@ mod outcome;
 mod route;
 #[cfg(test)]
 mod test_support;
-#[cfg(not(switchboard_loom))] // a std thread with a clock; loom has none
-mod timer;
 
 pub use cancel::CancelToken;
 pub use future::RequestFuture;

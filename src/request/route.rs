@@ -26,7 +26,7 @@ use crate::core::Route;
 use crate::event::{Event, Response};
 use crate::hash::FastHashBuilder;
 use crate::stats::RequestCounters;
-use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Notify, Ordering};
 
 use super::gather::{Accepted, Gather};
 
@@ -120,11 +120,6 @@ impl<R: Response> Slot<R> {
     fn close(&self) -> Option<Gather<R>> {
         lock(&self.gather).take()
     }
-}
-
-/// Wakes the requester: what the cancel token and the timer hold.
-pub(super) trait Notify: Send + Sync {
-    fn notify(&self);
 }
 
 impl<R: Send + Sync> Notify for Slot<R> {

@@ -10,18 +10,26 @@
 
 pub(crate) mod queue;
 pub(crate) mod snapshot;
+pub(crate) mod wait_list;
 
 #[cfg(not(switchboard_loom))]
 pub(crate) use atomic_waker::AtomicWaker;
 #[cfg(not(switchboard_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(switchboard_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(switchboard_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(switchboard_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// Wakes whoever waits: what the timer and a request's cancel token hold.
+pub(crate) trait Notify: Send + Sync {
+    fn notify(&self);
+}
 
 /// Locks `mutex`, ignoring poisoning.
 ///

@@ -1,7 +1,8 @@
-//! The runtime-independent clock behind async request timeouts.
+//! The runtime-independent clock behind async timeouts (requests, waiting
+//! publishes).
 //!
 //! One thread per process, named `switchboard-timer`, started the first time
-//! an async request has to wait for a deadline. It keeps the pending deadlines
+//! a future has to wait for a deadline. It keeps the pending deadlines
 //! in an ordered map and sleeps on a condition variable until the earliest one
 //! (or until an earlier deadline is added), then wakes the waker registered
 //! for every deadline that has passed. With no deadline pending it sleeps
@@ -23,9 +24,7 @@ use std::sync::{Arc, Condvar, Once, PoisonError};
 use std::thread;
 use std::time::Instant;
 
-use crate::sync::{self, Mutex, MutexGuard};
-
-use super::route::Notify;
+use crate::sync::{self, Mutex, MutexGuard, Notify};
 
 /// A pending deadline: when, plus a unique id so equal instants stay distinct.
 type Key = (Instant, u64);
@@ -66,7 +65,7 @@ fn lock() -> MutexGuard<'static, State> {
 
 /// A registered deadline; dropping it unregisters it.
 #[derive(Debug)]
-pub(super) struct TimerEntry {
+pub(crate) struct TimerEntry {
     key: Key,
 }
 
@@ -75,12 +74,12 @@ pub(super) struct TimerEntry {
 /// # Panics
 ///
 /// If the timer thread has to be started and the OS refuses to spawn it.
-pub(super) fn register(deadline: Instant, waiter: Arc<dyn Notify>) -> TimerEntry {
+pub(crate) fn register(deadline: Instant, waiter: Arc<dyn Notify>) -> TimerEntry {
     START.call_once(|| {
         thread::Builder::new()
             .name("switchboard-timer".into())
             .spawn(run)
-            .expect("switchboard: failed to spawn the request timer thread");
+            .expect("switchboard: failed to spawn the timer thread");
     });
     let key = (deadline, TIMER.next_id.fetch_add(1, Ordering::Relaxed));
     let mut state = lock();
