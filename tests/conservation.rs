@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -253,4 +254,87 @@ fn unsubscribing_during_replay_never_duplicates() {
         }
         assert!(seen.len() <= 20);
     }
+}
+
+/// Waiting publishers (blocking and async, some tracked) into slow critical
+/// consumers with tiny buffers, and a lossy one: no critical subscriber
+/// loses or duplicates anything, each publisher's order holds, the lossy
+/// subscriber's receipts and drops add up, and every tracked event completes
+/// with every copy finished (issue 18).
+#[test]
+fn waiting_publishers_into_slow_consumers_lose_nothing() {
+    const PER: u64 = 2_000;
+    let total = PUBLISHERS as u64 * PER;
+    let bus = EventBus::new();
+    let slow_blocking = bus.subscribe("slow-blocking", 2).unwrap();
+    let slow_async = bus.subscribe("slow-async", 1).unwrap();
+    let typed = bus.subscribe_to::<FromThread>("typed", 3).unwrap();
+    let lossy = bus.subscribe_lossy("metrics", 4).unwrap();
+    let consumers = [consume_blocking(slow_blocking), consume_async(slow_async)];
+    let typed = thread::spawn(move || {
+        let mut tally = Tally::default();
+        for (i, event) in typed.iter().enumerate() {
+            if i % 64 == 0 {
+                thread::yield_now(); // slower than the publishers
+            }
+            tally.see(&(event as Arc<dyn Event>));
+        }
+        (tally, typed.dropped())
+    });
+    let lossy = consume_blocking(lossy);
+    // Publishers start before `start`: they wait for it.
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|thread| {
+            let bus = bus.clone();
+            thread::spawn(move || {
+                let mut completions = Vec::new();
+                for seq in 0..PER {
+                    let event = Arc::new(from_thread(thread, seq));
+                    match (thread, seq % 3) {
+                        (0, _) => {
+                            bus.publish_waiting_arc(event).blocking().unwrap();
+                        }
+                        (1, 0) => completions
+                            .push(bus.publish_waiting_arc(event).tracked().blocking().unwrap()),
+                        _ => {
+                            futures::executor::block_on(
+                                bus.publish_waiting_arc(event).into_future(),
+                            )
+                            .unwrap();
+                        }
+                    }
+                }
+                completions
+                    .into_iter()
+                    .map(|completion| completion.wait())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    bus.start();
+    let mut tracked = 0;
+    for publisher in publishers {
+        for done in publisher.join().unwrap() {
+            assert_eq!(
+                (done.delivered, done.finished),
+                (3, 3),
+                "every copy finished"
+            );
+            tracked += 1;
+        }
+    }
+    assert_eq!(tracked, PER.div_ceil(3));
+    drop(bus);
+    for consumer in consumers {
+        let (tally, dropped) = consumer.join().unwrap();
+        assert_eq!((tally.received, dropped), (total, 0));
+    }
+    let (tally, dropped) = typed.join().unwrap();
+    assert_eq!((tally.received, dropped), (total, 0));
+    let (tally, dropped) = lossy.join().unwrap();
+    assert_eq!(
+        tally.received + dropped,
+        total,
+        "lossy: received or counted"
+    );
 }

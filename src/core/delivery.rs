@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::log;
 use crate::sync::Ordering;
 
-use super::subscriber::{Handover, Offer, Subscriber};
+use super::subscriber::{Handover, Offer, Subscriber, SubscriberState};
 use super::BusCore;
 
 /// What one publish did, counted locally.
@@ -43,7 +43,12 @@ impl BusCore {
     pub(super) fn deliver_now(&self, event: Arc<dyn Event>) -> usize {
         let mut drops = self.drops.session();
         self.deliver(event, |subscriber, event| {
-            self.report_critical_drop(&mut drops, subscriber, &**event, DropReason::BufferFull)
+            self.report_critical_drop(
+                &mut drops,
+                subscriber.state(),
+                &**event,
+                DropReason::BufferFull,
+            )
         })
     }
 
@@ -111,7 +116,12 @@ impl BusCore {
         let mut drops = self.drops.session();
         for (subscriber, event) in missed {
             if !subscriber.state().lossy {
-                self.report_critical_drop(&mut drops, subscriber, &**event, DropReason::BufferFull);
+                self.report_critical_drop(
+                    &mut drops,
+                    subscriber.state(),
+                    &**event,
+                    DropReason::BufferFull,
+                );
             }
         }
     }
@@ -120,11 +130,10 @@ impl BusCore {
     pub(super) fn report_critical_drop(
         &self,
         drops: &mut DropSession<'_>,
-        subscriber: &Subscriber,
+        state: &SubscriberState,
         event: &dyn Event,
         reason: DropReason,
     ) {
-        let state = subscriber.state();
         let event_type = event.event_type();
         log::warning!(
             subscriber = &*state.name,

@@ -294,6 +294,12 @@ impl BusCore {
         self.registry.load().contains(id)
     }
 
+    /// Compacts away the abandoned entries now (a tracked event was queued
+    /// into a dropped subscription).
+    pub(crate) fn compact(&self) {
+        self.update_registry(Registry::compacted);
+    }
+
     /// Removes the subscriber with `id`; `false` if there is none. Waiting
     /// publishes blocked on its queue are woken to notice.
     pub(crate) fn remove(&self, state: &SubscriberState) -> bool {
@@ -311,11 +317,22 @@ impl BusCore {
     /// publishers one new registry rather than two. It is compacted away at
     /// once if another abandoned entry waits already, or if its queue is
     /// large (what it holds is freed with the entry).
+    ///
+    /// A subscription that may hold tracked events is compacted away at once
+    /// too. `SeqCst` on `abandoned` and `tracked`, here and in a tracked
+    /// publish (`waiting.rs`), which sets `tracked` before it queues and
+    /// reads `abandoned` after: of two such stores each followed by a load of
+    /// the other, at least one load sees the other store, so either this
+    /// drop compacts, or the publish that queued into the dropped
+    /// subscription does.
     pub(crate) fn abandon(&self, state: &SubscriberState) {
         self.update_registry(|current| {
-            state.abandoned.store(true, Ordering::Relaxed);
+            state.abandoned.store(true, Ordering::SeqCst);
             let lingering = current.abandoned();
-            if lingering > MAX_ABANDONED || state.capacity > MAX_ABANDONED_CAPACITY {
+            if lingering > MAX_ABANDONED
+                || state.capacity > MAX_ABANDONED_CAPACITY
+                || state.tracked.load(Ordering::SeqCst)
+            {
                 current.compacted()
             } else {
                 None

@@ -33,6 +33,11 @@ pub(crate) struct SubscriberState {
     /// until the next change compacts it away (see `BusCore::abandon`), and
     /// publishers that meet it meanwhile deliver nothing and count no drop.
     pub(crate) abandoned: AtomicBool,
+    /// Set (for good) before a tracked event is first queued here: a
+    /// dropped subscription that may hold tracked events is compacted away
+    /// at once, so that its queue, and the tokens in it, are freed and their
+    /// completions resolve (see `BusCore::abandon` and `waiting.rs`).
+    pub(crate) tracked: AtomicBool,
     /// The consumer's memo that it has switched its registry entry to one
     /// that wakes it (see [`Subscriber::wakes_consumer`]).
     pub(crate) wakeups_enabled: AtomicBool,
@@ -81,6 +86,7 @@ impl SubscriberState {
             filter,
             dropped: AtomicU64::new(0),
             abandoned: AtomicBool::new(false),
+            tracked: AtomicBool::new(false),
             wakeups_enabled: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             _gap: LineGap::new(),
@@ -312,23 +318,28 @@ impl Subscriber {
     /// Queues `envelope` if there is room, counting nothing (a waiting
     /// publish). Only for subscribers that [wait for room](Self::waits_for_room).
     pub(crate) fn place(&self, envelope: Envelope) -> Placed {
-        let Inbox::Queue(sender) = &self.inbox else {
-            unreachable!("only queues wait for room")
-        };
-        match sender.try_send(envelope) {
-            Ok(()) => {
+        match try_place(self.sender(), envelope) {
+            Placed::Delivered => {
                 self.sent();
                 Placed::Delivered
             }
-            Err(TrySendError::Full(envelope)) => Placed::Full(envelope),
-            Err(TrySendError::Disconnected(envelope)) => Placed::Closed(envelope),
+            other => other,
         }
     }
 
-    /// Counts a drop here (a waiting publish gave up on this subscriber);
-    /// `false`, counting nothing, if the subscription was dropped.
-    pub(crate) fn count_drop(&self) -> bool {
-        matches!(self.full(), Offer::Full)
+    /// What a waiting publish keeps while it waits for room here.
+    pub(crate) fn hold(&self) -> HeldQueue {
+        HeldQueue {
+            sender: self.sender().clone(),
+            state: Arc::clone(self.state()),
+        }
+    }
+
+    fn sender(&self) -> &Sender<Envelope> {
+        match &self.inbox {
+            Inbox::Queue(sender) => sender,
+            Inbox::Route(_) => unreachable!("only queues wait for room"),
+        }
     }
 
     #[inline(always)]
@@ -367,6 +378,53 @@ impl Subscriber {
             Inbox::Queue(sender) => sender.len(),
             Inbox::Route(_) => 0,
         }
+    }
+}
+
+/// A subscriber's queue as a waiting publish keeps it while it waits for
+/// room: the sending half and the shared state, not the registry entry.
+///
+/// Holding the entry would break the wake-up protocol of async consumers: a
+/// consumer that starts waiting as a `Stream` swaps in a waking entry, and
+/// relies on the replaced entry's drop to wake it after a send made through
+/// the old one; a waiting publish could hold that entry indefinitely (while
+/// waiting for room only the consumer can make). So a send from here always
+/// wakes the consumer's task: the `AtomicWaker` handshake, without the
+/// entry's flag.
+pub(crate) struct HeldQueue {
+    sender: Sender<Envelope>,
+    state: Arc<SubscriberState>,
+}
+
+impl HeldQueue {
+    pub(crate) fn state(&self) -> &Arc<SubscriberState> {
+        &self.state
+    }
+
+    /// As [`Subscriber::place`].
+    pub(crate) fn place(&self, envelope: Envelope) -> Placed {
+        let placed = try_place(&self.sender, envelope);
+        if let Placed::Delivered = placed {
+            self.state.waker.wake();
+        }
+        placed
+    }
+
+    /// Counts a drop here, as [`Subscriber::count_drop`].
+    pub(crate) fn count_drop(&self) -> bool {
+        if self.state.abandoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.state.dropped.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+fn try_place(sender: &Sender<Envelope>, envelope: Envelope) -> Placed {
+    match sender.try_send(envelope) {
+        Ok(()) => Placed::Delivered,
+        Err(TrySendError::Full(envelope)) => Placed::Full(envelope),
+        Err(TrySendError::Disconnected(envelope)) => Placed::Closed(envelope),
     }
 }
 

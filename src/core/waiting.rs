@@ -15,12 +15,12 @@ use crate::event::Event;
 use crate::log;
 use crate::sync::Ordering;
 
-use super::subscriber::{Offer, Placed, Subscriber};
+use super::subscriber::{HeldQueue, Offer, Placed, SubscriberState};
 use super::BusCore;
 
 /// A critical subscriber whose queue was full, and the copy waiting for it.
 pub(crate) struct Blocked {
-    subscriber: Arc<Subscriber>,
+    queue: HeldQueue,
     envelope: Envelope,
 }
 
@@ -37,13 +37,13 @@ impl BusCore {
     ) -> usize {
         let registry = self.registry.load();
         let mut delivered = 0;
-        let mut dropped_observability = 0;
+        let mut dropped = Vec::new();
         for part in registry.matching(&**event).parts() {
             for subscriber in part {
                 if !subscriber.waits_for_room() {
                     match subscriber.offer(event) {
                         Offer::Delivered => delivered += 1,
-                        Offer::Full => dropped_observability += 1,
+                        Offer::Full => dropped.push((Arc::clone(subscriber), Arc::clone(event))),
                         Offer::Closed => {}
                     }
                     continue;
@@ -52,22 +52,45 @@ impl BusCore {
                     event: Arc::clone(event),
                     token: tracking.map(Tracking::token),
                 };
-                match subscriber.place(envelope) {
+                let placed = self.place(subscriber.state(), envelope, |e| subscriber.place(e));
+                match placed {
                     Placed::Delivered => delivered += 1,
                     Placed::Full(envelope) => blocked.push(Blocked {
-                        subscriber: Arc::clone(subscriber),
+                        queue: subscriber.hold(),
                         envelope,
                     }),
                     Placed::Closed(envelope) => withdraw(envelope),
                 }
             }
         }
-        if dropped_observability > 0 {
-            self.counters
-                .dropped_observability
-                .fetch_add(dropped_observability, Ordering::Relaxed);
+        drop(registry);
+        // Lossy subscribers, and zero-capacity ones, drop as with `publish`.
+        if !dropped.is_empty() {
+            self.count_missed(&dropped);
+            self.report_missed(&dropped);
         }
         delivered
+    }
+
+    /// Queues `envelope` with `place` if there is room. A tracked one
+    /// marks the subscriber first, and if the subscription turns out to have
+    /// been dropped, compacts it away so the token is freed (the handshake
+    /// is on `BusCore::abandon`).
+    fn place(
+        &self,
+        state: &SubscriberState,
+        envelope: Envelope,
+        place: impl FnOnce(Envelope) -> Placed,
+    ) -> Placed {
+        if envelope.token.is_none() {
+            return place(envelope);
+        }
+        state.tracked.store(true, Ordering::SeqCst);
+        let placed = place(envelope);
+        if matches!(placed, Placed::Delivered) && state.abandoned.load(Ordering::SeqCst) {
+            self.compact();
+        }
+        placed
     }
 
     /// Tries the `blocked` subscribers again, waiting (as `key`, woken
@@ -81,13 +104,10 @@ impl BusCore {
     ) -> usize {
         let mut delivered = 0;
         let mut still = Vec::with_capacity(blocked.len());
-        for Blocked {
-            subscriber,
-            envelope,
-        } in blocked.drain(..)
-        {
-            let room = &subscriber.state().room;
-            if !self.contains(subscriber.state().id) {
+        for Blocked { queue, envelope } in blocked.drain(..) {
+            let state = queue.state();
+            let room = &state.room;
+            if !self.contains(state.id) {
                 // Unsubscribed meanwhile: not a drop, the consumer is gone
                 // (design invariant 6: a concurrent publish may miss it).
                 room.deregister(key);
@@ -96,10 +116,10 @@ impl BusCore {
             }
             // Register, then try: room made before the registration is seen
             // by the try, room made after it wakes us (`WaitList`).
-            let envelope = match subscriber.place(envelope) {
+            let envelope = match self.place(state, envelope, |e| queue.place(e)) {
                 Placed::Full(envelope) if !cfg!(switchboard_mutant_no_room_recheck) => {
                     room.register(key, waker);
-                    subscriber.place(envelope)
+                    self.place(state, envelope, |e| queue.place(e))
                 }
                 // The mutant (a loom-tests self-check) registers without
                 // trying again, so room made just before is never noticed.
@@ -114,10 +134,7 @@ impl BusCore {
                     room.deregister(key);
                     delivered += 1;
                 }
-                Placed::Full(envelope) => still.push(Blocked {
-                    subscriber,
-                    envelope,
-                }),
+                Placed::Full(envelope) => still.push(Blocked { queue, envelope }),
                 Placed::Closed(envelope) => {
                     room.deregister(key);
                     withdraw(envelope);
@@ -139,15 +156,11 @@ impl BusCore {
         reason: DropReason,
     ) -> Vec<String> {
         let mut missed = Vec::with_capacity(blocked.len());
-        for Blocked {
-            subscriber,
-            envelope,
-        } in blocked
-        {
-            subscriber.state().room.deregister(key);
+        for Blocked { queue, envelope } in blocked {
+            queue.state().room.deregister(key);
             withdraw(envelope);
-            if subscriber.count_drop() {
-                missed.push(subscriber);
+            if queue.count_drop() {
+                missed.push(queue);
             }
         }
         if !missed.is_empty() {
@@ -155,13 +168,13 @@ impl BusCore {
                 .dropped_critical
                 .fetch_add(missed.len() as u64, Ordering::Relaxed);
             let mut drops = self.drops.session();
-            for subscriber in &missed {
-                self.report_critical_drop(&mut drops, subscriber, &**event, reason);
+            for queue in &missed {
+                self.report_critical_drop(&mut drops, queue.state(), &**event, reason);
             }
         }
         missed
             .iter()
-            .map(|subscriber| subscriber.state().name.to_string())
+            .map(|queue| queue.state().name.to_string())
             .collect()
     }
 
