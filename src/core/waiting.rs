@@ -48,10 +48,7 @@ impl BusCore {
                     }
                     continue;
                 }
-                let envelope = Envelope {
-                    event: Arc::clone(event),
-                    token: tracking.map(Tracking::token),
-                };
+                let envelope = Envelope::new(Arc::clone(event), tracking.map(Tracking::token));
                 match subscriber.place(envelope) {
                     Placed::Delivered => delivered += 1,
                     Placed::Full(envelope) => blocked.push(Blocked {
@@ -213,7 +210,7 @@ impl BusCore {
 /// A copy that never reached its subscriber: its token, if any, is taken
 /// back rather than counted as abandoned.
 fn withdraw(envelope: Envelope) {
-    if let Some(token) = envelope.token {
+    if let (_, Some(token)) = envelope.into_parts() {
         token.withdraw();
     }
 }
