@@ -1,17 +1,22 @@
 //! Runs the benchmarks briefly and prints one table: workloads x
 //! implementations, criterion's median time per event and its ratio to the
-//! floor of the same workload, then each bar of the design document
-//! (`docs/design.md`, "Performance") with the ratio measured in this run.
+//! floor of the same workload; then the waiting publish next to the bounded
+//! channels whose send waits (`benches/waiting.rs`), as a ratio to the best
+//! of them; then each bar of the design document (`docs/design.md`,
+//! "Performance") and of the waiting publish with the ratio measured in this
+//! run.
 //!
 //! ```sh
 //! cargo run --release --example bench_report              # run the benches, then report
 //! cargo run --release --example bench_report -- --no-run  # report the last results only
 //! cargo run --release --example bench_report -- --measurement-time 5
+//! cargo run --release --example bench_report -- '^w_'    # the waiting groups only
 //! ```
 //!
-//! It runs `cargo bench --bench fanout --bench request` with
+//! It runs `cargo bench --bench fanout --bench request --bench waiting` with
 //! `--warm-up-time 1 --measurement-time 3` (other criterion arguments given
-//! after the options above are passed on), then reads criterion's
+//! after the options above are passed on, such as a filter: rows it did not
+//! run show the last results there are), then reads criterion's
 //! `estimates.json` files under `$CARGO_TARGET_DIR/criterion` (or
 //! `target/criterion`). All ratios come from one run, so they hold on a noisy
 //! machine even where the absolute times swing.
@@ -256,6 +261,52 @@ const ROWS: &[Row] = &[
     },
 ];
 
+/// The implementations of the waiting-publish table, in column order.
+const WAITING_COLUMNS: [&str; 5] = [
+    "switchboard",
+    "tokio_mpsc",
+    "async_channel",
+    "flume",
+    "crossbeam",
+];
+
+struct WaitingRow {
+    label: &'static str,
+    group: &'static str,
+    /// The peers (benchmark ids) the bar compares with: the ratio is
+    /// switchboard's time to the best (lowest) of theirs.
+    bar_peers: &'static [&'static str],
+}
+
+const WAITING_ROWS: &[WaitingRow] = &[
+    WaitingRow {
+        label: "w. waiting publish 1 -> 1, async (.await)",
+        group: "w_waiting_1x1_async",
+        bar_peers: &["tokio_mpsc", "async_channel", "flume"],
+    },
+    WaitingRow {
+        label: "w. waiting publish 1 -> 4, async (.await)",
+        group: "w_waiting_1x4_async",
+        bar_peers: &["tokio_mpsc", "async_channel", "flume"],
+    },
+    WaitingRow {
+        label: "w. waiting publish 1 -> 1, blocking (threads)",
+        group: "w_blocking_1x1",
+        bar_peers: &["crossbeam"],
+    },
+];
+
+/// The waiting publish's bar (issue 18): at most this many times the best peer.
+const WAITING_BAR: f64 = 1.5;
+
+const WAITING_NOTES: &str = "\
+Waiting publish (w): criterion medians per event, through buffers of 64, timed until
+every consumer received it; the ratio is switchboard's time to the best peer the bar
+names (async: tokio mpsc, async-channel, flume; blocking: crossbeam). Async rows: one
+publisher task and one or four consumer tasks on a current-thread tokio runtime; with
+four consumers the channels, which are not broadcast, are four channels sent to in
+turn. Blocking row: a publisher thread and a consumer thread in `recv`.";
+
 const NOTES: &str = "\
 Times are criterion medians per published event (per round trip for g).
 Ratios are to the row's first column: the floor (raw crossbeam `try_send` of an
@@ -320,7 +371,7 @@ fn target_dir() -> PathBuf {
 
 fn bench_command(criterion_args: &[String]) -> Vec<String> {
     let mut command: Vec<String> = [
-        "cargo", "bench", "--bench", "fanout", "--bench", "request", "--",
+        "cargo", "bench", "--bench", "fanout", "--bench", "request", "--bench", "waiting", "--",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -438,6 +489,76 @@ struct Bar {
     unit: &'static str,
 }
 
+/// The bar's wording for a waiting row, e.g. "(w) waiting publish 1 -> 1,
+/// async / best of tokio_mpsc, async_channel, flume".
+fn waiting_bar_text(row: &WaitingRow) -> &'static str {
+    match row.group {
+        "w_waiting_1x1_async" => {
+            "(w) waiting publish 1 -> 1, async / best of tokio mpsc, async-channel, flume"
+        }
+        "w_waiting_1x4_async" => {
+            "(w) waiting publish 1 -> 4, async / best of tokio mpsc, async-channel, flume"
+        }
+        "w_blocking_1x1" => "(w) waiting publish 1 -> 1, blocking / crossbeam blocking send",
+        _ => row.label,
+    }
+}
+
+/// Writes the waiting-publish table into `out`: each implementation's
+/// median, with its ratio to the best of the row's bar peers, and returns
+/// switchboard's ratio per row (`None` where something was not measured).
+fn waiting_table(
+    out: &mut String,
+    written: &mut Vec<SystemTime>,
+    get: &impl Fn(&str, &str) -> Option<Median>,
+) -> Vec<Option<f64>> {
+    let header: Vec<&str> = std::iter::once("waiting publish")
+        .chain(WAITING_COLUMNS)
+        .chain(std::iter::once("switchboard / best peer"))
+        .collect();
+    let _ = writeln!(out, "\n| {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len() - 1));
+    let mut ratios = Vec::new();
+    for row in WAITING_ROWS {
+        let best = row
+            .bar_peers
+            .iter()
+            .filter_map(|id| get(row.group, id).map(|m| (*id, m.ns)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let mut cells = vec![row.label.to_owned()];
+        for id in WAITING_COLUMNS {
+            let applies = id == "switchboard" || row.bar_peers.contains(&id);
+            // flume also has a blocking send: shown, outside the bar.
+            let shown = applies || (id == "flume" && row.group == "w_blocking_1x1");
+            let text = match (shown, get(row.group, id)) {
+                (false, _) => "n/a".to_owned(),
+                (true, None) => "—".to_owned(),
+                (true, Some(m)) => {
+                    written.push(m.written);
+                    match best {
+                        Some((_, b)) if b > 0.0 => {
+                            format!("{} ({:.2}x)", format_time(m.ns), m.ns / b)
+                        }
+                        _ => format_time(m.ns),
+                    }
+                }
+            };
+            cells.push(text);
+        }
+        let ratio = match (get(row.group, "switchboard"), best) {
+            (Some(ours), Some((_, b))) if b > 0.0 => Some(ours.ns / b),
+            _ => None,
+        };
+        cells.push(match (ratio, best) {
+            (Some(r), Some((peer, _))) => format!("{r:.2}x (best: {peer})"),
+            _ => "—".to_owned(),
+        });
+        ratios.push(ratio);
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    ratios
+}
+
 fn main() {
     let options = parse_options();
     let command = bench_command(&options.criterion_args);
@@ -494,10 +615,12 @@ fn main() {
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
 
+    let waiting_ratios = waiting_table(&mut out, &mut written, &get);
+
     let ratio = |(g1, i1): (&str, &str), (g2, i2): (&str, &str)| -> Option<f64> {
         Some(get(g1, i1)?.ns / get(g2, i2)?.ns)
     };
-    let bars = [
+    let mut bars = vec![
         Bar {
             text: "(a) k=8 publish / floor",
             measured: ratio(("a_publish_k8", "switchboard"), ("a_publish_k8", "floor")),
@@ -656,6 +779,18 @@ fn main() {
             unit: "x",
         },
     ];
+    bars.extend(
+        WAITING_ROWS
+            .iter()
+            .zip(waiting_ratios)
+            .map(|(row, measured)| Bar {
+                text: waiting_bar_text(row),
+                measured,
+                limit: WAITING_BAR,
+                at_most: true,
+                unit: "x",
+            }),
+    );
     let _ = writeln!(out, "\n| bar | target | measured | |\n|---|---:|---:|---|");
     for bar in &bars {
         let fmt = |v: f64| {
@@ -688,7 +823,7 @@ fn main() {
             rate / 1e6
         );
     }
-    let _ = writeln!(out, "\n{NOTES}");
+    let _ = writeln!(out, "\n{NOTES}\n\n{WAITING_NOTES}");
 
     let first = written.iter().min().copied();
     let last = written.iter().max().copied();

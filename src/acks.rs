@@ -165,7 +165,7 @@ impl<T: Event> Acks for TypedSubscription<T> {
 }
 
 fn delivery<S: Acks>(envelope: Envelope) -> Delivery<S::Item> {
-    let Envelope { event, token } = envelope;
+    let (event, token) = envelope.into_parts();
     Delivery::new(S::cast(event), token)
 }
 

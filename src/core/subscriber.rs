@@ -276,7 +276,7 @@ impl Subscriber {
                 Handover::Delivered
             }
             Err(TrySendError::Full(envelope)) => match self.found_full() {
-                Offer::Full => Handover::Full(envelope.event),
+                Offer::Full => Handover::Full(envelope.into_parts().0),
                 _ => Handover::Closed,
             },
             Err(TrySendError::Disconnected(_)) => Handover::Closed,

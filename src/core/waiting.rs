@@ -48,10 +48,7 @@ impl BusCore {
                     }
                     continue;
                 }
-                let envelope = Envelope {
-                    event: Arc::clone(event),
-                    token: tracking.map(Tracking::token),
-                };
+                let envelope = Envelope::new(Arc::clone(event), tracking.map(Tracking::token));
                 let placed = self.place(subscriber.state(), envelope, |e| subscriber.place(e));
                 match placed {
                     Placed::Delivered => delivered += 1,
@@ -82,7 +79,7 @@ impl BusCore {
         envelope: Envelope,
         place: impl FnOnce(Envelope) -> Placed,
     ) -> Placed {
-        if envelope.token.is_none() {
+        if !envelope.is_tracked() {
             return place(envelope);
         }
         state.tracked.store(true, Ordering::SeqCst);
@@ -226,7 +223,7 @@ impl BusCore {
 /// A copy that never reached its subscriber: its token, if any, is taken
 /// back rather than counted as abandoned.
 fn withdraw(envelope: Envelope) {
-    if let Some(token) = envelope.token {
+    if let (_, Some(token)) = envelope.into_parts() {
         token.withdraw();
     }
 }
