@@ -6,12 +6,14 @@
 //! Loom has no clock: these publishes have no deadline.
 #![cfg(switchboard_loom)]
 
-use std::future::poll_fn;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
-use switchboard::{Event, EventBus, Subscription, Timestamp};
+use switchboard::{Event, EventBus, Timestamp};
 
 #[derive(Debug, Event)]
 #[event(type = "ev")]
@@ -27,20 +29,9 @@ fn n(event: &Arc<dyn Event>) -> u32 {
 
 /// Runs `f` under loom and prints how many interleavings it explored.
 fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
-    model_bounded(name, None, f);
-}
-
-/// As [`model`], with at most `preemptions` preemptions per execution
-/// (`None`: loom's default, `LOOM_MAX_PREEMPTIONS`), for a model with many
-/// threads whose full exploration would take too long.
-fn model_bounded<F: Fn() + Sync + Send + 'static>(name: &str, preemptions: Option<usize>, f: F) {
     let runs = Arc::new(StdAtomicUsize::new(0));
     let counter = Arc::clone(&runs);
-    let mut builder = loom::model::Builder::new();
-    if preemptions.is_some() {
-        builder.preemption_bound = preemptions;
-    }
-    builder.check(move || {
+    loom::model(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         f();
     });
@@ -50,15 +41,15 @@ fn model_bounded<F: Fn() + Sync + Send + 'static>(name: &str, preemptions: Optio
     );
 }
 
-fn recv_async(sub: &Subscription) -> u32 {
-    n(&loom::future::block_on(poll_fn(|cx| sub.poll_recv(cx))).unwrap())
-}
-
 /// A publisher waiting for room in a full queue is woken by the consumer
 /// that takes from it, whenever the take happens relative to the
-/// publisher's registration: no lost wake-up, nothing dropped, order kept.
-/// Mutant `switchboard_mutant_no_room_recheck` (registering without trying
-/// again) must be caught.
+/// publisher's registration: no lost wake-up, nothing dropped. Mutant
+/// `switchboard_mutant_no_room_recheck` (registering without trying again)
+/// must be caught.
+///
+/// The future is polled by hand with a waker that records its wake-up, so
+/// that a lost one fails an assertion: a deadlock inside `block_on` would
+/// abort the whole run rather than fail this test.
 #[test]
 fn a_waiting_publisher_is_woken_by_the_consumer_making_room() {
     model(
@@ -68,46 +59,83 @@ fn a_waiting_publisher_is_woken_by_the_consumer_making_room() {
             let sub = bus.subscribe("s", 1).unwrap();
             bus.start();
             bus.publish(ev(0)); // the queue is full
-            let publisher = {
-                let bus = bus.clone();
-                thread::spawn(move || bus.publish_waiting(ev(1)).blocking().unwrap())
-            };
-            let first = n(&sub.recv().unwrap());
-            let second = n(&sub.recv().unwrap());
-            assert_eq!((first, second), (0, 1));
-            assert_eq!(publisher.join().unwrap(), 1);
+            let consumer = thread::spawn(move || {
+                assert_eq!(n(&sub.recv().unwrap()), 0);
+                sub
+            });
+            let woken = Arc::new(WakeFlag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&woken));
+            let mut cx = Context::from_waker(&waker);
+            let mut publish = Box::pin(bus.publish_waiting(ev(1)).into_future());
+            let first = publish.as_mut().poll(&mut cx);
+            let sub = consumer.join().unwrap();
+            if first.is_pending() {
+                assert!(woken.0.load(Ordering::Acquire), "the take woke nobody");
+                match publish.as_mut().poll(&mut cx) {
+                    Poll::Ready(delivered) => assert_eq!(delivered.unwrap(), 1),
+                    Poll::Pending => panic!("woken, yet still no room"),
+                }
+            }
+            assert_eq!(n(&sub.try_recv().unwrap()), 1);
             assert_eq!(bus.dropped_events(), 0);
         },
     );
 }
 
-/// Two waiting publishers blocked on a full queue whose consumer then waits
-/// as a `Stream` (switching its registry entry to a waking one while they
-/// hold the old one): the consumer is woken by each send, and both events
-/// arrive. Dropping the old entry would wake the consumer only once the
-/// last publisher lets go of it, and the last one waits for room only the
-/// consumer can make.
+/// A waker that records that it was woken.
+struct WakeFlag(AtomicBool);
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// A waiting publisher blocked on a full queue whose consumer then waits as
+/// a `Stream`, switching its registry entry to a waking one: the send the
+/// publisher makes once there is room wakes the consumer. A waiting publish
+/// holds the queue, not the entry (see `HeldQueue`), so the replaced entry's
+/// own wake-up may come before that send and wake nobody.
 #[test]
-fn waiting_publishers_holding_an_old_entry_wake_an_async_consumer() {
+fn a_waiting_publisher_wakes_an_async_consumer_that_switched_entries() {
     model(
-        "waiting_publishers_holding_an_old_entry_wake_an_async_consumer",
+        "a_waiting_publisher_wakes_an_async_consumer_that_switched_entries",
         || {
             let bus = EventBus::new();
             let sub = bus.subscribe("s", 1).unwrap();
             bus.start();
             bus.publish(ev(0));
-            let publishers: Vec<_> = (1..=2)
-                .map(|i| {
-                    let bus = bus.clone();
-                    thread::spawn(move || bus.publish_waiting(ev(i)).blocking().unwrap())
-                })
-                .collect();
-            let mut got: Vec<u32> = (0..3).map(|_| recv_async(&sub)).collect();
-            assert_eq!(got[0], 0);
-            got.sort_unstable();
-            assert_eq!(got, [0, 1, 2]);
-            for publisher in publishers {
-                assert_eq!(publisher.join().unwrap(), 1);
+            let publisher_woken = Arc::new(WakeFlag(AtomicBool::new(false)));
+            let waker = Waker::from(Arc::clone(&publisher_woken));
+            let mut publish = Box::pin(bus.publish_waiting(ev(1)).into_future());
+            let first = publish.as_mut().poll(&mut Context::from_waker(&waker));
+            let consumer = thread::spawn(move || {
+                let woken = Arc::new(WakeFlag(AtomicBool::new(false)));
+                let waker = Waker::from(Arc::clone(&woken));
+                let mut cx = Context::from_waker(&waker);
+                let zero = sub.poll_recv(&mut cx).map(|e| n(&e.unwrap()));
+                assert_eq!(zero, Poll::Ready(0));
+                // Waits as a stream now: switches to a waking entry.
+                let next = sub.poll_recv(&mut cx).map(|e| n(&e.unwrap()));
+                (sub, next, woken)
+            });
+            let (sub, next, consumer_woken) = consumer.join().unwrap();
+            if first.is_pending() {
+                assert!(
+                    publisher_woken.0.load(Ordering::Acquire),
+                    "the take woke nobody"
+                );
+                let delivered = publish.as_mut().poll(&mut Context::from_waker(&waker));
+                assert!(matches!(delivered, Poll::Ready(Ok(1))));
+            }
+            if next.is_pending() {
+                assert!(
+                    consumer_woken.0.load(Ordering::Acquire),
+                    "the send woke nobody"
+                );
+                assert_eq!(n(&sub.try_recv().unwrap()), 1);
+            } else {
+                assert_eq!(next, Poll::Ready(1));
             }
         },
     );
