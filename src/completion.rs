@@ -112,6 +112,14 @@ impl Envelope {
         }
     }
 
+    /// The event.
+    pub(crate) fn event(&self) -> &Arc<dyn Event> {
+        match &self.0 {
+            Carried::Plain(event) => event,
+            Carried::Tracked(tracked) => &tracked.0,
+        }
+    }
+
     /// Whether it carries a token.
     pub(crate) fn is_tracked(&self) -> bool {
         matches!(self.0, Carried::Tracked(_))

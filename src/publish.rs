@@ -192,18 +192,26 @@ enum Stage {
     Done,
 }
 
-/// The state machine behind both futures.
+/// The state machine behind both futures. Kept small: what only a publish
+/// that waits needs is boxed on its first wait.
 struct Delivering<'a> {
     core: &'a BusCore,
-    event: Arc<dyn Event>,
+    /// The event until it is delivered; afterwards, while some subscribers
+    /// are blocked, a copy for the error and the drop reports.
+    event: Option<Arc<dyn Event>>,
     deadline: Option<Instant>,
     tracking: Option<Tracking>,
     stage: Stage,
+    delivered: usize,
+    waiting: Option<Box<Waiting>>,
+}
+
+/// What a publish that waits keeps.
+struct Waiting {
+    /// Its key in the wait lists.
+    key: u64,
     /// Critical subscribers whose queue was full, and the copies for them.
     blocked: Vec<Blocked>,
-    delivered: usize,
-    /// This publish's key in the wait lists, taken when it first waits.
-    key: Option<u64>,
     #[cfg(not(switchboard_loom))]
     timer: Option<(TimerEntry, Arc<WakeAtDeadline>)>,
 }
@@ -217,21 +225,25 @@ impl<'a> Delivering<'a> {
         } = publish;
         Self {
             core,
-            event,
+            event: Some(event),
             deadline,
             tracking,
             stage: Stage::New,
-            blocked: Vec::new(),
             delivered: 0,
-            key: None,
-            #[cfg(not(switchboard_loom))]
-            timer: None,
+            waiting: None,
         }
     }
 
-    fn key(&mut self) -> u64 {
+    fn waiting(&mut self) -> &mut Waiting {
         let core = self.core;
-        *self.key.get_or_insert_with(|| core.next_waiter_key())
+        self.waiting.get_or_insert_with(|| {
+            Box::new(Waiting {
+                key: core.next_waiter_key(),
+                blocked: Vec::new(),
+                #[cfg(not(switchboard_loom))]
+                timer: None,
+            })
+        })
     }
 
     fn poll(
@@ -246,30 +258,31 @@ impl<'a> Delivering<'a> {
                 }
                 Stage::AwaitingStart => {
                     if !self.core.is_running() {
-                        let key = self.key();
+                        let key = self.waiting().key;
                         if !self.core.wait_for_start(key, cx.waker()) {
                             return self.pending_or_give_up(cx);
                         }
                     }
-                    self.delivered = self.core.deliver_waiting(
-                        &self.event,
-                        self.tracking.as_ref(),
-                        &mut self.blocked,
-                    );
+                    let event = self.event.take().expect("not delivered yet");
+                    let mut blocked = Vec::new();
+                    self.delivered =
+                        self.core
+                            .deliver_waiting(event, self.tracking.as_ref(), &mut blocked);
                     self.stage = Stage::AwaitingRoom;
-                    if !self.blocked.is_empty() {
-                        // Poll the blocked ones now, registering for room.
-                        continue;
+                    if blocked.is_empty() {
+                        return Poll::Ready(Ok(self.finish()));
                     }
-                    return Poll::Ready(Ok(self.finish()));
+                    self.event = Some(Arc::clone(blocked[0].event()));
+                    self.waiting().blocked = blocked;
                 }
                 Stage::AwaitingRoom => {
-                    if !self.blocked.is_empty() {
-                        let key = self.key();
-                        self.delivered +=
-                            self.core.retry_waiting(&mut self.blocked, key, cx.waker());
-                    }
-                    if self.blocked.is_empty() {
+                    let core = self.core;
+                    let waiting = self.waiting();
+                    let delivered =
+                        core.retry_waiting(&mut waiting.blocked, waiting.key, cx.waker());
+                    let done = waiting.blocked.is_empty();
+                    self.delivered += delivered;
+                    if done {
                         return Poll::Ready(Ok(self.finish()));
                     }
                     return self.pending_or_give_up(cx);
@@ -281,10 +294,8 @@ impl<'a> Delivering<'a> {
 
     fn finish(&mut self) -> (usize, Option<Tracking>) {
         self.stage = Stage::Done;
-        #[cfg(not(switchboard_loom))]
-        {
-            self.timer = None;
-        }
+        self.event = None;
+        self.waiting = None;
         (self.delivered, self.tracking.take())
     }
 
@@ -306,7 +317,7 @@ impl<'a> Delivering<'a> {
     /// when polled only.
     #[cfg(not(switchboard_loom))]
     fn wake_at_deadline(&mut self, deadline: Instant, cx: &mut Context<'_>) {
-        let (_, wake) = self.timer.get_or_insert_with(|| {
+        let (_, wake) = self.waiting().timer.get_or_insert_with(|| {
             let wake = Arc::new(WakeAtDeadline(AtomicWaker::new()));
             let entry = timer::register(deadline, Arc::clone(&wake) as Arc<dyn Notify>);
             (entry, wake)
@@ -320,19 +331,24 @@ impl<'a> Delivering<'a> {
     /// Ends unfinished: what was not delivered is counted as dropped.
     fn give_up(&mut self, reason: DropReason) -> PublishError {
         let stage = std::mem::replace(&mut self.stage, Stage::Done);
-        let key = self.key.unwrap_or(u64::MAX);
+        let event = self
+            .event
+            .take()
+            .expect("an unfinished publish keeps its event");
+        let waiting = self.waiting.take();
+        let key = waiting.as_ref().map_or(u64::MAX, |waiting| waiting.key);
         let missed_by = match stage {
             Stage::AwaitingStart => {
-                self.core.give_up_before_start(key, &*self.event, reason);
+                self.core.give_up_before_start(key, &*event, reason);
                 None
             }
             _ => {
-                let blocked = std::mem::take(&mut self.blocked);
-                Some(self.core.give_up_waiting(blocked, key, &self.event, reason))
+                let blocked = waiting.map(|waiting| waiting.blocked).unwrap_or_default();
+                Some(self.core.give_up_waiting(blocked, key, &event, reason))
             }
         };
         PublishError {
-            event: Arc::clone(&self.event),
+            event,
             delivered: self.delivered,
             missed_by,
         }
@@ -350,10 +366,19 @@ impl Drop for Delivering<'_> {
 impl fmt::Debug for Delivering<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivering")
-            .field("event_type", &self.event.event_type())
+            .field(
+                "event_type",
+                &self.event.as_ref().map(|event| event.event_type()),
+            )
             .field("stage", &self.stage)
             .field("delivered", &self.delivered)
-            .field("blocked", &self.blocked.len())
+            .field(
+                "blocked",
+                &self
+                    .waiting
+                    .as_ref()
+                    .map_or(0, |waiting| waiting.blocked.len()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -15,51 +15,64 @@ use crate::event::Event;
 use crate::log;
 use crate::sync::Ordering;
 
-use super::subscriber::{HeldQueue, Offer, Placed, SubscriberState};
+use super::subscriber::{HeldQueue, Offer, Placed, Subscriber, SubscriberState};
 use super::BusCore;
 
-/// A critical subscriber whose queue was full, and the copy waiting for it.
+/// A critical subscriber whose queue was full, and the copy waiting for it
+/// (taken out only while it is offered again).
 pub(crate) struct Blocked {
     queue: HeldQueue,
-    envelope: Envelope,
+    envelope: Option<Envelope>,
+}
+
+impl Blocked {
+    /// The event it waits to deliver.
+    pub(crate) fn event(&self) -> &Arc<dyn Event> {
+        self.envelope
+            .as_ref()
+            .expect("a blocked subscriber has its copy")
+            .event()
+    }
+}
+
+/// What offering a blocked subscriber its copy again did.
+enum Retried {
+    Delivered,
+    StillFull,
+    /// It left the bus: the copy is withdrawn.
+    Gone,
 }
 
 impl BusCore {
     /// Offers `event` to every matching subscriber: critical queues get a
     /// copy (with a token if `tracking`) or, if full, are added to `blocked`;
     /// the others are offered it as by `publish`. Returns how many received
-    /// it now.
+    /// it now. The last subscriber gets the caller's `Arc`, as in `publish`;
+    /// the event stays reachable through the blocked copies.
     pub(crate) fn deliver_waiting(
         &self,
-        event: &Arc<dyn Event>,
+        event: Arc<dyn Event>,
         tracking: Option<&Tracking>,
         blocked: &mut Vec<Blocked>,
     ) -> usize {
         let registry = self.registry.load();
+        let Some((last, others)) = registry.matching(&*event).split_last() else {
+            return 0;
+        };
         let mut delivered = 0;
         let mut dropped = Vec::new();
-        for part in registry.matching(&**event).parts() {
+        for part in others.parts() {
             for subscriber in part {
-                if !subscriber.waits_for_room() {
-                    match subscriber.offer(event) {
-                        Offer::Delivered => delivered += 1,
-                        Offer::Full => dropped.push((Arc::clone(subscriber), Arc::clone(event))),
-                        Offer::Closed => {}
-                    }
-                    continue;
-                }
-                let envelope = Envelope::new(Arc::clone(event), tracking.map(Tracking::token));
-                let placed = self.place(subscriber.state(), envelope, |e| subscriber.place(e));
-                match placed {
-                    Placed::Delivered => delivered += 1,
-                    Placed::Full(envelope) => blocked.push(Blocked {
-                        queue: subscriber.hold(),
-                        envelope,
-                    }),
-                    Placed::Closed(envelope) => withdraw(envelope),
-                }
+                delivered += self.offer_waiting(
+                    subscriber,
+                    Arc::clone(&event),
+                    tracking,
+                    blocked,
+                    &mut dropped,
+                );
             }
         }
+        delivered += self.offer_waiting(last, event, tracking, blocked, &mut dropped);
         drop(registry);
         // Lossy subscribers, and zero-capacity ones, drop as with `publish`.
         if !dropped.is_empty() {
@@ -67,6 +80,44 @@ impl BusCore {
             self.report_missed(&dropped);
         }
         delivered
+    }
+
+    /// Offers `event` to one subscriber for a waiting publish; returns 1 if
+    /// it received it now.
+    #[inline(always)]
+    fn offer_waiting(
+        &self,
+        subscriber: &Arc<Subscriber>,
+        event: Arc<dyn Event>,
+        tracking: Option<&Tracking>,
+        blocked: &mut Vec<Blocked>,
+        dropped: &mut Vec<(Arc<Subscriber>, Arc<dyn Event>)>,
+    ) -> usize {
+        if !subscriber.waits_for_room() {
+            return match subscriber.offer(&event) {
+                Offer::Delivered => 1,
+                Offer::Full => {
+                    dropped.push((Arc::clone(subscriber), event));
+                    0
+                }
+                Offer::Closed => 0,
+            };
+        }
+        let envelope = Envelope::new(event, tracking.map(Tracking::token));
+        match self.place(subscriber.state(), envelope, |e| subscriber.place(e)) {
+            Placed::Delivered => 1,
+            Placed::Full(envelope) => {
+                blocked.push(Blocked {
+                    queue: subscriber.hold(),
+                    envelope: Some(envelope),
+                });
+                0
+            }
+            Placed::Closed(envelope) => {
+                withdraw(envelope);
+                0
+            }
+        }
     }
 
     /// Queues `envelope` with `place` if there is room. A tracked one
@@ -100,46 +151,55 @@ impl BusCore {
         waker: &Waker,
     ) -> usize {
         let mut delivered = 0;
-        let mut still = Vec::with_capacity(blocked.len());
-        for Blocked { queue, envelope } in blocked.drain(..) {
-            let state = queue.state();
-            let room = &state.room;
-            if !self.contains(state.id) {
-                // Unsubscribed meanwhile: not a drop, the consumer is gone
-                // (design invariant 6: a concurrent publish may miss it).
-                room.deregister(key);
-                withdraw(envelope);
-                continue;
-            }
-            // Register, then try: room made before the registration is seen
-            // by the try, room made after it wakes us (`WaitList`).
-            let envelope = match self.place(state, envelope, |e| queue.place(e)) {
-                Placed::Full(envelope) if !cfg!(switchboard_mutant_no_room_recheck) => {
-                    room.register(key, waker);
-                    self.place(state, envelope, |e| queue.place(e))
-                }
-                // The mutant (a loom-tests self-check) registers without
-                // trying again, so room made just before is never noticed.
-                Placed::Full(envelope) => {
-                    room.register(key, waker);
-                    Placed::Full(envelope)
-                }
-                placed => placed,
-            };
-            match envelope {
-                Placed::Delivered => {
-                    room.deregister(key);
-                    delivered += 1;
-                }
-                Placed::Full(envelope) => still.push(Blocked { queue, envelope }),
-                Placed::Closed(envelope) => {
-                    room.deregister(key);
-                    withdraw(envelope);
+        let mut i = 0;
+        while i < blocked.len() {
+            match self.retry_one(&mut blocked[i], key, waker) {
+                Retried::StillFull => i += 1,
+                done => {
+                    delivered += usize::from(matches!(done, Retried::Delivered));
+                    blocked.swap_remove(i).queue.state().room.deregister(key);
                 }
             }
         }
-        *blocked = still;
         delivered
+    }
+
+    fn retry_one(&self, blocked: &mut Blocked, key: u64, waker: &Waker) -> Retried {
+        let Blocked { queue, envelope } = blocked;
+        let state = queue.state();
+        let copy = envelope.take().expect("a blocked subscriber has its copy");
+        if !self.contains(state.id) {
+            // Unsubscribed meanwhile: not a drop, the consumer is gone
+            // (design invariant 6: a concurrent publish may miss it).
+            withdraw(copy);
+            return Retried::Gone;
+        }
+        // Register, then try: room made before the registration is seen by
+        // the try, room made after it wakes us (`WaitList`).
+        let placed = match self.place(state, copy, |copy| queue.place(copy)) {
+            Placed::Full(copy) if !cfg!(switchboard_mutant_no_room_recheck) => {
+                state.room.register(key, waker);
+                self.place(state, copy, |copy| queue.place(copy))
+            }
+            // The mutant (a loom-tests self-check) registers without trying
+            // again, so room made just before is never noticed.
+            Placed::Full(copy) => {
+                state.room.register(key, waker);
+                Placed::Full(copy)
+            }
+            placed => placed,
+        };
+        match placed {
+            Placed::Delivered => Retried::Delivered,
+            Placed::Full(copy) => {
+                *envelope = Some(copy);
+                Retried::StillFull
+            }
+            Placed::Closed(copy) => {
+                withdraw(copy);
+                Retried::Gone
+            }
+        }
     }
 
     /// A waiting publish ends without reaching the `blocked` subscribers
@@ -155,7 +215,9 @@ impl BusCore {
         let mut missed = Vec::with_capacity(blocked.len());
         for Blocked { queue, envelope } in blocked {
             queue.state().room.deregister(key);
-            withdraw(envelope);
+            if let Some(envelope) = envelope {
+                withdraw(envelope);
+            }
             if queue.count_drop() {
                 missed.push(queue);
             }

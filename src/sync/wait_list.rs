@@ -71,16 +71,25 @@ impl WaitList {
         self.wake_all();
     }
 
+    /// Wakes the waiters registered now, one by one: the lock is not held
+    /// while a waker runs (executor code), and the list keeps its
+    /// allocation. A waiter that registers again meanwhile is left for the
+    /// next notification.
     #[cold]
     fn wake_all(&self) {
-        let woken = {
-            let mut wakers = lock(&self.wakers);
-            self.waiting.store(0, Ordering::Relaxed);
-            std::mem::take(&mut *wakers)
-        };
-        // Wakers run executor code: outside the lock.
-        for (_, waker) in woken {
-            waker.wake();
+        let mut left = lock(&self.wakers).len();
+        while left > 0 {
+            left -= 1;
+            let next = {
+                let mut wakers = lock(&self.wakers);
+                let next = wakers.pop();
+                self.waiting.store(wakers.len(), Ordering::Relaxed);
+                next
+            };
+            match next {
+                Some((_, waker)) => waker.wake(),
+                None => break,
+            }
         }
     }
 }
