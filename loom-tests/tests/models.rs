@@ -9,6 +9,8 @@
 //! checks.
 #![cfg(switchboard_loom)]
 
+mod support;
+
 use std::future::poll_fn;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use switchboard::{DropReason, Event, EventBus, SubscribeOptions, Subscription, Timestamp};
 
+use support::model;
+
 #[derive(Debug, Event)]
 #[event(type = "ev")]
 struct Ev(u32, #[event(timestamp)] Timestamp);
@@ -24,20 +28,6 @@ struct Ev(u32, #[event(timestamp)] Timestamp);
 /// Event number `n`.
 fn ev(n: u32) -> Ev {
     Ev(n, Timestamp::UNIX_EPOCH)
-}
-
-/// Runs `f` under loom and prints how many interleavings it explored.
-fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
-    let runs = Arc::new(StdAtomicUsize::new(0));
-    let counter = Arc::clone(&runs);
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "loom model {name}: {} interleavings explored",
-        runs.load(std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 fn drain(sub: &Subscription) -> Vec<u32> {

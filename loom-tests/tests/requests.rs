@@ -9,9 +9,10 @@
 //! request stats as late, never lost and never counted twice.
 #![cfg(switchboard_loom)]
 
+mod support;
+
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -20,6 +21,8 @@ use loom::thread;
 use switchboard::{
     CancelToken, Event, EventBus, Request, RequestError, RequestOptions, Response, Timestamp,
 };
+
+use support::model;
 
 #[derive(Event, Request)]
 #[event(type = "ask")]
@@ -34,20 +37,6 @@ struct Ask {
 struct Reply {
     request_id: &'static str,
     timestamp: Timestamp,
-}
-
-/// Runs `f` under loom and prints how many interleavings it explored.
-fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&runs);
-    loom::model(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "loom model {name}: {} interleavings explored",
-        runs.load(Ordering::Relaxed)
-    );
 }
 
 struct Noop;

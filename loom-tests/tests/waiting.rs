@@ -6,14 +6,17 @@
 //! Loom has no clock: these publishes have no deadline.
 #![cfg(switchboard_loom)]
 
+mod support;
+
 use std::future::{Future, IntoFuture};
-use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 use switchboard::{Event, EventBus, Timestamp};
+
+use support::model;
 
 #[derive(Debug, Event)]
 #[event(type = "ev")]
@@ -25,20 +28,6 @@ fn ev(n: u32) -> Ev {
 
 fn n(event: &Arc<dyn Event>) -> u32 {
     event.downcast_ref::<Ev>().unwrap().0
-}
-
-/// Runs `f` under loom and prints how many interleavings it explored.
-fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
-    let runs = Arc::new(StdAtomicUsize::new(0));
-    let counter = Arc::clone(&runs);
-    loom::model(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "loom model {name}: {} interleavings explored",
-        runs.load(std::sync::atomic::Ordering::Relaxed)
-    );
 }
 
 /// A publisher waiting for room in a full queue is woken by the consumer

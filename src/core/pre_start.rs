@@ -65,24 +65,35 @@ impl BusCore {
         }
         let limit = buffer.limit;
         drop(buffer);
-        self.counters
-            .dropped_pre_start
-            .fetch_add(1, Ordering::Relaxed);
-        let event_type = event.event_type();
         log::warning!(
-            event_type,
+            event_type = event.event_type(),
             limit,
             "switchboard: pre-start buffer is full; event dropped"
         );
+        self.count_pre_start_drop(&*event, DropReason::PreStartOverflow, limit);
+        Published::Buffered
+    }
+
+    /// Counts an event that never reached the bus's subscribers while it was
+    /// buffering, and tells the drop callback (`capacity`: the pre-start
+    /// limit for an overflow, 0 for a waiting publish that gave up).
+    pub(super) fn count_pre_start_drop(
+        &self,
+        event: &dyn Event,
+        reason: DropReason,
+        capacity: usize,
+    ) {
+        self.counters
+            .dropped_pre_start
+            .fetch_add(1, Ordering::Relaxed);
         self.drops.session().report(&DropInfo {
-            reason: DropReason::PreStartOverflow,
-            event: &*event,
-            event_type,
+            reason,
+            event,
+            event_type: event.event_type(),
             subscriber_name: "",
-            capacity: limit,
+            capacity,
             event_types: "",
         });
-        Published::Buffered
     }
 
     /// Replays the pre-start buffer in order, then switches to direct

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::completion::{Envelope, Tracking};
-use crate::drops::{DropInfo, DropReason};
+use crate::drops::DropReason;
 use crate::event::Event;
 use crate::log;
 use crate::sync::Ordering;
@@ -257,23 +257,12 @@ impl BusCore {
     /// as a pre-start drop for `reason`.
     pub(crate) fn give_up_before_start(&self, key: u64, event: &dyn Event, reason: DropReason) {
         self.started.deregister(key);
-        self.counters
-            .dropped_pre_start
-            .fetch_add(1, Ordering::Relaxed);
-        let event_type = event.event_type();
         log::warning!(
-            event_type,
+            event_type = event.event_type(),
             ?reason,
             "switchboard: waiting publish ended before the bus started; event dropped"
         );
-        self.drops.session().report(&DropInfo {
-            reason,
-            event,
-            event_type,
-            subscriber_name: "",
-            capacity: 0,
-            event_types: "",
-        });
+        self.count_pre_start_drop(event, reason, 0);
     }
 
     /// Counts a waiting publish in `published_events`.
