@@ -196,7 +196,7 @@ impl EventBus {
     ///   the replay.
     /// - **Deadline:** a subscriber still full at the deadline misses the
     ///   event: counted as dropped ([`DropReason::WaitTimedOut`](crate::DropReason),
-    ///   reported to the drop callback) and named in the [`PublishError`],
+    ///   reported to the drop callback) and named in the [`PublishError`](crate::PublishError),
     ///   which hands the event back; those that had room keep it. Before
     ///   the bus started, it counts one pre-start drop.
     /// - **Cancel** (the future dropped): the same, with
