@@ -179,8 +179,8 @@ counters! {
     /// or gave up on.
     ConsumerCounts / ConsumerCounters {
         /// Times the consumer was gone from the server (a restart without its
-        /// store, a deletion) and was created again after the last message
-        /// imported.
+        /// store, a deletion) and was created again at the first message not
+        /// acknowledged.
         recreated,
         /// Of those, times the stream itself was a new one: the importer read
         /// it from its start; what the old stream held unread is gone, and is

@@ -578,7 +578,7 @@ impl Importer {
                     stream = %self.consumer.spec.name(),
                     "switchboard-nats: the stream is a new one (the server lost or deleted the \
                      old): reading it from its start; what the old stream held beyond the last \
-                     message imported is gone, counted per publisher as missed"
+                     message handled is gone, counted per publisher as missed"
                 );
             }
             Err(error) => tracing::warn!(
