@@ -371,3 +371,68 @@ async fn long_work_keeps_its_message_in_progress_and_the_ack_follows_it() {
     assert_eq!(counts.imported, 1, "{stats}");
     drop(exporter);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_lost_while_events_are_in_the_bus_resumes_at_the_first_not_complete() {
+    init_tracing();
+    let server = NatsServer::start();
+    let fast = JetStreamOptions::default()
+        .ack_wait(Duration::from_secs(1))
+        .ack_timeout(Duration::from_millis(500));
+    let (bus_a, exporter, bus_b, importer) = pair(&server, "lost", fast).await;
+    let mut worker = bus_b
+        .subscribe_to::<RouteAdded>("worker", 8)
+        .unwrap()
+        .with_acks();
+    bus_a.start();
+    bus_b.start();
+
+    // Three events in the bus, none finished.
+    for n in 1..=3 {
+        bus_a.publish(RouteAdded::new("lost-exporter", n));
+    }
+    let mut jobs = Vec::new();
+    for n in 1..=3 {
+        let job = next(&mut worker).await;
+        assert_eq!(job.n, n);
+        jobs.push(job);
+    }
+    let js = jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    js.get_stream("SB")
+        .await
+        .unwrap()
+        .delete_consumer("lost-importer")
+        .await
+        .unwrap();
+    // Created again at the first message not complete: the three come
+    // again, and are recognised as the events still in the bus.
+    let redelivered = eventually(WAIT, || {
+        let stats = importer.stats();
+        stats.consumer.recreated == 1 && stats.import("route.added").unwrap().duplicates == 3
+    })
+    .await;
+    assert!(redelivered, "{}", importer.stats());
+    // Finished now: acknowledged on the new consumer, through the newest deliveries.
+    for job in jobs {
+        job.ack();
+    }
+    bus_a.publish(RouteAdded::new("lost-exporter", 4));
+    let last = next(&mut worker).await;
+    assert_eq!(last.n, 4);
+    last.ack();
+    assert!(consumer_settled(&server.url(), "lost-importer").await);
+    let stats = importer.shutdown().await;
+    let counts = stats.import("route.added").unwrap();
+    println!(
+        "COMPLETION consumer lost with 3 events in the bus: recreated {}, lost {}, redeliveries \
+         recognised {}, imported {}",
+        stats.consumer.recreated, stats.consumer.lost, counts.duplicates, counts.imported
+    );
+    assert!(
+        worker.try_recv().is_err(),
+        "each event reached the worker once"
+    );
+    assert_eq!(counts.imported, 4, "{stats}");
+    assert_eq!(stats.consumer.lost, 0, "{stats}");
+    drop(exporter);
+}

@@ -725,9 +725,9 @@ fn truncated(subject: &str) -> &str {
     &subject[..end]
 }
 
-/// How often held messages are marked in progress: half the shortest wait
-/// before a redelivery (a backoff's first entry replaces `ack_wait` on the
-/// server).
+/// How often held and pending messages are marked in progress: half the
+/// shortest wait before a redelivery (a backoff's first entry replaces
+/// `ack_wait` on the server).
 fn tick_period(shared: &Shared) -> Duration {
     let options = &shared.jetstream;
     let shortest = options
