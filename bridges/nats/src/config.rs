@@ -17,10 +17,12 @@ pub enum Delivery {
     /// missing. For observability traffic that may be lossy.
     AtMostOnce,
     /// JetStream: the exporter retries until the stream has stored the event
-    /// (one message id per event, deduplicated by the server), and the
-    /// importer's durable consumer acknowledges it only once it is in the
-    /// local bus; redeliveries of an id already imported are skipped. For
-    /// what must not be lost.
+    /// (one message id per event, deduplicated by the server); the
+    /// importer's durable consumer publishes it into the local bus waiting
+    /// for room at full critical subscribers, and acknowledges it only once
+    /// every critical subscriber that received it has finished with it (an
+    /// abandoned event is delivered again); redeliveries of an id already
+    /// imported are skipped. For what must not be lost.
     AtLeastOnce,
 }
 
@@ -121,7 +123,16 @@ pub struct JetStreamOptions {
     /// How long the server waits for an importer's acknowledgement before
     /// redelivering (10 s).
     pub ack_wait: Duration,
-    /// How many messages the consumer hands out unacknowledged (1000).
+    /// How many messages the consumer hands out unacknowledged (1000): those
+    /// the importer holds back for order, waits to publish, or waits for
+    /// the completion of. This is the at-least-once importer's flow control:
+    /// while a critical local subscriber is full the importer waits, and the
+    /// server stops delivering at this bound. More lets later events go on
+    /// past slow ones for longer; less bounds the memory held. Messages
+    /// already delivered to the client but not yet reached by a waiting
+    /// importer are not marked in progress: keep `ack_wait` above the time
+    /// the slowest critical subscriber takes for a few hundred events, or
+    /// they come again (skipped as duplicates, each counting a delivery).
     pub max_ack_pending: i64,
     /// How many imported event ids an importer remembers to skip
     /// redeliveries (100 000).

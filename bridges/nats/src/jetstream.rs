@@ -140,9 +140,11 @@ pub(crate) struct Consumer {
 
 /// The stream sequences an importer handled: a floor up to which every one
 /// was (or was skipped by starting after it, or acknowledged on the server),
-/// and those handled above it. A message held back, lost in transit or
-/// turned back keeps the floor below it, so a consumer created again
-/// resumes at the first one not handled.
+/// and those handled above it. A message counts once it is acknowledged: an
+/// event imported into the bus, once complete. A message held back, whose
+/// event is not complete yet, lost in transit or turned back keeps the
+/// floor below it, so a consumer created again resumes at the first one not
+/// handled.
 #[derive(Debug, Default)]
 pub(crate) struct Handled {
     floor: u64,

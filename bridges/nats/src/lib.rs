@@ -30,16 +30,29 @@
 //! - **at-most-once**, core NATS: an event is lost if a server, a network
 //!   link or a subscriber is down or too slow at that moment. The exporter
 //!   counts what it could not send ([`ExportCounts::unavailable`]), the
-//!   importer counts the gaps it detects ([`ImportCounts::missed`]). For
-//!   observability traffic.
+//!   importer counts the gaps it detects ([`ImportCounts::missed`]) and
+//!   publishes into the local bus as `publish` does (a full local
+//!   subscriber drops, counted by the bus). For observability traffic.
 //! - **at-least-once**, JetStream: the exporter retries until the stream has
-//!   stored the event (message id = `ce-id`, deduplicated by the server), the
-//!   importer's durable consumer acknowledges it only once it is in the
-//!   local bus (or, if it cannot be imported, in the [dead
-//!   letters](dead_letter)), and redeliveries of an event already imported
-//!   (same `ce-source` and `ce-id`) are not published twice. For what must
-//!   not be lost. "In the local bus" means published: from there the bus's
-//!   own rules apply (a full subscriber drops, counted by the bus).
+//!   stored the event (message id = `ce-id`, deduplicated by the server).
+//!   The importer's durable consumer publishes it into the local bus with
+//!   the waiting publish (a full critical subscriber is waited for, never
+//!   dropped: the consumer slows down, at most
+//!   [`max_ack_pending`](JetStreamOptions::max_ack_pending) messages out)
+//!   and acknowledges it once it is *complete*: every critical local
+//!   subscriber that received it has finished with it, by taking it with a
+//!   plain receive or, receiving [`with_acks`](switchboard::Subscription::with_acks),
+//!   by acking or dropping the [`Delivery`](switchboard::Delivery). Until
+//!   then the message is marked in progress, and later events go on. An
+//!   event a subscriber abandoned (rejected, dropped while panicking, or
+//!   left unread in a subscription that went away) is turned back and
+//!   imported again, to every subscriber ([`ImportCounts::abandoned`]). An
+//!   event that cannot be imported goes to the [dead letters](dead_letter),
+//!   then is acknowledged, and redeliveries of an event already imported
+//!   (same `ce-source` and `ce-id`) are not published twice. Lossy local
+//!   subscribers still drop (counted by the bus). What a process had not
+//!   seen acknowledged when it died or its bridge stopped, its next process
+//!   receives again, first and in stream order. For what must not be lost.
 //!
 //! # Example
 //!
@@ -100,8 +113,8 @@
 //!   subject permissions (see "Trust model" below); without them, such a
 //!   message costs the bridge's connection a reconnect, or its life.
 //! - A server that forgot the stream or the consumer (a restart without its
-//!   store, a deletion) is found out and the consumer created again after
-//!   the last message imported, or from the start of a new stream; what is
+//!   store, a deletion) is found out and the consumer created again at the
+//!   first message not acknowledged, or from the start of a new stream; what is
 //!   gone is counted ([`ConsumerCounts`], [`ImportCounts::missed`]).
 //! - Event types whose subject would exceed NATS's limits are refused at
 //!   configuration ([`ConfigError::InvalidEventType`]), headers that alone

@@ -44,6 +44,18 @@ impl RecentIds {
             }
         }
     }
+
+    /// Forgets an event, so that its redelivery is imported again (a local
+    /// subscriber abandoned it). Searched from the newest: the events still
+    /// in the bus are among the last remembered.
+    pub(crate) fn remove(&mut self, source: &str, id: &str) {
+        let key = (source.to_owned(), id.to_owned());
+        if self.ids.remove(&key) {
+            if let Some(index) = self.order.iter().rposition(|k| *k == key) {
+                self.order.remove(index);
+            }
+        }
+    }
 }
 
 /// How an event's number compares with what its run's tracker expects.
@@ -204,6 +216,22 @@ mod tests {
         assert!(!ids.contains("other", "a"), "ids are unique per source");
         ids.insert("s", "c");
         assert!(!ids.contains("s", "a") && ids.contains("s", "b") && ids.contains("s", "c"));
+    }
+
+    #[test]
+    fn a_forgotten_id_is_new_again_and_frees_its_place() {
+        let mut ids = RecentIds::new(2);
+        ids.insert("s", "a");
+        ids.insert("s", "b");
+        ids.remove("s", "a");
+        assert!(!ids.contains("s", "a") && ids.contains("s", "b"));
+        ids.remove("s", "never");
+        // Its place is free: remembering it again evicts nothing.
+        ids.insert("s", "a");
+        assert!(ids.contains("s", "a") && ids.contains("s", "b"));
+        // And the oldest is "b" now.
+        ids.insert("s", "c");
+        assert!(!ids.contains("s", "b") && ids.contains("s", "a") && ids.contains("s", "c"));
     }
 
     #[test]

@@ -104,7 +104,9 @@ counters! {
     /// `type_mismatch`, `oversized`, `decode_failed` or (JetStream)
     /// `held_back` (the last until it comes back). On JetStream, each message
     /// counted in `malformed`, `type_mismatch`, `oversized` or
-    /// `decode_failed` is also in `dead_lettered` once stored there.
+    /// `decode_failed` is also in `dead_lettered` once stored there, and an
+    /// `imported` event that a local subscriber abandoned is also in
+    /// `abandoned` (its redelivery is counted again).
     ///
     /// Losses: `missed - late` events of this type's publishers never
     /// arrived (gaps in their numbers that no later arrival filled); the
@@ -113,8 +115,12 @@ counters! {
     ImportCounts / ImportCounters {
         /// Messages that arrived on the type's subject.
         received,
-        /// Events published into the local bus (delivered or buffered),
-        /// including the `late` and `unordered` ones.
+        /// Events published into the local bus, including the `late` and
+        /// `unordered` ones. At-most-once: as `publish` does (a full
+        /// subscriber drops it, counted by the bus; before `start`, buffered).
+        /// At-least-once: with the waiting publish (a full critical
+        /// subscriber is waited for; before `start`, the bus is), once more
+        /// for each redelivery of an `abandoned` event.
         imported,
         /// Skipped: exported by this very bridge.
         own_echo,
@@ -158,6 +164,13 @@ counters! {
         /// JetStream: acknowledgements that could not be sent (the message
         /// comes back and is recognised as a duplicate).
         ack_failed,
+        /// JetStream: imported events that a local critical subscriber
+        /// abandoned (rejected its `Delivery`, dropped it while panicking, or
+        /// unsubscribed with it unread). The message is turned back and
+        /// imported again, to every subscriber; if the server had already
+        /// given up on it, nothing delivers it again (counted in
+        /// [`ConsumerCounts::lost`] too).
+        abandoned,
     }
 }
 
@@ -166,8 +179,8 @@ counters! {
     /// or gave up on.
     ConsumerCounts / ConsumerCounters {
         /// Times the consumer was gone from the server (a restart without its
-        /// store, a deletion) and was created again after the last message
-        /// imported.
+        /// store, a deletion) and was created again at the first message not
+        /// acknowledged.
         recreated,
         /// Of those, times the stream itself was a new one: the importer read
         /// it from its start; what the old stream held unread is gone, and is
@@ -444,7 +457,8 @@ impl fmt::Display for BridgeStats {
                 f,
                 "  import {:<20} {:<13} received {}, imported {} | skipped: own {}, dup {} | not \
                  imported: malformed {}, mismatch {}, oversized {}, decode {}, dead-lettered {} | \
-                 missed {} (late {}), unordered {}, jumps {} | held back {} | ack failed {}",
+                 missed {} (late {}), unordered {}, jumps {} | held back {} | ack failed {} | \
+                 abandoned {}",
                 s.event_type,
                 s.delivery,
                 c.received,
@@ -461,7 +475,8 @@ impl fmt::Display for BridgeStats {
                 c.unordered,
                 c.jumps,
                 c.held_back,
-                c.ack_failed
+                c.ack_failed,
+                c.abandoned
             )?;
         }
         let u = &self.unrouted;

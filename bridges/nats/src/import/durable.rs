@@ -2,6 +2,12 @@
 //! connection of its own, with what it takes to keep each publisher's order
 //! and to survive what the server forgets or gives up on.
 //!
+//! - An event goes into the bus with the waiting publish: a full critical
+//!   subscriber makes the importer wait (and so the consumer, up to its
+//!   `max_ack_pending`), never drop. Its message is acknowledged once the
+//!   event is complete (every critical subscriber that received it finished
+//!   with it), turned back for redelivery if one abandoned it; meanwhile
+//!   later messages go on, and the pending ones are marked in progress.
 //! - A message whose publisher's earlier event is missing is held here,
 //!   unacknowledged and marked in progress, until that one comes or the
 //!   order wait ends; held messages are tried again in stream order.
@@ -12,6 +18,7 @@
 //!   the consumer and create what is gone (see [`Consumer::recover`]); a
 //!   consumer connection whose client died is built again.
 
+use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,14 +28,18 @@ use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, AckKind};
 use async_nats::{Client, ConnectOptions, HeaderMap, ServerAddr, Subscriber};
 use futures_util::StreamExt;
+use switchboard::{Completed, Completion, Event};
 use tokio::sync::watch;
+use tokio::time::Interval;
 
-use super::{process, route, Memory, Route, Verdict};
+use super::pending::{InBus, Pending};
+use super::{process, route, Accepted, Memory, Route, Verdict};
 use crate::bridge::Shared;
 use crate::dead_letter::{header_block, parse_header_block, Letter};
 use crate::export::{log_now, stop_requested};
 use crate::jetstream::{Consumer, Forgotten};
 use crate::stats::{add, bump};
+use crate::types::ImportType;
 
 /// Consecutive errors of the consumer's message stream after which the
 /// importer looks for the consumer again (a server that restarted without
@@ -57,6 +68,9 @@ struct StreamMessage<'a> {
     /// Whether it may be held back for order (not when nothing would
     /// deliver it again).
     may_hold: bool,
+    /// The delivery, to mark in progress while its event waits for room;
+    /// `None` when read back through the message API.
+    delivery: Option<&'a jetstream::Message>,
 }
 
 impl<'a> StreamMessage<'a> {
@@ -74,8 +88,21 @@ impl<'a> StreamMessage<'a> {
             headers: message.headers.as_ref(),
             payload: &message.payload,
             may_hold: true,
+            delivery: Some(message),
         }
     }
+}
+
+/// What importing a message came to.
+enum Outcome {
+    /// Skipped, or stored as a dead letter: acknowledge it now.
+    Done,
+    /// Held back for its publisher's order.
+    HoldBack,
+    /// In the bus: acknowledge it once complete.
+    InBus(Arc<ImportType>, Accepted, Completion),
+    /// The bridge stops: leave it unacknowledged, for the next process.
+    Stopping,
 }
 
 /// The at-least-once importer.
@@ -99,33 +126,52 @@ struct Importer {
     /// counted as missed. Half of `max_ack_pending`, so that held messages
     /// never stop the server from delivering the missing ones.
     max_held: usize,
+    /// Messages whose events are in the bus, until they are complete.
+    pending: Pending,
+    /// When held and pending messages are marked in progress.
+    ticker: Interval,
+    stopped: watch::Receiver<bool>,
+    /// The bridge stops: nothing more goes into the bus.
+    stopping: bool,
 }
 
 impl Importer {
-    /// Routes and processes a message; a rejected one is stored as a dead
-    /// letter. `Err` if that failed (the message must come again).
-    async fn import(&mut self, message: &StreamMessage<'_>) -> Result<Verdict, ()> {
+    /// Routes and processes a message, publishing its event into the bus; a
+    /// rejected one is stored as a dead letter. `Err` if that failed (the
+    /// message must come again).
+    async fn import(&mut self, message: &StreamMessage<'_>) -> Result<Outcome, ()> {
+        if self.stopping {
+            return Ok(Outcome::Stopping);
+        }
         let shared = Arc::clone(&self.shared);
-        let verdict = match route(&shared, message.subject) {
+        let outcome = match route(&shared, message.subject) {
             Route::To(entry) => {
-                let verdict = process(
+                match process(
                     &shared,
                     entry,
                     &mut self.memory,
                     message.headers,
                     message.payload,
                     message.may_hold,
-                );
-                if let Verdict::Rejected(reason) = &verdict {
-                    let headers = header_block(message.headers);
-                    let stored = self
-                        .dead_letter(message, &headers, reason, &entry.counters.dead_lettered)
-                        .await;
-                    if stored.is_err() {
-                        return Err(());
+                ) {
+                    Verdict::Import(accepted) => {
+                        let event = Arc::clone(&accepted.event);
+                        match self.publish(event, message.delivery).await {
+                            Some(completion) => {
+                                Outcome::InBus(Arc::clone(entry), accepted, completion)
+                            }
+                            None => Outcome::Stopping,
+                        }
+                    }
+                    Verdict::Done => Outcome::Done,
+                    Verdict::HoldBack => Outcome::HoldBack,
+                    Verdict::Rejected(reason) => {
+                        let headers = header_block(message.headers);
+                        self.dead_letter(message, &headers, &reason, &entry.counters.dead_lettered)
+                            .await?;
+                        Outcome::Done
                     }
                 }
-                verdict
             }
             Route::OutsidePrefix => {
                 bump(&shared.unrouted.outside_prefix);
@@ -136,17 +182,77 @@ impl Importer {
                         "switchboard-nats: skipped a stream message outside the bridge's prefix"
                     );
                 }
-                Verdict::Done
+                Outcome::Done
             }
             Route::NotImported => {
                 bump(&shared.unrouted.not_imported);
-                Verdict::Done
+                Outcome::Done
             }
         };
-        if verdict != Verdict::HoldBack {
-            self.consumer.handled.insert(message.stream_sequence);
+        Ok(outcome)
+    }
+
+    /// Publishes an imported event, waiting for room at every critical
+    /// subscriber. Meanwhile completed messages are acknowledged, and the
+    /// waiting ones (`delivery` too) marked in progress at each tick. `None`
+    /// if the bridge stops first: the publish is cancelled (the subscribers
+    /// it had not reached count a drop) and the message comes again to the
+    /// next process.
+    async fn publish(
+        &mut self,
+        event: Arc<dyn Event>,
+        delivery: Option<&jetstream::Message>,
+    ) -> Option<Completion> {
+        if self.stopping {
+            return None;
         }
-        Ok(verdict)
+        let shared = Arc::clone(&self.shared);
+        let mut publishing = std::pin::pin!(shared
+            .bus
+            .publish_waiting_arc(event)
+            .tracked()
+            .into_future());
+        loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(&mut self.stopped) => {
+                    self.stopping = true;
+                    return None;
+                }
+                published = &mut publishing => {
+                    return Some(published.expect("a waiting publish without a deadline delivers"));
+                }
+                Some((sequence, in_bus, completed)) = self.pending.next() => {
+                    self.completed(sequence, in_bus, completed).await;
+                }
+                _ = self.ticker.tick() => self.mark_in_progress(delivery).await,
+            }
+        }
+    }
+
+    /// Settles a delivered message once imported: acknowledges it, waits for
+    /// its event's completion, or turns it back.
+    async fn settle(&mut self, message: Box<jetstream::Message>, outcome: Result<Outcome, ()>) {
+        let sequence = StreamMessage::delivered(&message).stream_sequence;
+        match outcome {
+            Ok(Outcome::Done) => {
+                // A redelivery of a message whose event is still in the bus
+                // (a duplicate) is acknowledged once that event is complete.
+                let Err(message) = self.pending.redelivered(sequence, message) else {
+                    return;
+                };
+                self.acknowledge(&message, AckKind::Ack).await;
+                self.consumer.handled.insert(sequence);
+            }
+            Ok(Outcome::InBus(entry, accepted, completion)) => {
+                let in_bus = InBus::new(Some(message), entry, accepted);
+                self.pending.insert(sequence, in_bus, completion);
+            }
+            // Held by the caller, or left for the next process.
+            Ok(Outcome::HoldBack | Outcome::Stopping) => {}
+            // The dead letter could not be stored: it comes again.
+            Err(()) => self.turn_back(&message).await,
+        }
     }
 
     async fn dead_letter(
@@ -190,15 +296,16 @@ impl Importer {
         }
     }
 
-    /// Handles a message the consumer delivered: imports and acknowledges
-    /// it, or holds it back; after an import, tries the held ones again.
+    /// Handles a message the consumer delivered: imports it (its
+    /// acknowledgement waits for its event's completion), or holds it back;
+    /// after an import, tries the held ones again.
     async fn delivered(&mut self, message: jetstream::Message) {
-        let verdict = self.import(&StreamMessage::delivered(&message)).await;
-        if verdict == Ok(Verdict::HoldBack) {
+        let outcome = self.import(&StreamMessage::delivered(&message)).await;
+        if matches!(outcome, Ok(Outcome::HoldBack)) {
             self.hold(message).await;
             return;
         }
-        self.acknowledge(&message, verdict).await;
+        self.settle(Box::new(message), outcome).await;
         if !self.held.is_empty() {
             self.release().await;
         }
@@ -212,12 +319,17 @@ impl Importer {
         self.held.insert(index, (sequence, Box::new(message)));
         if self.held.len() > self.max_held {
             let (_, oldest) = self.held.remove(0);
-            let mut forced = StreamMessage::delivered(&oldest);
-            forced.may_hold = false;
-            let verdict = self.import(&forced).await;
-            self.acknowledge(&oldest, verdict).await;
+            self.force(oldest).await;
             self.release().await;
         }
+    }
+
+    /// Imports a held message now, whatever its publisher's order says.
+    async fn force(&mut self, message: Box<jetstream::Message>) {
+        let mut forced = StreamMessage::delivered(&message);
+        forced.may_hold = false;
+        let outcome = self.import(&forced).await;
+        self.settle(message, outcome).await;
     }
 
     /// Tries the held-back messages again, in stream order, until none
@@ -226,28 +338,29 @@ impl Importer {
         loop {
             let mut progressed = false;
             let mut index = 0;
-            while index < self.held.len() {
+            while index < self.held.len() && !self.stopping {
                 let (sequence, message) = self.held.remove(index);
-                let verdict = self.import(&StreamMessage::delivered(&message)).await;
-                if verdict == Ok(Verdict::HoldBack) {
+                let outcome = self.import(&StreamMessage::delivered(&message)).await;
+                if matches!(outcome, Ok(Outcome::HoldBack)) {
                     self.held.insert(index, (sequence, message));
                     index += 1;
                 } else {
-                    self.acknowledge(&message, verdict).await;
+                    self.settle(message, outcome).await;
                     progressed = true;
                 }
             }
-            if !progressed {
+            if !progressed || self.stopping {
                 return;
             }
         }
     }
 
     /// At every tick: releases what the order wait no longer holds, and
-    /// marks the rest in progress. `false` if the message stream must be
-    /// opened again: the consumer's client died, or it reconnected (a pull
-    /// request sent before may be lost with the old connection, and the
-    /// stream would only notice after missed heartbeats).
+    /// marks the rest, and the messages whose events are in the bus, in
+    /// progress. `false` if the message stream must be opened again: the
+    /// consumer's client died, or it reconnected (a pull request sent
+    /// before may be lost with the old connection, and the stream would
+    /// only notice after missed heartbeats).
     async fn tick(&mut self) -> bool {
         let connects = self.client().statistics().connects.load(Ordering::Relaxed);
         if connects != self.connects_seen {
@@ -259,39 +372,77 @@ impl Importer {
         }
         // Unreachable now and then: the next tick tries again.
         let _ = self.consumer.sync_floor().await;
-        if self.held.is_empty() {
-            return true;
+        if !self.held.is_empty() {
+            self.release().await;
         }
-        self.release().await;
-        for (_, message) in &self.held {
+        self.mark_in_progress(None).await;
+        true
+    }
+
+    /// Marks the held messages, those whose events are in the bus, and
+    /// `delivery` (waiting for room) in progress, so that the server does
+    /// not deliver them again while they wait.
+    async fn mark_in_progress(&self, delivery: Option<&jetstream::Message>) {
+        let held = self.held.iter().map(|(_, message)| &**message);
+        for message in held.chain(self.pending.deliveries()).chain(delivery) {
             // A lost mark means one redelivery, recognised as a duplicate.
             let _ = message.ack_with(AckKind::Progress).await;
         }
-        true
     }
 
     /// Imports every held message now (their stream is gone, or the
     /// importer stops with nothing left to wait for).
     async fn release_all(&mut self) {
         for (_, message) in std::mem::take(&mut self.held) {
-            let mut forced = StreamMessage::delivered(&message);
-            forced.may_hold = false;
-            let verdict = self.import(&forced).await;
-            self.acknowledge(&message, verdict).await;
+            self.force(message).await;
         }
     }
 
-    async fn acknowledge(&self, message: &jetstream::Message, verdict: Result<Verdict, ()>) {
-        let ack = match verdict {
-            Ok(_) => message.ack().await,
-            // The dead letter could not be stored: it comes again.
-            Err(()) => {
-                message
-                    .ack_with(AckKind::Nak(Some(self.shared.jetstream.ack_wait)))
-                    .await
+    /// A message's event is complete: acknowledged if every subscriber that
+    /// received it finished with it. If one abandoned it, the message is
+    /// turned back and its event forgotten, so that the redelivery goes into
+    /// the bus again (to every subscriber) rather than count as a duplicate.
+    async fn completed(&mut self, sequence: u64, in_bus: InBus, completed: Completed) {
+        if completed.all_finished() {
+            if let Some(message) = &in_bus.message {
+                self.acknowledge(message, AckKind::Ack).await;
             }
-        };
-        if let Err(error) = ack {
+            self.consumer.handled.insert(sequence);
+            return;
+        }
+        let counters = &in_bus.entry.counters;
+        bump(&counters.abandoned);
+        if let Some(recent) = self.memory.recent.as_mut() {
+            recent.remove(&in_bus.source, &in_bus.id);
+        }
+        if log_now(counters.abandoned.load(Ordering::Relaxed)) {
+            tracing::warn!(
+                bridge = %self.shared.name,
+                event_type = %in_bus.entry.event_type,
+                stream_sequence = sequence,
+                abandoned = completed.abandoned(),
+                "switchboard-nats: local subscribers abandoned an imported event (rejected, or \
+                 dropped unread); its message comes again"
+            );
+        }
+        match &in_bus.message {
+            Some(message) => self.turn_back(message).await,
+            // Read back after the server gave up on it: nothing delivers it again.
+            None => {
+                bump(&self.shared.consumer_counters.lost);
+                self.consumer.handled.insert(sequence);
+            }
+        }
+    }
+
+    /// Has the server deliver `message` again after `ack_wait`.
+    async fn turn_back(&self, message: &jetstream::Message) {
+        let delay = Some(self.shared.jetstream.ack_wait);
+        self.acknowledge(message, AckKind::Nak(delay)).await;
+    }
+
+    async fn acknowledge(&self, message: &jetstream::Message, kind: AckKind) {
+        if let Err(error) = message.ack_with(kind).await {
             let counter = match route(&self.shared, message.subject.as_str()) {
                 Route::To(entry) => &entry.counters.ack_failed,
                 _ => &self.shared.consumer_counters.ack_failed,
@@ -302,7 +453,7 @@ impl Importer {
                     bridge = %self.shared.name,
                     %error,
                     "switchboard-nats: could not acknowledge a message; it will be redelivered \
-                     and skipped as a duplicate"
+                     (and skipped as a duplicate if its event was imported)"
                 );
             }
         }
@@ -319,7 +470,10 @@ impl Importer {
         else {
             return;
         };
-        if self.consumer.handled.contains(stream_sequence) {
+        // Handled already, or its event is in the bus (redelivered until the
+        // server gave up while the importer marked it in progress).
+        if self.consumer.handled.contains(stream_sequence) || self.pending.contains(stream_sequence)
+        {
             return;
         }
         bump(&shared.consumer_counters.gave_up);
@@ -346,6 +500,7 @@ impl Importer {
             headers: None,
             payload: &raw.payload,
             may_hold: false,
+            delivery: None,
         };
         let imported = match parse_header_block(&raw.headers) {
             Ok(headers) => {
@@ -368,15 +523,24 @@ impl Importer {
                 let stored = self
                     .dead_letter(&message, &raw.headers, &reason, counter)
                     .await;
-                self.consumer.handled.insert(stream_sequence);
-                stored.map(|()| Verdict::Done)
+                stored.map(|()| Outcome::Done)
             }
         };
         match imported {
+            Ok(Outcome::Done) => self.consumer.handled.insert(stream_sequence),
+            Ok(Outcome::InBus(entry, accepted, completion)) => {
+                let in_bus = InBus::new(None, entry, accepted);
+                self.pending.insert(stream_sequence, in_bus, completion);
+            }
+            // Not held (`may_hold` is false), or left for the next process.
+            Ok(Outcome::HoldBack | Outcome::Stopping) => return,
             // No redelivery follows: a failure to store the dead letter loses it.
-            Err(()) => bump(&shared.consumer_counters.lost),
-            Ok(_) => self.release().await,
+            Err(()) => {
+                bump(&shared.consumer_counters.lost);
+                return;
+            }
         }
+        self.release().await;
     }
 
     /// Finds the consumer again after errors, counting what the server
@@ -398,21 +562,23 @@ impl Importer {
                     removed,
                     "switchboard-nats: the server had lost the durable consumer (a restart \
                      without its store, or a deletion); created again at the first stream \
-                     message not imported ({removed} stream messages were gone: counted as lost)"
+                     message not complete ({removed} stream messages were gone: counted as lost)"
                 );
             }
             Ok(Forgotten::Stream) => {
                 bump(&shared.consumer_counters.recreated);
                 bump(&shared.consumer_counters.new_streams);
-                // What was held from the old stream will never come again.
+                // What was held from the old stream will never come again;
+                // what is in the bus can no longer be acknowledged.
                 self.release_all().await;
+                self.pending.clear();
                 self.consumer.restart();
                 tracing::warn!(
                     bridge = %shared.name,
                     stream = %self.consumer.spec.name(),
                     "switchboard-nats: the stream is a new one (the server lost or deleted the \
                      old): reading it from its start; what the old stream held beyond the last \
-                     message imported is gone, counted per publisher as missed"
+                     message handled is gone, counted per publisher as missed"
                 );
             }
             Err(error) => tracing::warn!(
@@ -559,9 +725,9 @@ fn truncated(subject: &str) -> &str {
     &subject[..end]
 }
 
-/// How often held messages are marked in progress: half the shortest wait
-/// before a redelivery (a backoff's first entry replaces `ack_wait` on the
-/// server).
+/// How often held and pending messages are marked in progress: half the
+/// shortest wait before a redelivery (a backoff's first entry replaces
+/// `ack_wait` on the server).
 fn tick_period(shared: &Shared) -> Duration {
     let options = &shared.jetstream;
     let shortest = options
@@ -573,7 +739,7 @@ fn tick_period(shared: &Shared) -> Duration {
 }
 
 /// Imports every at-least-once type from the bridge's durable consumer,
-/// acknowledging each message once its event is in the bus (or in the dead
+/// acknowledging each message once its event is complete (or in the dead
 /// letters); `advisories`: the server's max-deliveries advisories for it.
 pub(crate) async fn run_jetstream(
     shared: Arc<Shared>,
@@ -582,12 +748,12 @@ pub(crate) async fn run_jetstream(
     mut advisories: Subscriber,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(tick_period(&shared));
     let max_held = usize::try_from(shared.jetstream.max_ack_pending / 2)
         .unwrap_or(usize::MAX)
         .max(1);
     let mut importer = Importer {
         memory: Memory::jetstream(&shared),
+        ticker: tokio::time::interval(tick_period(&shared)),
         shared,
         consumer,
         reconnect,
@@ -595,6 +761,9 @@ pub(crate) async fn run_jetstream(
         connects_seen: 0,
         held: Vec::new(),
         max_held,
+        pending: Pending::default(),
+        stopped: stopped.clone(),
+        stopping: false,
     };
     loop {
         // Every wait on the server races the stop signal: with the server
@@ -614,9 +783,12 @@ pub(crate) async fn run_jetstream(
                 tokio::select! {
                     biased;
                     () = stop_requested(&mut stopped) => return,
-                    _ = tick.tick() => if !importer.tick().await {
+                    _ = importer.ticker.tick() => if !importer.tick().await {
                         break;
                     },
+                    Some((sequence, in_bus, completed)) = importer.pending.next() => {
+                        importer.completed(sequence, in_bus, completed).await;
+                    }
                     item = messages.next() => match item {
                         Some(Ok(message)) => {
                             importer.failures = 0;

@@ -2,12 +2,17 @@
 //! the local bus.
 //!
 //! At-most-once types have one core subscription each, on their exact
-//! subject. At-least-once types share the bridge's durable consumer, which
-//! reads the whole stream in order; messages of other types are
+//! subject, and publish into the bus as `publish` does: fire and forget, a
+//! full subscriber drops (counted by the bus). At-least-once types share
+//! the bridge's durable consumer, which reads the whole stream in order,
+//! publishes with the waiting publish (a full critical subscriber slows the
+//! consumer instead of dropping) and acknowledges each message once its
+//! event is complete ([`durable`]); messages of other types are
 //! acknowledged and skipped, messages that cannot be imported go to the
 //! dead letters ([`crate::dead_letter`]).
 
 mod durable;
+mod pending;
 
 pub(crate) use durable::{run_jetstream, Reconnect};
 
@@ -17,6 +22,7 @@ use std::time::Instant;
 
 use async_nats::{HeaderMap, Subscriber};
 use futures_util::StreamExt;
+use switchboard::Event;
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
@@ -29,9 +35,10 @@ use crate::subject;
 use crate::types::ImportType;
 
 /// What became of one message.
-#[derive(Clone, Debug, PartialEq, Eq)]
 enum Verdict {
-    /// Published into the bus, or skipped for good: acknowledge it.
+    /// Accepted (counted as imported): the caller publishes it into the bus.
+    Import(Accepted),
+    /// Skipped for good: acknowledge it.
     Done,
     /// An earlier event of its publisher is missing: hold it back until that
     /// one comes (JetStream redelivers it) or the order wait ends.
@@ -39,6 +46,13 @@ enum Verdict {
     /// It cannot be parsed, decoded or validated (counted already): on
     /// JetStream it goes to the dead letters, for the reason given.
     Rejected(String),
+}
+
+/// An event accepted for the bus, with its identity.
+struct Accepted {
+    event: Arc<dyn Event>,
+    source: String,
+    id: String,
 }
 
 /// What an importer remembers between messages.
@@ -163,15 +177,20 @@ fn process(
     if shared.exported_types.contains(&entry.type_id) {
         shared.imported.insert(&event);
     }
-    // Counted first: whoever sees the event in the bus sees it counted.
+    // Counted before the caller publishes: whoever sees the event in the
+    // bus sees it counted.
     bump(&counters.imported);
-    shared.bus.publish_arc(event);
     // Remembered only once accepted: a corrected republish of a message
-    // that was rejected, with the same id, is not a duplicate.
+    // that was rejected, with the same id, is not a duplicate. Remembered
+    // before it is complete: a redelivery meanwhile is one.
     if let Some(recent) = memory.recent.as_mut() {
         recent.insert(&meta.source, &meta.id);
     }
-    Verdict::Done
+    Verdict::Import(Accepted {
+        event,
+        source: meta.source,
+        id: meta.id,
+    })
 }
 
 /// Places event `seq` of `run` in its publisher's order and counts what
@@ -245,8 +264,11 @@ pub(crate) async fn run_core(
             continue;
         }
         // Nothing is stored on core NATS: a rejected message was counted,
-        // and that is all that can be done with it.
-        process(
+        // and that is all that can be done with it. An accepted one is
+        // published fire-and-forget: nothing would deliver it again, so
+        // waiting for room or completion would only slow the subscription
+        // (whose overflow the client drops, counted as slow consumer).
+        let verdict = process(
             &shared,
             &entry,
             &mut memory,
@@ -254,6 +276,9 @@ pub(crate) async fn run_core(
             &message.payload,
             false,
         );
+        if let Verdict::Import(accepted) = verdict {
+            shared.bus.publish_arc(accepted.event);
+        }
     }
 }
 
