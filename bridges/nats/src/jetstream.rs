@@ -29,6 +29,7 @@ use async_nats::Client;
 
 use crate::config::{Delivery, JetStreamOptions};
 use crate::error::BridgeError;
+use crate::resume;
 use crate::subject::{default_stream_name, for_event_type, matches};
 use crate::types::{ExportType, ImportType};
 
@@ -363,45 +364,9 @@ async fn create_consumer(
         .get_stream(spec.name())
         .await
         .map_err(|error| failed(error.into()))?;
-    let mut consumer: PullConsumer = stream
-        .get_or_create_consumer(&durable, config.clone())
-        .await
-        .map_err(|error| failed(error.into()))?;
-    let info = consumer
-        .info()
-        .await
-        .map_err(|error| failed(error.into()))?
-        .clone();
     // Everything up to the acknowledgement floor was handled (for a new
     // consumer: everything before it started).
-    let floor = info.ack_floor.stream_sequence;
-    if info.num_ack_pending > 0 {
-        // The previous process of this bridge (no other holds its name)
-        // died with messages it had not acknowledged: the server would
-        // redeliver them after `ack_wait`, behind newer ones. Created again
-        // at the first of them, the consumer delivers everything after the
-        // floor at once and in stream order, so each publisher's order
-        // holds across the restart.
-        stream
-            .delete_consumer(&durable)
-            .await
-            .map_err(|error| failed(error.into()))?;
-        let mut resume = config.clone();
-        resume.deliver_policy = DeliverPolicy::ByStartSequence {
-            start_sequence: floor + 1,
-        };
-        consumer = stream
-            .create_consumer(resume)
-            .await
-            .map_err(|error| failed(error.into()))?;
-        tracing::info!(
-            durable = %durable,
-            unacknowledged = info.num_ack_pending,
-            resumed_at = floor + 1,
-            "switchboard-nats: the durable consumer had messages its previous process did not \
-             acknowledge; created again at the first of them, so they come first and in order"
-        );
-    }
+    let (consumer, floor) = resume::open(&stream, &config).await.map_err(failed)?;
     Ok(Consumer {
         spec,
         subjects,

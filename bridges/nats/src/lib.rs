@@ -116,6 +116,11 @@
 //!   store, a deletion) is found out and the consumer created again at the
 //!   first message not acknowledged, or from the start of a new stream; what is
 //!   gone is counted ([`ConsumerCounts`], [`ImportCounts::missed`]).
+//! - An importing process killed at any moment (SIGKILL, its restart
+//!   included) gets, on its next start, every event that was not complete
+//!   again, first and in stream order: its consumer is created again at the
+//!   first unacknowledged message, with a placeholder consumer
+//!   (`{durable}~resume`) holding that start while it is.
 //! - Event types whose subject would exceed NATS's limits are refused at
 //!   configuration ([`ConfigError::InvalidEventType`]), headers that alone
 //!   exceed the server's `max_payload` at connect
@@ -160,6 +165,7 @@ mod presence;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod request;
+mod resume;
 mod serve;
 mod stats;
 pub mod subject;
