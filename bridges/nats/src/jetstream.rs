@@ -354,7 +354,8 @@ async fn create_consumer(
     };
     let failed = |error: async_nats::Error| BridgeError::JetStream {
         what: format!(
-            "creating or looking up consumer {durable} on stream {}",
+            "creating or looking up consumer {durable}, or its placeholder {durable}~resume, \
+             on stream {} (a permission missing for either makes the request time out)",
             spec.name()
         ),
         source: error,
