@@ -146,6 +146,15 @@ pub struct JetStreamOptions {
     /// How long the exporter waits for the stream's acknowledgement before
     /// retrying (5 s).
     pub ack_timeout: Duration,
+    /// How many events the exporter publishes ahead of the stream's
+    /// acknowledgements, per delivery queue (256). A publish that fails is
+    /// sent again, with the same message id, before any new event; if later
+    /// events were stored meanwhile, the stream holds them ahead of it and
+    /// the importer puts them back in order (holding the later ones back
+    /// until it arrives). 1 publishes one event at a time: the stream then
+    /// holds each publisher's events in order even across retries, at a
+    /// round trip per event.
+    pub publish_window: usize,
     /// How many times the server delivers a message to the importer before
     /// it gives up on it (5). The importer then reads that message through
     /// the server's message API and imports it, or sends it to the dead
@@ -175,6 +184,7 @@ impl Default for JetStreamOptions {
             dedup_window: 100_000,
             order_wait: None,
             ack_timeout: Duration::from_secs(5),
+            publish_window: 256,
             max_deliver: 5,
             redelivery_backoff: Vec::new(),
         }
@@ -242,6 +252,13 @@ impl JetStreamOptions {
     #[must_use]
     pub fn order_wait(mut self, wait: Duration) -> Self {
         self.order_wait = Some(wait);
+        self
+    }
+
+    /// Sets [`publish_window`](Self::publish_window).
+    #[must_use]
+    pub fn publish_window(mut self, events: usize) -> Self {
+        self.publish_window = events;
         self
     }
 
@@ -483,6 +500,12 @@ impl JetStreamOptions {
         }
         if self.max_ack_pending < 1 {
             return invalid("max_ack_pending must be at least 1");
+        }
+        if self.publish_window == 0 {
+            return invalid(
+                "publish_window must be at least 1 event (1: one publish awaits its \
+                 acknowledgement at a time)",
+            );
         }
         if self.dedup_window == 0 {
             return invalid("dedup_window must be at least 1 id");

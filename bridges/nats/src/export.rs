@@ -5,12 +5,9 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -23,11 +20,7 @@ use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
-
-/// The first retry of an unacknowledged at-least-once publish waits this long...
-const FIRST_RETRY: Duration = Duration::from_millis(50);
-/// ...doubling up to this.
-const MAX_RETRY: Duration = Duration::from_secs(2);
+use crate::window::{Sent, Settled, Window};
 
 /// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
 /// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
@@ -36,12 +29,12 @@ pub(crate) fn log_now(count: u64) -> bool {
 }
 
 /// One event, encoded and addressed, ready to publish.
-struct Prepared {
-    entry: Arc<ExportType>,
-    subject: String,
-    id: String,
-    headers: HeaderMap,
-    payload: Bytes,
+pub(crate) struct Prepared {
+    pub(crate) entry: Arc<ExportType>,
+    pub(crate) subject: String,
+    pub(crate) id: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Bytes,
 }
 
 /// A run of one exporter task: per event type, a run id and the number of
@@ -222,10 +215,10 @@ pub(crate) async fn run_core(
     abandon(&shared, &subscription);
 }
 
-/// At-least-once: publish to JetStream with the event's id as message id
-/// and wait for the stream's acknowledgement; on any error or timeout,
-/// publish the same message again (the server stores it once) before the
-/// next event, so a publisher's order holds.
+/// At-least-once: publish to JetStream with the event's id as message id,
+/// up to `publish_window` events awaiting the stream's acknowledgement (see
+/// [`window`](crate::window)); a publish that fails is sent again with the
+/// same id (the server stores it once) before any new event.
 pub(crate) async fn run_jetstream(
     shared: Arc<Shared>,
     stream: StreamSpec,
@@ -233,105 +226,54 @@ pub(crate) async fn run_jetstream(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared));
-    'events: loop {
-        let event = tokio::select! {
+    let mut window = Window::new(shared.name.clone(), shared.jetstream.publish_window);
+    loop {
+        let retry_at = window.retry_at();
+        tokio::select! {
             biased;
             () = stop_requested(&mut stopped) => break,
-            event = subscription.next() => match event {
-                Some(event) => event,
-                None => return,
-            },
-        };
-        let Some(prepared) = run.prepare(&event) else {
-            continue;
-        };
-        let counters = &prepared.entry.counters;
-        let mut wait = FIRST_RETRY;
-        let mut failures: u64 = 0;
-        loop {
-            let publish = PublishMessage::build()
-                .headers(prepared.headers.clone())
-                .payload(prepared.payload.clone())
-                .message_id(&prepared.id);
-            let outcome = async {
-                stream
-                    .context
-                    .send_publish(prepared.subject.clone(), publish)
-                    .await?
-                    .await
-            };
-            // An attempt runs to its end even when the bridge is stopping
-            // (it is bounded by the ack timeout): the event may be stored
-            // already, and then it counts as exported, not abandoned.
-            let result = outcome.await;
-            match result {
-                Ok(ack) => {
-                    bump(&counters.exported);
-                    if ack.duplicate {
-                        bump(&counters.server_duplicates);
-                    }
-                    if failures > 0 {
-                        tracing::info!(
-                            bridge = %shared.name,
-                            event_type = %prepared.entry.event_type,
-                            attempts = failures + 1,
-                            "switchboard-nats: at-least-once event stored after retries"
-                        );
-                    }
-                    run.sent(&prepared.entry);
-                    break;
-                }
-                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    bump(&counters.oversized);
-                    tracing::warn!(
-                        bridge = %shared.name,
-                        event_type = %prepared.entry.event_type,
-                        %error,
-                        "switchboard-nats: at-least-once event not published: larger than the \
-                         server's max_payload"
-                    );
-                    break;
-                }
-                Err(error) => {
-                    failures += 1;
-                    bump(&counters.retries);
+            Some((settled, subject)) = window.next_settled(), if window.in_flight() => {
+                if settled == (Settled::Failed { no_stream: true }) {
                     // No stream captures the subject (deleted, or its
                     // subjects rewritten): add it again before the retry.
-                    if error.kind() == PublishErrorKind::StreamNotFound {
-                        if let Err(error) =
-                            stream.ensure(std::slice::from_ref(&prepared.subject)).await
-                        {
-                            tracing::warn!(
-                                bridge = %shared.name,
-                                subject = %prepared.subject,
-                                %error,
-                                "switchboard-nats: no stream captures the subject and it could not be added"
-                            );
-                        }
-                    }
-                    if log_now(failures) {
-                        tracing::warn!(
-                            bridge = %shared.name,
-                            event_type = %prepared.entry.event_type,
-                            id = %prepared.id,
-                            failures,
-                            %error,
-                            "switchboard-nats: at-least-once publish not acknowledged; retrying \
-                             with the same message id (later events wait, to keep their order)"
-                        );
-                    }
+                    ensure_captured(&shared, &stream, subject).await;
                 }
             }
-            tokio::select! {
-                biased;
-                () = stop_requested(&mut stopped) => {
-                    bump(&counters.abandoned);
-                    break 'events;
+            () = sleep_until(retry_at), if retry_at.is_some() => window.retry(&stream.context).await,
+            event = subscription.next(), if window.takes_new() => {
+                let Some(event) = event else {
+                    return; // the bus is gone
+                };
+                let Some(prepared) = run.prepare(&event) else {
+                    continue;
+                };
+                let entry = Arc::clone(&prepared.entry);
+                if window.send(&stream.context, prepared).await == Sent::Taken {
+                    run.sent(&entry);
                 }
-                () = tokio::time::sleep(wait) => {}
             }
-            wait = (wait * 2).min(MAX_RETRY);
         }
     }
+    window.close().await;
     abandon(&shared, &subscription);
+}
+
+/// Sleeps until `at`, or forever if there is nothing to wait for.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Adds `subject` to the stream again, which a publish found capturing none.
+async fn ensure_captured(shared: &Shared, stream: &StreamSpec, subject: String) {
+    if let Err(error) = stream.ensure(std::slice::from_ref(&subject)).await {
+        tracing::warn!(
+            bridge = %shared.name,
+            %subject,
+            %error,
+            "switchboard-nats: no stream captures the subject and it could not be added"
+        );
+    }
 }

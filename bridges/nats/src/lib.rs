@@ -170,6 +170,7 @@ mod serve;
 mod stats;
 pub mod subject;
 mod types;
+mod window;
 
 pub use bridge::Bridge;
 pub use builder::{
