@@ -151,9 +151,10 @@ pub struct JetStreamOptions {
     /// sent again, with the same message id, before any new event; if later
     /// events were stored meanwhile, the stream holds them ahead of it and
     /// the importer puts them back in order (holding the later ones back
-    /// until it arrives). 1 publishes one event at a time: the stream then
-    /// holds each publisher's events in order even across retries, at a
-    /// round trip per event.
+    /// until it arrives: keep the window below half the importers'
+    /// `max_ack_pending`, the most they hold back). 1 publishes one event
+    /// at a time: the stream then holds each publisher's events in order
+    /// even across retries, at a round trip per event.
     pub publish_window: usize,
     /// How many times the server delivers a message to the importer before
     /// it gives up on it (5). The importer then reads that message through
