@@ -12,9 +12,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -143,29 +143,13 @@ impl Importer {
 }
 
 fn spawn_child(url: &str, log: &Path, wait_until_ready: bool) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_importer_recording_each_event_it_receives",
-            "--nocapture",
-        ])
-        .env("SB_CHILD_URL", url)
-        .env("SB_CHILD_LOG", log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (ready, started) = std::sync::mpsc::channel();
-    // Reads the child's output to its end, so that it never writes to a closed pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("CHILD READY") {
-                let _ = ready.send(());
-            }
-        }
-    });
+    let (child, started) = common::spawn_child_test(
+        "child_importer_recording_each_event_it_receives",
+        &[
+            ("SB_CHILD_URL", url),
+            ("SB_CHILD_LOG", log.to_str().unwrap()),
+        ],
+    );
     if wait_until_ready {
         started
             .recv_timeout(WAIT)

@@ -107,33 +107,97 @@ fn print_jetstream_line(
     );
 }
 
+/// An at-least-once exporting bridge on one bus and an importing one on
+/// another (`{label}-exporter`, `{label}-importer`), both started, and a
+/// subscriber in the importing bus with room for every event.
+struct JetStreamPair {
+    bus_a: EventBus,
+    exporter: Bridge,
+    importer: Bridge,
+    routes: TypedSubscription<RouteAdded>,
+    durable: String,
+}
+
+impl JetStreamPair {
+    async fn connect(server: &NatsServer, label: &str, exporting: JetStreamOptions) -> Self {
+        let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+        let durable = format!("{label}-importer");
+        let importer = Bridge::builder(&bus_b)
+            .name(durable.clone())
+            .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .jetstream(fast_jetstream())
+            .connect(server.url(), ConnectOptions::new())
+            .await
+            .unwrap();
+        let exporter = Bridge::builder(&bus_a)
+            .name(format!("{label}-exporter"))
+            .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .jetstream(exporting)
+            .connect(server.url(), ConnectOptions::new())
+            .await
+            .unwrap();
+        let routes = bus_b
+            .subscribe_to::<RouteAdded>("routes", EVENTS as usize * 2)
+            .unwrap();
+        bus_a.start();
+        bus_b.start();
+        Self {
+            bus_a,
+            exporter,
+            importer,
+            routes,
+            durable,
+        }
+    }
+
+    /// Waits for every event, then for the consumer to settle, and checks
+    /// that each arrived exactly once and in order, and that the exporter
+    /// stored each once and abandoned none.
+    async fn every_event_once_in_order(self, server: &NatsServer, label: &str) -> BridgeStats {
+        let Self {
+            exporter,
+            importer,
+            routes,
+            durable,
+            ..
+        } = self;
+        assert!(
+            eventually(WAIT, || routes.len() >= EVENTS as usize).await,
+            "received {} of {EVENTS}:\n{}\n{}",
+            routes.len(),
+            exporter.stats(),
+            importer.stats()
+        );
+        // Taken first: an event is acknowledged once the subscriber has it.
+        let mut received = Vec::new();
+        drain(&routes, &mut received);
+        assert!(consumer_settled(&server.url(), "SB", &durable).await);
+        // Anything redelivered after the consumer settled would show up now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drain(&routes, &mut received);
+        let (exporter, importer) = (exporter.stats(), importer.stats());
+        print_jetstream_line(label, &received, &exporter, &importer);
+        assert_exactly_once_in_order(&received);
+        let export = exporter.export("route.added").unwrap();
+        assert_eq!(export.exported, EVENTS, "{exporter}");
+        assert_eq!(export.abandoned + export.failed, 0, "{exporter}");
+        assert_eq!(exporter.queue(Delivery::AtLeastOnce).unwrap().dropped, 0);
+        assert_eq!(
+            importer.import("route.added").unwrap().imported,
+            EVENTS,
+            "{importer}"
+        );
+        exporter
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_survives_a_server_restart_exactly_once_in_order() {
     init_tracing();
     let mut server = NatsServer::start();
-    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
-    let importer = Bridge::builder(&bus_b)
-        .name("restart-importer")
-        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
-        .jetstream(fast_jetstream())
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .unwrap();
-    let exporter = Bridge::builder(&bus_a)
-        .name("restart-exporter")
-        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
-        .jetstream(fast_jetstream())
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .unwrap();
-    let routes = bus_b
-        .subscribe_to::<RouteAdded>("routes", EVENTS as usize * 2)
-        .unwrap();
-    bus_a.start();
-    bus_b.start();
-
+    let pair = JetStreamPair::connect(&server, "restart", fast_jetstream()).await;
     for n in 1..=EVENTS {
-        bus_a.publish(RouteAdded::new("restart-exporter", n));
+        pair.bus_a.publish(RouteAdded::new("restart-exporter", n));
         if n == KILL_AT {
             server.kill();
             tokio::time::sleep(DOWN).await;
@@ -141,32 +205,8 @@ async fn at_least_once_survives_a_server_restart_exactly_once_in_order() {
         }
         tokio::time::sleep(PACE).await;
     }
-    assert!(
-        eventually(WAIT, || routes.len() >= EVENTS as usize).await,
-        "received {} of {EVENTS}:\n{}\n{}",
-        routes.len(),
-        exporter.stats(),
-        importer.stats()
-    );
-    // Taken first: an event is acknowledged once the subscriber has it.
-    let mut received = Vec::new();
-    drain(&routes, &mut received);
-    assert!(consumer_settled(&server.url(), "SB", "restart-importer").await);
-    // Anything redelivered after the consumer settled would show up now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drain(&routes, &mut received);
-    let (exporter, importer) = (exporter.stats(), importer.stats());
-    print_jetstream_line("at-least-once restart", &received, &exporter, &importer);
-    assert_exactly_once_in_order(&received);
-    let export = exporter.export("route.added").unwrap();
-    assert_eq!(export.exported, EVENTS, "{exporter}");
-    assert_eq!(export.abandoned + export.failed, 0, "{exporter}");
-    assert_eq!(exporter.queue(Delivery::AtLeastOnce).unwrap().dropped, 0);
-    assert_eq!(
-        importer.import("route.added").unwrap().imported,
-        EVENTS,
-        "{importer}"
-    );
+    pair.every_event_once_in_order(&server, "at-least-once restart")
+        .await;
 }
 
 /// The pipelined exporter with a full window when the server dies: the
@@ -179,27 +219,9 @@ async fn at_least_once_survives_a_server_kill_mid_window_exactly_once_in_order()
     const KILL_AFTER_STORED: u64 = 100;
     init_tracing();
     let mut server = NatsServer::start();
-    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
-    let importer = Bridge::builder(&bus_b)
-        .name("window-importer")
-        .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
-        .jetstream(fast_jetstream())
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .unwrap();
-    let exporter = Bridge::builder(&bus_a)
-        .name("window-exporter")
-        .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
-        .jetstream(fast_jetstream().publish_window(256))
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .unwrap();
-    let routes = bus_b
-        .subscribe_to::<RouteAdded>("routes", EVENTS as usize * 2)
-        .unwrap();
-    bus_a.start();
-    bus_b.start();
-
+    let pair =
+        JetStreamPair::connect(&server, "window", fast_jetstream().publish_window(256)).await;
+    let bus_a = pair.bus_a.clone();
     let publishing = tokio::spawn(async move {
         for n in 1..=EVENTS {
             bus_a
@@ -207,48 +229,26 @@ async fn at_least_once_survives_a_server_kill_mid_window_exactly_once_in_order()
                 .await
                 .unwrap();
         }
-        bus_a
     });
-    let stored = eventually(WAIT, || {
-        exporter.stats().export("route.added").unwrap().exported >= KILL_AFTER_STORED
-    })
-    .await;
-    assert!(stored, "{}", exporter.stats());
+    let stored = || {
+        pair.exporter
+            .stats()
+            .export("route.added")
+            .unwrap()
+            .exported
+    };
+    let reached = eventually(WAIT, || stored() >= KILL_AFTER_STORED).await;
+    assert!(reached, "{}", pair.exporter.stats());
     server.kill();
-    let stored_before_the_kill = exporter.stats().export("route.added").unwrap().exported;
+    let stored_before_the_kill = stored();
     tokio::time::sleep(DOWN).await;
     server.restart();
-    let _bus_a = publishing.await.unwrap();
-    assert!(
-        eventually(WAIT, || routes.len() >= EVENTS as usize).await,
-        "received {} of {EVENTS}:\n{}\n{}",
-        routes.len(),
-        exporter.stats(),
-        importer.stats()
-    );
-    let mut received = Vec::new();
-    drain(&routes, &mut received);
-    assert!(consumer_settled(&server.url(), "SB", "window-importer").await);
-    // Anything redelivered after the consumer settled would show up now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drain(&routes, &mut received);
-    let (exporter, importer) = (exporter.stats(), importer.stats());
-    print_jetstream_line(
-        &format!("at-least-once kill mid-window (stored {stored_before_the_kill} before it)"),
-        &received,
-        &exporter,
-        &importer,
-    );
-    assert_exactly_once_in_order(&received);
+    publishing.await.unwrap();
+    let label =
+        format!("at-least-once kill mid-window (stored {stored_before_the_kill} before it)");
+    let exporter = pair.every_event_once_in_order(&server, &label).await;
     let export = exporter.export("route.added").unwrap();
-    assert_eq!(export.exported, EVENTS, "{exporter}");
     assert!(export.retries > 0, "the kill failed publishes: {exporter}");
-    assert_eq!(export.abandoned + export.failed, 0, "{exporter}");
-    assert_eq!(
-        importer.import("route.added").unwrap().imported,
-        EVENTS,
-        "{importer}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -627,37 +627,16 @@ async fn child_process_holding_a_bridge_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_name_held_by_another_process_is_refused() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     init_tracing();
     let server = NatsServer::start();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_process_holding_a_bridge_name",
-            "--nocapture",
-        ])
-        .env("SB_CHILD_URL", server.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (ready, started) = tokio::sync::oneshot::channel();
-    // Reads the child's output to its end, so that it never writes to a closed pipe.
-    std::thread::spawn(move || {
-        let mut ready = Some(ready);
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("CHILD READY") {
-                ready.take().map(|ready| ready.send(()));
-            }
-        }
-    });
-    tokio::time::timeout(WAIT, started)
+    let (mut child, started) = common::spawn_child_test(
+        "child_process_holding_a_bridge_name",
+        &[("SB_CHILD_URL", &server.url())],
+    );
+    tokio::task::spawn_blocking(move || started.recv_timeout(WAIT))
         .await
-        .expect("the child started in time")
-        .expect("the child started");
+        .unwrap()
+        .expect("the child started in time");
     let bus = EventBus::new();
     let refused = Bridge::builder(&bus)
         .name("twin-process")

@@ -449,3 +449,33 @@ pub struct Verdict {
     pub ok: bool,
     pub timestamp: SystemTime,
 }
+
+/// Runs the ignored test `test` of the current test binary as a child
+/// process, with `env` set and its standard input piped (it may wait for it
+/// to close). Returns the child and a channel that receives `()` when the
+/// child prints `CHILD READY`. The child's output is read to its end, so
+/// that it never writes to a closed pipe.
+pub fn spawn_child_test(
+    test: &str,
+    env: &[(&str, &str)],
+) -> (Child, std::sync::mpsc::Receiver<()>) {
+    let mut command = Command::new(env::current_exe().expect("the test binary"));
+    command
+        .args(["--ignored", "--exact", test, "--nocapture"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the child process");
+    let stdout = child.stdout.take().expect("piped");
+    let (ready, started) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("CHILD READY") {
+                let _ = ready.send(());
+            }
+        }
+    });
+    (child, started)
+}
