@@ -20,7 +20,7 @@ use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
-use crate::window::{Sent, Settled, Window};
+use crate::window::{sleep_until, Sent, Settled, Window};
 
 /// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
 /// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
@@ -226,20 +226,40 @@ pub(crate) async fn run_jetstream(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared));
-    let mut window = Window::new(shared.name.clone(), shared.jetstream.publish_window);
+    let window = Window::new(
+        shared.name.clone(),
+        stream.context.client(),
+        shared.jetstream.publish_window,
+        shared.jetstream.ack_timeout,
+    )
+    .await;
+    let mut window = match window {
+        Ok(window) => window,
+        Err(error) => {
+            tracing::error!(
+                bridge = %shared.name,
+                %error,
+                "switchboard-nats: the at-least-once exporter cannot subscribe to its \
+                 acknowledgements; its events are abandoned"
+            );
+            stop_requested(&mut stopped).await;
+            abandon(&shared, &subscription);
+            return;
+        }
+    };
     loop {
         let retry_at = window.retry_at();
         tokio::select! {
             biased;
             () = stop_requested(&mut stopped) => break,
-            Some((settled, subject)) = window.next_settled(), if window.in_flight() => {
+            (settled, subject) = window.next_settled(), if window.in_flight() => {
                 if settled == (Settled::Failed { no_stream: true }) {
                     // No stream captures the subject (deleted, or its
                     // subjects rewritten): add it again before the retry.
                     ensure_captured(&shared, &stream, subject).await;
                 }
             }
-            () = sleep_until(retry_at), if retry_at.is_some() => window.retry(&stream.context).await,
+            () = sleep_until(retry_at), if retry_at.is_some() => window.retry().await,
             event = subscription.next(), if window.takes_new() => {
                 let Some(event) = event else {
                     return; // the bus is gone
@@ -248,7 +268,7 @@ pub(crate) async fn run_jetstream(
                     continue;
                 };
                 let entry = Arc::clone(&prepared.entry);
-                if window.send(&stream.context, prepared).await == Sent::Taken {
+                if window.send(prepared).await == Sent::Taken {
                     run.sent(&entry);
                 }
             }
@@ -256,14 +276,6 @@ pub(crate) async fn run_jetstream(
     }
     window.close().await;
     abandon(&shared, &subscription);
-}
-
-/// Sleeps until `at`, or forever if there is nothing to wait for.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Adds `subject` to the stream again, which a publish found capturing none.

@@ -4,24 +4,27 @@
 //!
 //! Acknowledgements come in any order; events leave the window in the
 //! order they were sent. A publish that failed (no acknowledgement within
-//! `ack_timeout`, no stream, the connection lost) is sent again with the
-//! same message id, so the stream stores it once, and before any event not
-//! yet sent: while one waits for its retry, the exporter takes no new event.
-//! After a retry the stream may hold an event behind later events of its
-//! publisher; the importer puts them back in order from the numbers in
-//! their ids, holding the later ones until it arrives.
+//! `ack_timeout`, no stream, an error from the stream) is sent again with
+//! the same message id, so the stream stores it once, and before any event
+//! not yet sent: while one waits for its retry, the exporter takes no new
+//! event. After a retry the stream may hold an event behind later events
+//! of its publisher; the importer puts them back in order from the numbers
+//! in their ids, holding the later ones until it arrives.
+//!
+//! The window awaits the stream's acknowledgements itself, on one inbox
+//! subscription (`{inbox}.{slot}.{attempt}`) and one timer for the oldest
+//! publish, rather than through a future, a reply inbox and a timer per
+//! publish: the bookkeeping per event is a slot in a ring.
 
 use std::collections::VecDeque;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::fmt;
 use std::time::Duration;
 
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::publish::PublishAck;
-use futures_util::stream::FuturesUnordered;
+use async_nats::client::PublishErrorKind;
+use async_nats::header::NATS_MESSAGE_ID;
+use async_nats::{Client, StatusCode, Subscriber};
 use futures_util::StreamExt;
+use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::export::Prepared;
@@ -51,8 +54,47 @@ pub(crate) enum Sent {
     Oversized,
 }
 
+/// Why a publish was not acknowledged.
+#[derive(Debug)]
+enum Failure {
+    TimedOut,
+    NoStream,
+    Rejected(String),
+    NotSent(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::TimedOut => f.write_str("no acknowledgement within ack_timeout"),
+            Failure::NoStream => f.write_str("no stream captures the subject"),
+            Failure::Rejected(why) => write!(f, "the stream refused it: {why}"),
+            Failure::NotSent(why) => write!(f, "not sent: {why}"),
+        }
+    }
+}
+
+/// A stream's answer to a publish.
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    duplicate: bool,
+    error: Option<AnswerError>,
+}
+
+#[derive(Deserialize)]
+struct AnswerError {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    code: u64,
+}
+
 enum State {
-    InFlight,
+    /// Sent as attempt `attempt`; its answer is awaited.
+    InFlight {
+        attempt: u64,
+    },
     Stored {
         duplicate: bool,
     },
@@ -69,47 +111,55 @@ struct Slot {
     failures: u64,
 }
 
-/// An acknowledgement future tagged with its slot's number.
-struct Tagged {
-    slot: u64,
-    ack: Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>,
-}
-
-impl Future for Tagged {
-    type Output = (u64, Result<PublishAck, PublishError>);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let slot = self.slot;
-        self.ack.as_mut().poll(cx).map(|result| (slot, result))
-    }
-}
-
 /// The events sent and not yet out of the window, in the order they were sent.
 pub(crate) struct Window {
     bridge: String,
+    client: Client,
+    /// The acknowledgements' subject prefix, and its subscription.
+    inbox: String,
+    answers: Subscriber,
+    answers_closed: bool,
     slots: VecDeque<Slot>,
     /// The number of `slots[0]`; slot numbers only grow.
     first: u64,
-    acks: FuturesUnordered<Tagged>,
+    /// Publishes awaiting their answer, (deadline, slot, attempt), in the
+    /// order they were sent, which is the order of their deadlines; entries
+    /// whose slot has moved on are skipped when they come up.
+    deadlines: VecDeque<(Instant, u64, u64)>,
+    in_flight: usize,
     failed: usize,
     capacity: usize,
+    ack_timeout: Duration,
     /// When the failed publishes are sent again, and the wait after that.
     retry_at: Option<Instant>,
     wait: Duration,
 }
 
 impl Window {
-    pub(crate) fn new(bridge: String, capacity: usize) -> Self {
-        Self {
+    pub(crate) async fn new(
+        bridge: String,
+        client: Client,
+        capacity: usize,
+        ack_timeout: Duration,
+    ) -> Result<Self, async_nats::SubscribeError> {
+        let inbox = client.new_inbox();
+        let answers = client.subscribe(format!("{inbox}.>")).await?;
+        Ok(Self {
             bridge,
+            client,
+            inbox,
+            answers,
+            answers_closed: false,
             slots: VecDeque::with_capacity(capacity),
             first: 0,
-            acks: FuturesUnordered::new(),
+            deadlines: VecDeque::with_capacity(capacity),
+            in_flight: 0,
             failed: 0,
             capacity,
+            ack_timeout,
             retry_at: None,
             wait: FIRST_RETRY,
-        }
+        })
     }
 
     /// Whether a new event may be sent: the window has room and nothing
@@ -125,95 +175,195 @@ impl Window {
 
     /// Whether an acknowledgement is awaited.
     pub(crate) fn in_flight(&self) -> bool {
-        !self.acks.is_empty()
+        self.in_flight > 0
     }
 
     /// Sends a new event.
-    pub(crate) async fn send(
-        &mut self,
-        context: &async_nats::jetstream::Context,
-        prepared: Prepared,
-    ) -> Sent {
+    pub(crate) async fn send(&mut self, mut prepared: Prepared) -> Sent {
+        // The stream stores a message id once within its duplicate window.
+        prepared
+            .headers
+            .insert(NATS_MESSAGE_ID, prepared.id.as_str());
         let number = self.first + self.slots.len() as u64;
-        match publish(context, &prepared).await {
-            Ok(ack) => {
-                self.acks.push(Tagged { slot: number, ack });
-                self.slots.push_back(Slot {
-                    prepared,
-                    state: State::InFlight,
-                    failures: 0,
-                });
-            }
-            Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                oversized(&self.bridge, &prepared, &error);
-                return Sent::Oversized;
-            }
-            Err(error) => {
-                let mut slot = Slot {
-                    prepared,
-                    state: State::InFlight,
-                    failures: 0,
-                };
-                fail(&self.bridge, &mut self.failed, &mut slot, &error);
-                self.slots.push_back(slot);
-                self.schedule_retry();
-            }
+        self.slots.push_back(Slot {
+            prepared,
+            state: State::Failed,
+            failures: 0,
+        });
+        self.failed += 1;
+        if self.attempt(number).await == Sent::Oversized {
+            self.slots.pop_back();
+            return Sent::Oversized;
         }
         Sent::Taken
     }
 
-    /// The next acknowledgement or failure of a publish in flight, settled,
-    /// with the event's subject; `None` if none is in flight.
-    pub(crate) async fn next_settled(&mut self) -> Option<(Settled, String)> {
-        let (number, result) = self.acks.next().await?;
-        let index = usize::try_from(number - self.first).expect("a slot in the window");
-        let slot = &mut self.slots[index];
-        let subject = slot.prepared.subject.clone();
-        let settled = match result {
-            Ok(ack) => {
-                slot.state = State::Stored {
-                    duplicate: ack.duplicate,
-                };
-                self.wait = FIRST_RETRY;
-                Settled::Stored
+    /// The next answer or timeout of a publish in flight, settled, with the
+    /// event's subject. Cancel-safe: a slot changes only once its answer
+    /// or its deadline has come.
+    pub(crate) async fn next_settled(&mut self) -> (Settled, String) {
+        loop {
+            self.forget_settled_deadlines();
+            let deadline = self.deadlines.front().map(|(at, _, _)| *at);
+            let outcome = tokio::select! {
+                answer = self.answers.next(), if !self.answers_closed => match answer {
+                    Some(answer) => self.answered(&answer),
+                    // The client was closed: the deadlines settle what is in flight.
+                    None => {
+                        self.answers_closed = true;
+                        None
+                    }
+                },
+                () = sleep_until(deadline) => self.timed_out(),
+            };
+            if let Some(settled) = outcome {
+                return settled;
             }
-            Err(error) => {
-                fail(&self.bridge, &mut self.failed, slot, &error);
-                self.schedule_retry();
-                Settled::Failed {
-                    no_stream: error.kind() == PublishErrorKind::StreamNotFound,
-                }
-            }
-        };
-        self.release();
-        Some((settled, subject))
+        }
     }
 
     /// Sends again, in order, every publish that failed.
-    pub(crate) async fn retry(&mut self, context: &async_nats::jetstream::Context) {
+    pub(crate) async fn retry(&mut self) {
         self.retry_at = None;
         for index in 0..self.slots.len() {
-            if !matches!(self.slots[index].state, State::Failed) {
-                continue;
-            }
-            self.failed -= 1;
-            let number = self.first + index as u64;
-            let result = publish(context, &self.slots[index].prepared).await;
-            let slot = &mut self.slots[index];
-            match result {
-                Ok(ack) => {
-                    slot.state = State::InFlight;
-                    self.acks.push(Tagged { slot: number, ack });
-                }
-                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    oversized(&self.bridge, &slot.prepared, &error);
-                    slot.state = State::Oversized;
-                }
-                Err(error) => fail(&self.bridge, &mut self.failed, slot, &error),
+            if matches!(self.slots[index].state, State::Failed) {
+                self.attempt(self.first + index as u64).await;
             }
         }
         self.schedule_retry();
         self.release();
+    }
+
+    /// When the bridge stops: waits for the answers in flight (at most
+    /// `ack_timeout`: the event may be stored already, and then it counts
+    /// as exported), then counts what is left as abandoned.
+    pub(crate) async fn close(mut self) {
+        while self.in_flight() {
+            self.next_settled().await;
+        }
+        for slot in &self.slots {
+            match slot.state {
+                State::Stored { duplicate } => stored(&self.bridge, slot, duplicate),
+                State::Oversized => {}
+                State::InFlight { .. } | State::Failed => {
+                    bump(&slot.prepared.entry.counters.abandoned);
+                }
+            }
+        }
+    }
+
+    /// Publishes the failed slot `number` again, as its next attempt.
+    async fn attempt(&mut self, number: u64) -> Sent {
+        let index = self.index(number).expect("a slot in the window");
+        let slot = &mut self.slots[index];
+        let attempt = slot.failures;
+        let prepared = &slot.prepared;
+        let result = self
+            .client
+            .publish_with_reply_and_headers(
+                prepared.subject.clone(),
+                format!("{}.{number}.{attempt}", self.inbox),
+                prepared.headers.clone(),
+                prepared.payload.clone(),
+            )
+            .await;
+        self.failed -= 1;
+        match result {
+            Ok(()) => {
+                slot.state = State::InFlight { attempt };
+                self.in_flight += 1;
+                let deadline = Instant::now() + self.ack_timeout;
+                self.deadlines.push_back((deadline, number, attempt));
+                Sent::Taken
+            }
+            Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                oversized(&self.bridge, &slot.prepared, &error);
+                slot.state = State::Oversized;
+                Sent::Oversized
+            }
+            Err(error) => {
+                let failure = Failure::NotSent(error.to_string());
+                fail(&self.bridge, &mut self.failed, slot, &failure);
+                self.schedule_retry();
+                Sent::Taken
+            }
+        }
+    }
+
+    /// Settles the publish an answer is for; `None` if it is for none in
+    /// flight (late, after a retry, or not ours).
+    fn answered(&mut self, answer: &async_nats::Message) -> Option<(Settled, String)> {
+        let (number, attempt) = parse_reply(&answer.subject, &self.inbox)?;
+        let index = self.awaited(number, attempt)?;
+        let result = if answer.status == Some(StatusCode::NO_RESPONDERS) {
+            Err(Failure::NoStream)
+        } else {
+            match serde_json::from_slice::<Answer>(&answer.payload) {
+                Ok(Answer {
+                    error: None,
+                    duplicate,
+                }) => Ok(duplicate),
+                Ok(Answer {
+                    error: Some(error), ..
+                }) => Err(Failure::Rejected(format!(
+                    "{} (code {})",
+                    error.description, error.code
+                ))),
+                Err(error) => Err(Failure::Rejected(format!("an unreadable answer: {error}"))),
+            }
+        };
+        Some(self.settle(index, result))
+    }
+
+    /// Settles the oldest publish whose deadline has passed, if still in flight.
+    fn timed_out(&mut self) -> Option<(Settled, String)> {
+        let (_, number, attempt) = self.deadlines.pop_front()?;
+        let index = self.awaited(number, attempt)?;
+        Some(self.settle(index, Err(Failure::TimedOut)))
+    }
+
+    /// Drops the deadlines at the front whose publish was answered, so that
+    /// the timer waits for one still in flight.
+    fn forget_settled_deadlines(&mut self) {
+        while let Some(&(_, number, attempt)) = self.deadlines.front() {
+            if self.awaited(number, attempt).is_some() {
+                return;
+            }
+            self.deadlines.pop_front();
+        }
+    }
+
+    /// The index of slot `number` if its attempt `attempt` awaits its answer.
+    fn awaited(&self, number: u64, attempt: u64) -> Option<usize> {
+        let index = self.index(number)?;
+        matches!(self.slots[index].state, State::InFlight { attempt: a } if a == attempt)
+            .then_some(index)
+    }
+
+    fn settle(&mut self, index: usize, result: Result<bool, Failure>) -> (Settled, String) {
+        self.in_flight -= 1;
+        let slot = &mut self.slots[index];
+        let subject = slot.prepared.subject.clone();
+        let settled = match result {
+            Ok(duplicate) => {
+                slot.state = State::Stored { duplicate };
+                self.wait = FIRST_RETRY;
+                Settled::Stored
+            }
+            Err(failure) => {
+                let no_stream = matches!(failure, Failure::NoStream);
+                fail(&self.bridge, &mut self.failed, slot, &failure);
+                self.schedule_retry();
+                Settled::Failed { no_stream }
+            }
+        };
+        self.release();
+        (settled, subject)
+    }
+
+    fn index(&self, number: u64) -> Option<usize> {
+        let index = usize::try_from(number.checked_sub(self.first)?).ok()?;
+        (index < self.slots.len()).then_some(index)
     }
 
     /// Sets the time of the next retry, if a publish waits for one and no
@@ -225,36 +375,13 @@ impl Window {
         }
     }
 
-    /// When the bridge stops: waits for the acknowledgements in flight
-    /// (each bounded by the ack timeout: the event may be stored already,
-    /// and then it counts as exported), then counts what is left as abandoned.
-    pub(crate) async fn close(mut self) {
-        while let Some((number, result)) = self.acks.next().await {
-            let index = usize::try_from(number - self.first).expect("a slot in the window");
-            self.slots[index].state = match result {
-                Ok(ack) => State::Stored {
-                    duplicate: ack.duplicate,
-                },
-                Err(_) => State::Failed,
-            };
-        }
-        for slot in self.slots {
-            let counters = &slot.prepared.entry.counters;
-            match slot.state {
-                State::Stored { duplicate } => stored(&self.bridge, &slot, duplicate),
-                State::Oversized => {}
-                State::InFlight | State::Failed => bump(&counters.abandoned),
-            }
-        }
-    }
-
     /// Lets the settled events at the front of the window go, counting them.
     fn release(&mut self) {
         while let Some(front) = self.slots.front() {
             match front.state {
                 State::Stored { duplicate } => stored(&self.bridge, front, duplicate),
                 State::Oversized => {}
-                State::InFlight | State::Failed => break,
+                State::InFlight { .. } | State::Failed => break,
             }
             self.slots.pop_front();
             self.first += 1;
@@ -262,24 +389,23 @@ impl Window {
     }
 }
 
-/// Publishes `prepared` with its id as the message id; the acknowledgement
-/// is awaited separately.
-async fn publish(
-    context: &async_nats::jetstream::Context,
-    prepared: &Prepared,
-) -> Result<Pin<Box<dyn Future<Output = Result<PublishAck, PublishError>> + Send>>, PublishError> {
-    let message = PublishMessage::build()
-        .headers(prepared.headers.clone())
-        .payload(prepared.payload.clone())
-        .message_id(&prepared.id);
-    let ack = context
-        .send_publish(prepared.subject.clone(), message)
-        .await?;
-    Ok(ack.into_future())
+/// The slot and attempt an answer's subject names.
+fn parse_reply(subject: &str, inbox: &str) -> Option<(u64, u64)> {
+    let rest = subject.strip_prefix(inbox)?.strip_prefix('.')?;
+    let (number, attempt) = rest.split_once('.')?;
+    Some((number.parse().ok()?, attempt.parse().ok()?))
+}
+
+/// Sleeps until `at`, or forever if there is nothing to wait for.
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Records a failed attempt of `slot`, which now waits for its retry.
-fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, error: &PublishError) {
+fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, failure: &Failure) {
     slot.state = State::Failed;
     slot.failures += 1;
     *failed += 1;
@@ -290,7 +416,7 @@ fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, error: &PublishError)
             event_type = %slot.prepared.entry.event_type,
             id = %slot.prepared.id,
             failures = slot.failures,
-            %error,
+            error = %failure,
             "switchboard-nats: at-least-once publish not acknowledged; retrying with the same \
              message id (new events wait for the retry; the importer restores the order)"
         );
@@ -313,7 +439,7 @@ fn stored(bridge: &str, slot: &Slot, duplicate: bool) {
     }
 }
 
-fn oversized(bridge: &str, prepared: &Prepared, error: &PublishError) {
+fn oversized(bridge: &str, prepared: &Prepared, error: &dyn fmt::Display) {
     bump(&prepared.entry.counters.oversized);
     tracing::warn!(
         bridge = %bridge,
@@ -321,4 +447,17 @@ fn oversized(bridge: &str, prepared: &Prepared, error: &PublishError) {
         %error,
         "switchboard-nats: at-least-once event not published: larger than the server's max_payload"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_names_its_slot_and_attempt() {
+        assert_eq!(parse_reply("_INBOX.abc.17.2", "_INBOX.abc"), Some((17, 2)));
+        assert_eq!(parse_reply("_INBOX.abcd.17.2", "_INBOX.abc"), None);
+        assert_eq!(parse_reply("_INBOX.abc.17", "_INBOX.abc"), None);
+        assert_eq!(parse_reply("_INBOX.abc.x.2", "_INBOX.abc"), None);
+    }
 }
