@@ -218,9 +218,7 @@ async fn allocations_per_at_most_once_event() {
         .connect(server.url(), ConnectOptions::new())
         .await
         .unwrap();
-    let mut routes = bus_b
-        .subscribe_to::<RouteAdded>("count", 1 << 14)
-        .unwrap();
+    let mut routes = bus_b.subscribe_to::<RouteAdded>("count", 1 << 14).unwrap();
     bus_b.start();
     let mut import = f64::MAX;
     for window in 0..=WINDOWS {
@@ -256,6 +254,6 @@ async fn allocations_per_at_most_once_event() {
     assert_eq!(counts.imported, (WINDOWS + 1) * EVENTS, "{stats}");
 
     println!("allocations per at-most-once event: export {export:.2}, import {import:.2}");
-    assert!(export <= 1000.0, "export: {export:.2} allocations per event");
-    assert!(import <= 1000.0, "import: {import:.2} allocations per event");
+    assert!(export <= 32.0, "export: {export:.2} allocations per event");
+    assert!(import <= 31.0, "import: {import:.2} allocations per event");
 }
