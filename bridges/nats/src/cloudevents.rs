@@ -26,7 +26,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use async_nats::{HeaderMap, HeaderValue};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -82,9 +82,8 @@ pub(crate) struct Outgoing<'a> {
 
 impl Outgoing<'_> {
     pub(crate) fn headers(&self) -> HeaderMap {
-        let mut headers = EventHeaders::new(self.event_type, self.source, self.content_type).fixed;
-        headers.insert(name::ID, self.id);
-        insert_time(&mut headers, self.time);
+        let mut headers = EventHeaders::new(self.event_type, self.source, self.content_type)
+            .event(self.id.to_owned(), self.time);
         if let Some(ttl) = self.ttl {
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             headers.insert(name::TTL, itoa::Buffer::new().format(millis));
@@ -94,40 +93,48 @@ impl Outgoing<'_> {
 }
 
 /// The headers of one exported type's events. What all of them carry
-/// (spec version, type, source, content type) is built once; each event's
-/// map is a clone of it with the event's id and time added.
+/// (spec version, type, source, content type) is built once, with empty
+/// values for the id and the time; each event's map is a clone, whose
+/// empty values are replaced. Cloning names and values copies them without
+/// checking them again, and a map that has all its entries from the start
+/// does not grow (and hash every name again) when the event's are added.
 pub(crate) struct EventHeaders {
-    fixed: HeaderMap,
+    timed: HeaderMap,
+    /// Without `ce-time`, which is optional in CloudEvents: a timestamp
+    /// RFC 3339 cannot write (past the year 9999) is left out rather than
+    /// invented.
+    untimed: HeaderMap,
 }
 
 impl EventHeaders {
     pub(crate) fn new(event_type: &str, source: &str, content_type: &str) -> Self {
-        let mut fixed = HeaderMap::new();
-        fixed.insert(name::SPECVERSION, SPEC_VERSION);
-        fixed.insert(name::TYPE, event_type);
-        fixed.insert(name::SOURCE, source);
+        let mut untimed = HeaderMap::new();
+        untimed.insert(name::SPECVERSION, SPEC_VERSION);
+        untimed.insert(name::TYPE, event_type);
+        untimed.insert(name::SOURCE, source);
+        untimed.insert(name::ID, HeaderValue::new());
         // One header less on every message of the default codec: each costs
         // throughput in the client.
         if content_type != DEFAULT_CONTENT_TYPE {
-            fixed.insert(name::CONTENT_TYPE, content_type);
+            untimed.insert(name::CONTENT_TYPE, content_type);
         }
-        Self { fixed }
+        let mut timed = untimed.clone();
+        timed.insert(name::TIME, HeaderValue::new());
+        Self { timed, untimed }
     }
 
-    /// The headers of event `seq` of exporter run `run`, stamped `time`.
-    pub(crate) fn event(&self, run: &str, seq: u64, time: SystemTime) -> HeaderMap {
-        let mut headers = self.fixed.clone();
-        headers.insert(name::ID, event_id(run, seq));
-        insert_time(&mut headers, time);
+    /// The headers of the event `id`, stamped `time`.
+    pub(crate) fn event(&self, id: String, time: SystemTime) -> HeaderMap {
+        let mut headers = match format_time(time) {
+            Some(time) => {
+                let mut headers = self.timed.clone();
+                headers.insert(name::TIME, time);
+                headers
+            }
+            None => self.untimed.clone(),
+        };
+        headers.insert(name::ID, id);
         headers
-    }
-}
-
-/// Adds `ce-time`. It is optional in CloudEvents: a timestamp RFC 3339
-/// cannot write (past the year 9999) is left out rather than invented.
-fn insert_time(headers: &mut HeaderMap, time: SystemTime) {
-    if let Some(time) = format_time(time) {
-        headers.insert(name::TIME, time);
     }
 }
 
@@ -233,24 +240,34 @@ impl std::fmt::Display for Malformed {
 impl<'a> Incoming<'a> {
     pub(crate) fn parse(headers: Option<&'a HeaderMap>) -> Result<Self, Malformed> {
         let headers = headers.ok_or(Malformed::NoHeaders)?;
-        let get = |key: HeaderName| {
-            headers
-                .get(key)
+        // One pass over the map: cheaper than hashing each name to look it
+        // up. The first value of each, as `HeaderMap::get` gives.
+        let (mut specversion, mut id, mut event_type, mut source, mut ttl) =
+            (None, None, None, None, None);
+        for (key, values) in headers.iter() {
+            let slot = match AsRef::<str>::as_ref(key) {
+                SPECVERSION => &mut specversion,
+                ID => &mut id,
+                TYPE => &mut event_type,
+                SOURCE => &mut source,
+                TTL => &mut ttl,
+                _ => continue,
+            };
+            *slot = values
+                .first()
                 .map(HeaderValue::as_str)
-                .filter(|value| !value.is_empty())
-        };
-        let required =
-            |key: HeaderName, name: &'static str| get(key).ok_or(Malformed::Missing(name));
-        if required(name::SPECVERSION, SPECVERSION)? != SPEC_VERSION {
+                .filter(|value| !value.is_empty());
+        }
+        if specversion.ok_or(Malformed::Missing(SPECVERSION))? != SPEC_VERSION {
             return Err(Malformed::SpecVersion);
         }
-        let id = required(name::ID, ID)?;
+        let id = id.ok_or(Malformed::Missing(ID))?;
         Ok(Self {
             sequence: sequence_of(id),
             id,
-            event_type: required(name::TYPE, TYPE)?,
-            source: required(name::SOURCE, SOURCE)?,
-            ttl: get(name::TTL)
+            event_type: event_type.ok_or(Malformed::Missing(TYPE))?,
+            source: source.ok_or(Malformed::Missing(SOURCE))?,
+            ttl: ttl
                 .map(|value| value.parse().map_err(|_| Malformed::Number(TTL)))
                 .transpose()?
                 .map(Duration::from_millis),

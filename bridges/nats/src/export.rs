@@ -15,7 +15,7 @@ use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
-use crate::cloudevents::{name, EventHeaders};
+use crate::cloudevents::{event_id, name, EventHeaders};
 use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
@@ -119,7 +119,9 @@ impl Run {
         });
         Some(Prepared {
             subject: run.subject.clone(),
-            headers: run.headers.event(&run.run, run.sent + 1, event.timestamp()),
+            headers: run
+                .headers
+                .event(event_id(&run.run, run.sent + 1), event.timestamp()),
             entry,
             payload,
         })
