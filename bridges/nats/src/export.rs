@@ -169,10 +169,13 @@ pub(crate) async fn run_core(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared));
+    // One wait for the whole loop: a new one per event costs more than the
+    // rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
     loop {
         let event = tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => break,
+            () = &mut stop => break,
             event = subscription.next() => match event {
                 Some(event) => event,
                 None => return, // the bus is gone

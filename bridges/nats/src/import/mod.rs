@@ -255,10 +255,13 @@ pub(crate) async fn run_core(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut memory = Memory::core(&shared);
+    // One wait for the whole loop: a new one per message costs more than
+    // the rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
     loop {
         let message = tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = &mut stop => return,
             message = subscriber.next() => match message {
                 Some(message) => message,
                 None => return,
