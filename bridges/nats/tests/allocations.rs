@@ -254,6 +254,22 @@ async fn allocations_per_at_most_once_event() {
     assert_eq!(counts.imported, (WINDOWS + 1) * EVENTS, "{stats}");
 
     println!("allocations per at-most-once event: export {export:.2}, import {import:.2}");
-    assert!(export <= 32.0, "export: {export:.2} allocations per event");
-    assert!(import <= 31.0, "import: {import:.2} allocations per event");
+    // Measured: 21.0 on each side (31.0 and 30.1 before the headers were
+    // made cheaper), one allocation of headroom.
+    //
+    // Export, of 21: the async-nats header map, 17 (a clone of the type's
+    // five-entry map: its table, a `Vec` per entry and a `String` per fixed
+    // value, 9; a `Vec` each for the id and the time, 2; the header block
+    // the client writes, into a `Vec` that starts empty and doubles, 5, then
+    // turned into `Bytes`, 1); the id's and the time's own text, 2 (a
+    // `HeaderValue` owns a `String`); the payload, 2 (the codec's `Vec`, and
+    // the `Bytes` around it).
+    //
+    // Import, of 21: the event itself, 3 (its `Arc` and the two `String`s
+    // of `RouteAdded`); async-nats' parsing, the rest: the subject, and per
+    // header its name, its value and the `Vec` holding it (15), and the
+    // map's table, which grows once. The bridge's own code allocates
+    // nothing per imported event (the metadata is read in place).
+    assert!(export <= 22.0, "export: {export:.2} allocations per event");
+    assert!(import <= 22.0, "import: {import:.2} allocations per event");
 }
