@@ -23,6 +23,19 @@
 //! shape (other publishers) carry no numbers. The numbers ride in the id
 //! rather than in headers of their own because every header costs: the
 //! async-nats client's throughput falls with each header a message carries.
+//!
+//! Per message the bridge builds only what changes. The names, the values
+//! that are the same for every event of a type and a map with room for the
+//! id and the time are built once per exported type and cloned; the id and
+//! the time are written straight into their values. An importer reads the
+//! headers where they are, in one pass. What remains is the client's header
+//! map, which holds each value in a `String` and each name's values in a
+//! `Vec`: of the 21 allocations an exported at-most-once event costs, 17 are
+//! the map's (built, written, freed); of the 21 an imported one costs, 17
+//! are the map the client parses the headers into, 1 the client's copy of
+//! the subject and 3 the decoded event. `tests/allocations.rs`
+//! fails above 22 on either side; the bridge's README has the instruction
+//! counts.
 
 use std::time::{Duration, SystemTime};
 
