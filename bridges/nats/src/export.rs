@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
-use crate::cloudevents::{event_id, Outgoing};
+use crate::cloudevents::{event_id, name, EventHeaders};
 use crate::jetstream::StreamSpec;
 use crate::stats::bump;
 use crate::subject;
@@ -31,20 +31,36 @@ pub(crate) fn log_now(count: u64) -> bool {
 /// One event, encoded and addressed, ready to publish.
 pub(crate) struct Prepared {
     pub(crate) entry: Arc<ExportType>,
-    pub(crate) subject: String,
-    pub(crate) id: String,
+    pub(crate) subject: Subject,
     pub(crate) headers: HeaderMap,
     pub(crate) payload: Bytes,
+}
+
+impl Prepared {
+    /// Its `ce-id`, also its JetStream message id.
+    pub(crate) fn id(&self) -> &str {
+        self.headers.get(name::ID).map_or("", HeaderValue::as_str)
+    }
+}
+
+/// What an exporter task keeps per event type.
+struct TypeRun {
+    /// Unique per bridge instance, mode and type: the first part of the
+    /// events' ids (`{run}.{seq}`).
+    run: String,
+    /// How many events were sent. Only sent events take a number, so an
+    /// importer's gap is a loss in transit.
+    sent: u64,
+    /// Built once: the clone an event takes shares it.
+    subject: Subject,
+    headers: EventHeaders,
 }
 
 /// A run of one exporter task: per event type, a run id and the number of
 /// events sent, which make the events' ids (`{run}.{seq}`).
 struct Run {
     shared: Arc<Shared>,
-    /// Per type: the run id (unique per bridge instance, mode and type) and
-    /// how many events were sent. Only sent events take a number, so an
-    /// importer's gap is a loss in transit.
-    types: HashMap<TypeId, (String, u64)>,
+    types: HashMap<TypeId, TypeRun>,
 }
 
 impl Run {
@@ -95,33 +111,26 @@ impl Run {
                 return None;
             }
         };
-        let (run, sent) = self
-            .types
-            .entry(entry.type_id)
-            .or_insert_with(|| (nuid::next().to_string(), 0));
-        let id = event_id(run, *sent + 1);
-        let headers = Outgoing {
-            id: &id,
-            event_type: &entry.event_type,
-            source: &shared.name,
-            time: event.timestamp(),
-            content_type: &shared.content_type,
-            ttl: None,
-        }
-        .headers();
+        let run = self.types.entry(entry.type_id).or_insert_with(|| TypeRun {
+            run: nuid::next().to_string(),
+            sent: 0,
+            subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
+            headers: EventHeaders::new(&entry.event_type, &shared.name, &shared.content_type),
+        });
         Some(Prepared {
-            subject: subject::for_event_type(&shared.prefix, &entry.event_type),
+            subject: run.subject.clone(),
+            headers: run
+                .headers
+                .event(event_id(&run.run, run.sent + 1), event.timestamp()),
             entry,
-            id,
-            headers,
             payload,
         })
     }
 
     /// Gives the sent event its number for good.
     fn sent(&mut self, entry: &ExportType) {
-        if let Some((_, sent)) = self.types.get_mut(&entry.type_id) {
-            *sent += 1;
+        if let Some(run) = self.types.get_mut(&entry.type_id) {
+            run.sent += 1;
         }
     }
 }
@@ -160,10 +169,13 @@ pub(crate) async fn run_core(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared));
+    // One wait for the whole loop: a new one per event costs more than the
+    // rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
     loop {
         let event = tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => break,
+            () = &mut stop => break,
             event = subscription.next() => match event {
                 Some(event) => event,
                 None => return, // the bus is gone

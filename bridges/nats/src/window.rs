@@ -181,9 +181,8 @@ impl Window {
     /// Sends a new event.
     pub(crate) async fn send(&mut self, mut prepared: Prepared) -> Sent {
         // The stream stores a message id once within its duplicate window.
-        prepared
-            .headers
-            .insert(NATS_MESSAGE_ID, prepared.id.as_str());
+        let id = prepared.id().to_owned();
+        prepared.headers.insert(NATS_MESSAGE_ID, id);
         let number = self.first + self.slots.len() as u64;
         self.slots.push_back(Slot {
             prepared,
@@ -343,7 +342,7 @@ impl Window {
     fn settle(&mut self, index: usize, result: Result<bool, Failure>) -> (Settled, String) {
         self.in_flight -= 1;
         let slot = &mut self.slots[index];
-        let subject = slot.prepared.subject.clone();
+        let subject = slot.prepared.subject.to_string();
         let settled = match result {
             Ok(duplicate) => {
                 slot.state = State::Stored { duplicate };
@@ -414,7 +413,7 @@ fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, failure: &Failure) {
         tracing::warn!(
             bridge = %bridge,
             event_type = %slot.prepared.entry.event_type,
-            id = %slot.prepared.id,
+            id = slot.prepared.id(),
             failures = slot.failures,
             error = %failure,
             "switchboard-nats: at-least-once publish not acknowledged; retrying with the same \

@@ -32,8 +32,8 @@ use switchboard::{Completed, Completion, Event};
 use tokio::sync::watch;
 use tokio::time::Interval;
 
-use super::pending::{InBus, Pending};
-use super::{process, route, Accepted, Memory, Route, Verdict};
+use super::pending::{Identity, InBus, Pending};
+use super::{process, route, Memory, Route, Verdict};
 use crate::bridge::Shared;
 use crate::dead_letter::{header_block, parse_header_block, Letter};
 use crate::export::{log_now, stop_requested};
@@ -100,7 +100,7 @@ enum Outcome {
     /// Held back for its publisher's order.
     HoldBack,
     /// In the bus: acknowledge it once complete.
-    InBus(Arc<ImportType>, Accepted, Completion),
+    InBus(Arc<ImportType>, Identity, Completion),
     /// The bridge stops: leave it unacknowledged, for the next process.
     Stopping,
 }
@@ -155,10 +155,13 @@ impl Importer {
                     message.may_hold,
                 ) {
                     Verdict::Import(accepted) => {
-                        let event = Arc::clone(&accepted.event);
-                        match self.publish(event, message.delivery).await {
+                        let identity = Identity {
+                            source: accepted.source.to_owned(),
+                            id: accepted.id.to_owned(),
+                        };
+                        match self.publish(accepted.event, message.delivery).await {
                             Some(completion) => {
-                                Outcome::InBus(Arc::clone(entry), accepted, completion)
+                                Outcome::InBus(Arc::clone(entry), identity, completion)
                             }
                             None => Outcome::Stopping,
                         }
@@ -244,8 +247,8 @@ impl Importer {
                 self.acknowledge(&message, AckKind::Ack).await;
                 self.consumer.handled.insert(sequence);
             }
-            Ok(Outcome::InBus(entry, accepted, completion)) => {
-                let in_bus = InBus::new(Some(message), entry, accepted);
+            Ok(Outcome::InBus(entry, identity, completion)) => {
+                let in_bus = InBus::new(Some(message), entry, identity);
                 self.pending.insert(sequence, in_bus, completion);
             }
             // Held by the caller, or left for the next process.
@@ -413,7 +416,7 @@ impl Importer {
         let counters = &in_bus.entry.counters;
         bump(&counters.abandoned);
         if let Some(recent) = self.memory.recent.as_mut() {
-            recent.remove(&in_bus.source, &in_bus.id);
+            recent.remove(&in_bus.identity.source, &in_bus.identity.id);
         }
         if log_now(counters.abandoned.load(Ordering::Relaxed)) {
             tracing::warn!(
@@ -528,8 +531,8 @@ impl Importer {
         };
         match imported {
             Ok(Outcome::Done) => self.consumer.handled.insert(stream_sequence),
-            Ok(Outcome::InBus(entry, accepted, completion)) => {
-                let in_bus = InBus::new(None, entry, accepted);
+            Ok(Outcome::InBus(entry, identity, completion)) => {
+                let in_bus = InBus::new(None, entry, identity);
                 self.pending.insert(stream_sequence, in_bus, completion);
             }
             // Not held (`may_hold` is false), or left for the next process.

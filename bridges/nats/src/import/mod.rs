@@ -35,9 +35,9 @@ use crate::subject;
 use crate::types::ImportType;
 
 /// What became of one message.
-enum Verdict {
+enum Verdict<'a> {
     /// Accepted (counted as imported): the caller publishes it into the bus.
-    Import(Accepted),
+    Import(Accepted<'a>),
     /// Skipped for good: acknowledge it.
     Done,
     /// An earlier event of its publisher is missing: hold it back until that
@@ -48,11 +48,13 @@ enum Verdict {
     Rejected(String),
 }
 
-/// An event accepted for the bus, with its identity.
-struct Accepted {
+/// An event accepted for the bus, with its identity, borrowed from the
+/// message's headers: the at-most-once importer has no use for it, the
+/// at-least-once one keeps a copy until the event is complete.
+struct Accepted<'a> {
     event: Arc<dyn Event>,
-    source: String,
-    id: String,
+    source: &'a str,
+    id: &'a str,
 }
 
 /// What an importer remembers between messages.
@@ -86,7 +88,12 @@ fn window(shared: &Shared) -> u64 {
 
 /// Counts a message that cannot be imported in `counter`, logs it (a
 /// handful of times per flood), and says why.
-fn reject(shared: &Shared, entry: &ImportType, counter: &AtomicU64, reason: String) -> Verdict {
+fn reject(
+    shared: &Shared,
+    entry: &ImportType,
+    counter: &AtomicU64,
+    reason: String,
+) -> Verdict<'static> {
     bump(counter);
     let count = counter.load(Ordering::Relaxed);
     if log_now(count) {
@@ -102,14 +109,14 @@ fn reject(shared: &Shared, entry: &ImportType, counter: &AtomicU64, reason: Stri
 
 /// Checks, decodes and publishes one message of `entry`'s type.
 /// `may_hold`: whether it may be held back for its publisher's order.
-fn process(
+fn process<'a>(
     shared: &Shared,
     entry: &ImportType,
     memory: &mut Memory,
-    headers: Option<&HeaderMap>,
+    headers: Option<&'a HeaderMap>,
     payload: &[u8],
     may_hold: bool,
-) -> Verdict {
+) -> Verdict<'a> {
     let counters = &entry.counters;
     bump(&counters.received);
     let meta = match Incoming::parse(headers) {
@@ -130,13 +137,13 @@ fn process(
     if memory
         .recent
         .as_ref()
-        .is_some_and(|r| r.contains(&meta.source, &meta.id))
+        .is_some_and(|r| r.contains(meta.source, meta.id))
     {
         bump(&counters.duplicates);
         return Verdict::Done;
     }
-    if let Some((run, seq)) = &meta.sequence {
-        if let Some(verdict) = admit(shared, entry, memory, &meta.source, run, *seq, may_hold) {
+    if let Some((run, seq)) = meta.sequence {
+        if let Some(verdict) = admit(shared, entry, memory, meta.source, run, seq, may_hold) {
             return verdict;
         }
     }
@@ -184,7 +191,7 @@ fn process(
     // that was rejected, with the same id, is not a duplicate. Remembered
     // before it is complete: a redelivery meanwhile is one.
     if let Some(recent) = memory.recent.as_mut() {
-        recent.insert(&meta.source, &meta.id);
+        recent.insert(meta.source, meta.id);
     }
     Verdict::Import(Accepted {
         event,
@@ -203,7 +210,7 @@ fn admit(
     run: &str,
     seq: u64,
     may_hold: bool,
-) -> Option<Verdict> {
+) -> Option<Verdict<'static>> {
     let counters = &entry.counters;
     match memory.runs.admit(run, seq, Instant::now(), may_hold) {
         Admit::InOrder => {}
@@ -248,10 +255,13 @@ pub(crate) async fn run_core(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut memory = Memory::core(&shared);
+    // One wait for the whole loop: a new one per message costs more than
+    // the rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
     loop {
         let message = tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = &mut stop => return,
             message = subscriber.next() => match message {
                 Some(message) => message,
                 None => return,

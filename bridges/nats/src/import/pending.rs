@@ -14,7 +14,6 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use switchboard::{Completed, Completion};
 
-use super::Accepted;
 use crate::types::ImportType;
 
 /// A message whose event is in the bus.
@@ -24,23 +23,28 @@ pub(super) struct InBus {
     pub message: Option<Box<jetstream::Message>>,
     pub entry: Arc<ImportType>,
     /// The event's identity, forgotten if a subscriber abandons it.
-    pub source: String,
-    pub id: String,
+    pub identity: Identity,
 }
 
 impl InBus {
     pub(super) fn new(
         message: Option<Box<jetstream::Message>>,
         entry: Arc<ImportType>,
-        accepted: Accepted,
+        identity: Identity,
     ) -> Self {
         Self {
             message,
             entry,
-            source: accepted.source,
-            id: accepted.id,
+            identity,
         }
     }
+}
+
+/// An imported event's (`ce-source`, `ce-id`), owned: the message it came
+/// in is acknowledged, or turned back, long after it was parsed.
+pub(super) struct Identity {
+    pub source: String,
+    pub id: String,
 }
 
 /// The messages in the bus, by stream sequence, and their completions.
