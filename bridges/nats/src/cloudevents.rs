@@ -39,6 +39,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::{HeaderMap, HeaderValue};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -112,6 +113,8 @@ impl Outgoing<'_> {
 /// checking them again, and a map that has all its entries from the start
 /// does not grow (and hash every name again) when the event's are added.
 pub(crate) struct EventHeaders {
+    /// Whether the events carry their id as JetStream's message id too.
+    message_id: bool,
     timed: HeaderMap,
     /// Without `ce-time`, which is optional in CloudEvents: a timestamp
     /// RFC 3339 cannot write (past the year 9999) is left out rather than
@@ -133,7 +136,21 @@ impl EventHeaders {
         }
         let mut timed = untimed.clone();
         timed.insert(name::TIME, HeaderValue::new());
-        Self { timed, untimed }
+        Self {
+            message_id: false,
+            timed,
+            untimed,
+        }
+    }
+
+    /// The same, for JetStream: each event's id is its message id as well,
+    /// which the stream stores once within its duplicate window.
+    pub(crate) fn with_message_id(mut self) -> Self {
+        for headers in [&mut self.timed, &mut self.untimed] {
+            headers.insert(NATS_MESSAGE_ID, HeaderValue::new());
+        }
+        self.message_id = true;
+        self
     }
 
     /// The headers of the event `id`, stamped `time`.
@@ -146,6 +163,9 @@ impl EventHeaders {
             }
             None => self.untimed.clone(),
         };
+        if self.message_id {
+            headers.insert(NATS_MESSAGE_ID, id.as_str());
+        }
         headers.insert(name::ID, id);
         headers
     }

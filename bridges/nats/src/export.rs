@@ -5,6 +5,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
@@ -34,6 +35,9 @@ pub(crate) struct Prepared {
     pub(crate) subject: Subject,
     pub(crate) headers: HeaderMap,
     pub(crate) payload: Bytes,
+    /// What its headers were made of, to make them again for a retry.
+    pub(crate) template: Arc<EventHeaders>,
+    pub(crate) time: SystemTime,
 }
 
 impl Prepared {
@@ -53,7 +57,7 @@ struct TypeRun {
     sent: u64,
     /// Built once: the clone an event takes shares it.
     subject: Subject,
-    headers: EventHeaders,
+    headers: Arc<EventHeaders>,
 }
 
 /// A run of one exporter task: per event type, a run id and the number of
@@ -61,13 +65,16 @@ struct TypeRun {
 struct Run {
     shared: Arc<Shared>,
     types: HashMap<TypeId, TypeRun>,
+    /// Whether the events carry JetStream's message id.
+    jetstream: bool,
 }
 
 impl Run {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, jetstream: bool) -> Self {
         Self {
             shared,
             types: HashMap::new(),
+            jetstream,
         }
     }
 
@@ -111,17 +118,26 @@ impl Run {
                 return None;
             }
         };
-        let run = self.types.entry(entry.type_id).or_insert_with(|| TypeRun {
-            run: nuid::next().to_string(),
-            sent: 0,
-            subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
-            headers: EventHeaders::new(&entry.event_type, &shared.name, &shared.content_type),
+        let jetstream = self.jetstream;
+        let run = self.types.entry(entry.type_id).or_insert_with(|| {
+            let headers = EventHeaders::new(&entry.event_type, &shared.name, &shared.content_type);
+            TypeRun {
+                run: nuid::next().to_string(),
+                sent: 0,
+                subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
+                headers: Arc::new(if jetstream {
+                    headers.with_message_id()
+                } else {
+                    headers
+                }),
+            }
         });
+        let time = event.timestamp();
         Some(Prepared {
             subject: run.subject.clone(),
-            headers: run
-                .headers
-                .event(event_id(&run.run, run.sent + 1), event.timestamp()),
+            headers: run.headers.event(event_id(&run.run, run.sent + 1), time),
+            template: Arc::clone(&run.headers),
+            time,
             entry,
             payload,
         })
@@ -168,7 +184,7 @@ pub(crate) async fn run_core(
     mut subscription: Subscription,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut run = Run::new(Arc::clone(&shared));
+    let mut run = Run::new(Arc::clone(&shared), false);
     // One wait for the whole loop: a new one per event costs more than the
     // rest of the select.
     let mut stop = std::pin::pin!(stop_requested(&mut stopped));
@@ -237,7 +253,7 @@ pub(crate) async fn run_jetstream(
     mut subscription: Subscription,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut run = Run::new(Arc::clone(&shared));
+    let mut run = Run::new(Arc::clone(&shared), true);
     let window = Window::new(
         shared.name.clone(),
         stream.context.client(),
@@ -264,11 +280,11 @@ pub(crate) async fn run_jetstream(
         tokio::select! {
             biased;
             () = stop_requested(&mut stopped) => break,
-            (settled, subject) = window.next_settled(), if window.in_flight() => {
-                if settled == (Settled::Failed { no_stream: true }) {
+            settled = window.next_settled(), if window.in_flight() => {
+                if let Settled::NoStream(subject) = settled {
                     // No stream captures the subject (deleted, or its
                     // subjects rewritten): add it again before the retry.
-                    ensure_captured(&shared, &stream, subject).await;
+                    ensure_captured(&shared, &stream, subject.to_string()).await;
                 }
             }
             () = sleep_until(retry_at), if retry_at.is_some() => window.retry().await,

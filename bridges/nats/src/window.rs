@@ -21,8 +21,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_nats::client::PublishErrorKind;
-use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::{Client, StatusCode, Subscriber};
+use async_nats::{Client, HeaderMap, StatusCode, Subject, Subscriber};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -36,13 +35,14 @@ const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
 /// What became of a settled publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Settled {
     /// The stream acknowledged it.
     Stored,
-    /// It failed and waits to be sent again; `no_stream`: no stream
-    /// captures its subject (add it again before the retry).
-    Failed { no_stream: bool },
+    /// It failed and waits to be sent again.
+    Failed,
+    /// No stream captures its subject: add it again before the retry.
+    NoStream(Subject),
 }
 
 /// Whether a new event went out.
@@ -105,7 +105,10 @@ enum State {
 }
 
 struct Slot {
+    /// Its headers are sent away with the first attempt, and made again
+    /// from its template for a retry.
     prepared: Prepared,
+    id: String,
     state: State,
     /// Failed attempts so far.
     failures: u64,
@@ -179,12 +182,10 @@ impl Window {
     }
 
     /// Sends a new event.
-    pub(crate) async fn send(&mut self, mut prepared: Prepared) -> Sent {
-        // The stream stores a message id once within its duplicate window.
-        let id = prepared.id().to_owned();
-        prepared.headers.insert(NATS_MESSAGE_ID, id);
+    pub(crate) async fn send(&mut self, prepared: Prepared) -> Sent {
         let number = self.first + self.slots.len() as u64;
         self.slots.push_back(Slot {
+            id: prepared.id().to_owned(),
             prepared,
             state: State::Failed,
             failures: 0,
@@ -197,10 +198,10 @@ impl Window {
         Sent::Taken
     }
 
-    /// The next answer or timeout of a publish in flight, settled, with the
-    /// event's subject. Cancel-safe: a slot changes only once its answer
-    /// or its deadline has come.
-    pub(crate) async fn next_settled(&mut self) -> (Settled, String) {
+    /// The next answer or timeout of a publish in flight, settled.
+    /// Cancel-safe: a slot changes only once its answer or its deadline has
+    /// come.
+    pub(crate) async fn next_settled(&mut self) -> Settled {
         loop {
             self.forget_settled_deadlines();
             let deadline = self.deadlines.front().map(|(at, _, _)| *at);
@@ -256,13 +257,18 @@ impl Window {
         let index = self.index(number).expect("a slot in the window");
         let slot = &mut self.slots[index];
         let attempt = slot.failures;
-        let prepared = &slot.prepared;
+        let prepared = &mut slot.prepared;
+        let headers = if attempt == 0 {
+            std::mem::replace(&mut prepared.headers, HeaderMap::new())
+        } else {
+            prepared.template.event(slot.id.clone(), prepared.time)
+        };
         let result = self
             .client
             .publish_with_reply_and_headers(
                 prepared.subject.clone(),
                 format!("{}.{number}.{attempt}", self.inbox),
-                prepared.headers.clone(),
+                headers,
                 prepared.payload.clone(),
             )
             .await;
@@ -291,7 +297,7 @@ impl Window {
 
     /// Settles the publish an answer is for; `None` if it is for none in
     /// flight (late, after a retry, or not ours).
-    fn answered(&mut self, answer: &async_nats::Message) -> Option<(Settled, String)> {
+    fn answered(&mut self, answer: &async_nats::Message) -> Option<Settled> {
         let (number, attempt) = parse_reply(&answer.subject, &self.inbox)?;
         let index = self.awaited(number, attempt)?;
         let result = if answer.status == Some(StatusCode::NO_RESPONDERS) {
@@ -315,7 +321,7 @@ impl Window {
     }
 
     /// Settles the oldest publish whose deadline has passed, if still in flight.
-    fn timed_out(&mut self) -> Option<(Settled, String)> {
+    fn timed_out(&mut self) -> Option<Settled> {
         let (_, number, attempt) = self.deadlines.pop_front()?;
         let index = self.awaited(number, attempt)?;
         Some(self.settle(index, Err(Failure::TimedOut)))
@@ -339,10 +345,9 @@ impl Window {
             .then_some(index)
     }
 
-    fn settle(&mut self, index: usize, result: Result<bool, Failure>) -> (Settled, String) {
+    fn settle(&mut self, index: usize, result: Result<bool, Failure>) -> Settled {
         self.in_flight -= 1;
         let slot = &mut self.slots[index];
-        let subject = slot.prepared.subject.to_string();
         let settled = match result {
             Ok(duplicate) => {
                 slot.state = State::Stored { duplicate };
@@ -350,14 +355,17 @@ impl Window {
                 Settled::Stored
             }
             Err(failure) => {
-                let no_stream = matches!(failure, Failure::NoStream);
+                let settled = match failure {
+                    Failure::NoStream => Settled::NoStream(slot.prepared.subject.clone()),
+                    _ => Settled::Failed,
+                };
                 fail(&self.bridge, &mut self.failed, slot, &failure);
                 self.schedule_retry();
-                Settled::Failed { no_stream }
+                settled
             }
         };
         self.release();
-        (settled, subject)
+        settled
     }
 
     fn index(&self, number: u64) -> Option<usize> {
@@ -413,7 +421,7 @@ fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, failure: &Failure) {
         tracing::warn!(
             bridge = %bridge,
             event_type = %slot.prepared.entry.event_type,
-            id = slot.prepared.id(),
+            id = %slot.id,
             failures = slot.failures,
             error = %failure,
             "switchboard-nats: at-least-once publish not acknowledged; retrying with the same \
