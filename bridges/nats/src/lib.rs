@@ -166,6 +166,7 @@ mod presence;
 pub mod prometheus;
 mod request;
 mod resume;
+mod retained;
 mod serve;
 mod stats;
 pub mod subject;
@@ -181,6 +182,7 @@ pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::{RemoteRequestError, RemoteResult};
+pub use retained::{RetainedCounts, RetainedStats, RetainedTypeStats};
 pub use stats::{
     BridgeStats, ClientCounts, ConsumerCounts, ExportCounts, ExportStats, ImportCounts,
     ImportStats, QueueStats, RequestCounts, UnroutedCounts,
