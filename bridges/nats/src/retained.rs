@@ -38,8 +38,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::push::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy};
-use async_nats::jetstream::kv::{Config as BucketConfig, Store};
-use async_nats::jetstream::stream::StorageType;
+use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy, StorageType, Stream};
 use async_nats::jetstream::Message;
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -445,9 +444,10 @@ pub(crate) struct ClearRequest {
 /// What the retained tasks and the bridge's methods share.
 pub(crate) struct Retained {
     bucket_name: String,
-    bucket: tokio::sync::Mutex<Store>,
+    /// The bucket's stream (`KV_{bucket}`).
+    bucket: tokio::sync::Mutex<Stream>,
     context: async_nats::jetstream::Context,
-    bucket_config: BucketConfig,
+    bucket_config: StreamConfig,
     keys: Vec<Key>,
     /// The exporter's run id: the ids of this instance's writes are `{run}.{seq}`.
     run: String,
@@ -491,19 +491,22 @@ impl Retained {
         }
     }
 
-    /// The bucket, created if the server does not have it.
+    /// The bucket's stream, created if the server does not have it. The
+    /// stream is created directly, not through async-nats' key-value API,
+    /// which asks for account information that nats-server 2.9 does not
+    /// give in the shape it expects.
     async fn open(
         context: &async_nats::jetstream::Context,
-        config: &BucketConfig,
-    ) -> Result<(Store, bool), async_nats::Error> {
-        if let Ok(store) = context.get_key_value(&config.bucket).await {
-            return Ok((store, false));
+        config: &StreamConfig,
+    ) -> Result<(Stream, bool), async_nats::Error> {
+        if let Ok(stream) = context.get_stream(&config.name).await {
+            return Ok((stream, false));
         }
-        match context.create_key_value(config.clone()).await {
-            Ok(store) => Ok((store, true)),
+        match context.create_stream(config.clone()).await {
+            Ok(stream) => Ok((stream, true)),
             // Another bridge may have created it meanwhile.
-            Err(error) => match context.get_key_value(&config.bucket).await {
-                Ok(store) => Ok((store, false)),
+            Err(error) => match context.get_stream(&config.name).await {
+                Ok(stream) => Ok((stream, false)),
                 Err(_) => Err(error.into()),
             },
         }
@@ -511,7 +514,7 @@ impl Retained {
 
     /// Opens the bucket again after an error that may mean it is gone.
     async fn reopen(&self) -> Result<(), async_nats::Error> {
-        let (store, created) = Self::open(&self.context, &self.bucket_config).await?;
+        let (stream, created) = Self::open(&self.context, &self.bucket_config).await?;
         if created {
             bump(&self.bucket_created_again);
             tracing::warn!(
@@ -519,7 +522,7 @@ impl Retained {
                 "switchboard-nats: the retained-state bucket was gone; created it again (empty)"
             );
         }
-        *self.bucket.lock().await = store;
+        *self.bucket.lock().await = stream;
         Ok(())
     }
 
@@ -557,21 +560,28 @@ pub(crate) async fn start(
         .clone()
         .unwrap_or_else(|| default_stream_name(&shared.prefix));
     let bucket_name = bucket_name(&stream);
-    let bucket_config = BucketConfig {
-        bucket: bucket_name.clone(),
-        description: format!(
+    // A key-value bucket as async-nats and the nats CLI lay one out
+    // (`nats kv get SB_RETAINED routes.table` reads it).
+    let bucket_config = StreamConfig {
+        name: format!("KV_{bucket_name}"),
+        description: Some(format!(
             "switchboard-nats: the latest retained event of each type under the prefix {}",
             shared.prefix
-        ),
-        history: 1,
+        )),
+        subjects: vec![format!("$KV.{bucket_name}.>")],
+        max_messages_per_subject: 1,
         storage: StorageType::File,
         num_replicas: options.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
         ..Default::default()
     };
     let context = crate::jetstream::context(&shared.client, options);
     let failed =
         |what: String| move |source: async_nats::Error| BridgeError::JetStream { what, source };
-    let (store, _) = Retained::open(&context, &bucket_config)
+    let (stream, _) = Retained::open(&context, &bucket_config)
         .await
         .map_err(failed(format!(
             "opening or creating the key-value bucket {bucket_name} of retained events \
@@ -629,7 +639,7 @@ pub(crate) async fn start(
     let imports = keys.iter().any(|k| k.import.is_some());
     let retained = Arc::new(Retained {
         bucket_name: bucket_name.clone(),
-        bucket: tokio::sync::Mutex::new(store),
+        bucket: tokio::sync::Mutex::new(stream),
         context,
         bucket_config,
         keys,
@@ -912,7 +922,7 @@ impl Importer {
     /// first; returns it with how many messages it has to deliver for
     /// those, and the bucket's last sequence when it was created.
     async fn watch(&mut self) -> Result<(Ordered, u64, u64), async_nats::Error> {
-        let mut stream = self.retained.bucket.lock().await.stream.clone();
+        let mut stream = self.retained.bucket.lock().await.clone();
         let info = stream.info().await?.clone();
         if self.stream_created != Some(info.created) {
             // A new bucket: its revisions start again.
