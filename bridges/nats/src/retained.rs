@@ -305,6 +305,10 @@ pub struct RetainedCounts {
     pub not_stored: u64,
     /// Local events still waiting to be written when the bridge stopped.
     pub abandoned: u64,
+    /// Times the bus's retained event was written after the bridge's export
+    /// queue had overflowed (events dropped by the bus, counted there), so
+    /// that the bucket ends with the latest local state, not an older one.
+    pub caught_up: u64,
     /// Tombstones this bridge wrote ([`Bridge::clear_retained`]).
     pub cleared_here: u64,
     /// Values published into the local bus at connect (the fleet's state).
@@ -364,8 +368,9 @@ impl fmt::Display for RetainedStats {
             let c = &t.counts;
             writeln!(
                 f,
-                "  {} ({}{}): stored {}, store failed {}, not stored {}, abandoned {}, cleared \
-                 here {}, loaded {}, updated {}, cleared {}, reapplied {}, undecodable {}",
+                "  {} ({}{}): stored {}, store failed {}, not stored {}, abandoned {}, caught up \
+                 {}, cleared here {}, loaded {}, updated {}, cleared {}, reapplied {}, \
+                 undecodable {}",
                 t.event_type,
                 if t.exported { "export" } else { "" },
                 if t.imported { " import" } else { "" },
@@ -373,6 +378,7 @@ impl fmt::Display for RetainedStats {
                 c.store_failed,
                 c.not_stored,
                 c.abandoned,
+                c.caught_up,
                 c.cleared_here,
                 c.loaded,
                 c.updated,
@@ -391,6 +397,7 @@ struct Counters {
     store_failed: AtomicU64,
     not_stored: AtomicU64,
     abandoned: AtomicU64,
+    caught_up: AtomicU64,
     cleared_here: AtomicU64,
     loaded: AtomicU64,
     updated: AtomicU64,
@@ -407,6 +414,7 @@ impl Counters {
             store_failed: get(&self.store_failed),
             not_stored: get(&self.not_stored),
             abandoned: get(&self.abandoned),
+            caught_up: get(&self.caught_up),
             cleared_here: get(&self.cleared_here),
             loaded: get(&self.loaded),
             updated: get(&self.updated),
@@ -739,6 +747,12 @@ impl Exporter {
                     if !self.store(event, &mut stopped).await {
                         break;
                     }
+                    if subscription.is_empty()
+                        && subscription.take_missed() > 0
+                        && !self.catch_up(&mut stopped).await
+                    {
+                        break;
+                    }
                 }
             }
         }
@@ -831,6 +845,36 @@ impl Exporter {
                 }
             }
         }
+    }
+
+    /// After the bus dropped events of the queue (it was full, e.g. while
+    /// the server was away), writes the bus's retained event of each
+    /// exported type, which is the latest delivered: so the bucket does not
+    /// keep an older state than the local one. False if the bridge stopped.
+    async fn catch_up(&mut self, stopped: &mut watch::Receiver<bool>) -> bool {
+        let retained = Arc::clone(&self.retained);
+        for (key, entry) in retained.keys.iter().enumerate() {
+            let Some((type_id, _)) = &entry.export else {
+                continue;
+            };
+            let Some(event) = self.shared.bus.retained_by_type(&entry.event_type) else {
+                continue;
+            };
+            let written = retained
+                .written
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .is_some_and(|w| Arc::ptr_eq(&w.event, &event));
+            if written || type_id_of(&*event) != *type_id {
+                continue;
+            }
+            bump(&entry.counters.caught_up);
+            if !self.store(event, stopped).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Counts a failed write, waits, and looks for the bucket again (it may

@@ -302,6 +302,49 @@ async fn the_state_survives_a_server_restart_on_its_store() {
     drop(c);
 }
 
+/// While the server is away the exporter's queue overflows and the bus
+/// drops events of it; the bucket still ends with the latest local state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_queue_that_overflowed_still_stores_the_latest_state() {
+    init_tracing();
+    const UPDATES: u64 = 6_000;
+    let mut server = NatsServer::start();
+    let url = server.url();
+    let a_bus = EventBus::new();
+    a_bus.start();
+    let a = replica(&a_bus, "replica-a", &url).await;
+    publish_stored(&a_bus, &a, "replica-a", 0).await;
+    server.kill();
+    for n in 1..=UPDATES {
+        a_bus.publish_retained(RouteTable::new("replica-a", n));
+    }
+    server.restart();
+    assert!(a_bus.dropped_events_critical() > 0, "the queue overflowed");
+    assert!(
+        eventually(WAIT, || a.retained_stats().types[0].counts.caught_up >= 1).await,
+        "{}",
+        a.retained_stats()
+    );
+    let b_bus = EventBus::new();
+    let b = replica(&b_bus, "replica-b", &url).await;
+    b_bus.start();
+    assert!(
+        eventually(WAIT, || retained_n(&b_bus) == Some(UPDATES)).await,
+        "B has n={:?}; {}",
+        retained_n(&b_bus),
+        a.retained_stats()
+    );
+    let counts = a.retained_stats().types[0].counts;
+    println!(
+        "RETAINED overflow: {UPDATES} updates while the server was away, {} dropped by the bus, \
+         {} stored, caught up {} time(s); B loaded n={UPDATES}",
+        a_bus.dropped_events_critical(),
+        counts.stored,
+        counts.caught_up
+    );
+    drop(b);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_value_is_counted_and_skipped() {
     init_tracing();
