@@ -1,19 +1,25 @@
-//! Two replicas of one service, as two processes, exchanging events and a
-//! request through one nats-server.
+//! Two replicas of one service, as two processes, exchanging events, a
+//! request and their shared state through one nats-server.
 //!
 //! ```sh
 //! cargo run -p switchboard-nats --example replicas
 //! ```
 //!
-//! Replica A (this process, on tokio) starts a nats-server (found through
-//! `NATS_SERVER` or `PATH`; or uses the one at `NATS_URL`), spawns replica B
-//! (a second copy of this program, on plain threads), then:
+//! This process supervises: it starts a nats-server (found through
+//! `NATS_SERVER` or `PATH`; or uses the one at `NATS_URL`) and runs two
+//! copies of this program, replica B (on plain threads) then replica A (on
+//! tokio). Replica A, the leader:
 //!
 //! - exports `RouteAdded` at-least-once (JetStream): B imports it;
 //! - imports `LoadSampled` at-most-once (core NATS): B exports one per route;
-//! - asks B's validators, across processes, to validate a config.
+//! - asks B's validators, across processes, to validate a config;
+//! - publishes its `RouteTable` retained: both replicas export and import
+//!   it as retained state, kept in NATS.
 //!
-//! Both replicas print their bridge's stats at the end.
+//! Then the supervisor kills A (SIGKILL). B becomes leader: its leader-only
+//! component subscribes with retained events and receives A's route table
+//! at once, though nobody publishes it again. Both replicas print their
+//! bridge's stats.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -23,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::ConnectOptions;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use switchboard::{Event, EventBus, Request, RequestOptions, Response};
+use switchboard::{Event, EventBus, Request, RequestOptions, Response, SubscribeOptions, TypeSet};
 use switchboard_nats::{Bridge, Delivery};
 
 #[derive(Event, Serialize, Deserialize, Debug)]
@@ -58,14 +64,95 @@ struct Verdict {
     timestamp: SystemTime,
 }
 
+/// The leader's state: retained in each bus, and in NATS for the fleet.
+#[derive(Event, Serialize, Deserialize, Debug)]
+#[event(type = "routes.table")]
+struct RouteTable {
+    leader: String,
+    routes: Vec<String>,
+    timestamp: SystemTime,
+}
+
 const ROUTES: u32 = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     match (args.next().as_deref(), args.next()) {
+        (Some("--replica-a"), Some(url)) => replica_a(&url),
         (Some("--replica-b"), Some(url)) => replica_b(&url),
-        _ => replica_a(),
+        _ => supervise(),
     }
+}
+
+/// A replica process, its output lines relayed through a channel.
+struct Replica {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Replica {
+    fn spawn(role: &str, url: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args([role, url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// Prints the replica's lines until one is `marker`.
+    fn until(&self, marker: &str) -> Result<(), Box<dyn std::error::Error>> {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| format!("a replica did not say {marker:?}"))?;
+            if line == marker {
+                return Ok(());
+            }
+            println!("{line}");
+        }
+    }
+
+    fn tell(&mut self, line: &str) -> Result<(), Box<dyn std::error::Error>> {
+        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+}
+
+fn supervise() -> Result<(), Box<dyn std::error::Error>> {
+    let (url, _server) = match std::env::var("NATS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => start_server().map(|(url, server)| (url, Some(server)))?,
+    };
+    let mut b = Replica::spawn("--replica-b", &url)?;
+    b.until("ready")?;
+    let mut a = Replica::spawn("--replica-a", &url)?;
+    a.until("state stored")?;
+
+    println!("[supervisor] killing replica A");
+    a.child.kill()?;
+    a.child.wait()?;
+    b.tell("lead")?;
+    b.until("led")?;
+    b.tell("done")?;
+    for line in b.lines.iter() {
+        println!("{line}");
+    }
+    let status = b.child.wait()?;
+    if !status.success() {
+        return Err(format!("replica B failed: {status}").into());
+    }
+    Ok(())
 }
 
 /// A nats-server of our own on a free port, killed when dropped.
@@ -105,32 +192,20 @@ fn start_server() -> Result<(String, Server), Box<dyn std::error::Error>> {
     Err("nats-server did not start".into())
 }
 
+/// Replica A, the leader, on tokio.
 #[tokio::main]
-async fn replica_a() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _server) = match std::env::var("NATS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => start_server().map(|(url, server)| (url, Some(server)))?,
-    };
-
+async fn replica_a(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let bus = EventBus::new();
     let mut loads = bus.subscribe_to::<LoadSampled>("dashboard", 64)?;
     let bridge = Bridge::builder(&bus)
         .name("replica-a")
         .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
         .import::<LoadSampled>("load.sampled", Delivery::AtMostOnce)
-        .connect(url.as_str(), ConnectOptions::new())
+        .export_retained::<RouteTable>("routes.table")
+        .import_retained::<RouteTable>("routes.table")
+        .connect(url, ConnectOptions::new())
         .await?;
     bus.start();
-
-    // Replica B: this very program again, told where the server is.
-    let mut b = Command::new(std::env::current_exe()?)
-        .args(["--replica-b", &url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut b_out = BufReader::new(b.stdout.take().ok_or("no stdout")?).lines();
-    let ready = b_out.next().transpose()?;
-    assert_eq!(ready.as_deref(), Some("ready"), "replica B did not start");
 
     for n in 1..=ROUTES {
         bus.publish(RouteAdded {
@@ -163,16 +238,19 @@ async fn replica_a() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    println!("[a] stats:\n{}", bridge.shutdown().await);
-    // Tell B to finish, and relay its stats.
-    b.stdin.take().ok_or("no stdin")?.write_all(b"done\n")?;
-    for line in b_out {
-        println!("{}", line?);
+    // The leader's state, for whoever leads next.
+    bus.publish_retained(RouteTable {
+        leader: "replica-a".into(),
+        routes: (1..=ROUTES).map(|n| format!("/api/v{n}")).collect(),
+        timestamp: SystemTime::now(),
+    });
+    while bridge.retained_stats().types[0].counts.stored == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let status = b.wait()?;
-    if !status.success() {
-        return Err(format!("replica B failed: {status}").into());
-    }
+    println!("[a] stats:\n{}{}", bridge.stats(), bridge.retained_stats());
+    println!("state stored");
+    // Wait to be killed.
+    std::future::pending::<()>().await;
     Ok(())
 }
 
@@ -199,6 +277,8 @@ fn replica_b(url: &str) -> Result<(), Box<dyn std::error::Error>> {
         .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
         .export::<LoadSampled>("load.sampled", Delivery::AtMostOnce)
         .serve::<Validate, Verdict>("config.validate")
+        .export_retained::<RouteTable>("routes.table")
+        .import_retained::<RouteTable>("routes.table")
         .connect_blocking(url, ConnectOptions::new())?;
     bus.start();
     println!("ready");
@@ -213,9 +293,39 @@ fn replica_b(url: &str) -> Result<(), Box<dyn std::error::Error>> {
             timestamp: SystemTime::now(),
         });
     }
-    // Wait for A to finish its request, then report.
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    println!("[b] stats:\n{}", bridge.shutdown_blocking());
+    // Told to lead once A is gone, then to finish.
+    let mut leader_only = None;
+    for line in std::io::stdin().lines() {
+        match line?.as_str() {
+            "lead" => {
+                // A leader-only component, subscribed when B becomes leader:
+                // it gets the fleet's state first, without anyone
+                // publishing it again.
+                let published = bus.published_events();
+                let component = bus.subscribe_with(
+                    SubscribeOptions::new("route-reconciler", 16)
+                        .rust_types(TypeSet::new().with::<RouteTable>())
+                        .with_retained()
+                        .leader_only(),
+                )?;
+                let table = component.recv_timeout(Duration::from_secs(30))?;
+                let table = table.downcast_ref::<RouteTable>().ok_or("a RouteTable")?;
+                println!(
+                    "[b] leading; the route table of {} is here: {:?} ({} events published \
+                     since)",
+                    table.leader,
+                    table.routes,
+                    bus.published_events() - published
+                );
+                leader_only = Some(component);
+                println!("led");
+            }
+            "done" => break,
+            _ => {}
+        }
+    }
+    drop(leader_only);
+    println!("[b] stats:\n{}{}", bridge.stats(), bridge.retained_stats());
+    bridge.shutdown_blocking();
     Ok(())
 }

@@ -29,7 +29,7 @@ use crate::stats::{
     RequestCounters, UnroutedCounters,
 };
 use crate::types::{ExportType, ImportType, ServedType};
-use crate::{client_events, export, import, jetstream, presence, serve, subject};
+use crate::{client_events, export, import, jetstream, presence, retained, serve, subject};
 
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
@@ -87,7 +87,7 @@ async fn wait_connected(client: &Client, events: &ClientEvents) -> Result<(), Br
 }
 
 /// Fails if the server answers that it has no JetStream for this account.
-async fn check_jetstream(client: &Client) -> Result<(), BridgeError> {
+pub(crate) async fn check_jetstream(client: &Client) -> Result<(), BridgeError> {
     let failed = |source: async_nats::Error| BridgeError::JetStream {
         what: "asking the server for this account's JetStream information".to_owned(),
         source,
@@ -243,6 +243,8 @@ pub struct Bridge {
     handle: Handle,
     /// The runtime of a bridge started by `connect_blocking`.
     runtime: Option<Runtime>,
+    /// The retained state, if the bridge has retained types (`retained.rs`).
+    pub(crate) retained: Option<Arc<retained::Retained>>,
     _name: NameGuard,
 }
 
@@ -323,6 +325,7 @@ impl Bridge {
             jetstream: jetstream_options,
             max_import_bytes,
             max_pending_requests,
+            retained: retained_config,
             ..
         } = builder;
 
@@ -494,6 +497,9 @@ impl Bridge {
             pending_replies: PendingReplies::new(max_pending_requests),
         });
 
+        // The fleet's retained state is in the bus before `connect` returns.
+        let retained = retained::start(&shared, retained_config).await?;
+
         let (stop, stopped) = watch::channel(false);
         let handle = Handle::current();
         let mut tasks = vec![handle.spawn(presence::run(
@@ -548,8 +554,22 @@ impl Bridge {
             )));
         }
         if let Some(replies) = replies {
-            tasks.push(handle.spawn(serve::run_replies(Arc::clone(&shared), replies, stopped)));
+            tasks.push(handle.spawn(serve::run_replies(
+                Arc::clone(&shared),
+                replies,
+                stopped.clone(),
+            )));
         }
+        let retained = retained.map(|(retained, retained_tasks)| {
+            for task in retained_tasks {
+                tasks.push(handle.spawn(task.run(
+                    Arc::clone(&shared),
+                    Arc::clone(&retained),
+                    stopped.clone(),
+                )));
+            }
+            retained
+        });
 
         Ok(Self {
             shared,
@@ -557,6 +577,7 @@ impl Bridge {
             tasks,
             handle,
             runtime: None,
+            retained,
             _name: name_guard,
         })
     }

@@ -14,6 +14,7 @@ use crate::bridge::Bridge;
 use crate::codec::{Codec, Json};
 use crate::config::{is_plain_name, ConfigError, Delivery, ExportQueue, JetStreamOptions};
 use crate::error::BridgeError;
+use crate::retained::RetainedConfig;
 use crate::subject::{check_event_type, check_prefix};
 use crate::types::{ExportType, ImportType, ServedType};
 
@@ -86,6 +87,8 @@ pub struct BridgeBuilder<C: Codec = Json> {
     pub(crate) max_pending_requests: usize,
     /// Problems found by the setters, reported by `validate`.
     pub(crate) problems: Vec<ConfigError>,
+    /// The types exported and imported as retained state (`retained.rs`).
+    pub(crate) retained: RetainedConfig,
 }
 
 impl Bridge {
@@ -114,6 +117,7 @@ impl Bridge {
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             problems: Vec::new(),
+            retained: RetainedConfig::default(),
         }
     }
 }
@@ -342,6 +346,17 @@ impl<C: Codec> BridgeBuilder<C> {
             .any(|i| i.delivery == Delivery::AtLeastOnce);
         if imports_durably && self.name.is_none() && self.jetstream.durable.is_none() {
             return Err(ConfigError::DurableNeedsName);
+        }
+        if !self.retained.is_empty() {
+            let exported: Vec<_> = self.exports.iter().map(|e| e.type_id).collect();
+            let imported: Vec<&str> = self
+                .imports
+                .iter()
+                .map(|i| i.event_type.as_str())
+                .chain(self.served.iter().map(|s| s.request_type.as_str()))
+                .collect();
+            self.retained.validate(&self.prefix, &exported, &imported)?;
+            self.jetstream.validate()?;
         }
         Ok(())
     }

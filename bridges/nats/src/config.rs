@@ -383,6 +383,24 @@ pub enum ConfigError {
     /// [`max_pending_requests`](crate::BridgeBuilder::max_pending_requests)
     /// is 0: a serving bridge would reject every request.
     InvalidMaxPendingRequests,
+    /// A retained event type
+    /// ([`export_retained`](crate::BridgeBuilder::export_retained),
+    /// [`import_retained`](crate::BridgeBuilder::import_retained)) cannot
+    /// be a key of the retained-state bucket.
+    InvalidRetainedType {
+        /// The Rust type.
+        rust_type: &'static str,
+        /// The event type.
+        event_type: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// [`Bridge::clear_retained`](crate::Bridge::clear_retained) was called
+    /// for a Rust type the bridge neither exports nor imports retained.
+    NotRetained {
+        /// The Rust type.
+        rust_type: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -459,6 +477,20 @@ impl fmt::Display for ConfigError {
                 "max_pending_requests is 0, so every served request would be rejected: set it \
                  to at least 1 (default {})",
                 crate::DEFAULT_MAX_PENDING_REQUESTS
+            ),
+            ConfigError::InvalidRetainedType {
+                rust_type,
+                event_type,
+                reason,
+            } => write!(
+                f,
+                "event type {:?} of {rust_type} cannot be retained: {reason}",
+                abbreviated(event_type)
+            ),
+            ConfigError::NotRetained { rust_type } => write!(
+                f,
+                "{rust_type} has no retained state in this bridge: configure it with \
+                 .export_retained or .import_retained"
             ),
         }
     }

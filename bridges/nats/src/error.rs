@@ -82,7 +82,7 @@ impl fmt::Display for BridgeError {
             BridgeError::NoJetStream { detail } => write!(
                 f,
                 "the server has no JetStream for this account ({detail}): at-least-once delivery \
-                 needs a server started with JetStream enabled (nats-server -js, or \
+                 and retained state need a server started with JetStream enabled (nats-server -js, or \
                  `jetstream: enabled` in its configuration) and an account allowed to use it"
             ),
             BridgeError::NameTaken { name } => write!(

@@ -83,6 +83,51 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Retained state
+//!
+//! A type exported with [`BridgeBuilder::export_retained`] keeps its
+//! latest event in NATS (a JetStream key-value bucket per prefix,
+//! `SB_RETAINED`, one key per event type; the write the server stored last
+//! wins). A bridge that [`import_retained`](BridgeBuilder::import_retained)s
+//! it loads the fleet's current value into its bus before `connect`
+//! returns, then follows every later write and tombstone
+//! ([`Bridge::clear_retained`]) in the server's order. So a replica that
+//! starts late, restarts or becomes leader has the state: a subscription
+//! made [`with_retained`](switchboard::SubscribeOptions::with_retained)
+//! receives it first, exactly once, then live events.
+//!
+//! ```no_run
+//! use std::time::SystemTime;
+//! use serde::{Deserialize, Serialize};
+//! use switchboard::{Event, EventBus, SubscribeOptions, TypeSet};
+//! use switchboard_nats::Bridge;
+//!
+//! #[derive(Event, Serialize, Deserialize)]
+//! #[event(type = "routes.table")]
+//! struct RouteTable { routes: Vec<String>, timestamp: SystemTime }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = EventBus::new();
+//! let bridge = Bridge::builder(&bus)
+//!     .name("replica-b")
+//!     .export_retained::<RouteTable>("routes.table")
+//!     .import_retained::<RouteTable>("routes.table")
+//!     .connect("nats://127.0.0.1:4222", async_nats::ConnectOptions::new())
+//!     .await?;
+//! bus.start(); // the fleet's route table is retained from here on
+//!
+//! // Later, when this replica becomes leader: the current table first.
+//! let reconciler = bus.subscribe_with(
+//!     SubscribeOptions::new("reconciler", 16)
+//!         .rust_types(TypeSet::new().with::<RouteTable>())
+//!         .with_retained()
+//!         .leader_only(),
+//! )?;
+//! # drop(reconciler);
+//! println!("{}", bridge.retained_stats());
+//! # Ok(()) }
+//! ```
+//!
 //! From plain threads, [`BridgeBuilder::connect_blocking`] runs the bridge
 //! on a runtime thread of its own. With the feature `prometheus`,
 //! `prometheus::BridgeCollector` exports [`Bridge::stats`] to Prometheus.
@@ -128,6 +173,11 @@
 //!   bridge's name on its prefix is refused at connect
 //!   ([`BridgeError::NameTaken`]) or, if both started at once, counted
 //!   within seconds ([`ClientCounts::name_conflicts`]).
+//! - A retained value that does not decode is counted
+//!   ([`RetainedCounts::undecodable`]) and skipped, the local copy kept; a
+//!   retained-state bucket deleted under running bridges is created again
+//!   by the next write, and importers watch it again
+//!   ([`RetainedStats::watch_restarts`]).
 //! - A request a serving bridge cannot read is rejected, and its requester
 //!   is told why; a done notice frees only the request whose reply inbox it
 //!   names, so garbage on the control subject frees nothing.
@@ -166,6 +216,7 @@ mod presence;
 pub mod prometheus;
 mod request;
 mod resume;
+mod retained;
 mod serve;
 mod stats;
 pub mod subject;
@@ -181,6 +232,7 @@ pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::{RemoteRequestError, RemoteResult};
+pub use retained::{RetainedCounts, RetainedStats, RetainedTypeStats};
 pub use stats::{
     BridgeStats, ClientCounts, ConsumerCounts, ExportCounts, ExportStats, ImportCounts,
     ImportStats, QueueStats, RequestCounts, UnroutedCounts,

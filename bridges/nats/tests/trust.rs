@@ -326,3 +326,90 @@ async fn the_exporter_asks_and_the_importer_answers() {
     assert_eq!(serving.stats().client.server_errors, 0);
     assert_eq!(asking.stats().client.server_errors, 0);
 }
+
+/// The shared state of the fleet: a retained type.
+#[derive(switchboard::Event, serde::Serialize, serde::Deserialize, Debug)]
+#[event(type = "routes.table")]
+struct RouteTable {
+    n: u64,
+    timestamp: SystemTime,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_exporter_writes_retained_state() {
+    init_tracing();
+    let server = server();
+    let (exporting_bus, importing_bus) = (EventBus::new(), EventBus::new());
+    exporting_bus.start();
+    // First: only the exporter may create the bucket.
+    let exporter = Bridge::builder(&exporting_bus)
+        .name("trust-kv-exporter")
+        .export_retained::<RouteTable>("routes.table")
+        .import_retained::<RouteTable>("routes.table")
+        .connect(server.url(), login("exporter"))
+        .await
+        .expect("the exporter connects");
+    exporting_bus.publish_retained(RouteTable {
+        n: 1,
+        timestamp: SystemTime::now(),
+    });
+    assert!(
+        eventually(WAIT, || exporter.retained_stats().types[0].counts.stored
+            == 1)
+        .await,
+        "{}",
+        exporter.retained_stats()
+    );
+    let importer = Bridge::builder(&importing_bus)
+        .name("trust-kv-importer")
+        .import_retained::<RouteTable>("routes.table")
+        .connect(server.url(), login("importer"))
+        .await
+        .expect("the importer connects");
+    importing_bus.start();
+    assert_eq!(importing_bus.retained::<RouteTable>().unwrap().n, 1);
+
+    // Neither the observer nor the importer may write to the bucket.
+    let forged = serde_json::to_vec(&RouteTable {
+        n: 666,
+        timestamp: SystemTime::now(),
+    })
+    .unwrap();
+    for user in ["observer", "importer"] {
+        let (client, errors) = raw(&server, user).await;
+        client
+            .publish("$KV.SB_RETAINED.routes.table", forged.clone().into())
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+        refused(&errors, &["$KV.SB_RETAINED.routes.table"]).await;
+    }
+    // Nor clear it: the importing bridge's tombstone is refused.
+    assert!(importer.clear_retained::<RouteTable>().await.is_err());
+
+    exporting_bus.publish_retained(RouteTable {
+        n: 2,
+        timestamp: SystemTime::now(),
+    });
+    assert!(
+        eventually(WAIT, || importing_bus.retained::<RouteTable>().unwrap().n
+            == 2)
+        .await
+    );
+    exporter.clear_retained::<RouteTable>().await.unwrap();
+    assert!(eventually(WAIT, || importing_bus.retained::<RouteTable>().is_none()).await);
+    let counts = importer.retained_stats().types[0].counts;
+    assert_eq!(
+        (
+            counts.loaded,
+            counts.updated,
+            counts.cleared,
+            counts.undecodable
+        ),
+        (1, 1, 1, 0),
+        "{}",
+        importer.retained_stats()
+    );
+    // The one server error: the refused tombstone.
+    assert_eq!(importer.stats().client.server_errors, 1);
+}
