@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::bus::EventBus;
 use crate::core::Published;
 use crate::event::{Event, Request, Response};
-use crate::stats::RequestCounters;
+use crate::core::RequestCounters;
 
 use gather::{Gather, Outcome, Terms};
 use route::{ResponseRoute, Ticket};
