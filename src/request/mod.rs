@@ -5,6 +5,7 @@
 //! - `outcome`: [`RequestResult`], [`RequestError`], [`RequestOptionsError`].
 //! - `cancel`: [`CancelToken`].
 //! - `gather`: which responses count, the quorum, the final result.
+//! - `launch`: the steps both forms share: wait, publish, and conclude.
 //! - `route`: how responses reach the waiting requests: one long-lived route
 //!   per response type, dispatching by request id.
 //! - `blocking`: the thread-blocking wait of [`EventBus::request`].
@@ -15,6 +16,7 @@ mod blocking;
 mod cancel;
 mod future;
 mod gather;
+mod launch;
 mod options;
 mod outcome;
 mod route;
@@ -29,12 +31,10 @@ pub use outcome::{RequestError, RequestOptionsError, RequestResult};
 use std::sync::Arc;
 
 use crate::bus::EventBus;
-use crate::core::Published;
-use crate::event::{Event, Request, Response};
-use crate::core::RequestCounters;
+use crate::event::{Request, Response};
 
-use gather::{Gather, Outcome, Terms};
-use route::{ResponseRoute, Ticket};
+use launch::{conclude, launch, Launched};
+use route::ResponseRoute;
 
 impl EventBus {
     /// Publishes `request` and waits for the answers of its expected
@@ -226,65 +226,4 @@ impl EventBus {
     ) -> RequestFuture<R> {
         RequestFuture::new(self, request, options)
     }
-}
-
-/// What launching a request did.
-enum Launched<R: Response> {
-    /// It is published and waiting for its responses.
-    Waiting(Ticket<R>),
-    /// It ended before it had to wait: cancelled already, or no responders.
-    Ended(Result<RequestResult<R>, RequestError<R>>),
-}
-
-/// Starts waiting under `id`, then publishes `request`: in that order, so no
-/// response can be missed. A request cancelled already is not published; one
-/// that reaches no subscriber on a running bus ends at once.
-fn launch<R: Response>(
-    bus: &EventBus,
-    route: &Arc<ResponseRoute<R>>,
-    id: Arc<str>,
-    request: Arc<dyn Event>,
-    gather: Gather<R>,
-    terms: &Terms,
-) -> Launched<R> {
-    // The mutant (a loom-tests self-check) publishes before it waits, so a
-    // quick response finds nobody waiting and is counted late.
-    #[cfg(switchboard_mutant_publish_before_waiting)]
-    let published = bus.core().publish_for_outcome(Arc::clone(&request));
-    let mut ticket = route.open(id, gather);
-    if terms.is_cancelled() {
-        return Launched::Ended(conclude(&mut ticket, Outcome::Cancelled, terms));
-    }
-    #[cfg(not(switchboard_mutant_publish_before_waiting))]
-    let published = bus.core().publish_for_outcome(request);
-    match published {
-        Published::Delivered(0) => {
-            Launched::Ended(conclude(&mut ticket, Outcome::NoResponders, terms))
-        }
-        Published::Delivered(_) | Published::Buffered => Launched::Waiting(ticket),
-    }
-}
-
-/// Ends the request with `outcome` (or met, if the quorum was met by then)
-/// and counts how it ended.
-fn conclude<R: Response>(
-    ticket: &mut Ticket<R>,
-    outcome: Outcome,
-    terms: &Terms,
-) -> Result<RequestResult<R>, RequestError<R>> {
-    let gather = ticket
-        .end()
-        .unwrap_or_else(|| unreachable!("a request is concluded once"));
-    let result = gather.finish(outcome, terms.timeout);
-    let counters = ticket.counters();
-    RequestCounters::add(match &result {
-        Ok(_) => &counters.answered,
-        Err(RequestError::Timeout { .. }) => &counters.timed_out,
-        Err(RequestError::Cancelled { .. }) => &counters.cancelled,
-        Err(RequestError::NoResponders { .. }) => &counters.no_responders,
-        Err(RequestError::InvalidOptions(_)) => {
-            unreachable!("options are validated before a request starts")
-        }
-    });
-    result
 }
