@@ -59,7 +59,7 @@ pub(crate) struct SubscriberState {
 
 /// How a subscriber's events are delivered: the settings of
 /// [`SubscriberState::new`].
-pub(crate) struct Delivery {
+pub(crate) struct DeliverySettings {
     pub(crate) capacity: usize,
     pub(crate) lossy: bool,
     pub(crate) leader_only: bool,
@@ -68,8 +68,8 @@ pub(crate) struct Delivery {
 
 impl SubscriberState {
     /// A new subscriber's state, every counter at zero.
-    pub(crate) fn new(id: u64, name: Box<str>, filter: Filter, delivery: Delivery) -> Self {
-        let Delivery {
+    pub(crate) fn new(id: u64, name: Box<str>, filter: Filter, delivery: DeliverySettings) -> Self {
+        let DeliverySettings {
             capacity,
             lossy,
             leader_only,
