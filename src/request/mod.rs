@@ -8,7 +8,7 @@
 //! - `launch`: the steps both forms share: wait, publish, and conclude.
 //! - `route`: how responses reach the waiting requests: one long-lived route
 //!   per response type, dispatching by request id.
-//! - `blocking`: the thread-blocking wait of [`EventBus::request`].
+//! - `blocking`: [`EventBus::request`], waiting on a parked thread.
 //! - `future`: [`RequestFuture`], from [`EventBus::request_async`].
 
 #[cfg(not(switchboard_loom))] // it parks with a timeout, which loom does not model
@@ -28,13 +28,8 @@ pub use future::RequestFuture;
 pub use options::RequestOptions;
 pub use outcome::{RequestError, RequestOptionsError, RequestResult};
 
-use std::sync::Arc;
-
 use crate::bus::EventBus;
 use crate::event::{Request, Response};
-
-use launch::{conclude, launch, Launched};
-use route::ResponseRoute;
 
 impl EventBus {
     /// Publishes `request` and waits for the answers of its expected
@@ -160,17 +155,7 @@ impl EventBus {
         request: Q,
         options: RequestOptions,
     ) -> Result<RequestResult<R>, RequestError<R>> {
-        let (gather, terms) = gather::prepare::<R>(options)?;
-        let route = ResponseRoute::<R>::of(self);
-        let id = request.request_id().into();
-        let deadline = terms.deadline_from_now();
-        match launch(self, &route, id, Arc::new(request), gather, &terms) {
-            Launched::Ended(result) => result,
-            Launched::Waiting(mut ticket) => {
-                let outcome = blocking::wait(ticket.slot(), &terms, deadline);
-                conclude(&mut ticket, outcome, &terms)
-            }
-        }
+        blocking::request(self, request, options)
     }
 
     /// [`request`](Self::request) as a future, for async code on any
