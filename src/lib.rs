@@ -275,6 +275,7 @@ mod event;
 mod gaps;
 mod hash;
 mod log;
+mod mutants;
 mod options;
 mod padding;
 #[cfg(feature = "prometheus")]

@@ -91,6 +91,7 @@ pub(crate) struct BusCore {
     pre_start: PreStart,
     /// The retained events, behind the retained lock.
     retained: RetainedStore,
+    /// Events published, buffered ones included.
     published: PublishedCounter,
     /// Keys for waiting publishes in the wait lists.
     waiter_keys: AtomicU64,

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 use crate::drops::{DropInfo, DropReason};
 use crate::event::Event;
 use crate::log;
+use crate::mutants::mutant;
 use crate::sync::wait_list::WaitList;
 use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
@@ -117,8 +118,7 @@ impl PreStart {
         retained: &RetainedStore,
     ) -> Published {
         let mut buffer = lock(&self.buffer);
-        // The mutant (a loom-tests self-check) skips this re-check.
-        if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
+        if mutant!(self.state.load(Ordering::Relaxed) == RUNNING; skip_recheck => false) {
             drop(buffer);
             let delivered = if retain {
                 retained.deliver_now(delivery, event)
@@ -177,10 +177,7 @@ impl PreStart {
             // up behind it, and RUNNING is published only once the replay is
             // done, so nothing overtakes a replayed event (invariant 2).
             let replayed = mem::take(&mut buffer.events);
-            // The mutant (a loom-tests self-check) switches to direct delivery too early.
-            if cfg!(switchboard_mutant_early_running) {
-                self.state.store(RUNNING, Ordering::Release);
-            }
+            mutant!((); early_running => self.state.store(RUNNING, Ordering::Release));
             // Retained events are retained as they are delivered, under the
             // retained lock (taken after the mode lock, never before it).
             let mut retained = replayed

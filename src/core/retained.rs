@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::hash::FastHashBuilder;
+use crate::mutants::mutant;
 use crate::options::Filter;
 use crate::sync::{lock, Mutex, MutexGuard};
 
@@ -189,11 +190,7 @@ impl RetainedStore {
                     missed.push((Arc::clone(&subscriber), Arc::clone(event)));
                 }
             }
-            // The mutant (a loom-tests self-check) lets go of the retained
-            // lock before registering, so a retained publish in between is
-            // neither queued nor delivered.
-            #[cfg(switchboard_mutant_retained_gap)]
-            drop(store);
+            mutant!((); retained_gap => drop(store));
             let replaced = writer.swap(delivery.registry(), |current| {
                 Some(current.with(subscriber))
             });

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::completion::Envelope;
 use crate::event::Event;
+use crate::mutants::mutant;
 use crate::options::Filter;
 use crate::padding::{CountsGap, LineGap};
 use crate::sync::queue::{Sender, TrySendError};
@@ -344,8 +345,7 @@ impl Subscriber {
 
     #[inline(always)]
     fn sent(&self) {
-        // The mutant (a loom-tests self-check) forgets the wake-up.
-        if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
+        if mutant!(self.wakes_consumer; no_wake => false) {
             self.state().waker.wake();
         }
     }
@@ -364,8 +364,7 @@ impl Subscriber {
     #[inline(always)]
     fn full(&self) -> Offer {
         let state = self.state();
-        // The mutant (a loom-tests self-check) counts drops for a dropped subscription.
-        if !cfg!(switchboard_mutant_abandoned_drops) && state.abandoned.load(Ordering::Relaxed) {
+        if mutant!(state.abandoned.load(Ordering::Relaxed); abandoned_drops => false) {
             return Offer::Closed;
         }
         state.dropped.fetch_add(1, Ordering::Relaxed);

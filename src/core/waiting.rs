@@ -14,6 +14,7 @@ use std::task::Waker;
 use crate::completion::{Envelope, Tracking};
 use crate::drops::DropReason;
 use crate::event::Event;
+use crate::mutants::mutant;
 use crate::sync::Ordering;
 
 use super::delivery::Delivery;
@@ -191,15 +192,12 @@ fn retry_one(
     // Register, then try: room made before the registration is seen by
     // the try, room made after it wakes us (`WaitList`).
     let placed = match place(state, copy, |copy| queue.place(copy), compact) {
-        Placed::Full(copy) if !cfg!(switchboard_mutant_no_room_recheck) => {
-            state.room.register(key, waker);
-            place(state, copy, |copy| queue.place(copy), compact)
-        }
-        // The mutant (a loom-tests self-check) registers without trying
-        // again, so room made just before is never noticed.
         Placed::Full(copy) => {
             state.room.register(key, waker);
-            Placed::Full(copy)
+            mutant!(
+                place(state, copy, |copy| queue.place(copy), compact);
+                no_room_recheck => Placed::Full(copy)
+            )
         }
         placed => placed,
     };
