@@ -133,6 +133,26 @@ impl<S> WithAcks<S> {
     }
 }
 
+// The adaptor's constructors live beside it, so `subscription.rs` needs
+// nothing from this module.
+impl Subscription {
+    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
+    /// acknowledge: a tracked publisher's [`Completion`](crate::Completion)
+    /// then waits until the consumer has *finished* with each event (acked or
+    /// dropped its delivery), not merely taken it. See [`WithAcks`].
+    pub fn with_acks(self) -> WithAcks<Self> {
+        WithAcks::new(self)
+    }
+}
+
+impl<T: Event> TypedSubscription<T> {
+    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
+    /// acknowledge. See [`Subscription::with_acks`].
+    pub fn with_acks(self) -> WithAcks<Self> {
+        WithAcks::new(self)
+    }
+}
+
 /// What both subscription types offer an acknowledging loop. Public but
 /// unreachable: only the crate's subscriptions implement it.
 pub trait Acks {

@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
+use crate::mutants::mutant;
 use crate::sync::{AtomicUsize, AtomicWaker, Ordering};
 
 /// The shared count behind one tracked publish.
@@ -55,17 +56,13 @@ pub(crate) struct Token(Arc<Tracker>);
 impl Token {
     /// The subscriber is done with the event.
     pub(crate) fn finish(self) {
-        // The mutant (a loom-tests self-check) counts the finish after the
-        // release, so a completion may read it too late.
-        #[cfg(switchboard_mutant_finish_after_release)]
-        let tracker = Arc::clone(&self.0);
-        #[cfg(switchboard_mutant_finish_after_release)]
-        drop(self);
-        #[cfg(not(switchboard_mutant_finish_after_release))]
-        let tracker = &self.0;
         // Relaxed: ordered before the release in `drop` (program order),
         // which the completion acquires.
-        tracker.finished.fetch_add(1, Ordering::Relaxed);
+        mutant!(self.0.finished.fetch_add(1, Ordering::Relaxed); finish_after_release => {
+            let tracker = Arc::clone(&self.0);
+            drop(self);
+            tracker.finished.fetch_add(1, Ordering::Relaxed)
+        });
     }
 
     /// The event never reached the subscriber after all (a waiting publish

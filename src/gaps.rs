@@ -92,6 +92,26 @@ impl<S> WithGaps<S> {
     }
 }
 
+// The adaptor's constructors live beside it, so `subscription.rs` needs
+// nothing from this module.
+impl Subscription {
+    /// This subscription as a receive loop that also reports what it missed:
+    /// a [`Stream`] (and, through `IntoIterator`, a blocking iterator) of
+    /// [`Received`] items, with a [`Received::Missed`] before the next event
+    /// whenever events were missed.
+    pub fn with_gaps(self) -> WithGaps<Self> {
+        WithGaps::new(self)
+    }
+}
+
+impl<T: Event> TypedSubscription<T> {
+    /// This subscription as a receive loop that also reports what it missed.
+    /// See [`Subscription::with_gaps`].
+    pub fn with_gaps(self) -> WithGaps<Self> {
+        WithGaps::new(self)
+    }
+}
+
 /// What both subscription types offer a gap-reporting loop.
 trait Receive {
     type Item;

@@ -252,7 +252,8 @@
 //! - `tracing` (default): log the warnings of the Go original (late
 //!   subscriptions with the caller's file and line, critical drops, pre-start
 //!   overflow, a panicking drop callback) through [`tracing`](https://docs.rs/tracing).
-//! - `prometheus`: [`prometheus::BusCollector`], a
+//! - `prometheus`: `prometheus::BusCollector` (a module that exists only with
+//!   the feature, hence no link here), a
 //!   [`prometheus-client`](https://docs.rs/prometheus-client) collector that
 //!   reads the bus's counters at scrape time.
 
@@ -274,6 +275,7 @@ mod event;
 mod gaps;
 mod hash;
 mod log;
+mod mutants;
 mod options;
 mod padding;
 #[cfg(feature = "prometheus")]

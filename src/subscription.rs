@@ -10,12 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use crate::acks::WithAcks;
 use crate::completion::Envelope;
 use crate::core::{BusCore, Registered, SubscriberState};
 use crate::error::{RecvError, RecvTimeoutError, TryRecvError};
 use crate::event::Event;
-use crate::gaps::WithGaps;
 use crate::sync::queue::{self, Receiver};
 use crate::sync::Ordering;
 
@@ -312,25 +310,6 @@ impl Subscription {
         dropped.saturating_sub(reported)
     }
 
-    /// This subscription as a receive loop that also reports what it missed:
-    /// a [`Stream`] (and, through `IntoIterator`, a blocking iterator) of
-    /// [`Received`] items, with a [`Received::Missed`] before the next event
-    /// whenever events were missed.
-    ///
-    /// [`Received`]: crate::Received
-    /// [`Received::Missed`]: crate::Received::Missed
-    pub fn with_gaps(self) -> WithGaps<Self> {
-        WithGaps::new(self)
-    }
-
-    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
-    /// acknowledge: a tracked publisher's [`Completion`](crate::Completion)
-    /// then waits until the consumer has *finished* with each event (acked or
-    /// dropped its delivery), not merely taken it. See [`WithAcks`].
-    pub fn with_acks(self) -> WithAcks<Self> {
-        WithAcks::new(self)
-    }
-
     /// Whether this subscription is a lossy (observability) one.
     pub fn is_lossy(&self) -> bool {
         self.state.lossy
@@ -600,18 +579,6 @@ impl<T: Event> TypedSubscription<T> {
     /// [`Subscription::take_missed`].
     pub fn take_missed(&self) -> u64 {
         self.inner.take_missed()
-    }
-
-    /// This subscription as a receive loop that also reports what it missed.
-    /// See [`Subscription::with_gaps`].
-    pub fn with_gaps(self) -> WithGaps<Self> {
-        WithGaps::new(self)
-    }
-
-    /// This subscription as a receive loop of [`Delivery`](crate::Delivery) items to
-    /// acknowledge. See [`Subscription::with_acks`].
-    pub fn with_acks(self) -> WithAcks<Self> {
-        WithAcks::new(self)
     }
 
     /// Whether the bus still has this subscription.

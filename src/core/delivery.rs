@@ -1,15 +1,29 @@
-//! Delivery: offering one event to every matching subscriber, and counting
-//! what happened.
+//! Delivery: the registry snapshot publishers read, offering one event to
+//! every matching subscriber, and counting and reporting what they missed.
 
 use std::sync::Arc;
 
-use crate::drops::{DropInfo, DropReason, DropSession};
+use crossbeam_utils::CachePadded;
+
+use crate::drops::{DropCallback, DropInfo, DropReason, DropReporter, DropSession};
 use crate::event::Event;
 use crate::log;
-use crate::sync::Ordering;
+use crate::sync::snapshot::Snapshot;
+use crate::sync::{AtomicU64, Ordering};
 
+use super::registry::Registry;
 use super::subscriber::{Handover, Offer, Subscriber, SubscriberState};
-use super::BusCore;
+
+/// What publishers read and write: the current subscribers, the drop
+/// callback, and the bus's drop totals (each on its own cache line).
+pub(super) struct Delivery {
+    /// The current subscribers, read lock-free; stored by the registry
+    /// writer (`writer.rs`).
+    registry: Snapshot<Registry>,
+    drops: DropReporter,
+    dropped_critical: CachePadded<AtomicU64>,
+    dropped_observability: CachePadded<AtomicU64>,
+}
 
 /// What one publish did, counted locally.
 #[derive(Default)]
@@ -36,7 +50,34 @@ impl Tally {
     }
 }
 
-impl BusCore {
+impl Delivery {
+    /// Delivery to the subscribers of `registry`, with no drop callback.
+    pub(super) fn new(registry: Arc<Registry>) -> Self {
+        Self {
+            registry: Snapshot::new(registry),
+            drops: DropReporter::new(),
+            dropped_critical: CachePadded::new(AtomicU64::new(0)),
+            dropped_observability: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The snapshot of the current subscribers.
+    pub(super) fn registry(&self) -> &Snapshot<Registry> {
+        &self.registry
+    }
+
+    pub(super) fn set_drop_callback(&self, callback: Option<DropCallback>) {
+        self.drops.set(callback);
+    }
+
+    pub(super) fn dropped_critical(&self) -> u64 {
+        self.dropped_critical.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn dropped_observability(&self) -> u64 {
+        self.dropped_observability.load(Ordering::Relaxed)
+    }
+
     /// Delivers `event` now, reporting critical drops to the drop callback
     /// as they happen.
     #[inline]
@@ -85,13 +126,11 @@ impl BusCore {
             Handover::Closed => {}
         }
         if tally.dropped_critical > 0 {
-            self.counters
-                .dropped_critical
+            self.dropped_critical
                 .fetch_add(tally.dropped_critical, Ordering::Relaxed);
         }
         if tally.dropped_observability > 0 {
-            self.counters
-                .dropped_observability
+            self.dropped_observability
                 .fetch_add(tally.dropped_observability, Ordering::Relaxed);
         }
         tally.delivered
@@ -102,9 +141,9 @@ impl BusCore {
     pub(super) fn count_missed(&self, missed: &[(Arc<Subscriber>, Arc<dyn Event>)]) {
         for (subscriber, _) in missed {
             let total = if subscriber.state().lossy {
-                &self.counters.dropped_observability
+                &self.dropped_observability
             } else {
-                &self.counters.dropped_critical
+                &self.dropped_critical
             };
             total.fetch_add(1, Ordering::Relaxed);
         }
@@ -126,8 +165,34 @@ impl BusCore {
         }
     }
 
+    /// Counts a critical drop at each of `missed` (subscribers a waiting
+    /// publish gave up on, already counted on the subscriber) and reports
+    /// them for `reason`.
+    pub(super) fn report_given_up(
+        &self,
+        missed: &[&SubscriberState],
+        event: &dyn Event,
+        reason: DropReason,
+    ) {
+        if missed.is_empty() {
+            return;
+        }
+        self.dropped_critical
+            .fetch_add(missed.len() as u64, Ordering::Relaxed);
+        let mut drops = self.drops.session();
+        for state in missed {
+            self.report_critical_drop(&mut drops, state, event, reason);
+        }
+    }
+
+    /// Tells the drop callback about a drop that no subscriber counts (the
+    /// pre-start buffer's).
+    pub(super) fn report(&self, info: &DropInfo<'_>) {
+        self.drops.session().report(info);
+    }
+
     /// Logs a critical subscriber's drop and tells the drop callback.
-    pub(super) fn report_critical_drop(
+    fn report_critical_drop(
         &self,
         drops: &mut DropSession<'_>,
         state: &SubscriberState,

@@ -1,21 +1,31 @@
 //! The lock-free core behind [`EventBus`](crate::EventBus): the registry
-//! snapshot publishers read, its writer, delivery and the start/pause state
-//! machine.
+//! snapshot publishers read, its writer, delivery, the start/pause state
+//! machine and the retained events.
 //!
 //! The public face (`bus.rs`) owns a [`BusCore`] and turns what it hands back
 //! into public types: [`BusCore::register`] returns the queue's receiver and
 //! the subscriber's shared state, from which the face builds a
 //! [`Subscription`](crate::Subscription). Nothing here depends on the face.
 //!
+//! Each part owns its state and its methods; [`BusCore`] composes them and
+//! passes each the others it needs (the parts never import the bus core):
+//!
 //! - `registry`: the immutable, indexed set of subscribers publishers read.
 //! - `subscriber`: one registry entry (the sending half of a queue) and the
 //!   state it shares with its subscription.
-//! - `writer`: copy-and-swap of the registry, and freeing replaced ones.
-//! - `delivery`: offering one event to the matching subscribers, and tallying
-//!   what happened.
-//! - `pre_start`: buffering before `start` and after `pause`, and the replay.
-//! - `waiting`: the waiting publish's steps: wait for room instead of
-//!   dropping, and count what it gives up.
+//! - `writer`: `RegistryWriter`, copy-and-swap of the registry, and freeing
+//!   replaced ones.
+//! - `delivery`: `Delivery`, the registry snapshot publishers read, offering
+//!   one event to the matching subscribers, and counting and reporting what
+//!   they missed.
+//! - `waiting`: the waiting publish's steps through a `Delivery`: wait for
+//!   room instead of dropping, and count what it gives up.
+//! - `pre_start`: `PreStart`, buffering before `start` and after `pause`,
+//!   the replay, and the waiting publishes that wait for `start`.
+//! - `retained`: `RetainedStore`, the latest retained event of each type and
+//!   its exactly-once hand-over to late subscribers.
+//! - `published`: the published count, one slot per publishing thread.
+//! - `snapshot`: the plain copies of the counters that `stats()` is made of.
 //!
 //! The ordering arguments are collected in the design document's "Memory
 //! orders" section (`docs/design.md`).
@@ -25,6 +35,7 @@ mod pre_start;
 mod published;
 mod registry;
 mod retained;
+mod snapshot;
 mod subscriber;
 mod waiting;
 mod writer;
@@ -33,28 +44,30 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::task::Waker;
+
 use crossbeam_utils::CachePadded;
 
-use crate::completion::Envelope;
-use crate::drops::{DropCallback, DropReporter};
+use crate::completion::{Envelope, Tracking};
+use crate::drops::{DropCallback, DropReason};
 use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::options::{Filter, SubscribeOptions, TypeSet};
-use crate::stats::{RequestCounters, SubscriberStats};
 use crate::sync::queue::{bounded, Receiver};
-use crate::sync::snapshot::Snapshot;
-use crate::sync::wait_list::WaitList;
-use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
-use self::subscriber::Delivery;
-pub(crate) use self::subscriber::{Route, Subscriber, SubscriberState};
+pub(crate) use self::pre_start::Published;
+pub(crate) use self::snapshot::RequestCounters;
+pub use self::snapshot::{RequestStats, SubscriberKind, SubscriberStats};
+pub(crate) use self::subscriber::{Route, SubscriberState};
 pub(crate) use self::waiting::Blocked;
 
-use self::pre_start::PreStartBuffer;
+use self::delivery::Delivery;
+use self::pre_start::PreStart;
 use self::published::PublishedCounter;
 use self::registry::Registry;
-use self::retained::RetainedEvents;
-use self::subscriber::Inbox;
+use self::retained::{RetainedEvents, RetainedStore};
+use self::subscriber::{DeliverySettings, Inbox, Subscriber};
 use self::writer::{retire, RegistryWriter};
 
 /// How many dropped subscriptions may wait in the registry for the next change.
@@ -64,59 +77,29 @@ const MAX_ABANDONED: usize = 1;
 /// one is compacted away at once, freeing its memory.
 const MAX_ABANDONED_CAPACITY: usize = 1024;
 
-/// `BusCore::state` while events go to the pre-start buffer.
-const BUFFERING: u8 = 0;
-/// `BusCore::state` while events go directly to subscribers.
-const RUNNING: u8 = 1;
-
-/// Everything one bus shares between its handles and subscriptions.
+/// Everything one bus shares between its handles and subscriptions: the
+/// parts below, each owning its state, and what ties them together.
 pub(crate) struct BusCore {
-    /// What publishers read: the current subscribers, lock-free.
-    registry: Snapshot<Registry>,
+    /// What publishers read (the registry snapshot) and count (drops).
+    delivery: Delivery,
     /// On its own cache line: subscribe and unsubscribe write it several
     /// times per change, and it must not evict what every publish reads
     /// (the snapshot pointer and the state).
     writer: CachePadded<RegistryWriter>,
-    /// `BUFFERING` or `RUNNING`. Only changed under the mode lock; read
-    /// lock-free by publishers, which take the lock and re-check only when
-    /// they see `BUFFERING` (design invariant 4).
-    state: AtomicU8,
-    /// The mode lock, guarding the pre-start buffer.
-    pre_start: Mutex<PreStartBuffer>,
-    /// Waiting publishes made while the bus was buffering: they wait for
-    /// `start` rather than take a place in the pre-start buffer.
-    started: WaitList,
+    /// Buffering or running, the pre-start buffer behind the mode lock, and
+    /// the waiting publishes that wait for `start`.
+    pre_start: PreStart,
+    /// The retained events, behind the retained lock.
+    retained: RetainedStore,
+    /// Events published, buffered ones included.
+    published: PublishedCounter,
     /// Keys for waiting publishes in the wait lists.
     waiter_keys: AtomicU64,
-    /// The retained lock, guarding the retained events. Taken after the mode
-    /// lock and before the writer lock, never the other way round.
-    retained: Mutex<RetainedEvents>,
-    drops: DropReporter,
-    counters: Counters,
     /// How requests on this bus ended, and the responses nobody waited for.
     requests: Arc<RequestCounters>,
     /// The long-lived routes that pass responses to waiting requests, one per
     /// response type, keyed by the route's own type.
     routes: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
-}
-
-/// The bus totals, each on its own cache line: publishers write them.
-struct Counters {
-    published: PublishedCounter,
-    dropped_critical: CachePadded<AtomicU64>,
-    dropped_observability: CachePadded<AtomicU64>,
-    dropped_pre_start: CachePadded<AtomicU64>,
-}
-
-/// What a publish did with the event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Published {
-    /// The bus was running: offered to the matching subscribers, this many
-    /// of which received it.
-    Delivered(usize),
-    /// The bus was buffering: kept for the replay, or dropped and counted
-    /// because the pre-start buffer was full.
-    Buffered,
 }
 
 /// What [`BusCore::register`] hands the face to build a subscription from.
@@ -131,20 +114,12 @@ impl BusCore {
     pub(crate) fn new(pre_start_reserve: usize, pre_start_limit: usize) -> Self {
         let registry = Arc::new(Registry::default());
         Self {
-            registry: Snapshot::new(Arc::clone(&registry)),
+            delivery: Delivery::new(Arc::clone(&registry)),
             writer: CachePadded::new(RegistryWriter::new(registry)),
-            state: AtomicU8::new(BUFFERING),
-            pre_start: Mutex::new(PreStartBuffer::new(pre_start_reserve, pre_start_limit)),
-            started: WaitList::new(),
+            pre_start: PreStart::new(pre_start_reserve, pre_start_limit),
+            retained: RetainedStore::default(),
+            published: PublishedCounter::new(),
             waiter_keys: AtomicU64::new(0),
-            retained: Mutex::new(RetainedEvents::default()),
-            drops: DropReporter::new(),
-            counters: Counters {
-                published: PublishedCounter::new(),
-                dropped_critical: CachePadded::new(AtomicU64::new(0)),
-                dropped_observability: CachePadded::new(AtomicU64::new(0)),
-                dropped_pre_start: CachePadded::new(AtomicU64::new(0)),
-            },
             requests: Arc::new(RequestCounters::default()),
             routes: Mutex::new(HashMap::new()),
         }
@@ -164,23 +139,25 @@ impl BusCore {
     /// many subscribers) or went to the pre-start buffer (kept or dropped).
     #[inline]
     pub(crate) fn publish_for_outcome(&self, event: Arc<dyn Event>) -> Published {
-        self.counters.published.add_one();
-        // Acquire: a publisher that sees RUNNING also sees everything the
-        // replay did before `start` stored it (design, "Memory orders").
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            return Published::Delivered(self.deliver_now(event));
+        self.published.add_one();
+        if self.pre_start.is_running() {
+            return Published::Delivered(self.delivery.deliver_now(event));
         }
-        self.publish_while_buffering(event, false)
+        self.pre_start
+            .publish(event, false, &self.delivery, &self.retained)
     }
 
     /// Publishes `event` and retains it as the latest of its type once it is
     /// delivered (at once, or at the replay if the bus is buffering).
     pub(crate) fn publish_retained(&self, event: Arc<dyn Event>) -> usize {
-        self.counters.published.add_one();
-        if self.state.load(Ordering::Acquire) == RUNNING {
-            return self.deliver_retained_now(event);
+        self.published.add_one();
+        if self.pre_start.is_running() {
+            return self.retained.deliver_now(&self.delivery, event);
         }
-        match self.publish_while_buffering(event, true) {
+        match self
+            .pre_start
+            .publish(event, true, &self.delivery, &self.retained)
+        {
             Published::Delivered(delivered) => delivered,
             Published::Buffered => 0,
         }
@@ -194,14 +171,18 @@ impl BusCore {
 
     /// Whether the bus delivers directly (started and not paused).
     pub(crate) fn is_running(&self) -> bool {
-        self.state.load(Ordering::Acquire) == RUNNING
+        self.pre_start.is_running()
     }
 
-    /// Goes back to buffering. Under the mode lock, so that a replay in
-    /// progress finishes first and a buffering publisher's re-check is exact.
+    /// Replays the pre-start buffer in order, then switches to direct
+    /// delivery (design invariant 2).
+    pub(crate) fn start(&self) {
+        self.pre_start.start(&self.delivery, &self.retained);
+    }
+
+    /// Goes back to buffering.
     pub(crate) fn pause(&self) {
-        let _mode = lock(&self.pre_start);
-        self.state.store(BUFFERING, Ordering::Release);
+        self.pre_start.pause();
     }
 
     /// Adds a subscriber as `options` describe and hands back the receiving
@@ -214,7 +195,7 @@ impl BusCore {
             self.writer.next_id(),
             options.name.into(),
             filter,
-            Delivery {
+            DeliverySettings {
                 capacity: options.capacity,
                 lossy: options.lossy,
                 leader_only: options.leader_only,
@@ -223,7 +204,8 @@ impl BusCore {
         ));
         let subscriber = Arc::new(Subscriber::new(Inbox::Queue(sender), Arc::clone(&state)));
         if options.with_retained {
-            self.register_with_retained(subscriber);
+            self.retained
+                .register(&self.delivery, &self.writer, subscriber);
         } else {
             self.update_registry(|current| Some(current.with(subscriber)));
         }
@@ -251,7 +233,7 @@ impl BusCore {
             self.writer.next_id(),
             name().into(),
             Filter::RustTypes(types()),
-            Delivery {
+            DeliverySettings {
                 capacity: 0,
                 lossy: false,
                 leader_only: false,
@@ -260,7 +242,9 @@ impl BusCore {
         ));
         let inbox = Inbox::Route(Arc::clone(&route) as Arc<dyn Route>);
         let subscriber = Arc::new(Subscriber::new(inbox, state));
-        let replaced = self.swap_registry(|current| Some(current.with(subscriber)));
+        let replaced = self.writer.swap(self.delivery.registry(), |current| {
+            Some(current.with(subscriber))
+        });
         routes.insert(
             TypeId::of::<T>(),
             Arc::clone(&route) as Arc<dyn Any + Send + Sync>,
@@ -291,7 +275,7 @@ impl BusCore {
 
     /// Whether subscriber `id` is registered.
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.registry.load().contains(id)
+        self.delivery.registry().load().contains(id)
     }
 
     /// Compacts away the abandoned entries now (a tracked event was queued
@@ -341,38 +325,41 @@ impl BusCore {
     }
 
     pub(crate) fn set_drop_callback(&self, callback: Option<DropCallback>) {
-        self.drops.set(callback);
+        self.delivery.set_drop_callback(callback);
     }
 
     pub(crate) fn published(&self) -> u64 {
-        self.counters.published.total()
+        self.published.total()
     }
 
     pub(crate) fn dropped_critical(&self) -> u64 {
-        self.counters.dropped_critical.load(Ordering::Relaxed)
+        self.delivery.dropped_critical()
     }
 
     pub(crate) fn dropped_observability(&self) -> u64 {
-        self.counters.dropped_observability.load(Ordering::Relaxed)
+        self.delivery.dropped_observability()
     }
 
     pub(crate) fn dropped_pre_start(&self) -> u64 {
-        self.counters.dropped_pre_start.load(Ordering::Relaxed)
+        self.pre_start.dropped()
     }
 
     pub(crate) fn subscriber_count(&self) -> usize {
-        self.registry.load().len()
+        self.delivery.registry().load().len()
     }
 
     /// How many live user subscribers match an event with this type string
     /// and this Rust type (`None`: not asked about).
     pub(crate) fn listeners(&self, event_type: Option<&str>, type_id: Option<TypeId>) -> usize {
-        self.registry.load().listeners(event_type, type_id)
+        self.delivery
+            .registry()
+            .load()
+            .listeners(event_type, type_id)
     }
 
     /// Every subscriber's counters, in subscription order.
     pub(crate) fn subscriber_stats(&self) -> Vec<SubscriberStats> {
-        let registry = self.registry.load_full();
+        let registry = self.delivery.registry().load_full();
         registry
             .subscribers()
             .into_iter()
@@ -382,6 +369,88 @@ impl BusCore {
 
     /// How many events wait in the pre-start buffer now.
     pub(crate) fn pre_start_len(&self) -> usize {
-        lock(&self.pre_start).len()
+        self.pre_start.len()
+    }
+
+    /// The latest retained event of Rust type `id`.
+    pub(crate) fn retained_of(&self, id: TypeId) -> Option<Arc<dyn Event>> {
+        self.retained.latest_of(id)
+    }
+
+    /// The latest retained event whose type string is `name`.
+    pub(crate) fn retained_named(&self, name: &str) -> Option<Arc<dyn Event>> {
+        self.retained.latest_named(name)
+    }
+
+    /// Forgets retained events as `clear` says; returns how many.
+    pub(crate) fn clear_retained(
+        &self,
+        clear: impl FnOnce(&mut RetainedEvents) -> Vec<Arc<dyn Event>>,
+    ) -> usize {
+        self.retained.clear(clear)
+    }
+
+    /// How many events are retained.
+    pub(crate) fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Offers `event` to every matching subscriber for a waiting publish;
+    /// the critical ones that are full are added to `blocked` (see
+    /// `waiting.rs`). Returns how many received it now.
+    pub(crate) fn deliver_waiting(
+        &self,
+        event: Arc<dyn Event>,
+        tracking: Option<&Tracking>,
+        blocked: &mut Vec<Blocked>,
+    ) -> usize {
+        waiting::deliver(&self.delivery, event, tracking, blocked, &|| self.compact())
+    }
+
+    /// Tries the `blocked` subscribers again, waiting (as `key`, woken
+    /// through `waker`) for room at those still full.
+    pub(crate) fn retry_waiting(
+        &self,
+        blocked: &mut Vec<Blocked>,
+        key: u64,
+        waker: &Waker,
+    ) -> usize {
+        waiting::retry(&self.delivery, blocked, key, waker, &|| self.compact())
+    }
+
+    /// A waiting publish gives up on the `blocked` subscribers, counting a
+    /// drop at each; returns their names.
+    pub(crate) fn give_up_waiting(
+        &self,
+        blocked: Vec<Blocked>,
+        key: u64,
+        event: &Arc<dyn Event>,
+        reason: DropReason,
+    ) -> Vec<String> {
+        waiting::give_up(&self.delivery, blocked, key, event, reason)
+    }
+
+    /// Waits (as `key`, woken through `waker`) for the bus to run; returns
+    /// whether it runs now.
+    pub(crate) fn wait_for_start(&self, key: u64, waker: &Waker) -> bool {
+        self.pre_start.wait_for_start(key, waker)
+    }
+
+    /// A waiting publish ends before the bus started: counted and reported
+    /// as a pre-start drop for `reason`.
+    pub(crate) fn give_up_before_start(&self, key: u64, event: &dyn Event, reason: DropReason) {
+        self.pre_start
+            .give_up_waiting(&self.delivery, key, event, reason);
+    }
+
+    /// Counts a waiting publish in `published_events`.
+    pub(crate) fn count_published(&self) {
+        self.published.add_one();
+    }
+
+    /// Swaps in the registry `change` makes of the current one, if it makes
+    /// one; returns whether it did.
+    fn update_registry(&self, change: impl FnOnce(&Registry) -> Option<Registry>) -> bool {
+        self.writer.update(self.delivery.registry(), change)
     }
 }

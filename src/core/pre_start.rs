@@ -3,36 +3,60 @@
 
 use std::mem;
 use std::sync::Arc;
+use std::task::Waker;
+
+use crossbeam_utils::CachePadded;
 
 use crate::drops::{DropInfo, DropReason};
 use crate::event::Event;
 use crate::log;
-use crate::sync::{lock, Ordering};
+use crate::mutants::mutant;
+use crate::sync::wait_list::WaitList;
+use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
+use super::delivery::Delivery;
+use super::retained::RetainedStore;
 use super::subscriber::Subscriber;
-use super::{BusCore, Published, RUNNING};
+
+/// `PreStart::state` while events go to the pre-start buffer.
+const BUFFERING: u8 = 0;
+/// `PreStart::state` while events go directly to subscribers.
+const RUNNING: u8 = 1;
+
+/// What a publish did with the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// The bus was running: offered to the matching subscribers, this many
+    /// of which received it.
+    Delivered(usize),
+    /// The bus was buffering: kept for the replay, or dropped and counted
+    /// because the pre-start buffer was full.
+    Buffered,
+}
+
+/// Whether the bus buffers or delivers, the buffer, and who waits for
+/// `start`.
+pub(super) struct PreStart {
+    /// `BUFFERING` or `RUNNING`. Only changed under the mode lock; read
+    /// lock-free by publishers, which take the lock and re-check only when
+    /// they see `BUFFERING` (design invariant 4).
+    state: AtomicU8,
+    /// The mode lock, guarding the pre-start buffer.
+    buffer: Mutex<PreStartBuffer>,
+    /// Waiting publishes made while the bus was buffering: they wait for
+    /// `start` rather than take a place in the pre-start buffer.
+    started: WaitList,
+    /// Events that never reached the subscribers (overflow, or a waiting
+    /// publish that gave up before `start`); publishers write it.
+    dropped: CachePadded<AtomicU64>,
+}
 
 /// The events kept while the bus is buffering, in publish order. Guarded by
-/// the mode lock (`BusCore::pre_start`).
-pub(super) struct PreStartBuffer {
+/// the mode lock.
+struct PreStartBuffer {
     events: Vec<Buffered>,
     /// The most events kept; past it, they are dropped and counted.
     limit: usize,
-}
-
-impl PreStartBuffer {
-    /// An empty buffer keeping at most `limit` events, with room for
-    /// `reserve` of them (at most `limit`) allocated now.
-    pub(super) fn new(reserve: usize, limit: usize) -> Self {
-        Self {
-            events: Vec::with_capacity(reserve.min(limit)),
-            limit,
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.events.len()
-    }
 }
 
 /// A buffered event, and whether it is to be retained when it is delivered
@@ -42,20 +66,64 @@ struct Buffered {
     retain: bool,
 }
 
-impl BusCore {
+impl PreStart {
+    /// A buffering bus's state, whose buffer keeps at most `limit` events,
+    /// with room for `reserve` of them (at most `limit`) allocated now.
+    pub(super) fn new(reserve: usize, limit: usize) -> Self {
+        Self {
+            state: AtomicU8::new(BUFFERING),
+            buffer: Mutex::new(PreStartBuffer {
+                events: Vec::with_capacity(reserve.min(limit)),
+                limit,
+            }),
+            started: WaitList::new(),
+            dropped: CachePadded::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Whether the bus delivers directly (started and not paused).
+    #[inline]
+    pub(super) fn is_running(&self) -> bool {
+        // Acquire: a publisher that sees RUNNING also sees everything the
+        // replay did before `start` stored it (design, "Memory orders").
+        self.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// How many events wait in the buffer now.
+    pub(super) fn len(&self) -> usize {
+        lock(&self.buffer).events.len()
+    }
+
+    /// Events that never reached the subscribers while the bus buffered.
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Goes back to buffering. Under the mode lock, so that a replay in
+    /// progress finishes first and a buffering publisher's re-check is exact.
+    pub(super) fn pause(&self) {
+        let _mode = lock(&self.buffer);
+        self.state.store(BUFFERING, Ordering::Release);
+    }
+
     /// The publish path when the state said `BUFFERING`: re-check under the
     /// mode lock, then buffer, overflow, or deliver if `start` won the race.
     /// `retain`: the event is to be retained once delivered.
     #[cold]
-    pub(super) fn publish_while_buffering(&self, event: Arc<dyn Event>, retain: bool) -> Published {
-        let mut buffer = lock(&self.pre_start);
-        // The mutant (a loom-tests self-check) skips this re-check.
-        if !cfg!(switchboard_mutant_skip_recheck) && self.state.load(Ordering::Relaxed) == RUNNING {
+    pub(super) fn publish(
+        &self,
+        event: Arc<dyn Event>,
+        retain: bool,
+        delivery: &Delivery,
+        retained: &RetainedStore,
+    ) -> Published {
+        let mut buffer = lock(&self.buffer);
+        if mutant!(self.state.load(Ordering::Relaxed) == RUNNING; skip_recheck => false) {
             drop(buffer);
             let delivered = if retain {
-                self.deliver_retained_now(event)
+                retained.deliver_now(delivery, event)
             } else {
-                self.deliver_now(event)
+                delivery.deliver_now(event)
             };
             return Published::Delivered(delivered);
         }
@@ -70,23 +138,22 @@ impl BusCore {
             limit,
             "switchboard: pre-start buffer is full; event dropped"
         );
-        self.count_pre_start_drop(&*event, DropReason::PreStartOverflow, limit);
+        self.count_drop(delivery, &*event, DropReason::PreStartOverflow, limit);
         Published::Buffered
     }
 
     /// Counts an event that never reached the bus's subscribers while it was
     /// buffering, and tells the drop callback (`capacity`: the pre-start
     /// limit for an overflow, 0 for a waiting publish that gave up).
-    pub(super) fn count_pre_start_drop(
+    fn count_drop(
         &self,
+        delivery: &Delivery,
         event: &dyn Event,
         reason: DropReason,
         capacity: usize,
     ) {
-        self.counters
-            .dropped_pre_start
-            .fetch_add(1, Ordering::Relaxed);
-        self.drops.session().report(&DropInfo {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        delivery.report(&DropInfo {
             reason,
             event,
             event_type: event.event_type(),
@@ -98,11 +165,11 @@ impl BusCore {
 
     /// Replays the pre-start buffer in order, then switches to direct
     /// delivery; drops during the replay are reported afterwards.
-    pub(crate) fn start(&self) {
+    pub(super) fn start(&self, delivery: &Delivery, retained: &RetainedStore) {
         let mut missed: Vec<(Arc<Subscriber>, Arc<dyn Event>)> = Vec::new();
         let mut replaced: Vec<Arc<dyn Event>> = Vec::new();
         let replayed = {
-            let mut buffer = lock(&self.pre_start);
+            let mut buffer = lock(&self.buffer);
             if self.state.load(Ordering::Relaxed) == RUNNING {
                 return;
             }
@@ -110,23 +177,20 @@ impl BusCore {
             // up behind it, and RUNNING is published only once the replay is
             // done, so nothing overtakes a replayed event (invariant 2).
             let replayed = mem::take(&mut buffer.events);
-            // The mutant (a loom-tests self-check) switches to direct delivery too early.
-            if cfg!(switchboard_mutant_early_running) {
-                self.state.store(RUNNING, Ordering::Release);
-            }
+            mutant!((); early_running => self.state.store(RUNNING, Ordering::Release));
             // Retained events are retained as they are delivered, under the
             // retained lock (taken after the mode lock, never before it).
             let mut retained = replayed
                 .iter()
                 .any(|buffered| buffered.retain)
-                .then(|| lock(&self.retained));
+                .then(|| retained.lock());
             // Each subscriber gets a clone: the last reference must not go
             // (and run an event's `Drop`) under the mode lock.
             for Buffered { event, retain } in &replayed {
                 if let (true, Some(store)) = (*retain, retained.as_mut()) {
                     replaced.extend(store.retain(event));
                 }
-                self.deliver(Arc::clone(event), |subscriber, event| {
+                delivery.deliver(Arc::clone(event), |subscriber, event| {
                     missed.push((Arc::clone(subscriber), Arc::clone(event)));
                 });
             }
@@ -138,8 +202,42 @@ impl BusCore {
         // reference to an event may run user code.
         drop(replayed);
         drop(replaced);
-        self.report_missed(&missed);
+        delivery.report_missed(&missed);
         // After the replay: waiting publishes come after every buffered event.
         self.started.notify();
+    }
+
+    /// Waits (as `key`, woken through `waker`) for the bus to run; returns
+    /// whether it runs now.
+    pub(super) fn wait_for_start(&self, key: u64, waker: &Waker) -> bool {
+        if self.is_running() {
+            return true;
+        }
+        self.started.register(key, waker);
+        // Re-check after registering: a start made before the registration
+        // woke nobody, but is visible now.
+        let running = self.is_running();
+        if running {
+            self.started.deregister(key);
+        }
+        running
+    }
+
+    /// A waiting publish ends before the bus started: counted and reported
+    /// as a pre-start drop for `reason`.
+    pub(super) fn give_up_waiting(
+        &self,
+        delivery: &Delivery,
+        key: u64,
+        event: &dyn Event,
+        reason: DropReason,
+    ) {
+        self.started.deregister(key);
+        log::warning!(
+            event_type = event.event_type(),
+            ?reason,
+            "switchboard: waiting publish ended before the bus started; event dropped"
+        );
+        self.count_drop(delivery, event, reason, 0);
     }
 }

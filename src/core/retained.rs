@@ -4,7 +4,7 @@
 //!
 //! A type here is the pair of an event's Rust type and its type string, so a
 //! subscriber filtering by either finds exactly the events it would have
-//! received. The store is guarded by the retained lock (`BusCore::retained`),
+//! received. The store is guarded by the retained lock ([`RetainedStore`]),
 //! which a retained publish holds while it updates the store and delivers, and
 //! a subscription that asks for retained events holds while it copies them
 //! into its queue and registers: so an event published while such a
@@ -17,11 +17,20 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::hash::FastHashBuilder;
+use crate::mutants::mutant;
 use crate::options::Filter;
-use crate::sync::lock;
+use crate::sync::{lock, Mutex, MutexGuard};
 
+use super::delivery::Delivery;
 use super::subscriber::{Offer, Subscriber};
-use super::writer::retire;
+use super::writer::{retire, RegistryWriter};
+
+/// The retained lock and the events it guards. Taken after the mode lock
+/// and before the writer lock, never the other way round.
+#[derive(Default)]
+pub(super) struct RetainedStore {
+    events: Mutex<RetainedEvents>,
+}
 
 /// The latest retained event of each type, and when it was retained.
 #[derive(Default)]
@@ -136,23 +145,29 @@ impl RetainedEvents {
     }
 }
 
-impl super::BusCore {
+impl RetainedStore {
+    /// The retained lock, for the replay (under the mode lock) to retain
+    /// events as it delivers them.
+    pub(super) fn lock(&self) -> MutexGuard<'_, RetainedEvents> {
+        lock(&self.events)
+    }
+
     /// Retains `event` and delivers it, both under the retained lock, so a
     /// subscription taking the retained events meanwhile gets it exactly
     /// once. Drops are reported, and the replaced event dropped, after the
     /// lock is released.
-    pub(super) fn deliver_retained_now(&self, event: Arc<dyn Event>) -> usize {
+    pub(super) fn deliver_now(&self, delivery: &Delivery, event: Arc<dyn Event>) -> usize {
         let mut missed = Vec::new();
         let (delivered, replaced) = {
-            let mut store = lock(&self.retained);
+            let mut store = self.lock();
             let replaced = store.retain(&event);
-            let delivered = self.deliver(event, |subscriber, event| {
+            let delivered = delivery.deliver(event, |subscriber, event| {
                 missed.push((Arc::clone(subscriber), Arc::clone(event)));
             });
             (delivered, replaced)
         };
         drop(replaced);
-        self.report_missed(&missed);
+        delivery.report_missed(&missed);
         delivered
     }
 
@@ -160,54 +175,57 @@ impl super::BusCore {
     /// matches, all under the retained lock: a retained publish is either
     /// entirely before (its event is among those queued) or entirely after
     /// (it is delivered live), never half.
-    pub(super) fn register_with_retained(&self, subscriber: Arc<Subscriber>) {
+    pub(super) fn register(
+        &self,
+        delivery: &Delivery,
+        writer: &RegistryWriter,
+        subscriber: Arc<Subscriber>,
+    ) {
         let mut missed = Vec::new();
         let (events, replaced) = {
-            let store = lock(&self.retained);
+            let store = self.lock();
             let events = store.matching(&subscriber.state().filter);
             for event in &events {
                 if let Offer::Full = subscriber.offer(event) {
                     missed.push((Arc::clone(&subscriber), Arc::clone(event)));
                 }
             }
-            // The mutant (a loom-tests self-check) lets go of the retained
-            // lock before registering, so a retained publish in between is
-            // neither queued nor delivered.
-            #[cfg(switchboard_mutant_retained_gap)]
-            drop(store);
-            let replaced = self.swap_registry(|current| Some(current.with(subscriber)));
+            mutant!((); retained_gap => drop(store));
+            let replaced = writer.swap(delivery.registry(), |current| {
+                Some(current.with(subscriber))
+            });
             (events, replaced)
         };
         if let Some(replaced) = replaced {
             retire(replaced);
         }
         drop(events);
-        self.count_missed(&missed);
-        self.report_missed(&missed);
+        delivery.count_missed(&missed);
+        delivery.report_missed(&missed);
     }
 
     /// The latest retained event of Rust type `id`.
-    pub(crate) fn retained_of(&self, id: TypeId) -> Option<Arc<dyn Event>> {
-        lock(&self.retained).latest_of(id)
+    pub(super) fn latest_of(&self, id: TypeId) -> Option<Arc<dyn Event>> {
+        self.lock().latest_of(id)
     }
 
     /// The latest retained event whose type string is `name`.
-    pub(crate) fn retained_named(&self, name: &str) -> Option<Arc<dyn Event>> {
-        lock(&self.retained).latest_named(name)
+    pub(super) fn latest_named(&self, name: &str) -> Option<Arc<dyn Event>> {
+        self.lock().latest_named(name)
     }
 
     /// Forgets retained events as `clear` says; returns how many. They are
     /// dropped after the lock is released.
-    pub(crate) fn clear_retained(
+    pub(super) fn clear(
         &self,
         clear: impl FnOnce(&mut RetainedEvents) -> Vec<Arc<dyn Event>>,
     ) -> usize {
-        let cleared = clear(&mut lock(&self.retained));
+        let cleared = clear(&mut self.lock());
         cleared.len()
     }
 
     /// How many events are retained.
-    pub(crate) fn retained_count(&self) -> usize {
-        lock(&self.retained).len()
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
     }
 }

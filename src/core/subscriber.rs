@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::completion::Envelope;
 use crate::event::Event;
+use crate::mutants::mutant;
 use crate::options::Filter;
 use crate::padding::{CountsGap, LineGap};
 use crate::sync::queue::{Sender, TrySendError};
@@ -59,7 +60,7 @@ pub(crate) struct SubscriberState {
 
 /// How a subscriber's events are delivered: the settings of
 /// [`SubscriberState::new`].
-pub(crate) struct Delivery {
+pub(crate) struct DeliverySettings {
     pub(crate) capacity: usize,
     pub(crate) lossy: bool,
     pub(crate) leader_only: bool,
@@ -68,8 +69,8 @@ pub(crate) struct Delivery {
 
 impl SubscriberState {
     /// A new subscriber's state, every counter at zero.
-    pub(crate) fn new(id: u64, name: Box<str>, filter: Filter, delivery: Delivery) -> Self {
-        let Delivery {
+    pub(crate) fn new(id: u64, name: Box<str>, filter: Filter, delivery: DeliverySettings) -> Self {
+        let DeliverySettings {
             capacity,
             lossy,
             leader_only,
@@ -344,8 +345,7 @@ impl Subscriber {
 
     #[inline(always)]
     fn sent(&self) {
-        // The mutant (a loom-tests self-check) forgets the wake-up.
-        if self.wakes_consumer && !cfg!(switchboard_mutant_no_wake) {
+        if mutant!(self.wakes_consumer; no_wake => false) {
             self.state().waker.wake();
         }
     }
@@ -364,8 +364,7 @@ impl Subscriber {
     #[inline(always)]
     fn full(&self) -> Offer {
         let state = self.state();
-        // The mutant (a loom-tests self-check) counts drops for a dropped subscription.
-        if !cfg!(switchboard_mutant_abandoned_drops) && state.abandoned.load(Ordering::Relaxed) {
+        if mutant!(state.abandoned.load(Ordering::Relaxed); abandoned_drops => false) {
             return Offer::Closed;
         }
         state.dropped.fetch_add(1, Ordering::Relaxed);

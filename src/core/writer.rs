@@ -4,10 +4,10 @@
 use std::mem;
 use std::sync::Arc;
 
+use crate::sync::snapshot::Snapshot;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 use super::registry::Registry;
-use super::BusCore;
 
 /// Serializes registry changes and numbers subscribers.
 pub(super) struct RegistryWriter {
@@ -31,16 +31,15 @@ impl RegistryWriter {
     pub(super) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
-}
 
-impl BusCore {
-    /// Swaps in the registry `change` makes of the current one, if it makes
-    /// one; returns whether it did.
-    pub(super) fn update_registry(
+    /// Swaps the registry `change` makes of the current one, if it makes
+    /// one, into `published`; returns whether it did.
+    pub(super) fn update(
         &self,
+        published: &Snapshot<Registry>,
         change: impl FnOnce(&Registry) -> Option<Registry>,
     ) -> bool {
-        match self.swap_registry(change) {
+        match self.swap(published, change) {
             Some(replaced) => {
                 retire(replaced);
                 true
@@ -49,16 +48,17 @@ impl BusCore {
         }
     }
 
-    /// As [`update_registry`](Self::update_registry), leaving the replaced
-    /// registry to the caller, to [`retire`] once it holds no lock of the bus
-    /// (dropping it may wake a consumer, which runs executor code).
-    pub(super) fn swap_registry(
+    /// As [`update`](Self::update), leaving the replaced registry to the
+    /// caller, to [`retire`] once it holds no lock of the bus (dropping it
+    /// may wake a consumer, which runs executor code).
+    pub(super) fn swap(
         &self,
+        published: &Snapshot<Registry>,
         change: impl FnOnce(&Registry) -> Option<Registry>,
     ) -> Option<Arc<Registry>> {
-        let mut current = lock(&self.writer.current);
+        let mut current = lock(&self.current);
         let next = Arc::new(change(&current)?);
-        self.registry.store(Arc::clone(&next));
+        published.store(Arc::clone(&next));
         Some(mem::replace(&mut *current, next))
     }
 }

@@ -1,5 +1,6 @@
-//! The blocking wait: parks the calling thread until the quorum is met, the
-//! deadline passes or the cancel token is cancelled, whichever comes first.
+//! The blocking request: launched, then the calling thread parks until the
+//! quorum is met, the deadline passes or the cancel token is cancelled,
+//! whichever comes first.
 
 use std::sync::Arc;
 use std::thread;
@@ -7,11 +8,34 @@ use std::time::Instant;
 
 use crossbeam_utils::Backoff;
 
-use crate::event::Response;
-
-use super::gather::{Outcome, Terms};
-use super::route::Slot;
+use crate::bus::EventBus;
+use crate::event::{Request, Response};
 use crate::sync::Notify;
+
+use super::gather::{self, Outcome, Terms};
+use super::launch::{conclude, launch, Launched};
+use super::options::RequestOptions;
+use super::outcome::{RequestError, RequestResult};
+use super::route::{ResponseRoute, Slot};
+
+/// [`EventBus::request`]: launches `request`, then waits on this thread.
+pub(super) fn request<R: Response, Q: Request>(
+    bus: &EventBus,
+    request: Q,
+    options: RequestOptions,
+) -> Result<RequestResult<R>, RequestError<R>> {
+    let (gather, terms) = gather::prepare::<R>(options)?;
+    let route = ResponseRoute::<R>::of(bus);
+    let id = request.request_id().into();
+    let deadline = terms.deadline_from_now();
+    match launch(bus, &route, id, Arc::new(request), gather, &terms) {
+        Launched::Ended(result) => result,
+        Launched::Waiting(mut ticket) => {
+            let outcome = wait(ticket.slot(), &terms, deadline);
+            conclude(&mut ticket, outcome, &terms)
+        }
+    }
+}
 
 /// Waits until the quorum, the deadline or a cancellation.
 ///
@@ -20,11 +44,7 @@ use crate::sync::Notify;
 /// a cancellation reaches it the same way (the token notifies the slot). The
 /// deadline is the park's timeout. There is no polling interval; a spurious
 /// unpark just loops.
-pub(super) fn wait<R: Response>(
-    slot: &Arc<Slot<R>>,
-    terms: &Terms,
-    deadline: Option<Instant>,
-) -> Outcome {
+fn wait<R: Response>(slot: &Arc<Slot<R>>, terms: &Terms, deadline: Option<Instant>) -> Outcome {
     let _cancel = terms
         .cancel
         .as_ref()

@@ -13,9 +13,9 @@ use crate::event::{Event, Request, Response};
 
 use super::cancel::Registration;
 use super::gather::{self, Gather, Outcome, Terms};
+use super::launch::{conclude, launch, Launched};
 use super::outcome::{RequestError, RequestOptionsError, RequestResult};
 use super::route::{ResponseRoute, Ticket};
-use super::{conclude, launch, Launched};
 use crate::sync::Notify;
 #[cfg(not(switchboard_loom))]
 use crate::timer::{self, TimerEntry};

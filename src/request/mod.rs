@@ -5,9 +5,10 @@
 //! - `outcome`: [`RequestResult`], [`RequestError`], [`RequestOptionsError`].
 //! - `cancel`: [`CancelToken`].
 //! - `gather`: which responses count, the quorum, the final result.
+//! - `launch`: the steps both forms share: wait, publish, and conclude.
 //! - `route`: how responses reach the waiting requests: one long-lived route
 //!   per response type, dispatching by request id.
-//! - `blocking`: the thread-blocking wait of [`EventBus::request`].
+//! - `blocking`: [`EventBus::request`], waiting on a parked thread.
 //! - `future`: [`RequestFuture`], from [`EventBus::request_async`].
 
 #[cfg(not(switchboard_loom))] // it parks with a timeout, which loom does not model
@@ -15,6 +16,7 @@ mod blocking;
 mod cancel;
 mod future;
 mod gather;
+mod launch;
 mod options;
 mod outcome;
 mod route;
@@ -26,15 +28,8 @@ pub use future::RequestFuture;
 pub use options::RequestOptions;
 pub use outcome::{RequestError, RequestOptionsError, RequestResult};
 
-use std::sync::Arc;
-
 use crate::bus::EventBus;
-use crate::core::Published;
-use crate::event::{Event, Request, Response};
-use crate::stats::RequestCounters;
-
-use gather::{Gather, Outcome, Terms};
-use route::{ResponseRoute, Ticket};
+use crate::event::{Request, Response};
 
 impl EventBus {
     /// Publishes `request` and waits for the answers of its expected
@@ -160,17 +155,7 @@ impl EventBus {
         request: Q,
         options: RequestOptions,
     ) -> Result<RequestResult<R>, RequestError<R>> {
-        let (gather, terms) = gather::prepare::<R>(options)?;
-        let route = ResponseRoute::<R>::of(self);
-        let id = request.request_id().into();
-        let deadline = terms.deadline_from_now();
-        match launch(self, &route, id, Arc::new(request), gather, &terms) {
-            Launched::Ended(result) => result,
-            Launched::Waiting(mut ticket) => {
-                let outcome = blocking::wait(ticket.slot(), &terms, deadline);
-                conclude(&mut ticket, outcome, &terms)
-            }
-        }
+        blocking::request(self, request, options)
     }
 
     /// [`request`](Self::request) as a future, for async code on any
@@ -226,65 +211,4 @@ impl EventBus {
     ) -> RequestFuture<R> {
         RequestFuture::new(self, request, options)
     }
-}
-
-/// What launching a request did.
-enum Launched<R: Response> {
-    /// It is published and waiting for its responses.
-    Waiting(Ticket<R>),
-    /// It ended before it had to wait: cancelled already, or no responders.
-    Ended(Result<RequestResult<R>, RequestError<R>>),
-}
-
-/// Starts waiting under `id`, then publishes `request`: in that order, so no
-/// response can be missed. A request cancelled already is not published; one
-/// that reaches no subscriber on a running bus ends at once.
-fn launch<R: Response>(
-    bus: &EventBus,
-    route: &Arc<ResponseRoute<R>>,
-    id: Arc<str>,
-    request: Arc<dyn Event>,
-    gather: Gather<R>,
-    terms: &Terms,
-) -> Launched<R> {
-    // The mutant (a loom-tests self-check) publishes before it waits, so a
-    // quick response finds nobody waiting and is counted late.
-    #[cfg(switchboard_mutant_publish_before_waiting)]
-    let published = bus.core().publish_for_outcome(Arc::clone(&request));
-    let mut ticket = route.open(id, gather);
-    if terms.is_cancelled() {
-        return Launched::Ended(conclude(&mut ticket, Outcome::Cancelled, terms));
-    }
-    #[cfg(not(switchboard_mutant_publish_before_waiting))]
-    let published = bus.core().publish_for_outcome(request);
-    match published {
-        Published::Delivered(0) => {
-            Launched::Ended(conclude(&mut ticket, Outcome::NoResponders, terms))
-        }
-        Published::Delivered(_) | Published::Buffered => Launched::Waiting(ticket),
-    }
-}
-
-/// Ends the request with `outcome` (or met, if the quorum was met by then)
-/// and counts how it ended.
-fn conclude<R: Response>(
-    ticket: &mut Ticket<R>,
-    outcome: Outcome,
-    terms: &Terms,
-) -> Result<RequestResult<R>, RequestError<R>> {
-    let gather = ticket
-        .end()
-        .unwrap_or_else(|| unreachable!("a request is concluded once"));
-    let result = gather.finish(outcome, terms.timeout);
-    let counters = ticket.counters();
-    RequestCounters::add(match &result {
-        Ok(_) => &counters.answered,
-        Err(RequestError::Timeout { .. }) => &counters.timed_out,
-        Err(RequestError::Cancelled { .. }) => &counters.cancelled,
-        Err(RequestError::NoResponders { .. }) => &counters.no_responders,
-        Err(RequestError::InvalidOptions(_)) => {
-            unreachable!("options are validated before a request starts")
-        }
-    });
-    result
 }

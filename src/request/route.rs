@@ -22,10 +22,10 @@ use std::collections::HashMap;
 use std::mem;
 use std::sync::Arc;
 
+use crate::core::RequestCounters;
 use crate::core::Route;
 use crate::event::{Event, Response};
 use crate::hash::FastHashBuilder;
-use crate::stats::RequestCounters;
 use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Notify, Ordering};
 
 use super::gather::{Accepted, Gather};
