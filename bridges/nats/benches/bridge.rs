@@ -27,7 +27,7 @@ use common::{NatsServer, RouteAdded};
 use criterion::{Criterion, Throughput};
 use futures_util::StreamExt;
 use switchboard::{EventBus, TypedSubscription};
-use switchboard_nats::{cloudevents, Bridge, Delivery, ExportQueue, JetStreamOptions};
+use switchboard_nats::{cloudevents, Bridge, ContentMode, Delivery, ExportQueue, JetStreamOptions};
 use tokio::runtime::Runtime;
 
 /// Events per measured batch, at-most-once.
@@ -52,7 +52,7 @@ struct Bridged {
 }
 
 impl Bridged {
-    async fn new(server: &NatsServer, delivery: Delivery, label: &str) -> Self {
+    async fn new(server: &NatsServer, delivery: Delivery, mode: ContentMode, label: &str) -> Self {
         let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
         // One prefix per pair: a subject carries one delivery mode.
         let b = Bridge::builder(&bus_b)
@@ -66,7 +66,7 @@ impl Bridged {
         let a = Bridge::builder(&bus_a)
             .name(format!("bench-{label}-a"))
             .prefix(label)
-            .export::<RouteAdded>("route.added", delivery)
+            .export_with_mode::<RouteAdded>("route.added", delivery, mode)
             .export_queue(delivery, ExportQueue::critical(1 << 16))
             .connect(server.url(), ConnectOptions::new())
             .await
@@ -247,8 +247,16 @@ fn main() {
         .build()
         .unwrap();
     let server = NatsServer::start();
-    let mut core = runtime.block_on(Bridged::new(&server, Delivery::AtMostOnce, "core"));
-    let mut durable = runtime.block_on(Bridged::new(&server, Delivery::AtLeastOnce, "durable"));
+    let bridged =
+        |delivery, mode, label| runtime.block_on(Bridged::new(&server, delivery, mode, label));
+    let mut core = bridged(Delivery::AtMostOnce, ContentMode::Binary, "core");
+    let mut core_structured = bridged(Delivery::AtMostOnce, ContentMode::Structured, "corestruct");
+    let mut durable = bridged(Delivery::AtLeastOnce, ContentMode::Binary, "durable");
+    let mut durable_structured = bridged(
+        Delivery::AtLeastOnce,
+        ContentMode::Structured,
+        "durablestruct",
+    );
     let mut raw = runtime.block_on(Raw::new(&server, "raw.plain", None));
     let mut raw_headers = runtime.block_on(Raw::new(
         &server,
@@ -268,7 +276,9 @@ fn main() {
         .configure_from_args();
     let mut paths = Paths {
         core: &mut core,
+        core_structured: &mut core_structured,
         durable: &mut durable,
+        durable_structured: &mut durable_structured,
         raw: &mut raw,
         raw_headers: &mut raw_headers,
         raw_js: &mut raw_js,
@@ -286,7 +296,9 @@ fn main() {
 /// Everything measured.
 struct Paths<'a> {
     core: &'a mut Bridged,
+    core_structured: &'a mut Bridged,
     durable: &'a mut Bridged,
+    durable_structured: &'a mut Bridged,
     raw: &'a mut Raw,
     raw_headers: &'a mut Raw,
     raw_js: &'a mut RawJetStream,
@@ -298,6 +310,9 @@ fn criterion_groups(criterion: &mut Criterion, runtime: &Runtime, paths: &mut Pa
     group.throughput(Throughput::Elements(CORE_BATCH));
     group.bench_function("bridge export->import", |b| {
         b.iter(|| runtime.block_on(paths.core.batch(CORE_BATCH)));
+    });
+    group.bench_function("bridge export->import, structured mode", |b| {
+        b.iter(|| runtime.block_on(paths.core_structured.batch(CORE_BATCH)));
     });
     group.bench_function("raw async-nats pub/sub", |b| {
         b.iter(|| runtime.block_on(paths.raw.batch(CORE_BATCH)));
@@ -312,6 +327,9 @@ fn criterion_groups(criterion: &mut Criterion, runtime: &Runtime, paths: &mut Pa
     group.bench_function("bridge export->import (JetStream)", |b| {
         b.iter(|| runtime.block_on(paths.durable.batch(DURABLE_BATCH)));
     });
+    group.bench_function("bridge export->import (JetStream), structured mode", |b| {
+        b.iter(|| runtime.block_on(paths.durable_structured.batch(DURABLE_BATCH)));
+    });
     group.bench_function("raw JetStream publish, each ack awaited", |b| {
         b.iter(|| runtime.block_on(paths.raw_js.batch(DURABLE_BATCH)));
     });
@@ -321,84 +339,116 @@ fn criterion_groups(criterion: &mut Criterion, runtime: &Runtime, paths: &mut Pa
     group.finish();
 }
 
+/// Rounds of the summary: each rate in the table is the median of this many
+/// runs, the paths taking turns so that the machine's moods fall on all.
+const ROUNDS: usize = 3;
+
+/// p50 and p99.
+type Latency = (Duration, Duration);
+
+/// The median of `rates`.
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 fn summary(runtime: &Runtime, paths: &mut Paths<'_>) {
     runtime.block_on(async {
-        let bridge_core = rate(paths.core, 20, CORE_BATCH).await;
-        let raw_core = rate(paths.raw, 20, CORE_BATCH).await;
-        let raw_headers = rate(paths.raw_headers, 20, CORE_BATCH).await;
-        let (bridge_p50, bridge_p99) = percentiles(paths.core).await;
-        let (raw_p50, raw_p99) = percentiles(paths.raw).await;
-        let (raw_headers_p50, raw_headers_p99) = percentiles(paths.raw_headers).await;
-        let bridge_js = rate(paths.durable, 10, DURABLE_BATCH).await;
-        let raw_js_rate = rate(paths.raw_js, 10, DURABLE_BATCH).await;
-        let raw_js_window_rate = rate(paths.raw_js_window, 10, DURABLE_BATCH).await;
-        let (js_p50, js_p99) = percentiles(paths.durable).await;
-        let (raw_js_p50, raw_js_p99) = percentiles(paths.raw_js).await;
+        let mut rates: [Vec<f64>; 8] = Default::default();
+        for _ in 0..ROUNDS {
+            rates[0].push(rate(paths.raw, 20, CORE_BATCH).await);
+            rates[1].push(rate(paths.raw_headers, 20, CORE_BATCH).await);
+            rates[2].push(rate(paths.core, 20, CORE_BATCH).await);
+            rates[3].push(rate(paths.core_structured, 20, CORE_BATCH).await);
+            rates[4].push(rate(paths.raw_js, 3, DURABLE_BATCH).await);
+            rates[5].push(rate(paths.raw_js_window, 10, DURABLE_BATCH).await);
+            rates[6].push(rate(paths.durable, 10, DURABLE_BATCH).await);
+            rates[7].push(rate(paths.durable_structured, 10, DURABLE_BATCH).await);
+        }
+        let [raw, raw_headers, core, core_structured, raw_js, raw_js_window, durable, durable_st] =
+            rates.map(median);
+        let latency = [
+            percentiles(paths.raw).await,
+            percentiles(paths.raw_headers).await,
+            percentiles(paths.core).await,
+            percentiles(paths.core_structured).await,
+            percentiles(paths.raw_js).await,
+            percentiles(paths.durable).await,
+            percentiles(paths.durable_structured).await,
+        ];
         let window = paths.raw_js_window.window;
 
         println!();
-        println!("| mode | path | events/s | ratio to the first row | p50 | p99 |");
+        println!(
+            "Medians of {ROUNDS} runs; p50/p99 of {LATENCY_SAMPLES} single-event round trips."
+        );
+        println!();
+        println!("| mode | path | events/s | ratio | p50 | p99 |");
         println!("|---|---|---:|---:|---:|---:|");
-        let row = |mode: &str, path: &str, rate: f64, base: f64, p50: Duration, p99: Duration| {
-            println!(
-                "| {mode} | {path} | {rate:.0} | {:.2}x | {:.0} µs | {:.0} µs |",
-                rate / base,
-                p50.as_secs_f64() * 1e6,
-                p99.as_secs_f64() * 1e6
-            );
+        let micros = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+        let row = |mode: &str, path: &str, rate: f64, ratio: String, latency: Option<Latency>| {
+            let (p50, p99) =
+                latency.map_or_else(Default::default, |(p50, p99)| (micros(p50), micros(p99)));
+            println!("| {mode} | {path} | {rate:.0} | {ratio} | {p50} | {p99} |");
         };
+        let of = |rate: f64, base: f64, what: &str| format!("{:.2}x {what}", rate / base);
+        let amo = "at-most-once";
+        let base = || "1.00x".to_owned();
         row(
-            "at-most-once",
+            amo,
             "raw async-nats pub/sub, no headers",
-            raw_core,
-            raw_core,
-            raw_p50,
-            raw_p99,
+            raw,
+            base(),
+            Some(latency[0]),
         );
         row(
-            "at-most-once",
+            amo,
             "raw async-nats pub/sub, the bridge's 5 CloudEvents headers",
             raw_headers,
-            raw_core,
-            raw_headers_p50,
-            raw_headers_p99,
+            of(raw_headers, raw, "raw"),
+            Some(latency[1]),
         );
         row(
-            "at-most-once",
-            "bridge, bus A -> bus B",
-            bridge_core,
-            raw_core,
-            bridge_p50,
-            bridge_p99,
-        );
-        println!(
-            "| at-most-once | bridge / raw with the same headers | | {:.2}x | | |",
-            bridge_core / raw_headers
+            amo,
+            "bridge, binary mode, bus A -> bus B",
+            core,
+            of(core, raw_headers, "raw with the same headers (bar 0.8x)"),
+            Some(latency[2]),
         );
         row(
-            "at-least-once",
-            "raw JetStream publish, ack awaited",
-            raw_js_rate,
-            raw_js_rate,
-            raw_js_p50,
-            raw_js_p99,
+            amo,
+            "bridge, structured mode, bus A -> bus B",
+            core_structured,
+            of(core_structured, raw, "raw without headers (bar 0.5x)"),
+            Some(latency[3]),
         );
-        println!(
-            "| at-least-once | raw JetStream publish, {window} acks in flight | \
-             {raw_js_window_rate:.0} | {:.2}x | | |",
-            raw_js_window_rate / raw_js_rate
+        let alo = "at-least-once";
+        let each = "raw JetStream publish, each ack awaited";
+        row(alo, each, raw_js, base(), Some(latency[4]));
+        row(
+            alo,
+            &format!("raw JetStream publish, {window} acks in flight"),
+            raw_js_window,
+            of(raw_js_window, raw_js, "each awaited"),
+            None,
         );
         row(
-            "at-least-once",
-            &format!("bridge, bus A -> bus B ({window} acks in flight)"),
-            bridge_js,
-            raw_js_rate,
-            js_p50,
-            js_p99,
+            alo,
+            &format!("bridge, binary mode, bus A -> bus B ({window} in flight)"),
+            durable,
+            of(
+                durable,
+                raw_js_window,
+                "raw with the same window (bar 0.5x)",
+            ),
+            Some(latency[5]),
         );
-        println!(
-            "| at-least-once | bridge / raw with the same window | | {:.2}x | | |",
-            bridge_js / raw_js_window_rate
+        row(
+            alo,
+            &format!("bridge, structured mode, bus A -> bus B ({window} in flight)"),
+            durable_st,
+            of(durable_st, raw_js_window, "raw with the same window"),
+            Some(latency[6]),
         );
     });
 }

@@ -325,6 +325,7 @@ impl Bridge {
             jetstream: jetstream_options,
             max_import_bytes,
             max_pending_requests,
+            content_mode,
             retained: retained_config,
             ..
         } = builder;
@@ -355,7 +356,13 @@ impl Bridge {
             })
             .collect();
         let served: Vec<Arc<ServedType>> = served.into_iter().map(Arc::new).collect();
-        let exports: Vec<Arc<ExportType>> = exports.into_iter().map(Arc::new).collect();
+        let exports: Vec<Arc<ExportType>> = exports
+            .into_iter()
+            .map(|mut entry| {
+                entry.mode.get_or_insert(content_mode);
+                Arc::new(entry)
+            })
+            .collect();
 
         let imports_durably = imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
         let uses_jetstream = imports_durably

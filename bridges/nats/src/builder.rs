@@ -12,7 +12,9 @@ use switchboard::{Event, EventBus, Request, Response, TypeSet, MAX_CAPACITY};
 
 use crate::bridge::Bridge;
 use crate::codec::{Codec, Json};
-use crate::config::{is_plain_name, ConfigError, Delivery, ExportQueue, JetStreamOptions};
+use crate::config::{
+    is_plain_name, ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions,
+};
 use crate::error::BridgeError;
 use crate::retained::RetainedConfig;
 use crate::subject::{check_event_type, check_prefix};
@@ -85,6 +87,8 @@ pub struct BridgeBuilder<C: Codec = Json> {
     pub(crate) jetstream: JetStreamOptions,
     pub(crate) max_import_bytes: usize,
     pub(crate) max_pending_requests: usize,
+    /// How exported events travel, unless their type says otherwise.
+    pub(crate) content_mode: ContentMode,
     /// Problems found by the setters, reported by `validate`.
     pub(crate) problems: Vec<ConfigError>,
     /// The types exported and imported as retained state (`retained.rs`).
@@ -116,6 +120,7 @@ impl Bridge {
             jetstream: JetStreamOptions::default(),
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            content_mode: ContentMode::Binary,
             problems: Vec::new(),
             retained: RetainedConfig::default(),
         }
@@ -171,6 +176,54 @@ impl<C: Codec> BridgeBuilder<C> {
         };
         *types = std::mem::take(types).with::<T>();
         self.exports.push(entry);
+        self
+    }
+
+    /// Exports `T` as [`export`](Self::export) does, its events in `mode`
+    /// whatever the bridge's [`content_mode`](Self::content_mode).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use switchboard::{Event, EventBus};
+    /// use switchboard_nats::{Bridge, ContentMode, Delivery};
+    ///
+    /// #[derive(Event, serde::Serialize)]
+    /// #[event(type = "audit.entry")]
+    /// struct AuditEntry {
+    ///     line: String,
+    ///     timestamp: SystemTime,
+    /// }
+    ///
+    /// let bus = EventBus::new();
+    /// let builder = Bridge::builder(&bus).export_with_mode::<AuditEntry>(
+    ///     "audit.entry",
+    ///     Delivery::AtLeastOnce,
+    ///     ContentMode::Structured,
+    /// );
+    /// builder.validate().unwrap();
+    /// ```
+    #[must_use]
+    pub fn export_with_mode<T: Event + Serialize>(
+        mut self,
+        event_type: impl Into<String>,
+        delivery: Delivery,
+        mode: ContentMode,
+    ) -> Self {
+        self = self.export::<T>(event_type, delivery);
+        if let Some(entry) = self.exports.last_mut() {
+            entry.mode = Some(mode);
+        }
+        self
+    }
+
+    /// How this bridge's exported events carry their CloudEvents attributes
+    /// (default [`ContentMode::Binary`]); [`export_with_mode`](Self::export_with_mode)
+    /// chooses per type. Importers accept both modes, so exporters can
+    /// change mode one at a time. Requests and their responses, and retained
+    /// state, always travel in binary mode.
+    #[must_use]
+    pub fn content_mode(mut self, mode: ContentMode) -> Self {
+        self.content_mode = mode;
         self
     }
 

@@ -226,7 +226,7 @@ pub(crate) fn event_id(run: &str, seq: u64) -> String {
 
 /// The run and number in an id of the bridge's shape. A number no exporter
 /// can reach (`u64::MAX`, whose successor does not exist) makes it not one.
-fn sequence_of(id: &str) -> Option<(&str, u64)> {
+pub(crate) fn sequence_of(id: &str) -> Option<(&str, u64)> {
     let (run, seq) = id.split_once('.')?;
     let is_run = run.len() == RUN_LEN && run.bytes().all(|b| b.is_ascii_alphanumeric());
     let seq = seq

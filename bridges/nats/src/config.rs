@@ -86,6 +86,26 @@ impl ExportQueue {
     }
 }
 
+/// How an exported event's CloudEvents attributes travel
+/// ([`BridgeBuilder::content_mode`](crate::BridgeBuilder::content_mode),
+/// [`export_with_mode`](crate::BridgeBuilder::export_with_mode)). Importers
+/// accept both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContentMode {
+    /// Binary mode: the attributes in `ce-` headers, the payload the event
+    /// as its codec encodes it. Consumers read the payload as it is.
+    #[default]
+    Binary,
+    /// Structured mode: the attributes and the event in one JSON object in
+    /// the payload (`content-type: application/cloudevents+json`, one
+    /// header; the data in `data` for JSON codecs, `data_base64` for
+    /// others). Cheaper in async-nats, whose costs grow with each header a
+    /// message carries, and what CloudEvents tooling that reads only
+    /// payloads expects.
+    Structured,
+}
+
 /// JetStream settings for [`Delivery::AtLeastOnce`] types.
 ///
 /// The bridge uses one stream per prefix, capturing the subjects of the

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -16,9 +17,11 @@ use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
-use crate::cloudevents::{event_id, name, EventHeaders};
+use crate::cloudevents::{event_id, EventHeaders};
+use crate::config::ContentMode;
 use crate::jetstream::StreamSpec;
 use crate::stats::bump;
+use crate::structured::Envelope;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
 use crate::window::{sleep_until, Sent, Settled, Window};
@@ -36,14 +39,60 @@ pub(crate) struct Prepared {
     pub(crate) headers: HeaderMap,
     pub(crate) payload: Bytes,
     /// What its headers were made of, to make them again for a retry.
-    pub(crate) template: Arc<EventHeaders>,
+    pub(crate) format: Arc<Format>,
     pub(crate) time: SystemTime,
 }
 
 impl Prepared {
-    /// Its `ce-id`, also its JetStream message id.
-    pub(crate) fn id(&self) -> &str {
-        self.headers.get(name::ID).map_or("", HeaderValue::as_str)
+    /// Its JetStream message id (its `ce-id`), on the at-least-once path.
+    pub(crate) fn message_id(&self) -> &str {
+        self.headers
+            .get(NATS_MESSAGE_ID)
+            .map_or("", HeaderValue::as_str)
+    }
+}
+
+/// How one exported type's events are written, in its content mode.
+pub(crate) enum Format {
+    Binary(EventHeaders),
+    Structured(Envelope),
+}
+
+impl Format {
+    fn new(entry: &ExportType, shared: &Shared, jetstream: bool) -> Self {
+        let (event_type, source) = (&entry.event_type, &shared.name);
+        let content_type = &shared.content_type;
+        match (entry.mode.unwrap_or_default(), jetstream) {
+            (ContentMode::Binary, false) => {
+                Format::Binary(EventHeaders::new(event_type, source, content_type))
+            }
+            (ContentMode::Binary, true) => Format::Binary(
+                EventHeaders::new(event_type, source, content_type).with_message_id(),
+            ),
+            (_, false) => Format::Structured(Envelope::new(event_type, source, content_type)),
+            (_, true) => Format::Structured(
+                Envelope::new(event_type, source, content_type).with_message_id(),
+            ),
+        }
+    }
+
+    /// The headers and payload of the event `id`, stamped `time`, whose
+    /// codec wrote `data`.
+    fn message(&self, id: String, time: SystemTime, data: Vec<u8>) -> (HeaderMap, Bytes) {
+        match self {
+            Format::Binary(headers) => (headers.event(id, time), Bytes::from(data)),
+            Format::Structured(envelope) => {
+                (envelope.headers(&id), envelope.payload(&id, time, &data))
+            }
+        }
+    }
+
+    /// The headers of the event `id` again, for a retry.
+    pub(crate) fn headers(&self, id: String, time: SystemTime) -> HeaderMap {
+        match self {
+            Format::Binary(headers) => headers.event(id, time),
+            Format::Structured(envelope) => envelope.headers(&id),
+        }
     }
 }
 
@@ -57,7 +106,7 @@ struct TypeRun {
     sent: u64,
     /// Built once: the clone an event takes shares it.
     subject: Subject,
-    headers: Arc<EventHeaders>,
+    format: Arc<Format>,
 }
 
 /// A run of one exporter task: per event type, a run id and the number of
@@ -105,8 +154,8 @@ impl Run {
             }
             return None;
         }
-        let payload = match (entry.encode)(&**event) {
-            Ok(payload) => Bytes::from(payload),
+        let data = match (entry.encode)(&**event) {
+            Ok(data) => data,
             Err(error) => {
                 bump(&counters.encode_failed);
                 tracing::warn!(
@@ -119,24 +168,20 @@ impl Run {
             }
         };
         let jetstream = self.jetstream;
-        let run = self.types.entry(entry.type_id).or_insert_with(|| {
-            let headers = EventHeaders::new(&entry.event_type, &shared.name, &shared.content_type);
-            TypeRun {
-                run: nuid::next().to_string(),
-                sent: 0,
-                subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
-                headers: Arc::new(if jetstream {
-                    headers.with_message_id()
-                } else {
-                    headers
-                }),
-            }
+        let run = self.types.entry(entry.type_id).or_insert_with(|| TypeRun {
+            run: nuid::next().to_string(),
+            sent: 0,
+            subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
+            format: Arc::new(Format::new(&entry, shared, jetstream)),
         });
         let time = event.timestamp();
+        let (headers, payload) = run
+            .format
+            .message(event_id(&run.run, run.sent + 1), time, data);
         Some(Prepared {
             subject: run.subject.clone(),
-            headers: run.headers.event(event_id(&run.run, run.sent + 1), time),
-            template: Arc::clone(&run.headers),
+            headers,
+            format: Arc::clone(&run.format),
             time,
             entry,
             payload,

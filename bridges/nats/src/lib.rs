@@ -21,7 +21,10 @@
 //!   once ([`RemoteRequestError::Rejected`]) instead of timing out.
 //!
 //! Payloads are serde JSON by default ([`Codec`] makes it pluggable), and
-//! metadata travels as CloudEvents binary-mode headers ([`cloudevents`]).
+//! metadata travels as CloudEvents binary-mode headers ([`cloudevents`]),
+//! or, chosen per bridge or per type ([`ContentMode`]), in structured mode:
+//! one JSON object in the payload and a single header ([`structured`]).
+//! Importers accept both modes.
 //!
 //! # Delivery modes
 //!
@@ -219,6 +222,7 @@ mod resume;
 mod retained;
 mod serve;
 mod stats;
+pub mod structured;
 pub mod subject;
 mod types;
 mod window;
@@ -228,7 +232,7 @@ pub use builder::{
     BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
 };
 pub use codec::{Codec, CodecError, Json};
-pub use config::{ConfigError, Delivery, ExportQueue, JetStreamOptions};
+pub use config::{ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::{RemoteRequestError, RemoteResult};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use switchboard::{Event, Request, Response};
 
 use crate::codec::{Codec, CodecError, Json};
-use crate::config::Delivery;
+use crate::config::{ContentMode, Delivery};
 use crate::stats::{ExportCounters, ImportCounters};
 
 /// Encodes an event of the entry's Rust type (the caller checked the type).
@@ -48,6 +48,8 @@ pub(crate) struct ExportType {
     pub rust_type: &'static str,
     pub type_id: TypeId,
     pub delivery: Delivery,
+    /// `None`: the bridge's [`content_mode`](crate::BridgeBuilder::content_mode).
+    pub mode: Option<ContentMode>,
     pub encode: EncodeFn,
     pub counters: ExportCounters,
 }
@@ -63,6 +65,7 @@ impl ExportType {
             rust_type: type_name::<T>(),
             type_id: TypeId::of::<T>(),
             delivery,
+            mode: None,
             encode: encoder::<T, C>(Arc::clone(codec)),
             counters: ExportCounters::default(),
         }

@@ -185,7 +185,7 @@ impl Window {
     pub(crate) async fn send(&mut self, prepared: Prepared) -> Sent {
         let number = self.first + self.slots.len() as u64;
         self.slots.push_back(Slot {
-            id: prepared.id().to_owned(),
+            id: prepared.message_id().to_owned(),
             prepared,
             state: State::Failed,
             failures: 0,
@@ -261,7 +261,7 @@ impl Window {
         let headers = if attempt == 0 {
             std::mem::replace(&mut prepared.headers, HeaderMap::new())
         } else {
-            prepared.template.event(slot.id.clone(), prepared.time)
+            prepared.format.headers(slot.id.clone(), prepared.time)
         };
         let result = self
             .client

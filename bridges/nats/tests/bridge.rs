@@ -13,8 +13,8 @@ use common::{eventually, init_tracing, LoadSampled, NatsServer, RouteAdded, Serv
 use futures_util::StreamExt;
 use switchboard::{Event, EventBus, TypedSubscription};
 use switchboard_nats::{
-    cloudevents, subject::SubjectError, Bridge, BridgeBuilder, BridgeError, ConfigError, Delivery,
-    ExportQueue, JetStreamOptions, Json,
+    cloudevents, structured, subject::SubjectError, Bridge, BridgeBuilder, BridgeError,
+    ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions, Json,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -156,6 +156,142 @@ async fn messages_carry_cloudevents_headers_and_a_json_payload() {
     assert!(time.ends_with('Z') && time.contains('T'), "{time}");
     let decoded: RouteAdded = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(decoded, event);
+}
+
+/// Structured mode, chosen per bridge (at-least-once `RouteAdded`) and per
+/// type (at-most-once `LoadSampled`): one header (and JetStream's message
+/// id), the event in the payload; an importer in binary mode takes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structured_mode_events_carry_one_header_and_cross_in_both_delivery_modes() {
+    init_tracing();
+    let server = NatsServer::start();
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let mut wire = raw.subscribe("sb.>").await.unwrap();
+    common::registered(&raw).await;
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let b = connect(
+        Bridge::builder(&bus_b)
+            .name("binary-importer")
+            .import::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .import::<LoadSampled>("load.sampled", Delivery::AtMostOnce),
+        &server,
+    )
+    .await;
+    let a = connect(
+        Bridge::builder(&bus_a)
+            .name("structured-exporter")
+            .content_mode(ContentMode::Structured)
+            .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .export_with_mode::<LoadSampled>(
+                "load.sampled",
+                Delivery::AtMostOnce,
+                ContentMode::Structured,
+            ),
+        &server,
+    )
+    .await;
+    let mut routes = bus_b.subscribe_to::<RouteAdded>("routes", 8).unwrap();
+    let mut loads = bus_b.subscribe_to::<LoadSampled>("loads", 8).unwrap();
+    bus_a.start();
+    bus_b.start();
+    let (route, load) = (
+        RouteAdded::new("structured-exporter", 1),
+        LoadSampled::new("structured-exporter", 1),
+    );
+    bus_a.publish(route.clone());
+    bus_a.publish(load.clone());
+
+    assert_eq!(*take(&mut routes, 1).await[0], route);
+    assert_eq!(*take(&mut loads, 1).await[0], load);
+    for _ in 0..2 {
+        let message = tokio::time::timeout(WAIT, wire.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let headers = message.headers.unwrap();
+        let names: Vec<String> = headers.iter().map(|(name, _)| name.to_string()).collect();
+        let envelope: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+        println!(
+            "STRUCTURED on {}: headers {names:?}, payload {envelope}",
+            message.subject
+        );
+        assert_eq!(
+            headers.get(cloudevents::CONTENT_TYPE).map(|v| v.as_str()),
+            Some(structured::CONTENT_TYPE)
+        );
+        let at_least_once = message.subject.as_str() == "sb.route.added";
+        assert_eq!(names.len(), if at_least_once { 2 } else { 1 }, "{names:?}");
+        assert_eq!(envelope["specversion"], "1.0");
+        assert_eq!(envelope["source"], "structured-exporter");
+        assert_eq!(envelope["datacontenttype"], "application/json");
+        let id = envelope["id"].as_str().unwrap();
+        assert!(id.ends_with(".1"), "{id}");
+        if at_least_once {
+            assert_eq!(envelope["type"], "route.added");
+            assert_eq!(headers.get("Nats-Msg-Id").map(|v| v.as_str()), Some(id));
+            let data: RouteAdded = serde_json::from_value(envelope["data"].clone()).unwrap();
+            assert_eq!(data, route);
+        } else {
+            assert_eq!(envelope["type"], "load.sampled");
+            let data: LoadSampled = serde_json::from_value(envelope["data"].clone()).unwrap();
+            assert_eq!(data, load);
+        }
+    }
+    let stats = b.stats();
+    assert_eq!(stats.import("route.added").unwrap().imported, 1, "{stats}");
+    assert_eq!(stats.import("load.sampled").unwrap().imported, 1, "{stats}");
+    drop(a);
+}
+
+/// What another CloudEvents producer sends in structured mode is imported;
+/// what is not a structured CloudEvent is counted as malformed, with why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_importer_takes_structured_events_of_other_producers_and_counts_bad_ones() {
+    init_tracing();
+    let server = NatsServer::start();
+    let bus = EventBus::new();
+    let importer = connect(
+        Bridge::builder(&bus)
+            .name("importer")
+            .import::<LoadSampled>("load.sampled", Delivery::AtMostOnce),
+        &server,
+    )
+    .await;
+    let mut loads = bus.subscribe_to::<LoadSampled>("loads", 8).unwrap();
+    bus.start();
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let send = |payload: String| {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            cloudevents::CONTENT_TYPE,
+            "application/cloudevents+json; charset=utf-8",
+        );
+        raw.publish_with_headers("sb.load.sampled", headers, payload.into())
+    };
+    let load = LoadSampled::new("https://example.com/sensors", 7);
+    let data = serde_json::to_string(&load).unwrap();
+    for bad in [
+        "not json".to_owned(),
+        format!(r#"{{"specversion":"1.0","source":"x","type":"load.sampled","data":{data}}}"#),
+        format!(
+            r#"{{"specversion":"1.0","id":"a","source":"x","type":"load.sampled","data":{data},"data_base64":""}}"#
+        ),
+    ] {
+        send(bad).await.unwrap();
+    }
+    send(format!(
+        r#"{{"specversion":"1.0","id":"evt-1","source":"https://example.com/sensors","type":"load.sampled","time":"2026-12-04T10:00:00Z","subject":"rack-4","data":{data}}}"#
+    ))
+    .await
+    .unwrap();
+    assert_eq!(*take(&mut loads, 1).await[0], load);
+    let stats = importer.stats();
+    let counts = stats.import("load.sampled").unwrap();
+    println!(
+        "STRUCTURED from another producer: imported {}, malformed {}",
+        counts.imported, counts.malformed
+    );
+    assert_eq!((counts.imported, counts.malformed), (1, 3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ mod pending;
 
 pub(crate) use durable::{run_jetstream, Reconnect};
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,7 @@ use crate::config::Delivery;
 use crate::export::{log_now, stop_requested};
 use crate::order::{Admit, RecentIds, Runs};
 use crate::stats::{add, bump};
+use crate::structured;
 use crate::subject;
 use crate::types::ImportType;
 
@@ -107,20 +109,51 @@ fn reject(
     Verdict::Rejected(reason)
 }
 
-/// Checks, decodes and publishes one message of `entry`'s type.
+fn too_large<'a>(shared: &Shared, entry: &ImportType, bytes: usize) -> Verdict<'a> {
+    reject(
+        shared,
+        entry,
+        &entry.counters.oversized,
+        format!(
+            "its payload of {bytes} bytes exceeds max_import_bytes ({})",
+            shared.max_import_bytes
+        ),
+    )
+}
+
+/// Checks, decodes and publishes one message of `entry`'s type, in either
+/// CloudEvents mode.
 /// `may_hold`: whether it may be held back for its publisher's order.
 fn process<'a>(
     shared: &Shared,
     entry: &ImportType,
     memory: &mut Memory,
     headers: Option<&'a HeaderMap>,
-    payload: &[u8],
+    payload: &'a [u8],
     may_hold: bool,
 ) -> Verdict<'a> {
     let counters = &entry.counters;
     bump(&counters.received);
-    let meta = match Incoming::parse(headers) {
-        Ok(meta) => meta,
+    let (meta, payload) = match Incoming::parse(headers) {
+        Ok(meta) => (meta, Cow::Borrowed(payload)),
+        // Only a message without the binary-mode headers is looked at as a
+        // structured one: binary mode pays nothing for it.
+        Err(_) if structured::is_structured(headers) => {
+            if payload.len() > shared.max_import_bytes {
+                return too_large(shared, entry, payload.len());
+            }
+            match structured::parse(payload) {
+                Ok(parsed) => parsed,
+                Err(why) => {
+                    return reject(
+                        shared,
+                        entry,
+                        &counters.malformed,
+                        format!("not a CloudEvent the bridge accepts: {why}"),
+                    );
+                }
+            }
+        }
         Err(why) => {
             return reject(
                 shared,
@@ -159,18 +192,9 @@ fn process<'a>(
         );
     }
     if payload.len() > shared.max_import_bytes {
-        return reject(
-            shared,
-            entry,
-            &counters.oversized,
-            format!(
-                "its payload of {} bytes exceeds max_import_bytes ({})",
-                payload.len(),
-                shared.max_import_bytes
-            ),
-        );
+        return too_large(shared, entry, payload.len());
     }
-    let event = match (entry.decode)(payload) {
+    let event = match (entry.decode)(&payload) {
         Ok(event) => event,
         Err(error) => {
             return reject(
