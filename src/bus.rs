@@ -160,6 +160,7 @@ impl EventBus {
     /// if the pre-start buffer is full it is dropped, counted in
     /// [`dropped_events_pre_start`](Self::dropped_events_pre_start) and reported
     /// to the drop callback.
+    #[inline]
     pub fn publish_arc(&self, event: Arc<dyn Event>) -> usize {
         self.inner.publish(event)
     }

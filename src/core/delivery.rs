@@ -80,7 +80,7 @@ impl Delivery {
 
     /// Delivers `event` now, reporting critical drops to the drop callback
     /// as they happen.
-    #[inline]
+    #[inline(always)]
     pub(super) fn deliver_now(&self, event: Arc<dyn Event>) -> usize {
         let mut drops = self.drops.session();
         self.deliver(event, |subscriber, event| {
