@@ -212,43 +212,67 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
 }
 
 /// The text without `//` and `/* */` comments (doc comments included), and
-/// without the contents of string literals.
+/// without the contents of string and character literals (raw strings
+/// included: their braces and quotes are not code).
 fn strip_comments(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let after_ident = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
         match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
+            '/' if next == Some('/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if next == Some('*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i - 1] == '*' && chars[i] == '/') {
+                    i += 1;
                 }
             }
-            '/' if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut previous = ' ';
-                for c in chars.by_ref() {
-                    if previous == '*' && c == '/' {
-                        break;
+            // A raw string: `r"…"`, `r#"…"#`, `br##"…"##`…
+            'r' if !after_ident || chars[i - 1] == 'b' => {
+                let mut hashes = 0;
+                while chars.get(i + 1 + hashes) == Some(&'#') {
+                    hashes += 1;
+                }
+                if chars.get(i + 1 + hashes) != Some(&'"') {
+                    out.push(c);
+                } else {
+                    i += 2 + hashes;
+                    while i < chars.len()
+                        && !(chars[i] == '"'
+                            && (1..=hashes).all(|h| chars.get(i + h) == Some(&'#')))
+                    {
+                        i += 1;
                     }
-                    previous = c;
+                    i += hashes;
+                    out.push_str("\"\"");
                 }
             }
             '"' => {
-                out.push('"');
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if c == '"' && !escaped {
-                        break;
-                    }
-                    escaped = c == '\\' && !escaped;
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
                 }
-                out.push('"');
+                out.push_str("\"\"");
             }
+            // A character literal (`'{'`, `'\''`); a lifetime (`'a`) stays.
+            '\'' if next == Some('\\') => {
+                i += 2;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+            }
+            '\'' if chars.get(i + 2) == Some(&'\'') => i += 2,
             _ => out.push(c),
         }
+        i += 1;
     }
     out
 }
@@ -473,4 +497,24 @@ fn strongly_connected(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Str
         }
     }
     found.into_iter().collect()
+}
+
+#[test]
+fn literals_and_comments_hide_no_code_and_show_none() {
+    let text = r####"use a::b; // use c::d;
+let x = br#"{"k":"}"#; let y = r"{"; let z = '{'; let q = b'"'; let e = '\'';
+fn f<'a>(s: &'a str) -> &'a str { "}\"{" } /* use e::f; */ use g::h;"####;
+    let stripped = strip_comments(text);
+    assert!(
+        !stripped.contains("c::d") && !stripped.contains("e::f"),
+        "{stripped}"
+    );
+    assert!(
+        stripped.contains("use a::b;") && stripped.contains("use g::h;"),
+        "{stripped}"
+    );
+    assert!(stripped.contains("fn f<'a>(s: &'a str)"), "{stripped}");
+    let opened = stripped.matches('{').count();
+    assert_eq!(opened, stripped.matches('}').count(), "{stripped}");
+    assert_eq!(opened, 1, "only the function's braces remain: {stripped}");
 }
