@@ -9,6 +9,8 @@
 //! callgrind_annotate export.out | head -60
 //! ```
 //!
+//! `SB_PROFILE_MODE=structured` profiles CloudEvents structured mode.
+//!
 //! - `export N`: bus A publishes N events, its bridge exports them; a child
 //!   process receives them with a plain subscription and says when it has
 //!   all of them.
@@ -32,9 +34,18 @@ use async_nats::{ConnectOptions, Subscriber};
 use common::{NatsServer, RouteAdded};
 use futures_util::StreamExt;
 use switchboard::EventBus;
-use switchboard_nats::{Bridge, Delivery, ExportQueue};
+use switchboard_nats::{Bridge, ContentMode, Delivery, ExportQueue};
 
 const PREFIX: &str = "prof";
+
+/// The exporters' content mode: binary, or structured with
+/// `SB_PROFILE_MODE=structured` (the child inherits it).
+fn mode() -> ContentMode {
+    match std::env::var("SB_PROFILE_MODE").as_deref() {
+        Ok("structured") => ContentMode::Structured,
+        _ => ContentMode::Binary,
+    }
+}
 const SUBJECT: &str = "prof.route.added";
 /// The importing side's count, every `PROGRESS` events.
 const PROGRESS_SUBJECT: &str = "prof.progress";
@@ -102,7 +113,7 @@ async fn export(url: &str, n: u64) {
     let _bridge = Bridge::builder(&bus)
         .name("profile-export")
         .prefix(PREFIX)
-        .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .export_with_mode::<RouteAdded>("route.added", Delivery::AtMostOnce, mode())
         .export_queue(Delivery::AtMostOnce, ExportQueue::critical(1 << 17))
         .connect(url, ConnectOptions::new())
         .await
@@ -159,7 +170,7 @@ async fn feed(url: &str, n: u64) {
     let _bridge = Bridge::builder(&bus)
         .name("profile-feed")
         .prefix(PREFIX)
-        .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+        .export_with_mode::<RouteAdded>("route.added", Delivery::AtMostOnce, mode())
         .export_queue(Delivery::AtMostOnce, ExportQueue::critical(1 << 16))
         .connect(url, ConnectOptions::new())
         .await
