@@ -60,6 +60,23 @@ async fn replica(bus: &EventBus, name: &str, url: &str) -> Bridge {
         .unwrap()
 }
 
+/// A started bus and its replica's bridge.
+async fn running_replica(name: &str, url: &str) -> (EventBus, Bridge) {
+    let bus = EventBus::new();
+    bus.start();
+    let bridge = replica(&bus, name, url).await;
+    (bus, bridge)
+}
+
+/// Replicas A and B, running, both holding the state n = 1, which A wrote.
+async fn two_replicas_holding_one(url: &str) -> (EventBus, Bridge, EventBus, Bridge) {
+    let (a_bus, a) = running_replica("replica-a", url).await;
+    let (b_bus, b) = running_replica("replica-b", url).await;
+    publish_stored(&a_bus, &a, "replica-a", 1).await;
+    assert!(eventually(WAIT, || retained_n(&b_bus) == Some(1)).await);
+    (a_bus, a, b_bus, b)
+}
+
 fn retained_n(bus: &EventBus) -> Option<u64> {
     bus.retained::<RouteTable>().map(|t| t.n)
 }
@@ -82,9 +99,7 @@ async fn a_late_replica_loads_the_state_before_start_then_follows_updates() {
     init_tracing();
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
+    let (a_bus, a) = running_replica("replica-a", &url).await;
     for n in 1..=3 {
         publish_stored(&a_bus, &a, "replica-a", n).await;
     }
@@ -149,14 +164,7 @@ async fn clearing_is_fleet_wide_and_later_replicas_load_nothing() {
     init_tracing();
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
-    let b_bus = EventBus::new();
-    b_bus.start();
-    let b = replica(&b_bus, "replica-b", &url).await;
-    publish_stored(&a_bus, &a, "replica-a", 1).await;
-    assert!(eventually(WAIT, || retained_n(&b_bus) == Some(1)).await);
+    let (a_bus, a, b_bus, b) = two_replicas_holding_one(&url).await;
 
     a.clear_retained::<RouteTable>().await.unwrap();
     assert!(eventually(WAIT, || retained_n(&b_bus).is_none()).await);
@@ -193,9 +201,7 @@ async fn a_tombstone_before_start_clears_the_buffered_value() {
     init_tracing();
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
+    let (a_bus, a) = running_replica("replica-a", &url).await;
     publish_stored(&a_bus, &a, "replica-a", 1).await;
 
     let b_bus = EventBus::new();
@@ -217,9 +223,7 @@ async fn updates_racing_the_connect_arrive_once_and_in_order() {
     const CONNECTS: usize = 5;
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
+    let (a_bus, a) = running_replica("replica-a", &url).await;
     publish_stored(&a_bus, &a, "replica-a", 0).await;
     let writer = {
         let a_bus = a_bus.clone();
@@ -273,14 +277,7 @@ async fn the_state_survives_a_server_restart_on_its_store() {
     init_tracing();
     let mut server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
-    let b_bus = EventBus::new();
-    b_bus.start();
-    let b = replica(&b_bus, "replica-b", &url).await;
-    publish_stored(&a_bus, &a, "replica-a", 1).await;
-    assert!(eventually(WAIT, || retained_n(&b_bus) == Some(1)).await);
+    let (a_bus, a, b_bus, b) = two_replicas_holding_one(&url).await;
 
     server.restart();
 
@@ -310,9 +307,7 @@ async fn an_export_queue_that_overflowed_still_stores_the_latest_state() {
     const UPDATES: u64 = 6_000;
     let mut server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
+    let (a_bus, a) = running_replica("replica-a", &url).await;
     publish_stored(&a_bus, &a, "replica-a", 0).await;
     server.kill();
     for n in 1..=UPDATES {
@@ -350,9 +345,7 @@ async fn an_undecodable_value_is_counted_and_skipped() {
     init_tracing();
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
+    let (a_bus, a) = running_replica("replica-a", &url).await;
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
     js.publish("$KV.SB_RETAINED.routes.table", "not json".into())
         .await
@@ -391,14 +384,7 @@ async fn a_bucket_deleted_under_running_bridges_is_created_again() {
     init_tracing();
     let server = NatsServer::start();
     let url = server.url();
-    let a_bus = EventBus::new();
-    a_bus.start();
-    let a = replica(&a_bus, "replica-a", &url).await;
-    let b_bus = EventBus::new();
-    b_bus.start();
-    let b = replica(&b_bus, "replica-b", &url).await;
-    publish_stored(&a_bus, &a, "replica-a", 1).await;
-    assert!(eventually(WAIT, || retained_n(&b_bus) == Some(1)).await);
+    let (a_bus, a, b_bus, b) = two_replicas_holding_one(&url).await;
 
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
     js.delete_stream(BUCKET_STREAM).await.unwrap();

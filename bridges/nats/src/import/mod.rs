@@ -134,26 +134,20 @@ fn process<'a>(
 ) -> Verdict<'a> {
     let counters = &entry.counters;
     bump(&counters.received);
-    let (meta, payload) = match Incoming::parse(headers) {
-        Ok(meta) => (meta, Cow::Borrowed(payload)),
+    let parsed = match Incoming::parse(headers) {
+        Ok(meta) => Ok((meta, Cow::Borrowed(payload))),
         // Only a message without the binary-mode headers is looked at as a
         // structured one: binary mode pays nothing for it.
         Err(_) if structured::is_structured(headers) => {
             if payload.len() > shared.max_import_bytes {
                 return too_large(shared, entry, payload.len());
             }
-            match structured::parse(payload) {
-                Ok(parsed) => parsed,
-                Err(why) => {
-                    return reject(
-                        shared,
-                        entry,
-                        &counters.malformed,
-                        format!("not a CloudEvent the bridge accepts: {why}"),
-                    );
-                }
-            }
+            structured::parse(payload)
         }
+        Err(why) => Err(why.to_string()),
+    };
+    let (meta, payload) = match parsed {
+        Ok(parsed) => parsed,
         Err(why) => {
             return reject(
                 shared,
