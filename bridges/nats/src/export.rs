@@ -5,7 +5,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
@@ -24,7 +24,7 @@ use crate::stats::bump;
 use crate::structured::Envelope;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
-use crate::window::{sleep_until, Sent, Settled, Window};
+use crate::window::{Sent, Settled, Window};
 
 /// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
 /// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
@@ -320,11 +320,18 @@ pub(crate) async fn run_jetstream(
             return;
         }
     };
+    // One wait for the stop and one retry timer for the whole loop: new
+    // ones per event cost more than the rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
+    let mut retry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     loop {
         let retry_at = window.retry_at();
+        if let Some(at) = retry_at.filter(|at| *at != retry.deadline()) {
+            retry.as_mut().reset(at);
+        }
         tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => break,
+            () = &mut stop => break,
             settled = window.next_settled(), if window.in_flight() => {
                 if let Settled::NoStream(subject) = settled {
                     // No stream captures the subject (deleted, or its
@@ -332,7 +339,7 @@ pub(crate) async fn run_jetstream(
                     ensure_captured(&shared, &stream, subject.to_string()).await;
                 }
             }
-            () = sleep_until(retry_at), if retry_at.is_some() => window.retry().await,
+            () = &mut retry, if retry_at.is_some() => window.retry().await,
             event = subscription.next(), if window.takes_new() => {
                 let Some(event) = event else {
                     return; // the bus is gone

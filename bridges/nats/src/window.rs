@@ -18,13 +18,14 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_nats::client::PublishErrorKind;
 use async_nats::{Client, HeaderMap, StatusCode, Subject, Subscriber};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::export::Prepared;
 use crate::stats::bump;
@@ -133,6 +134,9 @@ pub(crate) struct Window {
     failed: usize,
     capacity: usize,
     ack_timeout: Duration,
+    /// Fires at the oldest publish's deadline; one timer, reset, rather
+    /// than a new one per wait.
+    timer: Pin<Box<Sleep>>,
     /// When the failed publishes are sent again, and the wait after that.
     retry_at: Option<Instant>,
     wait: Duration,
@@ -160,6 +164,7 @@ impl Window {
             failed: 0,
             capacity,
             ack_timeout,
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             retry_at: None,
             wait: FIRST_RETRY,
         })
@@ -205,6 +210,9 @@ impl Window {
         loop {
             self.forget_settled_deadlines();
             let deadline = self.deadlines.front().map(|(at, _, _)| *at);
+            if let Some(at) = deadline.filter(|at| *at != self.timer.deadline()) {
+                self.timer.as_mut().reset(at);
+            }
             let outcome = tokio::select! {
                 answer = self.answers.next(), if !self.answers_closed => match answer {
                     Some(answer) => self.answered(&answer),
@@ -214,7 +222,7 @@ impl Window {
                         None
                     }
                 },
-                () = sleep_until(deadline) => self.timed_out(),
+                () = &mut self.timer, if deadline.is_some() => self.timed_out(),
             };
             if let Some(settled) = outcome {
                 return settled;
@@ -401,14 +409,6 @@ fn parse_reply(subject: &str, inbox: &str) -> Option<(u64, u64)> {
     let rest = subject.strip_prefix(inbox)?.strip_prefix('.')?;
     let (number, attempt) = rest.split_once('.')?;
     Some((number.parse().ok()?, attempt.parse().ok()?))
-}
-
-/// Sleeps until `at`, or forever if there is nothing to wait for.
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Records a failed attempt of `slot`, which now waits for its retry.

@@ -768,6 +768,9 @@ pub(crate) async fn run_jetstream(
         stopped: stopped.clone(),
         stopping: false,
     };
+    // One wait for the stop for the whole loop: a new one per message costs
+    // more than the rest of the select.
+    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
     loop {
         // Every wait on the server races the stop signal: with the server
         // gone, these calls wait for a reconnect that may never come.
@@ -778,14 +781,14 @@ pub(crate) async fn run_jetstream(
             .load(Ordering::Relaxed);
         let messages = tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = &mut stop => return,
             messages = importer.consumer.consumer.messages() => messages,
         };
         match messages {
             Ok(mut messages) => loop {
                 tokio::select! {
                     biased;
-                    () = stop_requested(&mut stopped) => return,
+                    () = &mut stop => return,
                     _ = importer.ticker.tick() => if !importer.tick().await {
                         break;
                     },
@@ -817,12 +820,12 @@ pub(crate) async fn run_jetstream(
         }
         tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = &mut stop => return,
             () = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = &mut stop => return,
             () = importer.recover() => importer.failures = 0,
         }
     }
