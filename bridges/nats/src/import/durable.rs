@@ -235,8 +235,12 @@ impl Importer {
 
     /// Settles a delivered message once imported: acknowledges it, waits for
     /// its event's completion, or turns it back.
-    async fn settle(&mut self, message: Box<jetstream::Message>, outcome: Result<Outcome, ()>) {
-        let sequence = StreamMessage::delivered(&message).stream_sequence;
+    async fn settle(
+        &mut self,
+        message: Box<jetstream::Message>,
+        sequence: u64,
+        outcome: Result<Outcome, ()>,
+    ) {
         match outcome {
             Ok(Outcome::Done) => {
                 // A redelivery of a message whose event is still in the bus
@@ -303,12 +307,15 @@ impl Importer {
     /// acknowledgement waits for its event's completion), or holds it back;
     /// after an import, tries the held ones again.
     async fn delivered(&mut self, message: jetstream::Message) {
-        let outcome = self.import(&StreamMessage::delivered(&message)).await;
+        // The delivery's metadata, parsed from its reply subject once.
+        let incoming = StreamMessage::delivered(&message);
+        let sequence = incoming.stream_sequence;
+        let outcome = self.import(&incoming).await;
         if matches!(outcome, Ok(Outcome::HoldBack)) {
-            self.hold(message).await;
+            self.hold(message, sequence).await;
             return;
         }
-        self.settle(Box::new(message), outcome).await;
+        self.settle(Box::new(message), sequence, outcome).await;
         if !self.held.is_empty() {
             self.release().await;
         }
@@ -316,23 +323,22 @@ impl Importer {
 
     /// Holds `message` back, in stream order; past `max_held`, the oldest
     /// held message goes in now.
-    async fn hold(&mut self, message: jetstream::Message) {
-        let sequence = StreamMessage::delivered(&message).stream_sequence;
+    async fn hold(&mut self, message: jetstream::Message, sequence: u64) {
         let index = self.held.partition_point(|(held, _)| *held < sequence);
         self.held.insert(index, (sequence, Box::new(message)));
         if self.held.len() > self.max_held {
-            let (_, oldest) = self.held.remove(0);
-            self.force(oldest).await;
+            let (sequence, oldest) = self.held.remove(0);
+            self.force(oldest, sequence).await;
             self.release().await;
         }
     }
 
     /// Imports a held message now, whatever its publisher's order says.
-    async fn force(&mut self, message: Box<jetstream::Message>) {
+    async fn force(&mut self, message: Box<jetstream::Message>, sequence: u64) {
         let mut forced = StreamMessage::delivered(&message);
         forced.may_hold = false;
         let outcome = self.import(&forced).await;
-        self.settle(message, outcome).await;
+        self.settle(message, sequence, outcome).await;
     }
 
     /// Tries the held-back messages again, in stream order, until none
@@ -348,7 +354,7 @@ impl Importer {
                     self.held.insert(index, (sequence, message));
                     index += 1;
                 } else {
-                    self.settle(message, outcome).await;
+                    self.settle(message, sequence, outcome).await;
                     progressed = true;
                 }
             }
@@ -396,8 +402,8 @@ impl Importer {
     /// Imports every held message now (their stream is gone, or the
     /// importer stops with nothing left to wait for).
     async fn release_all(&mut self) {
-        for (_, message) in std::mem::take(&mut self.held) {
-            self.force(message).await;
+        for (sequence, message) in std::mem::take(&mut self.held) {
+            self.force(message, sequence).await;
         }
     }
 
