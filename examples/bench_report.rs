@@ -11,7 +11,13 @@
 //! cargo run --release --example bench_report -- --no-run  # report the last results only
 //! cargo run --release --example bench_report -- --measurement-time 5
 //! cargo run --release --example bench_report -- '^w_'    # the waiting groups only
+//! cargo run --release --example bench_report -- --write docs/performance.md
 //! ```
+//!
+//! With `--write FILE` it also writes the report into `FILE`, replacing
+//! what lies between the lines `<!-- bench_report:begin -->` and
+//! `<!-- bench_report:end -->` (`docs/performance.md` has them), and leaves
+//! the rest of the file as it is.
 //!
 //! It runs `cargo bench --bench fanout --bench request --bench waiting` with
 //! `--warm-up-time 1 --measurement-time 3` (other criterion arguments given
@@ -329,21 +335,38 @@ shared machine the same binary can settle into a fast or a slow mode for a whole
 benchmark (on 2 cores, f has measured 215 and 570 ns per event from one build), so
 repeat a run before reading much into one of those rows.";
 
+/// The lines that enclose the part of a file `--write` replaces.
+const BEGIN_MARKER: &str = "<!-- bench_report:begin -->";
+const END_MARKER: &str = "<!-- bench_report:end -->";
+
 struct Options {
     run: bool,
+    /// `--write FILE`: the file whose marked part the report replaces.
+    write: Option<PathBuf>,
     criterion_args: Vec<String>,
 }
 
 fn parse_options() -> Options {
     let mut run = true;
+    let mut write = None;
     let mut criterion_args = Vec::new();
-    for arg in env::args().skip(1) {
+    let mut args = env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-run" => run = false,
+            "--write" => match args.next() {
+                Some(path) => write = Some(PathBuf::from(path)),
+                None => {
+                    eprintln!("--write needs a file, e.g. --write docs/performance.md");
+                    process::exit(2);
+                }
+            },
             "-h" | "--help" => {
                 println!(
-                    "usage: bench_report [--no-run] [criterion arguments...]\n\
-                     default criterion arguments: --warm-up-time 1 --measurement-time 3"
+                    "usage: bench_report [--no-run] [--write FILE] [criterion arguments...]\n\
+                     default criterion arguments: --warm-up-time 1 --measurement-time 3\n\
+                     --write FILE replaces the part of FILE between {BEGIN_MARKER} and \
+                     {END_MARKER} with the report"
                 );
                 process::exit(0);
             }
@@ -358,6 +381,7 @@ fn parse_options() -> Options {
     }
     Options {
         run,
+        write,
         criterion_args,
     }
 }
@@ -827,22 +851,59 @@ fn main() {
 
     let first = written.iter().min().copied();
     let last = written.iter().max().copied();
-    println!("## switchboard benchmarks\n");
+    let mut report = String::new();
     if let (Some(first), Some(last)) = (first, last) {
-        println!(
+        let _ = writeln!(
+            report,
             "Measured {} to {} on {}.",
             format_utc(first),
             format_utc(last),
             machine()
         );
     } else {
-        println!("No results found under {}.", criterion.display());
+        let _ = writeln!(report, "No results found under {}.", criterion.display());
     }
-    println!(
+    let _ = writeln!(
+        report,
         "Command: `cargo run --release --example bench_report` ({}); load average \
          before: {load_before}, after: {}.\n",
         command.join(" "),
         load_average()
     );
-    print!("{out}");
+    report.push_str(&out);
+    println!("## switchboard benchmarks\n");
+    print!("{report}");
+    if let Some(path) = &options.write {
+        if let Err(e) = write_report(path, &report) {
+            eprintln!("cannot write the report into {}: {e}", path.display());
+            process::exit(2);
+        }
+        eprintln!("wrote the report into {}", path.display());
+    }
+}
+
+/// Replaces the lines between [`BEGIN_MARKER`] and [`END_MARKER`] in the
+/// file at `path` with `report`, keeping the markers and everything else.
+fn write_report(path: &Path, report: &str) -> Result<(), String> {
+    let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let updated = replace_marked(&text, report)?;
+    fs::write(path, updated).map_err(|e| e.to_string())
+}
+
+/// `text` with what lies between the marker lines replaced by `report`.
+fn replace_marked(text: &str, report: &str) -> Result<String, String> {
+    let begin = text
+        .find(BEGIN_MARKER)
+        .ok_or_else(|| format!("no line `{BEGIN_MARKER}`"))?;
+    let body_start = begin + BEGIN_MARKER.len();
+    let end = text[body_start..]
+        .find(END_MARKER)
+        .map(|i| body_start + i)
+        .ok_or_else(|| format!("no line `{END_MARKER}` after `{BEGIN_MARKER}`"))?;
+    Ok(format!(
+        "{}\n{}\n{}",
+        &text[..body_start],
+        report.trim_end(),
+        &text[end..]
+    ))
 }

@@ -131,7 +131,7 @@ fn main() {
         .filter(|r| r.status >= 500)
         .count();
     println!(
-        "  metrics (lossy, buffer 8) kept the first {} events ({errors} of them 5xx), \
+        "  metrics (lossy, capacity 8) kept the first {} events ({errors} of them 5xx), \
          dropped {} (counted as observability drops, no callback)",
         kept.len(),
         metrics.dropped()

@@ -269,6 +269,10 @@ mod bus;
 mod completion;
 mod core;
 pub mod docs;
+/// The README's Rust blocks, compiled and run as doctests (the quick start).
+#[cfg(all(doctest, feature = "derive"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 mod drops;
 mod error;
 mod event;

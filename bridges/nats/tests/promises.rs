@@ -25,8 +25,8 @@ use switchboard_nats::{Bridge, BridgeError, ConfigError, Delivery};
 /// Generous: a deadline only keeps a broken test from hanging.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The workspace README and the crate root, whose examples are mirrored here.
-const README: &str = include_str!("../../../README.md");
+/// The bridge's README and the crate root, whose examples are mirrored here.
+const README: &str = include_str!("../README.md");
 const LIB_RS: &str = include_str!("../src/lib.rs");
 const BUILDER_RS: &str = include_str!("../src/builder.rs");
 const REQUEST_RS: &str = include_str!("../src/request.rs");
@@ -70,13 +70,13 @@ impl Event for Long {
 // 1. The examples.
 // ---------------------------------------------------------------------------
 
-/// One replica configured exactly like README.md's "Across processes".
+/// One replica configured exactly like the example of the bridge's README.md.
 async fn readme_replica(
     bus: &EventBus,
     name: &str,
     url: &str,
 ) -> Result<Bridge, Box<dyn std::error::Error>> {
-    // Mirrors README.md, "Across processes" (the name is the parameter: two
+    // Mirrors bridges/nats/README.md, "Example" (the name is the parameter: two
     // replicas of it, "controller-0" and "controller-1").
     let bridge = Bridge::builder(bus)
         .name(name) // this replica, stable across restarts
@@ -94,7 +94,7 @@ async fn readme_replica(
 async fn the_readme_example_connects_and_its_events_cross() {
     init_tracing();
     still_documented(
-        "README.md",
+        "bridges/nats/README.md",
         README,
         &[
             ".name(\"controller-0\")",
@@ -179,7 +179,7 @@ async fn the_readme_example_connects_and_its_events_cross() {
     );
     let (s0, s1) = (c0.stats(), c1.stats());
     println!(
-        "PROMISE docs README: two replicas configured as in \"Across processes\" connected to \
+        "PROMISE docs README: two replicas configured as in the bridge's README connected to \
          a fresh server; route.added crossed both ways (imported {} and {}), load.sampled left \
          controller-0 (exported {}, seen on sb.load.sampled) and reached no other bus ({} at \
          controller-1)",
