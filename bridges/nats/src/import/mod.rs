@@ -188,7 +188,21 @@ fn process<'a>(
     if payload.len() > shared.max_import_bytes {
         return too_large(shared, entry, payload.len());
     }
-    let event = match (entry.decode)(&payload) {
+    let trace = meta.trace.resolve();
+    if trace.invalid {
+        bump(&counters.trace_invalid);
+        let count = counters.trace_invalid.load(Ordering::Relaxed);
+        if log_now(count) {
+            tracing::warn!(
+                bridge = %shared.name,
+                event_type = %entry.event_type,
+                count,
+                "switchboard-nats: a message's trace context is not valid W3C Trace Context; \
+                 imported without it"
+            );
+        }
+    }
+    let event = match (entry.decode)(&payload, trace.context) {
         Ok(event) => event,
         Err(error) => {
             return reject(
