@@ -172,6 +172,11 @@
 //! import. Importers also read `ce-traceparent`/`ce-tracestate`, the names
 //! CloudEvents SDKs give extensions in binary mode.
 //!
+//! With the feature `opentelemetry`, the import of an event with a context
+//! runs in a span whose OpenTelemetry parent is the producer's span (one
+//! trace across processes), and `otel::current_trace_context()` fills an
+//! event's context from the current span.
+//!
 //! # Bad input and faults
 //!
 //! Nothing the bridge can see is lost uncounted, and the bridge does not
@@ -263,6 +268,9 @@ pub mod structured;
 pub mod subject;
 mod types;
 mod window;
+
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 
 pub use bridge::Bridge;
 pub use builder::{
