@@ -4,6 +4,8 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::TraceContext;
+
 /// Something that can be published on an [`EventBus`](crate::EventBus).
 ///
 /// Events travel as `Arc<dyn Event>`: the publisher allocates once and every
@@ -28,7 +30,27 @@ use std::time::SystemTime;
 /// }
 /// ```
 ///
-/// By hand, the same is:
+/// An event type that carries a [W3C trace context](TraceContext) has a
+/// field `Option<TraceContext>` (skipped by serde, if the type is
+/// serialized: the context travels beside the data, not in it):
+///
+/// ```
+/// use switchboard::{Event, Timestamp, TraceContext};
+///
+/// #[derive(Event)]
+/// struct OrderPlaced {
+///     order: u64,
+///     timestamp: Timestamp,
+///     trace: Option<TraceContext>,
+/// }
+///
+/// let parent = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+/// let mut event = OrderPlaced { order: 7, timestamp: Timestamp::now(), trace: None };
+/// event.set_trace_context(Some(parent.clone()));
+/// assert_eq!(event.trace_context(), Some(&parent));
+/// ```
+///
+/// By hand, the same as the first is:
 ///
 /// ```
 /// # use std::time::SystemTime;
@@ -57,6 +79,28 @@ pub trait Event: Any + Send + Sync {
     /// (the Go original's `CoalescibleEvent`). Defaults to `false`.
     fn coalescible(&self) -> bool {
         false
+    }
+
+    /// The W3C trace context the event carries, if its type has one
+    /// (opt-in: `#[derive(Event)]` reads a field of type
+    /// `Option<TraceContext>`, or the field marked `#[event(trace)]`).
+    /// Defaults to `None`: an event type without one pays nothing.
+    ///
+    /// The bus itself only carries it; the NATS bridge sends it across
+    /// processes (CloudEvents' distributed-tracing extension) and gives it
+    /// to the event it imports through
+    /// [`set_trace_context`](Event::set_trace_context).
+    fn trace_context(&self) -> Option<&TraceContext> {
+        None
+    }
+
+    /// Sets the trace context, for an event type that carries one (the
+    /// derive writes it with [`trace_context`](Event::trace_context)); a
+    /// type without one ignores it (the default). Whoever builds events
+    /// from elsewhere, such as a bridge decoding an event from the wire,
+    /// calls it before publishing.
+    fn set_trace_context(&mut self, context: Option<TraceContext>) {
+        let _ = context;
     }
 }
 

@@ -293,6 +293,7 @@ mod sync;
 #[cfg(not(switchboard_loom))] // a std thread with a clock; loom has none
 mod timer;
 mod timestamp;
+mod trace;
 
 pub use acks::{AcksIter, Delivery, WithAcks};
 pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
@@ -313,3 +314,4 @@ pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription}
 #[cfg(feature = "derive")]
 pub use switchboard_derive::{Event, Request, Response};
 pub use timestamp::Timestamp;
+pub use trace::{TraceContext, TraceContextError};

@@ -10,7 +10,7 @@ use crate::fields::{self, FieldRef};
 
 const NS: &str = "event";
 const STRUCT_KEYS: &[&str] = &["type", "coalescible", "crate"];
-const FIELD_KEYS: &[&str] = &["timestamp", "type"];
+const FIELD_KEYS: &[&str] = &["timestamp", "type", "trace"];
 
 /// What `#[event(...)]` on the struct says.
 struct Options {
@@ -96,6 +96,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             }
         }
     });
+    let trace = trace_field(fields, &markers)?.map(|field| trace_methods(&field, &krate));
     let (impl_generics, type_generics, _) = input.generics.split_for_impl();
     let bounds = fields::event_bounds(&input.generics);
     Ok(quote! {
@@ -108,8 +109,82 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
                 #timestamp
             }
             #coalescible
+            #trace
         }
     })
+}
+
+/// The field marked `#[event(trace)]`, or else the one field whose type is
+/// written `Option<TraceContext>` (any path ending in `TraceContext`).
+fn trace_field<'a>(
+    fields: &'a syn::Fields,
+    markers: &[(String, FieldRef<'a>, proc_macro2::Span)],
+) -> syn::Result<Option<FieldRef<'a>>> {
+    if let Some(marked) = fields::pick(fields, markers, NS, "trace", &[])? {
+        return Ok(Some(marked));
+    }
+    let mut typed = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| is_option_of_trace_context(&field.ty));
+    let Some((index, first)) = typed.next() else {
+        return Ok(None);
+    };
+    if let Some((_, second)) = typed.next() {
+        return Err(syn::Error::new(
+            second.ty.span(),
+            "two fields are `Option<TraceContext>`: mark the one that is the event's trace \
+             context with `#[event(trace)]`",
+        ));
+    }
+    Ok(Some(fields::field_ref(first, index)))
+}
+
+/// Whether `ty` is written `Option<…TraceContext>`.
+fn is_option_of_trace_context(ty: &syn::Type) -> bool {
+    let last = |ty: &syn::Type| match ty {
+        syn::Type::Path(path) if path.qself.is_none() => path.path.segments.last().cloned(),
+        _ => None,
+    };
+    let Some(option) = last(ty) else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &option.arguments else {
+        return false;
+    };
+    option.ident == "Option"
+        && args.args.len() == 1
+        && matches!(
+            args.args.first(),
+            Some(syn::GenericArgument::Type(inner))
+                if last(inner).is_some_and(|segment| segment.ident == "TraceContext")
+        )
+}
+
+/// `trace_context` and `set_trace_context` on `field`, which must be an
+/// `Option<TraceContext>` (a type error pointing at the field's type
+/// otherwise).
+fn trace_methods(field: &FieldRef<'_>, krate: &Path) -> TokenStream {
+    let member = &field.member;
+    let ty = field.ty;
+    // Spanned at the field's type, so that a field of another type is an
+    // error there.
+    let read = quote_spanned! {ty.span()=>
+        let field: &::core::option::Option<#krate::TraceContext> = &self.#member;
+    };
+    let write = quote_spanned! {ty.span()=>
+        let field: &mut ::core::option::Option<#krate::TraceContext> = &mut self.#member;
+    };
+    quote! {
+        fn trace_context(&self) -> ::core::option::Option<&#krate::TraceContext> {
+            #read
+            ::core::option::Option::as_ref(field)
+        }
+        fn set_trace_context(&mut self, context: ::core::option::Option<#krate::TraceContext>) {
+            #write
+            *field = context;
+        }
+    }
 }
 
 /// `SystemTime::from(self.field.clone())`, with a type error pointing at the

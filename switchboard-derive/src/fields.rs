@@ -98,7 +98,7 @@ pub(crate) fn pick<'a>(
     Ok(None)
 }
 
-fn field_ref(field: &Field, index: usize) -> FieldRef<'_> {
+pub(crate) fn field_ref(field: &Field, index: usize) -> FieldRef<'_> {
     let member = match &field.ident {
         Some(ident) => Member::Named(ident.clone()),
         None => Member::Unnamed(index.into()),

@@ -65,6 +65,32 @@ use syn::{parse_macro_input, DeriveInput};
 /// assert!(Load { percent: 1, measured_at: SystemTime::UNIX_EPOCH }.coalescible());
 /// ```
 ///
+/// The event's [W3C trace context] (opt-in) is the field of type
+/// `Option<TraceContext>` (written so: `Option<switchboard::TraceContext>`
+/// works too), or the field marked `#[event(trace)]` (needed when the type
+/// is spelled through an alias, or when two fields have that type). The
+/// derive then writes [`trace_context`] and [`set_trace_context`]; without
+/// such a field they keep their defaults (`None`, and a setter that ignores
+/// its argument), and the event costs nothing more. An event type that is
+/// also serialized marks the field `#[serde(skip)]`: the context travels
+/// beside the data, not in it.
+///
+/// ```
+/// use switchboard::{Event, Timestamp, TraceContext};
+///
+/// #[derive(Event)]
+/// #[event(type = "order.placed")]
+/// struct OrderPlaced {
+///     order: u64,
+///     timestamp: Timestamp,
+///     trace: Option<TraceContext>, // found by its type
+/// }
+///
+/// let parent = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+/// let event = OrderPlaced { order: 1, timestamp: Timestamp::now(), trace: Some(parent.clone()) };
+/// assert_eq!(event.trace_context(), Some(&parent));
+/// ```
+///
 /// Structs may be generic; every type parameter must then be
 /// `Send + Sync + 'static`, as every event is. Enums, unions and structs that
 /// borrow (lifetime parameters) are rejected.
@@ -72,6 +98,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// [`event_type`]: https://docs.rs/switchboard/latest/switchboard/trait.Event.html#tymethod.event_type
 /// [`timestamp`]: https://docs.rs/switchboard/latest/switchboard/trait.Event.html#tymethod.timestamp
 /// [`coalescible`]: https://docs.rs/switchboard/latest/switchboard/trait.Event.html#method.coalescible
+/// [W3C trace context]: https://docs.rs/switchboard/latest/switchboard/struct.TraceContext.html
+/// [`trace_context`]: https://docs.rs/switchboard/latest/switchboard/trait.Event.html#method.trace_context
+/// [`set_trace_context`]: https://docs.rs/switchboard/latest/switchboard/trait.Event.html#method.set_trace_context
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -258,3 +258,86 @@ fn derived_types_work_as_events_subscriptions_and_requests_on_a_bus() {
     assert_eq!(result.responses.len(), 1);
     assert!(result.responses[0].ok);
 }
+
+mod trace {
+    use switchboard::{Event, Timestamp, TraceContext};
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// Found by its type.
+    #[derive(Event)]
+    pub(super) struct Traced {
+        pub(super) timestamp: Timestamp,
+        pub(super) trace: Option<TraceContext>,
+    }
+
+    type Context = Option<TraceContext>;
+
+    /// Marked: an alias the derive cannot see through, in a tuple struct.
+    #[derive(Event)]
+    struct Marked(#[event(trace)] Context, #[event(timestamp)] Timestamp);
+
+    /// Two of the type: the marked one is the event's.
+    #[derive(Event)]
+    struct Two {
+        timestamp: Timestamp,
+        cause: Option<switchboard::TraceContext>,
+        #[event(trace)]
+        own: Option<TraceContext>,
+    }
+
+    #[test]
+    fn a_field_of_type_option_trace_context_or_a_marked_one_is_the_trace_context() {
+        let parent = TraceContext::parse(PARENT).unwrap();
+        let mut traced = Traced {
+            timestamp: Timestamp::now(),
+            trace: None,
+        };
+        assert_eq!(traced.trace_context(), None);
+        traced.set_trace_context(Some(parent.clone()));
+        assert_eq!(traced.trace.as_ref(), Some(&parent));
+        assert_eq!(traced.trace_context(), Some(&parent));
+        traced.set_trace_context(None);
+        assert_eq!(traced.trace, None);
+
+        let mut marked = Marked(Some(parent.clone()), Timestamp::now());
+        assert_eq!(marked.trace_context(), Some(&parent));
+        marked.set_trace_context(None);
+        assert_eq!(marked.0, None);
+
+        let mut two = Two {
+            timestamp: Timestamp::now(),
+            cause: Some(parent.clone()),
+            own: None,
+        };
+        assert_eq!(two.trace_context(), None);
+        two.set_trace_context(Some(parent.clone()));
+        assert_eq!(two.own, Some(parent));
+        assert!(two.cause.is_some());
+    }
+
+    #[test]
+    fn an_event_without_one_has_none_and_ignores_the_setter() {
+        let mut plain = super::Unnamed {
+            timestamp: Timestamp::now(),
+        };
+        plain.set_trace_context(Some(TraceContext::parse(PARENT).unwrap()));
+        assert_eq!(plain.trace_context(), None);
+    }
+
+    #[test]
+    fn the_context_travels_with_the_event_on_the_bus() {
+        let bus = switchboard::EventBus::new();
+        let subscription = bus.subscribe_to::<Traced>("t", 4).unwrap();
+        bus.start();
+        let parent = TraceContext::parse(PARENT).unwrap();
+        bus.publish(Traced {
+            timestamp: Timestamp::now(),
+            trace: Some(parent.clone()),
+        });
+        let received = subscription.recv().unwrap();
+        assert_eq!(received.trace_context(), Some(&parent));
+        let as_dyn: &dyn Event = &*received;
+        assert_eq!(as_dyn.trace_context(), Some(&parent));
+    }
+}

@@ -12,8 +12,19 @@
 //! | `ce-source` | `source` | the exporting bridge's name |
 //! | `ce-time` | `time` | the event's timestamp, RFC 3339 |
 //! | `content-type` | `datacontenttype` | the codec's content type; left out for JSON, the CloudEvents default |
+//! | `traceparent` | `traceparent` (distributed-tracing extension) | the event's W3C trace context, if its type carries one ([`Event::trace_context`](switchboard::Event::trace_context)) |
+//! | `tracestate` | `tracestate` (distributed-tracing extension) | its vendor-specific state, if any |
 //! | `ce-sbttl` | extension | on requests only: milliseconds the requester still waits |
 //! | `ce-sberror` | extension | on a reply to a request only: why the serving bridge named in its `ce-source` rejected it (no payload) |
+//!
+//! The trace context travels under the W3C header names, as the
+//! CloudEvents distributed-tracing extension and the NATS clients'
+//! OpenTelemetry propagation write it; an importer reads `ce-traceparent`
+//! and `ce-tracestate` too (CloudEvents SDKs write extensions with the
+//! `ce-` prefix), the unprefixed ones first. A `traceparent` that is not
+//! valid W3C Trace Context is ignored and counted, never a reason to turn
+//! the event away; an invalid `tracestate` is dropped (and counted) and the
+//! `traceparent` kept, as the W3C spec says.
 //!
 //! A bridge's `ce-id` is `{run}.{seq}`: `run` is 22 letters and digits,
 //! unique per exporter and event type (a new one each time a bridge
@@ -37,10 +48,12 @@
 //! fails above 22 on either side; the bridge's README has the instruction
 //! counts.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::{HeaderMap, HeaderValue};
+use switchboard::TraceContext;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -56,6 +69,15 @@ pub const SOURCE: &str = "ce-source";
 pub const TIME: &str = "ce-time";
 /// `content-type`: the payload's MIME type, when it is not JSON.
 pub const CONTENT_TYPE: &str = "content-type";
+
+/// `traceparent`: the W3C trace context's trace id, parent id and flags.
+pub const TRACEPARENT: &str = "traceparent";
+/// `tracestate`: the W3C trace context's vendor-specific state.
+pub const TRACESTATE: &str = "tracestate";
+/// `traceparent` as some CloudEvents SDKs write extensions; read, never written.
+const CE_TRACEPARENT: &str = "ce-traceparent";
+/// `tracestate` as some CloudEvents SDKs write extensions; read, never written.
+const CE_TRACESTATE: &str = "ce-tracestate";
 
 /// The content type that goes without saying: CloudEvents' default, and
 /// the [`Json`](crate::Json) codec's.
@@ -82,6 +104,8 @@ pub(crate) mod name {
     pub(crate) const TIME: HeaderName = HeaderName::from_static(super::TIME);
     pub(crate) const CONTENT_TYPE: HeaderName = HeaderName::from_static(super::CONTENT_TYPE);
     pub(crate) const TTL: HeaderName = HeaderName::from_static(super::TTL);
+    pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static(super::TRACEPARENT);
+    pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static(super::TRACESTATE);
 }
 
 /// The metadata of one outgoing message.
@@ -92,12 +116,16 @@ pub(crate) struct Outgoing<'a> {
     pub time: SystemTime,
     pub content_type: &'a str,
     pub ttl: Option<Duration>,
+    pub trace: Option<&'a TraceContext>,
 }
 
 impl Outgoing<'_> {
     pub(crate) fn headers(&self) -> HeaderMap {
-        let mut headers = EventHeaders::new(self.event_type, self.source, self.content_type)
-            .event(self.id.to_owned(), self.time);
+        let mut headers = EventHeaders::new(self.event_type, self.source, self.content_type).event(
+            self.id.to_owned(),
+            self.time,
+            self.trace,
+        );
         if let Some(ttl) = self.ttl {
             let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             headers.insert(name::TTL, itoa::Buffer::new().format(millis));
@@ -153,8 +181,13 @@ impl EventHeaders {
         self
     }
 
-    /// The headers of the event `id`, stamped `time`.
-    pub(crate) fn event(&self, id: String, time: SystemTime) -> HeaderMap {
+    /// The headers of the event `id`, stamped `time`, carrying `trace`.
+    pub(crate) fn event(
+        &self,
+        id: String,
+        time: SystemTime,
+        trace: Option<&TraceContext>,
+    ) -> HeaderMap {
         let mut headers = match format_time(time) {
             Some(time) => {
                 let mut headers = self.timed.clone();
@@ -167,7 +200,83 @@ impl EventHeaders {
             headers.insert(NATS_MESSAGE_ID, id.as_str());
         }
         headers.insert(name::ID, id);
+        if let Some(trace) = trace {
+            insert_trace(&mut headers, trace);
+        }
         headers
+    }
+}
+
+/// Adds `trace` as `traceparent` and `tracestate` headers. Only events that
+/// carry a context get them (and the map's growth), so the others cost what
+/// they did.
+pub(crate) fn insert_trace(headers: &mut HeaderMap, trace: &TraceContext) {
+    headers.insert(name::TRACEPARENT, trace.traceparent());
+    if let Some(state) = trace.tracestate() {
+        headers.insert(name::TRACESTATE, state);
+    }
+}
+
+/// The trace context attributes of an incoming message, as they came.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TraceAttributes<'a> {
+    pub traceparent: Option<Cow<'a, str>>,
+    pub tracestate: Option<Cow<'a, str>>,
+    /// An attribute that cannot be text (structured mode: not a JSON string).
+    pub not_text: bool,
+}
+
+/// What an incoming message's trace context attributes amount to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Trace {
+    /// The context to give the event: `None` if the message has none or its
+    /// `traceparent` is invalid.
+    pub context: Option<TraceContext>,
+    /// Whether something was invalid and ignored (to be counted).
+    pub invalid: bool,
+}
+
+impl TraceAttributes<'_> {
+    /// Validates the attributes. A `traceparent` that is not valid W3C
+    /// Trace Context is ignored; an invalid `tracestate` is dropped and the
+    /// `traceparent` kept (the W3C rule); a `tracestate` without a
+    /// `traceparent` means nothing and is ignored without counting.
+    pub(crate) fn resolve(&self) -> Trace {
+        let Some(traceparent) = self.traceparent.as_deref() else {
+            return Trace {
+                context: None,
+                invalid: self.not_text,
+            };
+        };
+        if self.not_text {
+            // Which one was not text is not kept: ignore both.
+            return Trace {
+                context: None,
+                invalid: true,
+            };
+        }
+        let Ok(context) = TraceContext::parse(traceparent) else {
+            return Trace {
+                context: None,
+                invalid: true,
+            };
+        };
+        match self.tracestate.as_deref() {
+            None => Trace {
+                context: Some(context),
+                invalid: false,
+            },
+            Some(state) => match context.clone().with_tracestate(state) {
+                Ok(context) => Trace {
+                    context: Some(context),
+                    invalid: false,
+                },
+                Err(_) => Trace {
+                    context: Some(context),
+                    invalid: true,
+                },
+            },
+        }
     }
 }
 
@@ -183,6 +292,7 @@ pub(crate) fn largest_header_block(event_type: &str, source: &str) -> usize {
         time: SystemTime::UNIX_EPOCH,
         content_type: "application/x-a-long-content-type-for-good-measure",
         ttl: None,
+        trace: None,
     }
     .headers();
     headers.insert("Nats-Msg-Id", longest_id.as_str());
@@ -246,6 +356,7 @@ pub(crate) struct Incoming<'a> {
     /// the bridge's shape.
     pub sequence: Option<(&'a str, u64)>,
     pub ttl: Option<Duration>,
+    pub trace: TraceAttributes<'a>,
 }
 
 /// Why an incoming message is not a CloudEvent the bridge accepts.
@@ -277,6 +388,8 @@ impl<'a> Incoming<'a> {
         // up. The first value of each, as `HeaderMap::get` gives.
         let (mut specversion, mut id, mut event_type, mut source, mut ttl) =
             (None, None, None, None, None);
+        let (mut traceparent, mut tracestate, mut ce_traceparent, mut ce_tracestate) =
+            (None, None, None, None);
         for (key, values) in headers.iter() {
             let slot = match AsRef::<str>::as_ref(key) {
                 SPECVERSION => &mut specversion,
@@ -284,6 +397,10 @@ impl<'a> Incoming<'a> {
                 TYPE => &mut event_type,
                 SOURCE => &mut source,
                 TTL => &mut ttl,
+                TRACEPARENT => &mut traceparent,
+                TRACESTATE => &mut tracestate,
+                CE_TRACEPARENT => &mut ce_traceparent,
+                CE_TRACESTATE => &mut ce_tracestate,
                 _ => continue,
             };
             *slot = values
@@ -304,6 +421,20 @@ impl<'a> Incoming<'a> {
                 .map(|value| value.parse().map_err(|_| Malformed::Number(TTL)))
                 .transpose()?
                 .map(Duration::from_millis),
+            // The unprefixed pair, or else the prefixed one; never a mix.
+            trace: if traceparent.is_some() {
+                TraceAttributes {
+                    traceparent: traceparent.map(Cow::Borrowed),
+                    tracestate: tracestate.map(Cow::Borrowed),
+                    not_text: false,
+                }
+            } else {
+                TraceAttributes {
+                    traceparent: ce_traceparent.map(Cow::Borrowed),
+                    tracestate: ce_tracestate.map(Cow::Borrowed),
+                    not_text: false,
+                }
+            },
         })
     }
 }
@@ -320,6 +451,7 @@ mod tests {
             time,
             content_type: "application/json",
             ttl: None,
+            trace: None,
         }
     }
 
@@ -352,6 +484,7 @@ mod tests {
                 source: "replica-a",
                 sequence: Some(("ABCDEFGHIJKLMNOPQRSTUV", 7)),
                 ttl: None,
+                trace: TraceAttributes::default(),
             }
         );
     }
@@ -403,5 +536,93 @@ mod tests {
             Incoming::parse(Some(&no_source)),
             Err(Malformed::Missing(SOURCE))
         );
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_trace_context_travels_in_the_w3c_headers() {
+        let trace = TraceContext::parse(PARENT)
+            .unwrap()
+            .with_tracestate("rojo=1,congo=2")
+            .unwrap();
+        let headers = Outgoing {
+            trace: Some(&trace),
+            ..outgoing(SystemTime::now())
+        }
+        .headers();
+        assert_eq!(headers.get(TRACEPARENT).unwrap().as_str(), PARENT);
+        assert_eq!(headers.get(TRACESTATE).unwrap().as_str(), "rojo=1,congo=2");
+        let incoming = Incoming::parse(Some(&headers)).unwrap();
+        assert_eq!(
+            incoming.trace.resolve(),
+            Trace {
+                context: Some(trace),
+                invalid: false
+            }
+        );
+        let untraced = outgoing(SystemTime::now()).headers();
+        assert!(untraced.get(TRACEPARENT).is_none());
+        let incoming = Incoming::parse(Some(&untraced)).unwrap();
+        assert_eq!(
+            incoming.trace.resolve(),
+            Trace {
+                context: None,
+                invalid: false
+            }
+        );
+    }
+
+    #[test]
+    fn the_ce_prefixed_names_are_read_and_the_w3c_ones_win() {
+        let mut headers = outgoing(SystemTime::now()).headers();
+        headers.insert(CE_TRACEPARENT, PARENT);
+        headers.insert(CE_TRACESTATE, "a=1");
+        let context = Incoming::parse(Some(&headers))
+            .unwrap()
+            .trace
+            .resolve()
+            .context
+            .unwrap();
+        assert_eq!(context.tracestate(), Some("a=1"));
+        let other = PARENT.replace("-01", "-00");
+        headers.insert(TRACEPARENT, other.as_str());
+        let context = Incoming::parse(Some(&headers))
+            .unwrap()
+            .trace
+            .resolve()
+            .context
+            .unwrap();
+        assert_eq!((context.traceparent(), context.tracestate()), (other, None));
+    }
+
+    #[test]
+    fn invalid_trace_context_is_ignored_and_said_so() {
+        let attributes = |parent: Option<&'static str>, state: Option<&'static str>| {
+            TraceAttributes {
+                traceparent: parent.map(Cow::Borrowed),
+                tracestate: state.map(Cow::Borrowed),
+                not_text: false,
+            }
+            .resolve()
+        };
+        let bad = attributes(Some("00-zz-00f067aa0ba902b7-01"), Some("a=1"));
+        assert_eq!((bad.context, bad.invalid), (None, true));
+        let bad_state = attributes(Some(PARENT), Some("A=1"));
+        assert!(bad_state.invalid);
+        let kept = bad_state.context.unwrap();
+        assert_eq!(
+            (kept.traceparent().as_str(), kept.tracestate()),
+            (PARENT, None)
+        );
+        let orphan = attributes(None, Some("a=1"));
+        assert_eq!((orphan.context, orphan.invalid), (None, false));
+        let not_text = TraceAttributes {
+            traceparent: Some(Cow::Borrowed(PARENT)),
+            tracestate: None,
+            not_text: true,
+        }
+        .resolve();
+        assert_eq!((not_text.context, not_text.invalid), (None, true));
     }
 }

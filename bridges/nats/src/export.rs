@@ -13,7 +13,7 @@ use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use switchboard::{Event, Subscription};
+use switchboard::{Event, Subscription, TraceContext};
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
@@ -41,6 +41,8 @@ pub(crate) struct Prepared {
     /// What its headers were made of, to make them again for a retry.
     pub(crate) format: Arc<Format>,
     pub(crate) time: SystemTime,
+    /// The event's trace context, if it has one.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl Prepared {
@@ -76,21 +78,33 @@ impl Format {
         }
     }
 
-    /// The headers and payload of the event `id`, stamped `time`, whose
-    /// codec wrote `data`.
-    fn message(&self, id: String, time: SystemTime, data: Vec<u8>) -> (HeaderMap, Bytes) {
+    /// The headers and payload of the event `id`, stamped `time`, carrying
+    /// `trace`, whose codec wrote `data`.
+    fn message(
+        &self,
+        id: String,
+        time: SystemTime,
+        data: Vec<u8>,
+        trace: Option<&TraceContext>,
+    ) -> (HeaderMap, Bytes) {
         match self {
-            Format::Binary(headers) => (headers.event(id, time), Bytes::from(data)),
-            Format::Structured(envelope) => {
-                (envelope.headers(&id), envelope.payload(&id, time, &data))
-            }
+            Format::Binary(headers) => (headers.event(id, time, trace), Bytes::from(data)),
+            Format::Structured(envelope) => (
+                envelope.headers(&id),
+                envelope.payload(&id, time, &data, trace),
+            ),
         }
     }
 
     /// The headers of the event `id` again, for a retry.
-    pub(crate) fn headers(&self, id: String, time: SystemTime) -> HeaderMap {
+    pub(crate) fn headers(
+        &self,
+        id: String,
+        time: SystemTime,
+        trace: Option<&TraceContext>,
+    ) -> HeaderMap {
         match self {
-            Format::Binary(headers) => headers.event(id, time),
+            Format::Binary(headers) => headers.event(id, time, trace),
             Format::Structured(envelope) => envelope.headers(&id),
         }
     }
@@ -175,14 +189,16 @@ impl Run {
             format: Arc::new(Format::new(&entry, shared, jetstream)),
         });
         let time = event.timestamp();
-        let (headers, payload) = run
-            .format
-            .message(event_id(&run.run, run.sent + 1), time, data);
+        let trace = event.trace_context();
+        let (headers, payload) =
+            run.format
+                .message(event_id(&run.run, run.sent + 1), time, data, trace);
         Some(Prepared {
             subject: run.subject.clone(),
             headers,
             format: Arc::clone(&run.format),
             time,
+            trace: trace.cloned(),
             entry,
             payload,
         })

@@ -135,6 +135,48 @@
 //! on a runtime thread of its own. With the feature `prometheus`,
 //! `prometheus::BridgeCollector` exports [`Bridge::stats`] to Prometheus.
 //!
+//! # Trace context
+//!
+//! An event whose type carries a W3C trace context (a field
+//! `Option<switchboard::TraceContext>`, see [`switchboard::Event::trace_context`])
+//! crosses with it, as the CloudEvents distributed-tracing extension: the
+//! `traceparent` and `tracestate` headers in binary mode, attributes of the
+//! same names in the JSON object in structured mode. The importer gives the
+//! context to the event it decodes, before publishing it
+//! ([`switchboard::Event::set_trace_context`]), so a subscriber reads
+//! `event.trace_context()` as in the exporting process. Served requests
+//! and their responses carry it the same way: a responder that answers
+//! within the request's trace copies the request's context into its
+//! response. Types without a trace context pay nothing for it.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use std::time::SystemTime;
+//! use switchboard::{Event, TraceContext};
+//!
+//! #[derive(Event, Serialize, Deserialize)]
+//! #[event(type = "order.placed")]
+//! struct OrderPlaced {
+//!     order: u64,
+//!     timestamp: SystemTime,
+//!     #[serde(skip)] // it travels beside the data, not in it
+//!     trace: Option<TraceContext>,
+//! }
+//! ```
+//!
+//! A `traceparent` from the wire that is not valid W3C Trace Context is
+//! ignored (the event is imported without a context) and counted in
+//! [`ImportCounts::trace_invalid`] (for requests and responses,
+//! [`RequestCounts::trace_invalid`]); an invalid `tracestate` is dropped
+//! and the `traceparent` kept, as the W3C spec says. Neither ever fails an
+//! import. Importers also read `ce-traceparent`/`ce-tracestate`, the names
+//! CloudEvents SDKs give extensions in binary mode.
+//!
+//! With the feature `opentelemetry`, the import of an event with a context
+//! runs in a span whose OpenTelemetry parent is the producer's span (one
+//! trace across processes), and `otel::current_trace_context()` fills an
+//! event's context from the current span.
+//!
 //! # Bad input and faults
 //!
 //! Nothing the bridge can see is lost uncounted, and the bridge does not
@@ -226,6 +268,9 @@ pub mod structured;
 pub mod subject;
 mod types;
 mod window;
+
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 
 pub use bridge::Bridge;
 pub use builder::{

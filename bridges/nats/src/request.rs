@@ -20,6 +20,7 @@ use crate::codec::{Codec, CodecError, Json};
 use crate::serve::done_subject;
 use crate::stats::bump;
 use crate::subject::{self, SubjectError};
+use crate::types::decode_traced;
 
 /// How often a request with a cancel token checks it: `CancelToken` offers
 /// no future to wait on.
@@ -369,6 +370,7 @@ where
         time: SystemTime::now(),
         content_type: Json.content_type(),
         ttl: Some(options.timeout),
+        trace: request.trace_context(),
     }
     .headers();
 
@@ -445,12 +447,17 @@ where
                 });
             }
         }
-        let counted = Incoming::parse(reply.headers.as_ref()).is_ok()
-            && Json
-                .decode::<R>(&reply.payload)
-                .ok()
-                .filter(|response| response.request_id() == request_id)
-                .is_some_and(|response| gather.offer(response));
+        let counted = Incoming::parse(reply.headers.as_ref())
+            .ok()
+            .map(|meta| meta.trace.resolve())
+            .and_then(|trace| {
+                if trace.invalid {
+                    bump(&shared.requests.trace_invalid);
+                }
+                decode_traced::<R, _>(&Json, &reply.payload, trace.context).ok()
+            })
+            .filter(|response| response.request_id() == request_id)
+            .is_some_and(|response| gather.offer(response));
         if !counted {
             bump(&shared.requests.responses_ignored);
             continue;

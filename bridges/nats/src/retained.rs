@@ -50,7 +50,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bridge::{Bridge, Shared};
 use crate::builder::BridgeBuilder;
-use crate::cloudevents::{self, event_id, Outgoing};
+use crate::cloudevents::{self, event_id, Incoming, Outgoing};
 use crate::codec::Codec;
 use crate::config::{ConfigError, ExportQueue};
 use crate::echo::Imported;
@@ -58,7 +58,7 @@ use crate::error::BridgeError;
 use crate::export::{log_now, stop_requested};
 use crate::stats::bump;
 use crate::subject::{check_event_type, default_stream_name};
-use crate::types::{type_id_of, DecodeFn, EncodeFn};
+use crate::types::{decode_traced, type_id_of, DecodeFn, EncodeFn};
 
 /// How long `connect` waits for the bucket's current values.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -285,7 +285,9 @@ impl<C: Codec> BridgeBuilder<C> {
             event_type,
             rust_type: type_name::<T>(),
             type_id: TypeId::of::<T>(),
-            decode: Box::new(move |bytes| Ok(Arc::new(codec.decode::<T>(bytes)?))),
+            decode: Box::new(move |bytes, trace| {
+                Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?))
+            }),
         });
         self
     }
@@ -800,6 +802,7 @@ impl Exporter {
             time: event.timestamp(),
             content_type: &self.shared.content_type,
             ttl: None,
+            trace: event.trace_context(),
         }
         .headers();
         headers.insert("Nats-Msg-Id", id.as_str());
@@ -1058,7 +1061,12 @@ impl Importer {
         if matches!(operation.as_deref(), Some("DEL" | "PURGE")) {
             return Some((key, None));
         }
-        match decode(&message.payload) {
+        // The context the value was written with, if valid (an invalid one
+        // is ignored: a retained value is state, read whole or not at all).
+        let trace = Incoming::parse(headers)
+            .ok()
+            .and_then(|meta| meta.trace.resolve().context);
+        match decode(&message.payload, trace) {
             Ok(event) if event.event_type() == entry.event_type => Some((key, Some(event))),
             Ok(event) => {
                 self.undecodable(key, &format!("it decodes as type {:?}", event.event_type()));

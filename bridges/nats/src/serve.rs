@@ -248,7 +248,11 @@ fn admit(
             shared.max_import_bytes
         ));
     }
-    let (request, request_id) = (entry.decode_request)(&message.payload)
+    let trace = meta.trace.resolve();
+    if trace.invalid {
+        bump(&shared.requests.trace_invalid);
+    }
+    let (request, request_id) = (entry.decode_request)(&message.payload, trace.context)
         .map_err(|error| format!("it does not decode as {}: {error}", entry.request_rust_type))?;
     let ttl = meta.ttl.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
     // Registered before the request is published: a responder may answer
@@ -364,6 +368,7 @@ pub(crate) async fn run_replies(
             time: response.timestamp(),
             content_type: &shared.content_type,
             ttl: None,
+            trace: response.trace_context(),
         }
         .headers();
         for reply in replies {

@@ -171,6 +171,13 @@ counters! {
         /// given up on it, nothing delivers it again (counted in
         /// [`ConsumerCounts::lost`] too).
         abandoned,
+        /// Messages whose trace context (`traceparent`, `tracestate`) was
+        /// not valid W3C Trace Context: ignored, never a reason not to
+        /// import (an invalid `traceparent` leaves the event without a
+        /// context, an invalid `tracestate` is dropped and the
+        /// `traceparent` kept). Counted besides the message's fate, for
+        /// messages that got as far as decoding.
+        trace_invalid,
     }
 }
 
@@ -263,6 +270,10 @@ counters! {
         /// Local responses, or rejections, that could not be sent back
         /// (encode or publish error).
         replies_failed,
+        /// Requests served and responses received whose trace context was
+        /// not valid W3C Trace Context: ignored, the request or response
+        /// taken without it (or without its `tracestate`).
+        trace_invalid,
     }
 }
 
@@ -458,7 +469,7 @@ impl fmt::Display for BridgeStats {
                 "  import {:<20} {:<13} received {}, imported {} | skipped: own {}, dup {} | not \
                  imported: malformed {}, mismatch {}, oversized {}, decode {}, dead-lettered {} | \
                  missed {} (late {}), unordered {}, jumps {} | held back {} | ack failed {} | \
-                 abandoned {}",
+                 abandoned {} | trace invalid {}",
                 s.event_type,
                 s.delivery,
                 c.received,
@@ -476,7 +487,8 @@ impl fmt::Display for BridgeStats {
                 c.jumps,
                 c.held_back,
                 c.ack_failed,
-                c.abandoned
+                c.abandoned,
+                c.trace_invalid
             )?;
         }
         let u = &self.unrouted;
@@ -491,7 +503,7 @@ impl fmt::Display for BridgeStats {
             f,
             "  requests: sent {} (completed {}, timed out {}, cancelled {}, rejected {}, \
              no responders {}), responses {} (ignored {}) | served {} (rejected {}, told {}; \
-             done early {}), replies {} (failed {})",
+             done early {}), replies {} (failed {}) | trace invalid {}",
             r.sent,
             r.completed,
             r.timed_out,
@@ -505,7 +517,8 @@ impl fmt::Display for BridgeStats {
             r.rejections_sent,
             r.served_done,
             r.replies_sent,
-            r.replies_failed
+            r.replies_failed,
+            r.trace_invalid
         )?;
         writeln!(
             f,

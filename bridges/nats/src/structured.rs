@@ -7,6 +7,11 @@
 //!  "datacontenttype":"application/json","id":"…","time":"…","data":{…}}
 //! ```
 //!
+//! An event that carries a trace context
+//! ([`Event::trace_context`](switchboard::Event::trace_context)) has the
+//! distributed-tracing extension's `traceparent` and `tracestate`
+//! attributes in the object as well.
+//!
 //! An exporter chooses it per bridge or per type
 //! ([`ContentMode`](crate::ContentMode)); every importer accepts both modes,
 //! telling them apart by the headers: a message without the `ce-` headers
@@ -25,8 +30,9 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use switchboard::TraceContext;
 
-use crate::cloudevents::{format_time, name, sequence_of, Incoming, SPEC_VERSION};
+use crate::cloudevents::{format_time, name, sequence_of, Incoming, TraceAttributes, SPEC_VERSION};
 
 /// The content type of a structured-mode message.
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -78,8 +84,15 @@ impl Envelope {
         headers
     }
 
-    /// The payload of the event `id`, stamped `time`, carrying `data`.
-    pub(crate) fn payload(&self, id: &str, time: SystemTime, data: &[u8]) -> Bytes {
+    /// The payload of the event `id`, stamped `time`, carrying `data` and
+    /// `trace`.
+    pub(crate) fn payload(
+        &self,
+        id: &str,
+        time: SystemTime,
+        data: &[u8],
+        trace: Option<&TraceContext>,
+    ) -> Bytes {
         let time = format_time(time);
         let data_len = if self.json_data {
             data.len()
@@ -94,6 +107,15 @@ impl Envelope {
             out.extend_from_slice(br#","time":""#);
             out.extend_from_slice(time.as_bytes());
             out.push(b'"');
+        }
+        if let Some(trace) = trace {
+            out.extend_from_slice(br#","traceparent":""#);
+            out.extend_from_slice(trace.traceparent().as_bytes());
+            out.push(b'"');
+            if let Some(state) = trace.tracestate() {
+                out.extend_from_slice(br#","tracestate":"#);
+                write_json_string(&mut out, state);
+            }
         }
         if self.json_data {
             out.extend_from_slice(br#","data":"#);
@@ -159,6 +181,41 @@ struct Wire<'a> {
     #[serde(borrow)]
     data: Option<&'a RawValue>,
     data_base64: Option<&'a str>,
+    /// Read raw, so that a value that is not a string (or one with
+    /// escapes) is an invalid trace context, ignored and counted, and not
+    /// a malformed event.
+    #[serde(borrow)]
+    traceparent: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tracestate: Option<&'a RawValue>,
+}
+
+/// A JSON string's text, borrowed when it has no escapes; `Err` for any
+/// other JSON value.
+fn json_text(raw: &RawValue) -> Result<Cow<'_, str>, ()> {
+    let text = raw.get();
+    match serde_json::from_str::<&str>(text) {
+        Ok(borrowed) => Ok(Cow::Borrowed(borrowed)),
+        Err(_) => serde_json::from_str::<String>(text)
+            .map(Cow::Owned)
+            .map_err(|_| ()),
+    }
+}
+
+fn trace_attributes<'a>(
+    traceparent: Option<&'a RawValue>,
+    tracestate: Option<&'a RawValue>,
+) -> TraceAttributes<'a> {
+    let mut not_text = false;
+    let mut text = |raw: Option<&'a RawValue>| {
+        raw.and_then(|raw| json_text(raw).map_err(|()| not_text = true).ok())
+    };
+    let (traceparent, tracestate) = (text(traceparent), text(tracestate));
+    TraceAttributes {
+        traceparent,
+        tracestate,
+        not_text,
+    }
 }
 
 /// The metadata and the data of a structured-mode message, or why it is
@@ -181,6 +238,7 @@ pub(crate) fn parse(payload: &[u8]) -> Result<(Incoming<'_>, Cow<'_, [u8]>), Str
         event_type: attribute(wire.event_type, "type")?,
         source: attribute(wire.source, "source")?,
         ttl: None,
+        trace: trace_attributes(wire.traceparent, wire.tracestate),
     };
     let data = match (wire.data, wire.data_base64) {
         (Some(_), Some(_)) => return Err("it has both data and data_base64".to_owned()),
@@ -215,7 +273,7 @@ mod tests {
     #[test]
     fn a_json_event_round_trips_with_its_data_as_json() {
         let envelope = Envelope::new("route.added", "replica-a", "application/json");
-        let payload = envelope.payload(ID, time(), br#"{"n":1}"#);
+        let payload = envelope.payload(ID, time(), br#"{"n":1}"#, None);
         let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(value["specversion"], "1.0");
         assert_eq!(value["type"], "route.added");
@@ -235,7 +293,7 @@ mod tests {
     #[test]
     fn other_content_types_travel_as_base64() {
         let envelope = Envelope::new("blob.put", "a", "application/octet-stream");
-        let payload = envelope.payload(ID, time(), &[0, 159, 146, 150, 255]);
+        let payload = envelope.payload(ID, time(), &[0, 159, 146, 150, 255], None);
         let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(value["data_base64"], "AJ+Slv8=");
         assert_eq!(&*parse(&payload).unwrap().1, &[0, 159, 146, 150, 255]);
@@ -245,7 +303,7 @@ mod tests {
     fn attributes_are_escaped_once_per_type() {
         let envelope = Envelope::new("a\"b", "c\\d", "application/json");
         let value: serde_json::Value =
-            serde_json::from_slice(&envelope.payload(ID, time(), b"1")).unwrap();
+            serde_json::from_slice(&envelope.payload(ID, time(), b"1", None)).unwrap();
         assert_eq!(value["type"], "a\"b");
         assert_eq!(value["source"], "c\\d");
     }
@@ -300,5 +358,38 @@ mod tests {
             let error = parse(payload).unwrap_err();
             assert!(error.contains(why), "{error}");
         }
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_trace_context_travels_as_attributes_of_the_envelope() {
+        let trace = TraceContext::parse(PARENT)
+            .unwrap()
+            .with_tracestate("k=\"q\\")
+            .unwrap();
+        let envelope = Envelope::new("t", "s", "application/json");
+        let payload = envelope.payload(ID, time(), b"1", Some(&trace));
+        let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(value["traceparent"], PARENT);
+        assert_eq!(value["tracestate"], "k=\"q\\");
+        let (meta, _) = parse(&payload).unwrap();
+        assert_eq!(meta.trace.resolve().context, Some(trace));
+        let untraced = envelope.payload(ID, time(), b"1", None);
+        let value: serde_json::Value = serde_json::from_slice(&untraced).unwrap();
+        assert!(value.get("traceparent").is_none());
+        assert_eq!(parse(&untraced).unwrap().0.trace.resolve().context, None);
+    }
+
+    #[test]
+    fn a_trace_context_that_is_not_a_string_is_invalid_not_malformed() {
+        let payload =
+            br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":1,"traceparent":7}"#;
+        let (meta, _) = parse(payload).unwrap();
+        let trace = meta.trace.resolve();
+        assert_eq!((trace.context, trace.invalid), (None, true));
+        let payload = br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":1,"traceparent":"00-nope"}"#;
+        let trace = parse(payload).unwrap().0.trace.resolve();
+        assert_eq!((trace.context, trace.invalid), (None, true));
     }
 }

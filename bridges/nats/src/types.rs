@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use switchboard::{Event, Request, Response};
+use switchboard::{Event, Request, Response, TraceContext};
 
 use crate::codec::{Codec, CodecError, Json};
 use crate::config::{ContentMode, Delivery};
@@ -14,12 +14,18 @@ use crate::stats::{ExportCounters, ImportCounters};
 
 /// Encodes an event of the entry's Rust type (the caller checked the type).
 pub(crate) type EncodeFn = Box<dyn Fn(&dyn Event) -> Result<Vec<u8>, CodecError> + Send + Sync>;
-/// Decodes a payload into an event of the entry's Rust type.
-pub(crate) type DecodeFn = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Event>, CodecError> + Send + Sync>;
+/// Decodes a payload into an event of the entry's Rust type, giving it the
+/// message's trace context ([`Event::set_trace_context`]).
+pub(crate) type DecodeFn =
+    Box<dyn Fn(&[u8], Option<TraceContext>) -> Result<Arc<dyn Event>, CodecError> + Send + Sync>;
 
-/// Decodes a request and returns it with its request id.
-pub(crate) type DecodeRequestFn =
-    Box<dyn Fn(&[u8]) -> Result<(Arc<dyn Event>, String), CodecError> + Send + Sync>;
+/// Decodes a request, with its trace context, and returns it with its
+/// request id.
+pub(crate) type DecodeRequestFn = Box<
+    dyn Fn(&[u8], Option<TraceContext>) -> Result<(Arc<dyn Event>, String), CodecError>
+        + Send
+        + Sync,
+>;
 
 /// The concrete type of an event behind `dyn Event`.
 pub(crate) fn type_id_of(event: &dyn Event) -> TypeId {
@@ -38,8 +44,21 @@ fn encoder<T: Event + Serialize, C: Codec>(codec: Arc<C>) -> EncodeFn {
     })
 }
 
+/// Decodes a `T` with `codec` and gives it `trace`, before it is shared.
+pub(crate) fn decode_traced<T: Event + DeserializeOwned, C: Codec>(
+    codec: &C,
+    bytes: &[u8],
+    trace: Option<TraceContext>,
+) -> Result<T, CodecError> {
+    let mut event = codec.decode::<T>(bytes)?;
+    if trace.is_some() {
+        event.set_trace_context(trace);
+    }
+    Ok(event)
+}
+
 fn decoder<T: Event + DeserializeOwned, C: Codec>(codec: Arc<C>) -> DecodeFn {
-    Box::new(move |bytes| Ok(Arc::new(codec.decode::<T>(bytes)?)))
+    Box::new(move |bytes, trace| Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?)))
 }
 
 /// An exported Rust type.
@@ -133,8 +152,8 @@ impl ServedType {
         Self {
             request_type,
             request_rust_type: type_name::<Q>(),
-            decode_request: Box::new(move |bytes| {
-                let request: Q = Json.decode(bytes)?;
+            decode_request: Box::new(move |bytes, trace| {
+                let request: Q = decode_traced(&Json, bytes, trace)?;
                 let id = request.request_id().to_owned();
                 Ok((Arc::new(request), id))
             }),

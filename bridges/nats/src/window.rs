@@ -269,7 +269,9 @@ impl Window {
         let headers = if attempt == 0 {
             std::mem::replace(&mut prepared.headers, HeaderMap::new())
         } else {
-            prepared.format.headers(slot.id.clone(), prepared.time)
+            prepared
+                .format
+                .headers(slot.id.clone(), prepared.time, prepared.trace.as_ref())
         };
         let result = self
             .client

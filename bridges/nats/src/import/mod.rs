@@ -57,6 +57,10 @@ struct Accepted<'a> {
     event: Arc<dyn Event>,
     source: &'a str,
     id: &'a str,
+    /// The span the event is imported in, if it has a trace context: it
+    /// ends when the importer is done publishing (dropping this).
+    #[cfg(feature = "opentelemetry")]
+    span: Option<tracing::Span>,
 }
 
 /// What an importer remembers between messages.
@@ -188,7 +192,28 @@ fn process<'a>(
     if payload.len() > shared.max_import_bytes {
         return too_large(shared, entry, payload.len());
     }
-    let event = match (entry.decode)(&payload) {
+    let trace = meta.trace.resolve();
+    if trace.invalid {
+        bump(&counters.trace_invalid);
+        let count = counters.trace_invalid.load(Ordering::Relaxed);
+        if log_now(count) {
+            tracing::warn!(
+                bridge = %shared.name,
+                event_type = %entry.event_type,
+                count,
+                "switchboard-nats: a message's trace context is not valid W3C Trace Context; \
+                 imported without it"
+            );
+        }
+    }
+    #[cfg(feature = "opentelemetry")]
+    let span = trace
+        .context
+        .as_ref()
+        .map(|context| crate::otel::import_span(&entry.event_type, meta.source, context));
+    #[cfg(feature = "opentelemetry")]
+    let _entered = span.as_ref().map(tracing::Span::enter);
+    let event = match (entry.decode)(&payload, trace.context) {
         Ok(event) => event,
         Err(error) => {
             return reject(
@@ -211,10 +236,14 @@ fn process<'a>(
     if let Some(recent) = memory.recent.as_mut() {
         recent.insert(meta.source, meta.id);
     }
+    #[cfg(feature = "opentelemetry")]
+    drop(_entered);
     Verdict::Import(Accepted {
         event,
         source: meta.source,
         id: meta.id,
+        #[cfg(feature = "opentelemetry")]
+        span,
     })
 }
 
@@ -305,6 +334,11 @@ pub(crate) async fn run_core(
             false,
         );
         if let Verdict::Import(accepted) = verdict {
+            #[cfg(feature = "opentelemetry")]
+            if let Some(span) = accepted.span {
+                span.in_scope(|| shared.bus.publish_arc(accepted.event));
+                continue;
+            }
             shared.bus.publish_arc(accepted.event);
         }
     }
