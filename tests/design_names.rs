@@ -1,0 +1,339 @@
+//! The design names only what exists: every file path and every Rust name
+//! that `docs/design.md` writes as inline code must be found in the
+//! workspace, so a rename or a removal that forgets the design fails here,
+//! not in a reader's head.
+//!
+//! - A span that looks like a file (`core/writer.rs`, `tests/crash.rs`,
+//!   `timer.rs`) must name a file of the workspace: the path from the root,
+//!   or the end of some file's path.
+//! - A span that looks like Rust (`EventBus::subscribe_with`,
+//!   `stats().requests.no_responders`, `retained::<T>()`) has each of its
+//!   names checked, outside argument lists and generics: the name must
+//!   appear in the workspace's code (Rust sources with their comments
+//!   removed, `Cargo.toml` files, `.ci/run`). A name only a comment still
+//!   mentions has gone from the code, so it counts as gone.
+//! - Names from outside the workspace that the code never writes are listed
+//!   in [`OUTSIDE`], each with why; the first column of a table headed by
+//!   the Go original (its method-to-call map) is the Go side and not checked.
+//! - Anything else (prose in backticks, subjects such as `{prefix}.>`,
+//!   header names such as `ce-id`, snippets with spaces) is not checked.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Names the design writes that live outside the workspace's code.
+const OUTSIDE: &[&str] = &[
+    // The Go original's, named in prose (its table's column is not checked).
+    "CoalescibleEvent",
+    // The NATS server's name of async-nats' `DeliverPolicy::LastPerSubject`.
+    "DeliverLastPerSubject",
+];
+
+/// Files of the Go origin, named where the design compares.
+const OUTSIDE_FILE_EXTENSIONS: &[&str] = &["go"];
+
+#[test]
+fn the_design_names_only_what_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let design = fs::read_to_string(root.join("docs/design.md")).unwrap();
+    let workspace = Workspace::scan(root);
+    let missing = workspace.missing(&design);
+    assert!(
+        missing.is_empty(),
+        "docs/design.md names what the workspace does not have (rename or \
+         remove it in the design, or list a name from outside in OUTSIDE):\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn a_renamed_method_a_moved_file_and_a_comment_only_name_are_caught() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = Workspace::scan(root);
+    // The names that must not exist are glued at run time: written whole in
+    // this file's strings, they would be words of the workspace's code.
+    let gone_method = concat!("publish_many", "_at_once");
+    let gone_file = concat!("core/tele", "port.rs");
+    let gone_field = concat!("no_such", "_field");
+    let design = format!(
+        "Publish with `EventBus::publish_arc`, which `core/delivery.rs` \
+         serves; the old `EventBus::{gone_method}` and `{gone_file}` are \
+         gone, `stats().requests.{gone_field}` never was. `{{prefix}}.>` \
+         and `ce-id` are not Rust, `types.go` is the Go origin's.\n\n\
+         | Go original | switchboard |\n|---|---|\n\
+         | `NewEventBus(capacity)` | `EventBus::new()`, `EventBus::{gone_method}` |\n"
+    );
+    assert_eq!(
+        workspace.missing(&design),
+        [
+            format!("`EventBus::{gone_method}`: {gone_method}"),
+            format!("`{gone_file}`: no such file"),
+            format!("`stats().requests.{gone_field}`: {gone_field}"),
+            format!("`EventBus::{gone_method}`: {gone_method}"),
+        ]
+    );
+    // a_name_only_this_comment_has: a comment is not code.
+    let commented = concat!("a_name_only", "_this_comment_has");
+    assert_eq!(
+        workspace.missing(&format!("`{commented}`")),
+        [format!("`{commented}`: {commented}")]
+    );
+}
+
+/// What the workspace has: its files and the words of its code.
+struct Workspace {
+    files: Vec<String>,
+    words: BTreeSet<String>,
+}
+
+impl Workspace {
+    fn scan(root: &Path) -> Self {
+        let mut files = Vec::new();
+        collect_files(root, root, &mut files);
+        let mut words = BTreeSet::new();
+        for file in &files {
+            let text = || fs::read_to_string(root.join(file)).unwrap_or_default();
+            if file.ends_with(".rs") {
+                words.extend(words_of(&without_comments(&text())));
+            } else if file.ends_with("Cargo.toml") || file == ".ci/run" {
+                words.extend(words_of(&text()));
+            }
+        }
+        Workspace { files, words }
+    }
+
+    /// Each inline code span of `markdown` that names what does not exist,
+    /// with the part that does not.
+    fn missing(&self, markdown: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        for span in inline_code(markdown) {
+            let gone: Vec<String> = if let Some(extension) = file_extension(span) {
+                if OUTSIDE_FILE_EXTENSIONS.contains(&extension) || self.has_file(span) {
+                    continue;
+                }
+                vec!["no such file".to_string()]
+            } else if let Some(names) = rust_names(span) {
+                names
+                    .into_iter()
+                    .filter(|name| !self.words.contains(name) && !OUTSIDE.contains(&name.as_str()))
+                    .collect()
+            } else {
+                continue;
+            };
+            if !gone.is_empty() {
+                missing.push(format!("`{span}`: {}", gone.join(", ")));
+            }
+        }
+        missing
+    }
+
+    fn has_file(&self, path: &str) -> bool {
+        let path = path.trim_end_matches('/');
+        self.files.iter().any(|file| {
+            file == path
+                || file.ends_with(&format!("/{path}"))
+                || file.starts_with(&format!("{path}/"))
+                || file.contains(&format!("/{path}/"))
+        })
+    }
+}
+
+/// Every file under `dir`, as a path from `root` with `/` separators,
+/// leaving out build output and version control.
+fn collect_files(root: &Path, dir: &Path, files: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name == "target" || name.starts_with('.') && name != ".ci" {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(root, &path, files);
+        } else {
+            let relative = path.strip_prefix(root).unwrap();
+            files.push(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+/// The contents of the inline code spans of `markdown`, outside fenced
+/// blocks and the Go column of a table whose header cell names the Go
+/// original.
+fn inline_code(markdown: &str) -> Vec<&str> {
+    let mut spans = Vec::new();
+    let mut fenced = false;
+    let mut go_table = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').collect();
+        let row = line.starts_with('|') && cells.len() > 2;
+        if !row {
+            go_table = false;
+        } else if !go_table && cells[1].contains("Go") && !cells[1].contains('`') {
+            go_table = true;
+        }
+        let line = if row && go_table {
+            &line[cells[1].len() + 2..]
+        } else {
+            line
+        };
+        let mut parts = line.split('`');
+        parts.next();
+        while let (Some(code), Some(_)) = (parts.next(), parts.next()) {
+            spans.push(code);
+        }
+    }
+    spans
+}
+
+/// The extension of a span that names a file: a path of plain characters
+/// ending in a known extension, or a directory ending in `/`.
+fn file_extension(span: &str) -> Option<&str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
+    if !span.chars().all(plain) || span.starts_with('.') {
+        return None;
+    }
+    if span.ends_with('/') {
+        return Some("");
+    }
+    let (_, extension) = span.rsplit_once('.')?;
+    ["rs", "md", "toml", "conf", "go", "yml", "sh"]
+        .contains(&extension)
+        .then_some(extension)
+}
+
+/// The names of a span written as a Rust path or expression (`a::b`,
+/// `a.b()`, `a::<T>()`, `x(..)`), outside its argument lists and generics;
+/// `None` when the span is not one (spaces, operators, punctuation).
+fn rust_names(span: &str) -> Option<Vec<String>> {
+    let span = span.trim_start_matches('.');
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    let mut chars = span.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' => depth = depth.checked_sub(1)?,
+            ':' if chars.peek() == Some(&':') => {
+                chars.next();
+            }
+            '.' | ',' | '&' | '\'' => {}
+            c if c.is_ascii_alphanumeric() || c == '_' => {
+                if depth == 0 {
+                    current.push(c);
+                }
+                continue;
+            }
+            _ => return None,
+        }
+        if !current.is_empty() {
+            names.push(std::mem::take(&mut current));
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    if !current.is_empty() {
+        names.push(current);
+    }
+    let identifier =
+        |name: &String| name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    (!names.is_empty() && names.iter().all(identifier)).then_some(names)
+}
+
+/// `source` with its comments (line, doc and block) blanked out; string
+/// literals kept, since a name may live only in one (a bench id, a metric).
+fn without_comments(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'/', Some(b'/')) => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            (b'/', Some(b'*')) => {
+                let mut depth = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(' ');
+            }
+            (b'r', Some(b'#' | b'"')) if !ident_before(bytes, i) => {
+                // A raw string: it ends at a quote followed by as many `#`.
+                let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+                let close = format!("\"{}", "#".repeat(hashes));
+                let start = i;
+                let body = i + 2 + hashes;
+                i = source[body..]
+                    .find(&close)
+                    .map_or(bytes.len(), |end| body + end + close.len());
+                out.push_str(&source[start..i]);
+            }
+            (b'\'', _) => {
+                // A character literal (`'"'`, `'\''`) or a lifetime.
+                let end = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                    (Some(b'\\'), _) => source[i + 3..].find('\'').map(|at| i + 4 + at),
+                    (Some(_), Some(b'\'')) => Some(i + 3),
+                    _ => None,
+                };
+                let end = end.unwrap_or(i + 1).min(bytes.len());
+                out.push_str(&source[i..end]);
+                i = end;
+            }
+            (b'"', _) => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                out.push_str(&source[start..i]);
+            }
+            _ => {
+                let next = source[i..].chars().next().unwrap();
+                out.push(next);
+                i += next.len_utf8();
+            }
+        }
+    }
+    out
+}
+
+/// Whether the byte before `at` continues an identifier (so an `r` there is
+/// not a raw string's prefix).
+fn ident_before(bytes: &[u8], at: usize) -> bool {
+    at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_')
+}
+
+/// The identifier-like words of `text`.
+fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .map(str::to_string)
+}
