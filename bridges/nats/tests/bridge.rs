@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use async_nats::{ConnectOptions, HeaderMap};
-use common::{eventually, init_tracing, LoadSampled, NatsServer, RouteAdded, ServerOptions};
+use common::{
+    connect, eventually, init_tracing, LoadSampled, NatsServer, RouteAdded, ServerOptions,
+};
 use futures_util::StreamExt;
 use switchboard::{Event, EventBus, TypedSubscription};
 use switchboard_nats::{
     cloudevents, structured, subject::SubjectError, Bridge, BridgeBuilder, BridgeError,
-    ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions, Json,
+    ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -22,13 +24,6 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Receives `n` events within [`WAIT`] each.
 async fn take<T: Event>(subscription: &mut TypedSubscription<T>, n: usize) -> Vec<Arc<T>> {
     common::take(subscription, n, WAIT).await
-}
-
-async fn connect(builder: BridgeBuilder<Json>, server: &NatsServer) -> Bridge {
-    builder
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .expect("the bridge connects")
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::ConnectOptions;
-use common::{eventually, init_tracing, registered, NatsServer, RouteAdded};
+use common::{consumer_settled, eventually, init_tracing, registered, NatsServer, RouteAdded};
 use futures_util::StreamExt;
 use switchboard::{EventBus, TypedSubscription, WithAcks};
 use switchboard_nats::{Bridge, Delivery, JetStreamOptions};
@@ -120,27 +120,6 @@ async fn pair(
     (bus_a, exporter, bus_b, importer)
 }
 
-/// Waits until the durable consumer has nothing pending or unacknowledged.
-async fn consumer_settled(url: &str, durable: &str) -> bool {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(stream) = js.get_stream("SB").await {
-            let consumer: Result<jetstream::consumer::PullConsumer, _> =
-                stream.get_consumer(durable).await;
-            if let Ok(mut consumer) = consumer {
-                if let Ok(info) = consumer.info().await {
-                    if info.num_ack_pending == 0 && info.num_pending == 0 {
-                        return true;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 /// How many messages the prefix's stream holds, and its last sequence.
 async fn stream_state(url: &str) -> (u64, u64) {
     let js = jetstream::new(async_nats::connect(url).await.unwrap());
@@ -196,7 +175,7 @@ async fn a_slow_critical_subscriber_gets_every_event_each_acked_only_once_proces
     let (received, app) = tokio::task::spawn_blocking(move || worker.join().unwrap())
         .await
         .unwrap();
-    assert!(consumer_settled(&server.url(), "slow-importer").await);
+    assert!(consumer_settled(&server.url(), "SB", "slow-importer").await);
     let all_acked = eventually(WAIT, || {
         acks.lock()
             .unwrap()
@@ -298,7 +277,7 @@ async fn an_abandoned_event_comes_again_to_every_subscriber_and_is_not_a_duplica
     finished.lock().unwrap().insert(2);
     second.ack();
 
-    assert!(consumer_settled(&server.url(), "abandon-importer").await);
+    assert!(consumer_settled(&server.url(), "SB", "abandon-importer").await);
     let stats = importer.shutdown().await;
     let counts = stats.import("route.added").unwrap();
     let acks = acks.lock().unwrap();
@@ -352,7 +331,7 @@ async fn long_work_keeps_its_message_in_progress_and_the_ack_follows_it() {
     finished.lock().unwrap().insert(1);
     job.ack();
 
-    assert!(consumer_settled(&server.url(), "long-importer").await);
+    assert!(consumer_settled(&server.url(), "SB", "long-importer").await);
     let stats = importer.shutdown().await;
     let counts = stats.import("route.added").unwrap();
     let acks = acks.lock().unwrap();
@@ -420,7 +399,7 @@ async fn a_consumer_lost_while_events_are_in_the_bus_resumes_at_the_first_not_co
     let last = next(&mut worker).await;
     assert_eq!(last.n, 4);
     last.ack();
-    assert!(consumer_settled(&server.url(), "lost-importer").await);
+    assert!(consumer_settled(&server.url(), "SB", "lost-importer").await);
     let stats = importer.shutdown().await;
     let counts = stats.import("route.added").unwrap();
     println!(

@@ -11,9 +11,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream;
 use async_nats::ConnectOptions;
-use common::{eventually, init_tracing, NatsServer, RouteAdded};
+use common::{consumer_settled, eventually, init_tracing, NatsServer, RouteAdded};
 use switchboard::{EventBus, TypedSubscription};
 use switchboard_nats::{Bridge, BridgeStats, Delivery, ExportQueue, JetStreamOptions};
 
@@ -39,31 +38,6 @@ fn fast_jetstream() -> JetStreamOptions {
 /// Drains what the subscription holds now.
 fn drain(subscription: &TypedSubscription<RouteAdded>, into: &mut Vec<u64>) {
     into.extend(subscription.try_iter().map(|event| event.n));
-}
-
-/// Waits until the durable consumer has nothing pending or unacknowledged
-/// (so no redelivery is still to come).
-async fn consumer_settled(url: &str, stream: &str, durable: &str) -> bool {
-    let client = async_nats::connect(url)
-        .await
-        .expect("a client for the check");
-    let js = jetstream::new(client);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(stream) = js.get_stream(stream).await {
-            let consumer: Result<jetstream::consumer::PullConsumer, _> =
-                stream.get_consumer(durable).await;
-            if let Ok(mut consumer) = consumer {
-                if let Ok(info) = consumer.info().await {
-                    if info.num_ack_pending == 0 && info.num_pending == 0 {
-                        return true;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 /// Asserts that `received` is `1..=EVENTS`, each once, in order.

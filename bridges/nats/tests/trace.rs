@@ -9,15 +9,15 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_nats::{ConnectOptions, HeaderMap};
-use common::{init_tracing, NatsServer};
+use async_nats::HeaderMap;
+use common::{connect, init_tracing, NatsServer};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use switchboard::{Event, EventBus, Request, RequestOptions, Response, TraceContext};
 use switchboard_nats::cloudevents::{
     ID, SOURCE, SPECVERSION, SPEC_VERSION, TRACEPARENT, TRACESTATE, TYPE,
 };
-use switchboard_nats::{structured, Bridge, BridgeBuilder, ContentMode, Delivery, Json};
+use switchboard_nats::{structured, Bridge, ContentMode, Delivery};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -69,13 +69,6 @@ struct Checked {
     timestamp: SystemTime,
     #[serde(skip)]
     trace: Option<TraceContext>,
-}
-
-async fn connect(builder: BridgeBuilder<Json>, server: &NatsServer) -> Bridge {
-    builder
-        .connect(server.url(), ConnectOptions::new())
-        .await
-        .expect("the bridge connects")
 }
 
 async fn next<T: Event>(subscription: &mut switchboard::TypedSubscription<T>) -> Arc<T> {

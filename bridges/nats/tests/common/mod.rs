@@ -348,6 +348,43 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
+/// Waits (up to a minute) until the durable consumer of `stream` has
+/// nothing pending or unacknowledged (so no redelivery is still to come).
+pub async fn consumer_settled(url: &str, stream: &str, durable: &str) -> bool {
+    let client = async_nats::connect(url)
+        .await
+        .expect("a client for the check");
+    let js = async_nats::jetstream::new(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(stream) = js.get_stream(stream).await {
+            let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> =
+                stream.get_consumer(durable).await;
+            if let Ok(mut consumer) = consumer {
+                if let Ok(info) = consumer.info().await {
+                    if info.num_ack_pending == 0 && info.num_pending == 0 {
+                        return true;
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Connects the bridge `builder` describes to `server`, or panics saying
+/// so.
+pub async fn connect<C: switchboard_nats::Codec>(
+    builder: switchboard_nats::BridgeBuilder<C>,
+    server: &NatsServer,
+) -> switchboard_nats::Bridge {
+    builder
+        .connect(server.url(), async_nats::ConnectOptions::new())
+        .await
+        .expect("the bridge connects")
+}
+
 /// Returns once the server has processed every subscription `client` made
 /// before: it handles a connection's commands in order, so a message the
 /// client sends itself comes back only after them (`flush` only writes).
