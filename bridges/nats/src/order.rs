@@ -7,40 +7,47 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-/// An event's identity: CloudEvents ids are unique per source only.
-type Key = (String, String);
-
 /// The (source, id) pairs of the last `capacity` events imported into the bus.
+///
+/// Ids are kept per source (CloudEvents ids are unique per source only), so
+/// a lookup borrows both strings: checking a delivery allocates nothing.
 pub(crate) struct RecentIds {
     capacity: usize,
-    ids: HashSet<Key>,
-    order: VecDeque<Key>,
+    ids: HashMap<String, HashSet<String>>,
+    /// (source, id), oldest first.
+    order: VecDeque<(String, String)>,
 }
 
 impl RecentIds {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             order: VecDeque::new(),
         }
     }
 
     pub(crate) fn contains(&self, source: &str, id: &str) -> bool {
-        // Borrowed lookups of a tuple key need an owned tuple; ids are short.
-        self.ids.contains(&(source.to_owned(), id.to_owned()))
+        self.ids.get(source).is_some_and(|ids| ids.contains(id))
     }
 
     /// Remembers an imported event, forgetting the oldest beyond the capacity.
     pub(crate) fn insert(&mut self, source: &str, id: &str) {
-        let key = (source.to_owned(), id.to_owned());
-        if !self.ids.insert(key.clone()) {
+        let fresh = match self.ids.get_mut(source) {
+            Some(ids) => ids.insert(id.to_owned()),
+            None => {
+                self.ids
+                    .insert(source.to_owned(), HashSet::from([id.to_owned()]));
+                true
+            }
+        };
+        if !fresh {
             return;
         }
-        self.order.push_back(key);
+        self.order.push_back((source.to_owned(), id.to_owned()));
         if self.order.len() > self.capacity {
-            if let Some(oldest) = self.order.pop_front() {
-                self.ids.remove(&oldest);
+            if let Some((source, id)) = self.order.pop_front() {
+                self.forget(&source, &id);
             }
         }
     }
@@ -49,12 +56,24 @@ impl RecentIds {
     /// subscriber abandoned it). Searched from the newest: the events still
     /// in the bus are among the last remembered.
     pub(crate) fn remove(&mut self, source: &str, id: &str) {
-        let key = (source.to_owned(), id.to_owned());
-        if self.ids.remove(&key) {
-            if let Some(index) = self.order.iter().rposition(|k| *k == key) {
+        if self.forget(source, id) {
+            let index = self.order.iter().rposition(|(s, i)| s == source && i == id);
+            if let Some(index) = index {
                 self.order.remove(index);
             }
         }
+    }
+
+    /// Takes (source, id) out of the set, and its source once it has none.
+    fn forget(&mut self, source: &str, id: &str) -> bool {
+        let Some(ids) = self.ids.get_mut(source) else {
+            return false;
+        };
+        let removed = ids.remove(id);
+        if ids.is_empty() {
+            self.ids.remove(source);
+        }
+        removed
     }
 }
 
@@ -232,6 +251,23 @@ mod tests {
         // And the oldest is "b" now.
         ids.insert("s", "c");
         assert!(!ids.contains("s", "b") && ids.contains("s", "a") && ids.contains("s", "c"));
+    }
+
+    #[test]
+    fn a_source_whose_ids_are_all_forgotten_is_forgotten_too() {
+        let mut ids = RecentIds::new(2);
+        for source in ["one", "two", "three", "four"] {
+            ids.insert(source, "same-id");
+        }
+        assert!(!ids.contains("one", "same-id") && !ids.contains("two", "same-id"));
+        assert!(ids.contains("three", "same-id") && ids.contains("four", "same-id"));
+        ids.remove("three", "same-id");
+        assert_eq!(
+            ids.ids.len(),
+            1,
+            "only the source with a remembered id is kept"
+        );
+        assert_eq!(ids.order.len(), 1);
     }
 
     #[test]
