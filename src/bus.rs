@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::core::BusCore;
+use crate::core::{BusCore, Clear};
 use crate::drops::DropCallback;
 use crate::error::SubscribeError;
 use crate::event::Event;
@@ -291,22 +291,26 @@ impl EventBus {
     }
 
     /// Forgets the retained events of Rust type `T`; returns how many it
-    /// forgot. Later subscriptions no longer receive them.
+    /// forgot. Later subscriptions no longer receive them. Before `start`
+    /// (or while paused) it also forgets those buffered to be retained at
+    /// the replay: they are still delivered, no longer retained.
     pub fn clear_retained<T: Event>(&self) -> usize {
-        let id = std::any::TypeId::of::<T>();
-        self.inner.clear_retained(|store| store.clear_of(id))
-    }
-
-    /// Forgets the retained events whose type string is `event_type`; returns
-    /// how many it forgot.
-    pub fn clear_retained_by_type(&self, event_type: &str) -> usize {
         self.inner
-            .clear_retained(|store| store.clear_named(event_type))
+            .clear_retained(Clear::RustType(std::any::TypeId::of::<T>()))
     }
 
-    /// Forgets every retained event; returns how many it forgot.
+    /// Forgets the retained events whose type string is `event_type`, as
+    /// [`clear_retained`](Self::clear_retained) does; returns how many it
+    /// forgot.
+    pub fn clear_retained_by_type(&self, event_type: &str) -> usize {
+        self.inner.clear_retained(Clear::Named(event_type))
+    }
+
+    /// Forgets every retained event, as
+    /// [`clear_retained`](Self::clear_retained) does; returns how many it
+    /// forgot.
     pub fn clear_all_retained(&self) -> usize {
-        self.inner.clear_retained(|store| store.clear_all())
+        self.inner.clear_retained(Clear::All)
     }
 
     /// Replays the events buffered so far, in order, then switches to direct

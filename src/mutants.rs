@@ -49,6 +49,11 @@ macro_rules! planted {
     (no_room_recheck) => {
         cfg!(switchboard_mutant_no_room_recheck)
     };
+    // A clear before `start` leaves buffered events to be retained at the
+    // replay.
+    (clear_skips_buffer) => {
+        cfg!(switchboard_mutant_clear_skips_buffer)
+    };
     // A token counts its finish after its release.
     (finish_after_release) => {
         cfg!(switchboard_mutant_finish_after_release)

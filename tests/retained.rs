@@ -111,6 +111,42 @@ fn the_retained_value_follows_delivery_across_start_and_pause() {
 }
 
 #[test]
+fn a_clear_while_buffering_forgets_what_the_replay_would_have_retained() {
+    let bus = EventBus::new();
+    let early = bus.subscribe("early", 8).unwrap();
+    bus.publish_retained(numbered("a", 1));
+    bus.publish_retained(numbered("a", 2));
+    bus.publish_retained(numbered("b", 3));
+    bus.publish_retained(other(4));
+    assert_eq!(
+        bus.clear_retained_by_type("a"),
+        1,
+        "one type lost the event it was to retain"
+    );
+    assert_eq!(bus.clear_retained::<Other>(), 1);
+    bus.start();
+    assert_eq!(
+        numbers(early.try_iter()),
+        [1, 2, 3, 4],
+        "cleared events are still delivered, only not retained"
+    );
+    assert!(bus.retained_by_type("a").is_none());
+    assert!(bus.retained::<Other>().is_none());
+    assert_eq!(bus.retained_by_type("b").map(|e| n_of(&e)), Some(3));
+
+    // Paused, with a retained value in the store and a newer one buffered:
+    // the clear forgets both, and counts the type once.
+    bus.pause();
+    bus.publish_retained(numbered("b", 5));
+    assert_eq!(bus.clear_all_retained(), 1);
+    bus.start();
+    assert_eq!(numbers(early.try_iter()), [5]);
+    assert_eq!(bus.stats().retained, 0);
+    let late = bus.subscribe_with(late("late", 8)).unwrap();
+    assert!(late.try_recv().is_err(), "nothing retained is left");
+}
+
+#[test]
 fn retained_values_are_read_cleared_and_counted() {
     let bus = running_bus();
     assert!(bus.retained::<Other>().is_none());

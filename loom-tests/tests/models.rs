@@ -347,6 +347,28 @@ fn a_dropped_subscription_counts_no_drop_while_it_waits_for_compaction() {
     });
 }
 
+/// A clear racing `start` while a retained event is buffered: the replay
+/// delivers it either way, and the clear forgets it either way, whether it
+/// found it buffered (no longer to be retained) or retained by the replay.
+/// Catches `switchboard_mutant_clear_skips_buffer`.
+#[test]
+fn a_clear_racing_start_forgets_the_buffered_retained_event() {
+    model("a_clear_racing_start", || {
+        let bus = EventBus::new();
+        let sub = bus.subscribe("s", 4).unwrap();
+        bus.publish_retained(ev(1));
+        let starter = {
+            let bus = bus.clone();
+            thread::spawn(move || bus.start())
+        };
+        let cleared = bus.clear_retained::<Ev>();
+        starter.join().unwrap();
+        assert_eq!(cleared, 1, "the one type, buffered or retained");
+        assert!(bus.retained::<Ev>().is_none(), "the clear held");
+        assert_eq!(drain(&sub), [1], "delivered all the same");
+    });
+}
+
 /// A subscription taking the retained events while another thread retains a
 /// newer one: the newer event arrives exactly once, as the retained one or
 /// live, and never before the older one; the store ends with the newer one.

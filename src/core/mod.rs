@@ -57,6 +57,7 @@ use crate::sync::queue::{bounded, Receiver};
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
 
 pub(crate) use self::pre_start::Published;
+pub(crate) use self::retained::Clear;
 pub(crate) use self::snapshot::RequestCounters;
 pub use self::snapshot::{RequestStats, SubscriberKind, SubscriberStats};
 pub(crate) use self::subscriber::{Route, SubscriberState};
@@ -66,7 +67,7 @@ use self::delivery::Delivery;
 use self::pre_start::PreStart;
 use self::published::PublishedCounter;
 use self::registry::Registry;
-use self::retained::{RetainedEvents, RetainedStore};
+use self::retained::RetainedStore;
 use self::subscriber::{DeliverySettings, Inbox, Subscriber};
 use self::writer::{retire, RegistryWriter};
 
@@ -386,12 +387,10 @@ impl BusCore {
         self.retained.latest_named(name)
     }
 
-    /// Forgets retained events as `clear` says; returns how many.
-    pub(crate) fn clear_retained(
-        &self,
-        clear: impl FnOnce(&mut RetainedEvents) -> Vec<Arc<dyn Event>>,
-    ) -> usize {
-        self.retained.clear(clear)
+    /// Forgets the retained events `clear` says, including those buffered
+    /// to be retained at the replay; returns how many types lost one.
+    pub(crate) fn clear_retained(&self, clear: Clear<'_>) -> usize {
+        self.pre_start.clear_retained(clear, &self.retained)
     }
 
     /// How many events are retained.

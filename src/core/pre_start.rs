@@ -15,7 +15,7 @@ use crate::sync::wait_list::WaitList;
 use crate::sync::{lock, AtomicU64, AtomicU8, Mutex, Ordering};
 
 use super::delivery::Delivery;
-use super::retained::RetainedStore;
+use super::retained::{key_of, Clear, RetainedStore};
 use super::subscriber::Subscriber;
 
 /// `PreStart::state` while events go to the pre-start buffer.
@@ -140,6 +140,31 @@ impl PreStart {
         );
         self.count_drop(delivery, &*event, DropReason::PreStartOverflow, limit);
         Published::Buffered
+    }
+
+    /// Forgets the retained events `clear` says: those in the store, and
+    /// those the buffer holds to be retained at the replay (they are still
+    /// delivered, no longer retained). Returns how many types lost their
+    /// retained event. Under the mode lock, so a `start` racing it replays
+    /// either before (and the store forgets what the replay retained) or
+    /// after (and retains nothing this clear forgot).
+    pub(super) fn clear_retained(&self, clear: Clear<'_>, retained: &RetainedStore) -> usize {
+        let mut buffer = lock(&self.buffer);
+        let mut forgotten = Vec::new();
+        for buffered in &mut buffer.events {
+            if buffered.retain && clear.matches(&*buffered.event) {
+                mutant!(buffered.retain = false; clear_skips_buffer => ());
+                forgotten.push(key_of(&buffered.event));
+            }
+        }
+        let cleared = retained.clear(clear);
+        drop(buffer);
+        forgotten.extend(cleared.iter().map(key_of));
+        // Outside the locks: dropping the last reference may run user code.
+        drop(cleared);
+        forgotten.sort_unstable();
+        forgotten.dedup();
+        forgotten.len()
     }
 
     /// Counts an event that never reached the bus's subscribers while it was

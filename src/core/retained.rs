@@ -45,6 +45,33 @@ struct Retained {
     event: Arc<dyn Event>,
 }
 
+/// Which retained events a clear forgets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Clear<'a> {
+    /// Those of one Rust type, whatever their type strings.
+    RustType(TypeId),
+    /// Those whose type string is this, whatever their Rust types.
+    Named(&'a str),
+    /// Every one.
+    All,
+}
+
+impl Clear<'_> {
+    /// Whether `event` is one of those it forgets.
+    pub(super) fn matches(self, event: &dyn Event) -> bool {
+        match self {
+            Clear::RustType(id) => event.concrete_type_id() == id,
+            Clear::Named(name) => event.event_type() == name,
+            Clear::All => true,
+        }
+    }
+}
+
+/// What a retained event is the latest of: its Rust type and type string.
+pub(super) fn key_of(event: &Arc<dyn Event>) -> (TypeId, Box<str>) {
+    (event.concrete_type_id(), event.event_type().into())
+}
+
 impl RetainedEvents {
     /// Keeps `event` as the latest of its type; returns the one it replaces,
     /// for the caller to drop outside the lock (dropping an event may run
@@ -107,9 +134,18 @@ impl RetainedEvents {
             .map(|retained| Arc::clone(&retained.event))
     }
 
-    /// Forgets the retained events of Rust type `id`; returns them, for the
+    /// Forgets the retained events `clear` says; returns them, for the
     /// caller to drop outside the lock.
-    pub(crate) fn clear_of(&mut self, id: TypeId) -> Vec<Arc<dyn Event>> {
+    pub(super) fn clear(&mut self, clear: Clear<'_>) -> Vec<Arc<dyn Event>> {
+        match clear {
+            Clear::RustType(id) => self.clear_of(id),
+            Clear::Named(name) => self.clear_named(name),
+            Clear::All => self.clear_all(),
+        }
+    }
+
+    /// Forgets the retained events of Rust type `id`.
+    fn clear_of(&mut self, id: TypeId) -> Vec<Arc<dyn Event>> {
         self.by_type
             .remove(&id)
             .into_iter()
@@ -119,7 +155,7 @@ impl RetainedEvents {
     }
 
     /// Forgets the retained events whose type string is `name`.
-    pub(crate) fn clear_named(&mut self, name: &str) -> Vec<Arc<dyn Event>> {
+    fn clear_named(&mut self, name: &str) -> Vec<Arc<dyn Event>> {
         let cleared = self
             .by_type
             .values_mut()
@@ -131,7 +167,7 @@ impl RetainedEvents {
     }
 
     /// Forgets every retained event.
-    pub(crate) fn clear_all(&mut self) -> Vec<Arc<dyn Event>> {
+    fn clear_all(&mut self) -> Vec<Arc<dyn Event>> {
         std::mem::take(&mut self.by_type)
             .into_values()
             .flat_map(HashMap::into_values)
@@ -214,14 +250,10 @@ impl RetainedStore {
         self.lock().latest_named(name)
     }
 
-    /// Forgets retained events as `clear` says; returns how many. They are
-    /// dropped after the lock is released.
-    pub(super) fn clear(
-        &self,
-        clear: impl FnOnce(&mut RetainedEvents) -> Vec<Arc<dyn Event>>,
-    ) -> usize {
-        let cleared = clear(&mut self.lock());
-        cleared.len()
+    /// Forgets the retained events `clear` says; returns them, for the
+    /// caller to drop outside the locks.
+    pub(super) fn clear(&self, clear: Clear<'_>) -> Vec<Arc<dyn Event>> {
+        self.lock().clear(clear)
     }
 
     /// How many events are retained.
