@@ -280,7 +280,7 @@ pub use codec::{Codec, CodecError, Json};
 pub use config::{ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
-pub use request::{RemoteRequestError, RemoteResult};
+pub use request::RemoteRequestError;
 pub use retained::{RetainedCounts, RetainedStats, RetainedTypeStats};
 pub use stats::{
     BridgeStats, ClientCounts, ConsumerCounts, ExportCounts, ExportStats, ImportCounts,
