@@ -1013,9 +1013,12 @@ fn the_cancel_future_wakes_a_plain_thread_blocked_on_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cancel_future_ends_a_tokio_select_when_a_plain_thread_cancels() {
+    fn send_sync_unpin<T: Send + Sync + Unpin + 'static>(_: &T) {}
     let token = CancelToken::new();
     let mut cancelled = token.cancelled();
-    // Pending until the cancel: the first poll registers the task's waker.
+    send_sync_unpin(&cancelled);
+    // Pending until the cancel: the first poll registers a waker, which
+    // the select's task replaces.
     assert!(poll_once(&mut cancelled).is_pending());
     let canceller = {
         let token = token.clone();
