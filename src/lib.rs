@@ -159,7 +159,10 @@
 //! of the expected responders, with a quorum, a timeout, cancellation and the
 //! partial result on failure; [`EventBus::request_async`] does the same on any
 //! executor. `#[derive(Request)]` and `#[derive(Response)]` name the fields
-//! that carry the request id and the responder.
+//! that carry the request id and the responder. A request carried by other
+//! means (`switchboard-nats` carries them across processes) gathers its
+//! responses with the same [`RequestTally`], and waits for its
+//! [`CancelToken`] with [`CancelToken::cancelled`].
 //!
 //! # Late joiners, lag, listeners
 //!
@@ -307,7 +310,8 @@ pub use publish::{
     PublishError, PublishFuture, TrackedPublish, TrackedPublishFuture, WaitingPublish,
 };
 pub use request::{
-    CancelToken, RequestError, RequestFuture, RequestOptions, RequestOptionsError, RequestResult,
+    CancelToken, CancelledFuture, RequestError, RequestFuture, RequestOptions, RequestOptionsError,
+    RequestResult, RequestTally,
 };
 pub use stats::{BusStats, RequestStats, SubscriberKind, SubscriberStats};
 pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription};

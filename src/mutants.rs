@@ -58,6 +58,10 @@ macro_rules! planted {
     (finish_after_release) => {
         cfg!(switchboard_mutant_finish_after_release)
     };
+    // A cancel future that stores a new waker does not check the token again.
+    (no_cancel_recheck) => {
+        cfg!(switchboard_mutant_no_cancel_recheck)
+    };
 }
 
 pub(crate) use {mutant, planted};

@@ -1,7 +1,8 @@
 //! Scatter-gather requests: quorum, partial results on timeout and
 //! cancellation, concurrent requests, option errors, buffering before
 //! `start`, the async form on tokio, smol and `futures::executor::block_on`,
-//! and no response subscription left behind.
+//! no response subscription left behind, and `CancelToken::cancelled` on a
+//! plain thread and in async code.
 //!
 //! Responders are threads holding a `TypedSubscription` to the request type
 //! that publish `Verdict` responses. Nothing asserts on timing: every wait is
@@ -994,6 +995,50 @@ fn an_executor_timeout_around_the_future_cleans_up_too() {
         "tokio's timeout fires first and drops the request"
     );
     assert_clean(&bus, responders.len());
+}
+
+// ---------------------------------------------------------------------------
+// Waiting for a cancel token: `CancelToken::cancelled`.
+
+#[test]
+fn the_cancel_future_wakes_a_plain_thread_blocked_on_it() {
+    let token = CancelToken::new();
+    let waiting = token.cancelled();
+    let blocked = thread::spawn(move || futures::executor::block_on(waiting));
+    thread::sleep(SHORT / 10);
+    assert!(!blocked.is_finished(), "completed before the cancel");
+    token.cancel();
+    within(WITHIN, "the woken thread", move || blocked.join().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancel_future_ends_a_tokio_select_when_a_plain_thread_cancels() {
+    fn send_sync_unpin<T: Send + Sync + Unpin + 'static>(_: &T) {}
+    let token = CancelToken::new();
+    let mut cancelled = token.cancelled();
+    send_sync_unpin(&cancelled);
+    // Pending until the cancel: the first poll registers a waker, which
+    // the select's task replaces.
+    assert!(poll_once(&mut cancelled).is_pending());
+    let canceller = {
+        let token = token.clone();
+        thread::spawn(move || {
+            thread::sleep(SHORT / 10);
+            token.cancel();
+        })
+    };
+    tokio::select! {
+        () = cancelled => {}
+        () = tokio::time::sleep(GUARD) => panic!("the cancel did not wake the task"),
+    }
+    canceller.join().unwrap();
+    // Once cancelled, every new future is ready at once, on any executor.
+    assert!(poll_once(&mut token.cancelled()).is_ready());
+    smol::block_on(token.cancelled());
+    assert_eq!(
+        format!("{:?}", token.cancelled()),
+        "CancelledFuture { cancelled: true }"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -24,11 +24,11 @@ pub(super) fn request<R: Response, Q: Request>(
     request: Q,
     options: RequestOptions,
 ) -> Result<RequestResult<R>, RequestError<R>> {
-    let (gather, terms) = gather::prepare::<R>(options)?;
+    let (tally, terms) = gather::prepare::<R>(options)?;
     let route = ResponseRoute::<R>::of(bus);
     let id = request.request_id().into();
     let deadline = terms.deadline_from_now();
-    match launch(bus, &route, id, Arc::new(request), gather, &terms) {
+    match launch(bus, &route, id, Arc::new(request), tally, &terms) {
         Launched::Ended(result) => result,
         Launched::Waiting(mut ticket) => {
             let outcome = wait(ticket.slot(), &terms, deadline);

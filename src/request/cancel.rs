@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::mem;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use crate::sync::{lock, AtomicBool, Mutex, Ordering};
-
-use crate::sync::Notify;
+use crate::mutants::mutant;
+use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Notify, Ordering};
 
 /// Cancels the requests it is given to, from any thread: the role Go's
 /// `context.Context` plays for `Request(ctx, ...)`.
@@ -23,7 +25,8 @@ use crate::sync::Notify;
 /// One token may serve many requests, blocking and async, at once: cancelling
 /// it cancels all of them, and every request made with it afterwards (which
 /// then fails before anything is published). Cancelling is permanent and
-/// idempotent. Clones share one token.
+/// idempotent. Clones share one token. Code of your own can wait for it too:
+/// [`cancelled`](Self::cancelled) is a future, on any executor.
 ///
 /// ```
 /// use std::thread;
@@ -108,6 +111,36 @@ impl CancelToken {
         self.inner.cancelled.load(Ordering::Acquire)
     }
 
+    /// A future that completes once the token is cancelled (at once if it
+    /// is already): to stop async work of your own with the requests that
+    /// share the token, e.g. in a `select!`.
+    ///
+    /// It needs no runtime: [`cancel`](Self::cancel) wakes it, from any
+    /// thread, so it works on any executor and no timer polls the token.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use switchboard::CancelToken;
+    ///
+    /// let token = CancelToken::new();
+    /// let waiting = token.cancelled();
+    /// let canceller = {
+    ///     let token = token.clone();
+    ///     thread::spawn(move || token.cancel())
+    /// };
+    /// // Runtime-free: `futures::executor` parks this thread until `cancel` wakes it.
+    /// futures::executor::block_on(waiting);
+    /// assert!(token.is_cancelled());
+    /// canceller.join().unwrap();
+    /// ```
+    pub fn cancelled(&self) -> CancelledFuture {
+        CancelledFuture {
+            token: self.clone(),
+            waker: Arc::new(TaskWaker(AtomicWaker::new())),
+            registration: None,
+        }
+    }
+
     /// Has `waiter` notified when the token is cancelled, until the returned
     /// registration is dropped. `None` if the token is already cancelled.
     pub(super) fn register(&self, waiter: Arc<dyn Notify>) -> Option<Registration> {
@@ -135,7 +168,69 @@ impl fmt::Debug for CancelToken {
     }
 }
 
-/// An async request's place among a token's waiters; leaves on drop.
+/// The future returned by [`CancelToken::cancelled`]: completes once the
+/// token is cancelled.
+///
+/// It is `Send`, `Sync`, `Unpin` and `'static` (it holds a clone of the
+/// token). While pending it is one of the token's waiters, which
+/// [`cancel`](CancelToken::cancel) wakes; dropping it leaves their set.
+#[must_use = "futures do nothing unless polled: `.await` it"]
+pub struct CancelledFuture {
+    token: CancelToken,
+    waker: Arc<TaskWaker>,
+    /// Made on the first poll that has to wait; left on drop.
+    registration: Option<Registration>,
+}
+
+/// The waker of the task awaiting a [`CancelledFuture`], as the token's
+/// waiters hold it.
+struct TaskWaker(AtomicWaker);
+
+impl Notify for TaskWaker {
+    fn notify(&self) {
+        self.0.wake();
+    }
+}
+
+impl Future for CancelledFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.token.is_cancelled() {
+            return Poll::Ready(());
+        }
+        // The handshake of a request's slot (design, "Request cancellation"):
+        // store this poll's waker, join the waiters once (`register` checks
+        // the flag under their lock), then check the flag again, since a
+        // `cancel` since the first check may have woken an earlier waker.
+        this.waker.0.register(cx.waker());
+        if this.registration.is_none() {
+            match this
+                .token
+                .register(Arc::clone(&this.waker) as Arc<dyn Notify>)
+            {
+                Some(registration) => this.registration = Some(registration),
+                None => return Poll::Ready(()),
+            }
+        }
+        if mutant!(this.token.is_cancelled(); no_cancel_recheck => false) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl fmt::Debug for CancelledFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelledFuture")
+            .field("cancelled", &self.token.is_cancelled())
+            .finish()
+    }
+}
+
+/// A waiter's place among a token's waiters; leaves on drop.
 pub(super) struct Registration {
     token: CancelToken,
     id: u64,
@@ -197,5 +292,36 @@ mod tests {
         token.cancel();
         assert_eq!(count.0.load(std::sync::atomic::Ordering::SeqCst), 0);
         assert_eq!(format!("{token:?}"), "CancelToken { cancelled: true }");
+    }
+
+    /// Wakes counted, as a task's waker.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_cancelled_future_joins_the_waiters_once_and_leaves_on_drop() {
+        let token = CancelToken::new();
+        let wakes = Arc::new(Wakes::default());
+        let waker = std::task::Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = token.cancelled();
+        let mut second = token.cancelled();
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+        assert!(Pin::new(&mut second).poll(&mut cx).is_pending());
+        assert_eq!(lock(&token.inner.waiters).waiting.len(), 2);
+        drop(second);
+        assert_eq!(lock(&token.inner.waiters).waiting.len(), 1);
+
+        token.cancel();
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(Pin::new(&mut first).poll(&mut cx).is_ready());
+        assert!(Pin::new(&mut token.cancelled()).poll(&mut cx).is_ready());
+        assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -12,7 +12,7 @@ use crate::bus::EventBus;
 use crate::event::{Event, Request, Response};
 
 use super::cancel::Registration;
-use super::gather::{self, Gather, Outcome, Terms};
+use super::gather::{self, Outcome, RequestTally, Terms};
 use super::launch::{conclude, launch, Launched};
 use super::outcome::{RequestError, RequestOptionsError, RequestResult};
 use super::route::{ResponseRoute, Ticket};
@@ -71,7 +71,7 @@ enum State<R: Response> {
         bus: EventBus,
         request: Arc<dyn Event>,
         id: Arc<str>,
-        gather: Gather<R>,
+        tally: RequestTally<R>,
         terms: Terms,
     },
     /// The options were invalid; reported on the first poll.
@@ -102,11 +102,11 @@ impl<R: Response> RequestFuture<R> {
         options: super::RequestOptions,
     ) -> Self {
         let state = match gather::prepare(options) {
-            Ok((gather, terms)) => State::Ready {
+            Ok((tally, terms)) => State::Ready {
                 bus: bus.clone(),
                 id: request.request_id().into(),
                 request: Arc::new(request),
-                gather,
+                tally,
                 terms,
             },
             Err(error) => State::Invalid(error),
@@ -138,11 +138,11 @@ impl<R: Response> Future for RequestFuture<R> {
                 bus,
                 request,
                 id,
-                gather,
+                tally,
                 terms,
             } => {
                 let route = ResponseRoute::<R>::of(&bus);
-                match launch(&bus, &route, id, request, gather, &terms) {
+                match launch(&bus, &route, id, request, tally, &terms) {
                     Launched::Ended(result) => Poll::Ready(result),
                     Launched::Waiting(ticket) => {
                         this.state = State::Waiting(Waiting {

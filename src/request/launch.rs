@@ -7,7 +7,7 @@ use crate::bus::EventBus;
 use crate::core::{Published, RequestCounters};
 use crate::event::{Event, Response};
 
-use super::gather::{Gather, Outcome, Terms};
+use super::gather::{self, Outcome, RequestTally, Terms};
 use super::outcome::{RequestError, RequestResult};
 use super::route::{ResponseRoute, Ticket};
 
@@ -27,14 +27,14 @@ pub(super) fn launch<R: Response>(
     route: &Arc<ResponseRoute<R>>,
     id: Arc<str>,
     request: Arc<dyn Event>,
-    gather: Gather<R>,
+    tally: RequestTally<R>,
     terms: &Terms,
 ) -> Launched<R> {
     // The mutant (a loom-tests self-check) publishes before it waits, so a
     // quick response finds nobody waiting and is counted late.
     #[cfg(switchboard_mutant_publish_before_waiting)]
     let published = bus.core().publish_for_outcome(Arc::clone(&request));
-    let mut ticket = route.open(id, gather);
+    let mut ticket = route.open(id, tally);
     if terms.is_cancelled() {
         return Launched::Ended(conclude(&mut ticket, Outcome::Cancelled, terms));
     }
@@ -55,10 +55,10 @@ pub(super) fn conclude<R: Response>(
     outcome: Outcome,
     terms: &Terms,
 ) -> Result<RequestResult<R>, RequestError<R>> {
-    let gather = ticket
+    let tally = ticket
         .end()
         .unwrap_or_else(|| unreachable!("a request is concluded once"));
-    let result = gather.finish(outcome, terms.timeout);
+    let result = gather::settle(tally, outcome, terms.timeout);
     let counters = ticket.counters();
     RequestCounters::add(match &result {
         Ok(_) => &counters.answered,

@@ -3,8 +3,9 @@
 //!
 //! - `options`: [`RequestOptions`], validated before anything happens.
 //! - `outcome`: [`RequestResult`], [`RequestError`], [`RequestOptionsError`].
-//! - `cancel`: [`CancelToken`].
-//! - `gather`: which responses count, the quorum, the final result.
+//! - `cancel`: [`CancelToken`] and its [`CancelledFuture`].
+//! - `gather`: [`RequestTally`] (which responses count, the quorum, the
+//!   final result) and how a request ended.
 //! - `launch`: the steps both forms share: wait, publish, and conclude.
 //! - `route`: how responses reach the waiting requests: one long-lived route
 //!   per response type, dispatching by request id.
@@ -23,8 +24,9 @@ mod route;
 #[cfg(test)]
 mod test_support;
 
-pub use cancel::CancelToken;
+pub use cancel::{CancelToken, CancelledFuture};
 pub use future::RequestFuture;
+pub use gather::RequestTally;
 pub use options::RequestOptions;
 pub use outcome::{RequestError, RequestOptionsError, RequestResult};
 

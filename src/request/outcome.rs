@@ -13,7 +13,8 @@ use crate::event::Response;
 /// Returned by [`EventBus::request`](crate::EventBus::request) once the quorum
 /// is met, and carried by [`RequestError::Timeout`],
 /// [`RequestError::Cancelled`] and [`RequestError::NoResponders`] as the
-/// partial result.
+/// partial result. [`RequestTally::finish`](crate::RequestTally::finish)
+/// makes one.
 ///
 /// Only responses from expected responders are here, each responder's first
 /// response only, in the order they arrived: every such response that had
@@ -44,6 +45,55 @@ impl<R: Response> RequestResult<R> {
         self.responses
             .iter()
             .find(|response| response.responder() == responder)
+    }
+}
+
+impl<R> RequestResult<R> {
+    /// "N of `required` required responses", followed by the
+    /// [`errors`](Self::errors) in parentheses if there are any: the text
+    /// [`RequestError`]'s messages give for a partial result.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use switchboard::{Event, RequestOptions, RequestTally, Response, Timestamp};
+    /// # #[derive(Event, Response)]
+    /// # struct Verdict { request_id: String, responder: String, timestamp: Timestamp }
+    /// let mut tally = RequestTally::new(RequestOptions::new(["a", "b"])).unwrap();
+    /// tally.offer(&Arc::new(Verdict {
+    ///     request_id: "r1".into(),
+    ///     responder: "a".into(),
+    ///     timestamp: Timestamp::now(),
+    /// }));
+    /// let partial = tally.finish();
+    /// assert_eq!(partial.progress(2).to_string(), "1 of 2 required responses (no response from b)");
+    /// ```
+    pub fn progress(&self, required: usize) -> impl fmt::Display + '_ {
+        Progress {
+            answered: self.responses.len(),
+            required,
+            errors: &self.errors,
+        }
+    }
+}
+
+/// What [`RequestResult::progress`] writes.
+struct Progress<'a> {
+    answered: usize,
+    required: usize,
+    errors: &'a [String],
+}
+
+impl fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} required responses",
+            self.answered, self.required
+        )?;
+        if !self.errors.is_empty() {
+            write!(f, " ({})", self.errors.join("; "))?;
+        }
+        Ok(())
     }
 }
 
@@ -179,23 +229,6 @@ impl<R> From<RequestOptionsError> for RequestError<R> {
     }
 }
 
-/// Writes "N of M required responses" and the missing responders.
-fn write_progress<R>(
-    f: &mut fmt::Formatter<'_>,
-    required: usize,
-    partial: &RequestResult<R>,
-) -> fmt::Result {
-    write!(
-        f,
-        "{} of {required} required responses",
-        partial.responses.len()
-    )?;
-    if !partial.errors.is_empty() {
-        write!(f, " ({})", partial.errors.join("; "))?;
-    }
-    Ok(())
-}
-
 impl<R> fmt::Display for RequestError<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -205,12 +238,14 @@ impl<R> fmt::Display for RequestError<R> {
                 required,
                 partial,
             } => {
-                write!(f, "request timed out after {timeout:?} with ")?;
-                write_progress(f, *required, partial)
+                write!(
+                    f,
+                    "request timed out after {timeout:?} with {}",
+                    partial.progress(*required)
+                )
             }
             RequestError::Cancelled { required, partial } => {
-                f.write_str("request cancelled with ")?;
-                write_progress(f, *required, partial)
+                write!(f, "request cancelled with {}", partial.progress(*required))
             }
             RequestError::NoResponders { required, .. } => write!(
                 f,
@@ -347,6 +382,31 @@ mod tests {
              (no response from b; no response from c)"
         );
         assert!(format!("{cancelled:?}").contains(r#"responses: ["a"]"#));
+    }
+
+    #[test]
+    fn progress_lists_the_errors_only_if_there_are_any() {
+        assert_eq!(
+            partial().progress(2).to_string(),
+            "1 of 2 required responses (no response from b; no response from c)"
+        );
+        let complete = RequestResult {
+            responses: vec![answer("r", "a"), answer("r", "b")],
+            errors: Vec::new(),
+            missing: Vec::new(),
+        };
+        assert_eq!(
+            complete.progress(2).to_string(),
+            "2 of 2 required responses"
+        );
+        let cancelled = RequestError::Cancelled {
+            required: 2,
+            partial: complete,
+        };
+        assert_eq!(
+            cancelled.to_string(),
+            "request cancelled with 2 of 2 required responses"
+        );
     }
 
     #[test]

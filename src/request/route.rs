@@ -3,7 +3,7 @@
 //!
 //! Each response type `R` has one long-lived [`ResponseRoute`], made the
 //! first time a request for `R` is made and registered once as a subscriber
-//! of `R`. A request puts a [`Slot`] (its [`Gather`]) into the route's table
+//! of `R`. A request puts a [`Slot`] (its [`RequestTally`]) into the route's table
 //! under its request id *before* it publishes the request, so no response can
 //! be missed; a publisher of an `R` then hands it, on the publishing thread,
 //! to the slots waiting under its request id. A request makes no registry
@@ -28,7 +28,7 @@ use crate::event::{Event, Response};
 use crate::hash::FastHashBuilder;
 use crate::sync::{lock, AtomicBool, AtomicWaker, Mutex, Notify, Ordering};
 
-use super::gather::{Accepted, Gather};
+use super::gather::RequestTally;
 
 /// The route of one response type: request id to the requests waiting under
 /// it.
@@ -59,7 +59,7 @@ impl<R> Waiting<R> {
 /// responses.
 pub(super) struct Slot<R> {
     /// `None` once the request has ended.
-    gather: Mutex<Option<Gather<R>>>,
+    tally: Mutex<Option<RequestTally<R>>>,
     /// Set once the quorum is met, so the requester can check without the
     /// lock the responders take (a blocking requester spins on it briefly
     /// before it parks).
@@ -81,29 +81,28 @@ enum Offered {
 }
 
 impl<R: Response> Slot<R> {
-    fn new(gather: Gather<R>) -> Self {
+    fn new(tally: RequestTally<R>) -> Self {
         Self {
-            gather: Mutex::new(Some(gather)),
+            tally: Mutex::new(Some(tally)),
             met: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
 
     fn offer(&self, response: &Arc<R>) -> Offered {
-        let mut gather = lock(&self.gather);
-        let Some(open) = gather.as_mut() else {
+        let mut tally = lock(&self.tally);
+        let Some(open) = tally.as_mut() else {
             return Offered::Late;
         };
-        match open.accept(response) {
-            Accepted::Counted { met } => {
-                if met {
-                    // Release: whoever sees the flag sees the tally that met it.
-                    self.met.store(true, Ordering::Release);
-                }
-                Offered::Counted { met }
-            }
-            Accepted::Ignored => Offered::Ignored,
+        if !open.offer(response) {
+            return Offered::Ignored;
         }
+        let met = open.is_met();
+        if met {
+            // Release: whoever sees the flag sees the tally that met it.
+            self.met.store(true, Ordering::Release);
+        }
+        Offered::Counted { met }
     }
 
     /// Whether the quorum is met.
@@ -117,8 +116,8 @@ impl<R: Response> Slot<R> {
     }
 
     /// Ends the request: from now on every response is late.
-    fn close(&self) -> Option<Gather<R>> {
-        lock(&self.gather).take()
+    fn close(&self) -> Option<RequestTally<R>> {
+        lock(&self.tally).take()
     }
 }
 
@@ -141,10 +140,10 @@ impl<R: Response> ResponseRoute<R> {
         )
     }
 
-    /// Puts a request with `gather` under `id`: from now on responses to `id`
+    /// Puts a request with `tally` under `id`: from now on responses to `id`
     /// reach it. The ticket takes it out again.
-    pub(super) fn open(self: &Arc<Self>, id: Arc<str>, gather: Gather<R>) -> Ticket<R> {
-        let slot = Arc::new(Slot::new(gather));
+    pub(super) fn open(self: &Arc<Self>, id: Arc<str>, tally: RequestTally<R>) -> Ticket<R> {
+        let slot = Arc::new(Slot::new(tally));
         let mut waiting = lock(&self.waiting);
         match waiting.get_mut(&id) {
             None => {
@@ -260,7 +259,7 @@ impl<R: Response> Ticket<R> {
 
     /// Leaves the route and closes the slot; returns the tally, or `None` if
     /// the request had ended already.
-    pub(super) fn end(&mut self) -> Option<Gather<R>> {
+    pub(super) fn end(&mut self) -> Option<RequestTally<R>> {
         self.route.leave(&self.id, &self.slot);
         self.slot.close()
     }

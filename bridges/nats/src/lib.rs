@@ -13,7 +13,9 @@
 //!   it, and an imported event is never exported again.
 //! - **Requests**: [`Bridge::request`] gathers the answers of responders in
 //!   other processes, with the quorum, timeout and partial results of the
-//!   local `request`; [`BridgeBuilder::serve`] answers them. A serving
+//!   local `request` (the same [`RequestResult`](switchboard::RequestResult),
+//!   counted by the same [`RequestTally`](switchboard::RequestTally));
+//!   [`BridgeBuilder::serve`] answers them. A serving
 //!   bridge keeps a request until its requester says it is done (on the
 //!   control subject `_sb.{prefix}.done`), and at most
 //!   [`max_pending_requests`](BridgeBuilder::max_pending_requests) at once:
@@ -280,7 +282,7 @@ pub use codec::{Codec, CodecError, Json};
 pub use config::{ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
-pub use request::{RemoteRequestError, RemoteResult};
+pub use request::RemoteRequestError;
 pub use retained::{RetainedCounts, RetainedStats, RetainedTypeStats};
 pub use stats::{
     BridgeStats, ClientCounts, ConsumerCounts, ExportCounts, ExportStats, ImportCounts,

@@ -1,5 +1,5 @@
 //! The requesting side of requests across processes: scatter-gather over
-//! NATS request/reply, with the local [`RequestOptions`] semantics.
+//! NATS request/reply, counted by the core's [`RequestTally`] as a local request is.
 
 use std::error::Error;
 use std::fmt;
@@ -11,7 +11,10 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use switchboard::{CancelToken, Request, RequestOptions, RequestOptionsError, Response};
+use switchboard::{
+    CancelToken, Request, RequestOptions, RequestOptionsError, RequestResult, RequestTally,
+    Response,
+};
 use tokio::time::Instant;
 
 use crate::bridge::{Bridge, Shared};
@@ -21,54 +24,6 @@ use crate::serve::done_subject;
 use crate::stats::bump;
 use crate::subject::{self, SubjectError};
 use crate::types::decode_traced;
-
-/// How often a request with a cancel token checks it: `CancelToken` offers
-/// no future to wait on.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
-
-/// The responses a request across processes gathered, and who did not answer.
-///
-/// The same fields and meaning as [`switchboard::RequestResult`], which
-/// cannot be built outside the core crate.
-#[non_exhaustive]
-pub struct RemoteResult<R> {
-    /// The responses, one per expected responder that answered, in arrival order.
-    pub responses: Vec<Arc<R>>,
-    /// One line per expected responder that did not answer:
-    /// `"no response from NAME"`, in the order the responders were listed.
-    pub errors: Vec<String>,
-    /// The expected responders that did not answer, in the order listed.
-    pub missing: Vec<String>,
-}
-
-impl<R: Response> RemoteResult<R> {
-    /// Whether every expected responder answered.
-    pub fn is_complete(&self) -> bool {
-        self.missing.is_empty()
-    }
-
-    /// The response from `responder`, if it answered.
-    pub fn response_from(&self, responder: &str) -> Option<&Arc<R>> {
-        self.responses.iter().find(|r| r.responder() == responder)
-    }
-}
-
-impl<R: Response> fmt::Debug for RemoteResult<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteResult")
-            .field(
-                "responses",
-                &self
-                    .responses
-                    .iter()
-                    .map(|r| r.responder())
-                    .collect::<Vec<_>>(),
-            )
-            .field("errors", &self.errors)
-            .field("missing", &self.missing)
-            .finish()
-    }
-}
 
 /// Why a request across processes failed. Timeouts, cancellations and
 /// rejections carry the partial result.
@@ -100,14 +55,14 @@ pub enum RemoteRequestError<R> {
         /// How many responses were required.
         required: usize,
         /// What was gathered.
-        partial: RemoteResult<R>,
+        partial: RequestResult<R>,
     },
     /// The cancel token was cancelled first.
     Cancelled {
         /// How many responses were required.
         required: usize,
         /// What was gathered.
-        partial: RemoteResult<R>,
+        partial: RequestResult<R>,
     },
     /// A serving bridge rejected the request and said why, so its
     /// responders will not answer: it had
@@ -122,7 +77,7 @@ pub enum RemoteRequestError<R> {
         /// Why, in the serving bridge's words.
         reason: String,
         /// What was gathered.
-        partial: RemoteResult<R>,
+        partial: RequestResult<R>,
     },
     /// The bridge stopped before the request ended.
     Stopped,
@@ -130,7 +85,7 @@ pub enum RemoteRequestError<R> {
 
 impl<R> RemoteRequestError<R> {
     /// The partial result of a timeout, cancellation or rejection.
-    pub fn partial(&self) -> Option<&RemoteResult<R>> {
+    pub fn partial(&self) -> Option<&RequestResult<R>> {
         match self {
             RemoteRequestError::Timeout { partial, .. }
             | RemoteRequestError::Cancelled { partial, .. }
@@ -142,14 +97,6 @@ impl<R> RemoteRequestError<R> {
 
 impl<R> fmt::Display for RemoteRequestError<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let progress = |f: &mut fmt::Formatter<'_>, partial: &RemoteResult<R>, required| {
-            write!(
-                f,
-                "{} of {required} required responses ({})",
-                partial.responses.len(),
-                partial.errors.join("; ")
-            )
-        };
         match self {
             RemoteRequestError::InvalidOptions(error) => {
                 write!(f, "invalid request options: {error}")
@@ -173,13 +120,13 @@ impl<R> fmt::Display for RemoteRequestError<R> {
                 timeout,
                 required,
                 partial,
-            } => {
-                write!(f, "request timed out after {timeout:?} with ")?;
-                progress(f, partial, *required)
-            }
+            } => write!(
+                f,
+                "request timed out after {timeout:?} with {}",
+                partial.progress(*required)
+            ),
             RemoteRequestError::Cancelled { required, partial } => {
-                write!(f, "request cancelled with ")?;
-                progress(f, partial, *required)
+                write!(f, "request cancelled with {}", partial.progress(*required))
             }
             RemoteRequestError::Rejected {
                 by,
@@ -227,68 +174,6 @@ impl<R: Response> Error for RemoteRequestError<R> {
     }
 }
 
-/// The responses gathered so far.
-struct Gather<R> {
-    expected: Vec<String>,
-    answered: Vec<bool>,
-    required: usize,
-    responses: Vec<Arc<R>>,
-}
-
-impl<R: Response> Gather<R> {
-    fn new(options: &RequestOptions) -> Self {
-        let expected = options.expected_responders.clone();
-        let required = match options.min_responses {
-            0 => expected.len(),
-            n => n,
-        };
-        Self {
-            answered: vec![false; expected.len()],
-            expected,
-            required,
-            responses: Vec::new(),
-        }
-    }
-
-    /// Counts `response` if it is the first of an expected responder.
-    fn offer(&mut self, response: R) -> bool {
-        let Some(index) = self
-            .expected
-            .iter()
-            .position(|name| name == response.responder())
-        else {
-            return false;
-        };
-        if std::mem::replace(&mut self.answered[index], true) {
-            return false;
-        }
-        self.responses.push(Arc::new(response));
-        true
-    }
-
-    fn is_done(&self) -> bool {
-        self.responses.len() >= self.required
-    }
-
-    fn finish(self) -> RemoteResult<R> {
-        let missing: Vec<String> = self
-            .expected
-            .into_iter()
-            .zip(self.answered)
-            .filter(|(_, answered)| !answered)
-            .map(|(name, _)| name)
-            .collect();
-        RemoteResult {
-            errors: missing
-                .iter()
-                .map(|name| format!("no response from {name}"))
-                .collect(),
-            missing,
-            responses: self.responses,
-        }
-    }
-}
-
 /// Tells the serving bridges, when dropped, that the request waiting on
 /// `inbox` has ended, however it ended (quorum, timeout, cancellation,
 /// rejection, or the drop of its future), so that they forget it before its
@@ -319,37 +204,23 @@ impl Drop for DoneNotice {
     }
 }
 
-/// Waits until `token` is cancelled (forever without a token).
-async fn cancelled(token: Option<&CancelToken>) {
-    match token {
-        Some(token) => {
-            while !token.is_cancelled() {
-                tokio::time::sleep(CANCEL_POLL).await;
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
 async fn request<R, Q>(
     shared: Arc<Shared>,
     request: Q,
-    options: RequestOptions,
-) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+    mut options: RequestOptions,
+) -> Result<RequestResult<R>, RemoteRequestError<R>>
 where
     Q: Request + Serialize,
     R: Response + DeserializeOwned,
 {
-    options
-        .validate()
-        .map_err(RemoteRequestError::InvalidOptions)?;
-    let mut gather = Gather::<R>::new(&options);
-    let token = options.cancel_token.as_ref();
-    if token.is_some_and(CancelToken::is_cancelled) {
+    let timeout = options.timeout;
+    let token = options.cancel_token.take();
+    let mut tally = RequestTally::<R>::new(options).map_err(RemoteRequestError::InvalidOptions)?;
+    if token.as_ref().is_some_and(CancelToken::is_cancelled) {
         bump(&shared.requests.cancelled);
         return Err(RemoteRequestError::Cancelled {
-            required: gather.required,
-            partial: gather.finish(),
+            required: tally.required(),
+            partial: tally.finish(),
         });
     }
     let event_type = request.event_type().to_owned();
@@ -369,7 +240,7 @@ where
         source: &shared.name,
         time: SystemTime::now(),
         content_type: Json.content_type(),
-        ttl: Some(options.timeout),
+        ttl: Some(timeout),
         trace: request.trace_context(),
     }
     .headers();
@@ -399,7 +270,7 @@ where
     };
 
     // A timeout too large to add to now means no timeout, as locally.
-    let deadline = Instant::now().checked_add(options.timeout);
+    let deadline = Instant::now().checked_add(timeout);
     let expired = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -407,23 +278,30 @@ where
         }
     };
     tokio::pin!(expired);
+    let cancelled = async {
+        match &token {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(cancelled);
     let request_id = request.request_id();
     loop {
         let reply = tokio::select! {
             biased;
-            () = cancelled(token) => {
+            () = &mut cancelled => {
                 bump(&shared.requests.cancelled);
                 return Err(RemoteRequestError::Cancelled {
-                    required: gather.required,
-                    partial: gather.finish(),
+                    required: tally.required(),
+                    partial: tally.finish(),
                 });
             }
             () = &mut expired => {
                 bump(&shared.requests.timed_out);
                 return Err(RemoteRequestError::Timeout {
-                    timeout: options.timeout,
-                    required: gather.required,
-                    partial: gather.finish(),
+                    timeout,
+                    required: tally.required(),
+                    partial: tally.finish(),
                 });
             }
             reply = replies.next() => match reply {
@@ -443,7 +321,7 @@ where
                         .get(SOURCE)
                         .map_or_else(String::new, |by| by.as_str().to_owned()),
                     reason: reason.as_str().to_owned(),
-                    partial: gather.finish(),
+                    partial: tally.finish(),
                 });
             }
         }
@@ -457,15 +335,15 @@ where
                 decode_traced::<R, _>(&Json, &reply.payload, trace.context).ok()
             })
             .filter(|response| response.request_id() == request_id)
-            .is_some_and(|response| gather.offer(response));
+            .is_some_and(|response| tally.offer(&Arc::new(response)));
         if !counted {
             bump(&shared.requests.responses_ignored);
             continue;
         }
         bump(&shared.requests.responses);
-        if gather.is_done() {
+        if tally.is_met() {
             bump(&shared.requests.completed);
-            return Ok(gather.finish());
+            return Ok(tally.finish());
         }
     }
 }
@@ -529,7 +407,7 @@ impl Bridge {
         &self,
         request: Q,
         options: RequestOptions,
-    ) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+    ) -> Result<RequestResult<R>, RemoteRequestError<R>>
     where
         Q: Request + Serialize,
         R: Response + DeserializeOwned,
@@ -552,7 +430,7 @@ impl Bridge {
         &self,
         request: Q,
         options: RequestOptions,
-    ) -> Result<RemoteResult<R>, RemoteRequestError<R>>
+    ) -> Result<RequestResult<R>, RemoteRequestError<R>>
     where
         Q: Request + Serialize,
         R: Response + DeserializeOwned,
