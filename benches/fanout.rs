@@ -256,7 +256,7 @@ fn a_publish_cost(c: &mut Criterion) {
                     )
                 })
             });
-            assert_eq!(bus.dropped_events(), 0);
+            assert_eq!(bus.stats().dropped(), 0);
         }
         {
             let (port, subscriptions) = port_universal(k, ROOM);
@@ -374,7 +374,7 @@ fn b_typed_dispatch(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
     {
         let bus = EventBus::new();
@@ -394,7 +394,7 @@ fn b_typed_dispatch(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
     {
         let port = RwLockBus::new();
@@ -569,7 +569,7 @@ fn c_drop_path(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events_critical(), calls.load(Ordering::Relaxed));
+        assert_eq!(bus.stats().dropped_critical, calls.load(Ordering::Relaxed));
     }
     {
         let (port, _subscriptions) = port_universal(K, 1);
@@ -728,7 +728,7 @@ fn d_two_publishers(c: &mut Criterion) {
             black_box(bus.publish_arc(Arc::clone(&event)));
         });
         run_two_publishers(&mut group, "switchboard", publish, consumers, move || {
-            assert_eq!(check.dropped_events(), 0);
+            assert_eq!(check.stats().dropped(), 0);
         });
     }
     {
@@ -828,7 +828,7 @@ fn e_churn(c: &mut Criterion) {
             "switchboard subscribe+unsubscribe pairs while publishing",
             churn,
         );
-        assert_eq!(bus.dropped_events_critical(), 0);
+        assert_eq!(bus.stats().dropped_critical, 0);
     }
     {
         let (port, subscriptions) = port_universal(K, ROOM);
@@ -1061,7 +1061,7 @@ fn f_end_to_end(c: &mut Criterion) {
             move || {
                 black_box(bus.publish_arc(Arc::clone(&event)));
             },
-            move || assert_eq!(check.dropped_events(), 0),
+            move || assert_eq!(check.stats().dropped(), 0),
         );
     }
     {
@@ -1188,7 +1188,7 @@ fn h_async_vs_sync(c: &mut Criterion) {
             move || {
                 black_box(bus.publish_arc(Arc::clone(&event)));
             },
-            move || assert_eq!(check.dropped_events(), 0),
+            move || assert_eq!(check.stats().dropped(), 0),
         );
     }
     for stream in [false, true] {

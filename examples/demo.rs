@@ -67,7 +67,7 @@ fn main() {
     });
     println!(
         "  {} events wait in the pre-start buffer",
-        bus.pre_start_len()
+        bus.stats().pre_start_len
     );
 
     println!("2. components subscribe, in any order");

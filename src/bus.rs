@@ -112,7 +112,7 @@ impl EventBusBuilder {
 
     /// How many events to keep while buffering (default
     /// [`DEFAULT_PRE_START_LIMIT`]). Past it, events are dropped, counted in
-    /// [`EventBus::dropped_events_pre_start`] and reported to the drop callback.
+    /// [`BusStats::dropped_pre_start`] and reported to the drop callback.
     /// 0 keeps none: everything published while buffering is dropped and counted.
     #[must_use]
     pub fn pre_start_limit(mut self, limit: usize) -> Self {
@@ -158,8 +158,7 @@ impl EventBus {
     /// While the bus is buffering (before [`start`](Self::start), after
     /// [`pause`](Self::pause)) the event is kept for replay and 0 is returned;
     /// if the pre-start buffer is full it is dropped, counted in
-    /// [`dropped_events_pre_start`](Self::dropped_events_pre_start) and reported
-    /// to the drop callback.
+    /// [`BusStats::dropped_pre_start`] and reported to the drop callback.
     #[inline]
     pub fn publish_arc(&self, event: Arc<dyn Event>) -> usize {
         self.inner.publish(event)
@@ -364,8 +363,8 @@ impl EventBus {
     }
 
     /// Subscribes to every event as an *observability* subscriber: its drops
-    /// are counted in [`dropped_events_observability`](Self::dropped_events_observability)
-    /// and not reported to the drop callback.
+    /// are counted in [`BusStats::dropped_observability`] and not reported to
+    /// the drop callback.
     ///
     /// # Errors
     ///
@@ -581,47 +580,6 @@ impl EventBus {
         }
     }
 
-    /// All events dropped so far: critical + observability + pre-start.
-    pub fn dropped_events(&self) -> u64 {
-        self.dropped_events_critical()
-            + self.dropped_events_observability()
-            + self.dropped_events_pre_start()
-    }
-
-    /// Events that critical subscribers missed because their buffer was full.
-    ///
-    /// A publish adds its drops to the bus totals once, just before it
-    /// returns; so inside the drop callback the totals do not yet include the
-    /// drops of the publish being reported, while the subscriber's own count
-    /// ([`Subscription::dropped`]) does.
-    pub fn dropped_events_critical(&self) -> u64 {
-        self.inner.dropped_critical()
-    }
-
-    /// Events that lossy (observability) subscribers missed; counted like
-    /// [`dropped_events_critical`](Self::dropped_events_critical).
-    pub fn dropped_events_observability(&self) -> u64 {
-        self.inner.dropped_observability()
-    }
-
-    /// Events dropped because the bus was buffering and its pre-start buffer
-    /// was full.
-    pub fn dropped_events_pre_start(&self) -> u64 {
-        self.inner.dropped_pre_start()
-    }
-
-    /// Events published so far, buffered ones included.
-    pub fn published_events(&self) -> u64 {
-        self.inner.published()
-    }
-
-    /// How many subscriptions the bus has now: the user's, not the routes
-    /// the bus keeps for request responses (which [`stats`](Self::stats)
-    /// lists, as [`SubscriberKind::Route`](crate::SubscriberKind::Route)).
-    pub fn subscriber_count(&self) -> usize {
-        self.inner.subscriber_count()
-    }
-
     /// How many subscribers an event of Rust type `T` reaches, not counting
     /// those that filter by type string: the universal ones and those
     /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to),
@@ -668,8 +626,14 @@ impl EventBus {
             .listeners(Some(event.event_type()), Some(event.concrete_type_id()))
     }
 
-    /// A snapshot of the bus's state and every counter, cheap enough to poll
-    /// every second; its `Display` is a readable table.
+    /// A snapshot of the bus's state and every counter: published, dropped
+    /// (in total with [`BusStats::dropped`], and by kind), subscribers,
+    /// pre-start buffer, retained events, requests; its `Display` is a
+    /// readable table.
+    ///
+    /// Cheap enough to poll every second, not to call per publish: it copies
+    /// one [`SubscriberStats`](crate::SubscriberStats) per subscriber (their
+    /// names included) and briefly takes the mode and retained locks.
     ///
     /// ```
     /// use switchboard::EventBus;
@@ -678,26 +642,23 @@ impl EventBus {
     /// let _audit = bus.subscribe("audit", 8).unwrap();
     /// let stats = bus.stats();
     /// assert!(!stats.running);
+    /// assert_eq!(stats.subscriber_count(), 1);
     /// assert_eq!(stats.subscribers[0].name, "audit");
+    /// assert_eq!(stats.dropped(), 0);
     /// println!("{stats}");
     /// ```
     pub fn stats(&self) -> BusStats {
         BusStats {
             running: self.is_running(),
-            pre_start_len: self.pre_start_len(),
-            published: self.published_events(),
-            dropped_critical: self.dropped_events_critical(),
-            dropped_observability: self.dropped_events_observability(),
-            dropped_pre_start: self.dropped_events_pre_start(),
+            pre_start_len: self.inner.pre_start_len(),
+            published: self.inner.published(),
+            dropped_critical: self.inner.dropped_critical(),
+            dropped_observability: self.inner.dropped_observability(),
+            dropped_pre_start: self.inner.dropped_pre_start(),
             retained: self.inner.retained_count(),
             requests: self.inner.request_counters().snapshot(),
             subscribers: self.inner.subscriber_stats(),
         }
-    }
-
-    /// How many events wait in the pre-start buffer now.
-    pub fn pre_start_len(&self) -> usize {
-        self.inner.pre_start_len()
     }
 }
 
@@ -705,9 +666,14 @@ impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
             .field("running", &self.is_running())
-            .field("subscribers", &self.subscriber_count())
-            .field("published", &self.published_events())
-            .field("dropped", &self.dropped_events())
+            .field("subscribers", &self.inner.subscriber_count())
+            .field("published", &self.inner.published())
+            .field(
+                "dropped",
+                &(self.inner.dropped_critical()
+                    + self.inner.dropped_observability()
+                    + self.inner.dropped_pre_start()),
+            )
             .finish()
     }
 }

@@ -108,8 +108,8 @@
 //! bus.publish(Ping { timestamp: Timestamp::now() }); // both buffers are full now
 //!
 //! assert_eq!(*missed.lock().unwrap(), ["slow"]); // only the critical one is reported
-//! assert_eq!(bus.dropped_events_critical(), 1);
-//! assert_eq!(bus.dropped_events_observability(), 1);
+//! let stats = bus.stats();
+//! assert_eq!((stats.dropped_critical, stats.dropped_observability), (1, 1));
 //! ```
 //!
 //! # Start and pause

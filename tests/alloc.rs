@@ -99,7 +99,7 @@ fn publish_after_start_allocates_only_the_callers_event() {
         );
         assert_eq!(drain(&subscriptions), 2 * reached);
     }
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -132,8 +132,8 @@ fn the_drop_path_allocates_nothing() {
     });
     assert_eq!(delivered, 0);
     assert_eq!(allocations, 0, "dropping and reporting allocated");
-    assert_eq!(bus.dropped_events_critical(), 101 * 5);
-    assert_eq!(bus.dropped_events_observability(), 101);
+    assert_eq!(bus.stats().dropped_critical, 101 * 5);
+    assert_eq!(bus.stats().dropped_observability, 101);
     assert_eq!(reported.load(Ordering::Relaxed), 101 * 5);
 }
 
@@ -230,7 +230,7 @@ fn subscribe_costs(
     drop(subscription);
     let dropped = bus.subscribe_with(options()).unwrap();
     let ((), drop_cost, _) = count_allocations(|| drop(dropped));
-    assert_eq!(bus.subscriber_count(), existing);
+    assert_eq!(bus.stats().subscriber_count(), existing);
     (subscribe, unsubscribe, drop_cost)
 }
 

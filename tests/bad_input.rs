@@ -50,8 +50,8 @@ fn zero_capacity_with_nobody_waiting_drops_and_counts_the_event() {
     }
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
     assert_eq!(sub.dropped(), 3);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped(), 3);
     let unbuffered = |n| Dropped {
         reason: DropReason::BufferFull,
         n: Some(n),
@@ -75,7 +75,7 @@ fn zero_capacity_polled_as_a_stream_receives_nothing_and_counts_the_drop() {
     assert_eq!(bus.publish(numbered("a", 1)), 0);
     assert!(sub.poll_recv(&mut cx).is_pending());
     assert_eq!(sub.dropped(), 1);
-    assert_eq!(bus.dropped_events_observability(), 1);
+    assert_eq!(bus.stats().dropped_observability, 1);
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn zero_capacity_with_a_receiver_blocked_in_recv_hands_the_event_over() {
         };
         assert_eq!(receiver.join().unwrap(), Ok(handed_over));
         assert_eq!(sub.dropped(), attempts - 1);
-        assert_eq!(bus.dropped_events_critical(), attempts - 1);
+        assert_eq!(bus.stats().dropped_critical, attempts - 1);
     });
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
 }
@@ -148,7 +148,7 @@ fn capacity_above_the_maximum_is_rejected_before_allocating() {
             "a rejected capacity of {capacity} still allocated {largest} bytes at once"
         );
     }
-    assert_eq!(bus.subscriber_count(), 0, "nothing was registered");
+    assert_eq!(bus.stats().subscriber_count(), 0, "nothing was registered");
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn empty_type_lists_are_rejected() {
     for error in errors {
         assert_eq!(error, Some(SubscribeError::EmptyTypeList));
     }
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
     let message = SubscribeError::EmptyTypeList.to_string();
     assert!(message.contains("at least one type"), "{message}");
 }
@@ -218,7 +218,7 @@ fn mixed_filters_are_rejected() {
         bus.subscribe_with(options).err(),
         Some(SubscribeError::MixedFilters)
     );
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
     let message = SubscribeError::MixedFilters.to_string();
     assert!(message.contains("not both"), "{message}");
 }
@@ -295,7 +295,7 @@ fn unsubscribing_twice_returns_false_the_second_time() {
     assert!(own_typed.unsubscribe());
     assert!(!own_typed.unsubscribe());
     assert!(!bus.unsubscribe_typed(&own_typed));
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 #[test]
@@ -308,8 +308,8 @@ fn unsubscribing_through_another_bus_returns_false_and_changes_nothing() {
 
     assert!(!other.unsubscribe(&sub));
     assert!(!other.unsubscribe_typed(&typed));
-    assert_eq!(other.subscriber_count(), 1);
-    assert_eq!(bus.subscriber_count(), 2);
+    assert_eq!(other.stats().subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 2);
     assert!(sub.is_subscribed());
     assert_eq!(bus.publish(numbered("a", 1)), 2, "both keep receiving");
     assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 1);
@@ -423,9 +423,9 @@ fn a_panicking_drop_callback_is_caught_and_the_bus_carries_on() {
     }
     assert_eq!(calls.numbers(), [2, 3, 4]);
     assert_eq!(full.dropped(), 3);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events(), 3);
-    assert_eq!(bus.published_events(), 4);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped(), 3);
+    assert_eq!(bus.stats().published, 4);
     assert_eq!(roomy.len(), 4);
     assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 1);
 
@@ -457,8 +457,8 @@ fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
         [DropReason::PreStartOverflow, DropReason::BufferFull]
     );
     assert_eq!(calls.numbers(), [2, 1]);
-    assert_eq!(bus.dropped_events_pre_start(), 1);
-    assert_eq!(bus.dropped_events_critical(), 1);
+    assert_eq!(bus.stats().dropped_pre_start, 1);
+    assert_eq!(bus.stats().dropped_critical, 1);
     assert_eq!(full.dropped(), 1);
     assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 0);
 }
@@ -494,7 +494,7 @@ fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
         assert_eq!(watcher.len(), 1, "the callback's publish was delivered");
         assert!(!victim.is_subscribed(), "the callback unsubscribed");
         // full, watcher, made-in-callback; the victim is gone.
-        assert_eq!(bus.subscriber_count(), 3);
+        assert_eq!(bus.stats().subscriber_count(), 3);
 
         bus.publish(numbered("a", 3)); // dropped again: the replacement only is told
         assert_eq!(first_calls.numbers(), [2]);
@@ -546,7 +546,7 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
                     .collect::<Vec<_>>(),
                 ["a", "other"]
             );
-            assert_eq!(bus.dropped_events_pre_start(), 2);
+            assert_eq!(bus.stats().dropped_pre_start, 2);
             assert_eq!(made.lock().unwrap().len(), 1);
 
             // The replay puts "a" 1 in `full` and drops "a" 2; the callback,
@@ -588,7 +588,7 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
         assert_eq!(bus.publish(numbered("a", 1)), 1, "delivered to `other`");
         assert_eq!(*polls.lock().unwrap(), [true], "`other` was still empty");
         assert_eq!(other.try_recv().map(|e| n_of(&e)).unwrap(), 1);
-        assert_eq!(bus.subscriber_count(), 2);
+        assert_eq!(bus.stats().subscriber_count(), 2);
     });
 }
 
@@ -602,10 +602,10 @@ fn a_pre_start_limit_of_zero_drops_and_counts_every_buffered_publish() {
     for i in 0..3 {
         assert_eq!(bus.publish(numbered("a", i)), 0);
     }
-    assert_eq!(bus.pre_start_len(), 0);
-    assert_eq!(bus.dropped_events_pre_start(), 3);
-    assert_eq!(bus.dropped_events(), 3);
-    assert_eq!(bus.published_events(), 3);
+    assert_eq!(bus.stats().pre_start_len, 0);
+    assert_eq!(bus.stats().dropped_pre_start, 3);
+    assert_eq!(bus.stats().dropped(), 3);
+    assert_eq!(bus.stats().published, 3);
     let overflow = |n| Dropped {
         reason: DropReason::PreStartOverflow,
         n: Some(n),
@@ -629,7 +629,7 @@ fn a_pre_start_limit_of_zero_drops_and_counts_every_buffered_publish() {
     // After pause, buffering drops everything again.
     bus.pause();
     assert_eq!(bus.publish(numbered("a", 10)), 0);
-    assert_eq!(bus.dropped_events_pre_start(), 4);
+    assert_eq!(bus.stats().dropped_pre_start, 4);
     assert_eq!(drops.count(), 4);
 }
 
@@ -646,8 +646,8 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     for i in 0..6 {
         bus.publish(numbered("a", i));
     }
-    assert_eq!(bus.pre_start_len(), 4);
-    assert_eq!(bus.dropped_events_pre_start(), 2);
+    assert_eq!(bus.stats().pre_start_len, 4);
+    assert_eq!(bus.stats().dropped_pre_start, 2);
     bus.start();
     assert_eq!(
         sub.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(),
@@ -662,8 +662,11 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     for i in 0..1_001 {
         bus.publish(numbered("a", i));
     }
-    assert_eq!(bus.pre_start_len(), switchboard::DEFAULT_PRE_START_LIMIT);
-    assert_eq!(bus.dropped_events_pre_start(), 1);
+    assert_eq!(
+        bus.stats().pre_start_len,
+        switchboard::DEFAULT_PRE_START_LIMIT
+    );
+    assert_eq!(bus.stats().dropped_pre_start, 1);
     bus.start();
     assert_eq!(sub.len(), switchboard::DEFAULT_PRE_START_LIMIT);
 }

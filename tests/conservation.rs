@@ -187,11 +187,11 @@ fn every_event_is_received_or_counted_exactly() {
     let (churn_critical, churn_lossy) = churner.join().unwrap();
     bus.start(); // flush whatever the last pause kept
 
-    assert_eq!(bus.published_events(), total);
-    assert_eq!(bus.dropped_events_pre_start(), 0);
+    assert_eq!(bus.stats().published, total);
+    assert_eq!(bus.stats().dropped_pre_start, 0);
     let (critical_dropped, lossy_dropped) = (
-        bus.dropped_events_critical(),
-        bus.dropped_events_observability(),
+        bus.stats().dropped_critical,
+        bus.stats().dropped_observability,
     );
     drop(bus); // ends every subscription once drained
 

@@ -92,7 +92,7 @@ fn a_scrape_over_http_shows_the_workload_s_counters() {
     for n in 0..3 {
         bus.publish(numbered("early", n)); // the third overflows the pre-start buffer
     }
-    assert_eq!(bus.pre_start_len(), 2);
+    assert_eq!(bus.stats().pre_start_len, 2);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(BusCollector::new(&bus)));
     let (address, serving) = serve(registry, 3);

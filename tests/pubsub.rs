@@ -32,8 +32,8 @@ fn publish_reaches_a_subscriber_in_order() {
 fn publish_with_no_subscriber_returns_zero() {
     let bus = running_bus();
     assert_eq!(bus.publish(numbered("x", 1)), 0);
-    assert_eq!(bus.published_events(), 1);
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().published, 1);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -69,9 +69,9 @@ fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
     let kept: Vec<u64> = slow.try_iter().map(|e| n_of(&e)).collect();
     assert_eq!(kept, [0, 1], "the oldest stay, the newest are dropped");
     assert_eq!(fast.try_iter().count(), 5);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events_observability(), 0);
-    assert_eq!(bus.dropped_events(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped_observability, 0);
+    assert_eq!(bus.stats().dropped(), 3);
 }
 
 #[test]
@@ -87,9 +87,9 @@ fn critical_drops_call_the_callback_lossy_drops_do_not() {
 
     assert_eq!(critical.dropped(), 2);
     assert_eq!(lossy.dropped(), 2);
-    assert_eq!(bus.dropped_events_critical(), 2);
-    assert_eq!(bus.dropped_events_observability(), 2);
-    assert_eq!(bus.dropped_events(), 4);
+    assert_eq!(bus.stats().dropped_critical, 2);
+    assert_eq!(bus.stats().dropped_observability, 2);
+    assert_eq!(bus.stats().dropped(), 4);
     let critical_drop = |n, event_type: &str| Dropped {
         reason: DropReason::BufferFull,
         n: Some(n),
@@ -118,7 +118,7 @@ fn the_callback_can_be_replaced_and_removed() {
     bus.publish(numbered("x", 3));
     assert_eq!(first.numbers(), [1]);
     assert_eq!(second.numbers(), [2]);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
 }
 
 #[test]
@@ -208,7 +208,7 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
     let b = bus.subscribe("b", 4).unwrap();
     let c = bus.subscribe_to::<Numbered>("c", 4).unwrap();
     bus.start();
-    assert_eq!(bus.subscriber_count(), 3);
+    assert_eq!(bus.stats().subscriber_count(), 3);
 
     assert!(bus.unsubscribe(&a));
     assert!(!bus.unsubscribe(&a), "second unsubscribe is a no-op");
@@ -216,13 +216,13 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
     assert!(!a.is_subscribed());
     assert!(b.unsubscribe());
     assert!(bus.unsubscribe_typed(&c));
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
     assert_eq!(bus.publish(numbered("x", 1)), 0);
 
     let d = bus.subscribe_leader_only("d", 4).unwrap();
-    assert_eq!(bus.subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 1);
     drop(d);
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 /// A dropped subscription's queued events are freed no later than the next
@@ -254,7 +254,7 @@ fn a_dropped_subscription_frees_its_queued_events_by_the_next_registry_change() 
     drop(lone);
     let next = bus.subscribe("next", 4).unwrap();
     assert_eq!(queued_by(&waiting), 0, "freed by the next registry change");
-    assert_eq!(bus.subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 1);
     drop(next);
 }
 
@@ -336,8 +336,8 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
     }
     assert_eq!(next, [PER_THREAD; THREADS]);
     assert_eq!(typed.try_iter().count(), THREADS * PER_THREAD as usize);
-    assert_eq!(bus.dropped_events(), 0);
-    assert_eq!(bus.published_events(), THREADS as u64 * PER_THREAD);
+    assert_eq!(bus.stats().dropped(), 0);
+    assert_eq!(bus.stats().published, THREADS as u64 * PER_THREAD);
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn consumers_on_plain_threads_receive_everything() {
         // A small capacity: some events may be dropped; keep the bus honest about it.
         bus.publish(numbered("x", n));
     }
-    let dropped_total = bus.dropped_events_critical();
+    let dropped_total = bus.stats().dropped_critical;
     drop(bus);
     let mut dropped_seen = 0;
     for c in consumers {
@@ -433,7 +433,7 @@ fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
     assert_eq!(bus.publish(numbered("x", 1)), 0);
     assert_eq!(first.subscribers(), ["full-0"]);
     assert_eq!(second.subscribers(), ["full-1", "full-2"]);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
     drop(subscriptions);
 }
 
@@ -447,7 +447,7 @@ fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_ret
     {
         let (weak, full, seen) = (bus.downgrade(), Arc::clone(&full), Arc::clone(&seen));
         bus.set_drop_callback(Some(Box::new(move |_| {
-            let totals = weak.upgrade().unwrap().dropped_events_critical();
+            let totals = weak.upgrade().unwrap().stats().dropped_critical;
             seen.lock().unwrap().push((full.dropped(), totals));
         })));
     }
@@ -456,8 +456,8 @@ fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_ret
     // The subscriber's own count includes the drop being reported; the bus
     // total includes it once that publish has returned.
     assert_eq!(*seen.lock().unwrap(), [(1, 0), (2, 1)]);
-    assert_eq!(bus.dropped_events_critical(), 2);
-    assert_eq!(bus.dropped_events_observability(), 2);
+    assert_eq!(bus.stats().dropped_critical, 2);
+    assert_eq!(bus.stats().dropped_observability, 2);
     assert_eq!(lossy.dropped(), 2);
 }
 
@@ -539,7 +539,7 @@ fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
         .map(|s| s.name)
         .collect();
     assert_eq!(names, ["t1", "u1", "u2", "t3"]);
-    assert_eq!(bus.subscriber_count(), 4);
+    assert_eq!(bus.stats().subscriber_count(), 4);
 }
 
 #[test]

@@ -104,7 +104,7 @@ async fn tokio_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped
         let delivered: usize = (0..N)
             .map(|i| publisher_bus.publish(numbered("num", i)))
             .sum();
-        (delivered, publisher_bus.dropped_events())
+        (delivered, publisher_bus.stats().dropped())
         // The last handle drops here: the stream ends once drained.
     });
     let (delivered, dropped) = publisher.join().unwrap();
@@ -136,7 +136,7 @@ async fn tokio_stream_ends_after_subscription_unsubscribe_once_drained() {
     assert_eq!(got, [0, 1, 2]);
     // Ended for good, while the bus lives on.
     assert!(guarded("next after end", sub.next()).await.is_none());
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +166,7 @@ async fn tokio_parked_consumer_is_woken_by_a_publish_from_a_thread() {
     });
     wait_parked_async(&pendings, 0, "empty subscription").await;
     // Switching the subscription to async wake-ups left it registered once.
-    assert_eq!(bus.subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 1);
     assert_eq!(bus.stats().subscribers.len(), 1);
 
     let publisher_bus = bus.clone();
@@ -328,8 +328,8 @@ async fn tokio_small_capacity_stress_every_event_is_received_or_counted() {
     });
     let publisher = thread::spawn(move || {
         let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
-        assert_eq!(bus.published_events(), N);
-        (delivered as u64, bus.dropped_events())
+        assert_eq!(bus.stats().published, N);
+        (delivered as u64, bus.stats().dropped())
     });
     let (delivered, bus_dropped) = publisher.join().unwrap();
     let (received, in_order, sub_dropped) = guarded("counting consumer", consumer).await.unwrap();
@@ -554,7 +554,7 @@ fn block_on_small_capacity_stress_every_event_is_received_or_counted() {
     let mut sub = bus.subscribe_lossy("counter", 16).unwrap();
     let publisher = thread::spawn(move || {
         let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
-        (delivered as u64, bus.dropped_events_observability())
+        (delivered as u64, bus.stats().dropped_observability)
     });
     let (received, sub_dropped) = within(GUARD, "block_on counter", move || {
         let received = block_on(async {

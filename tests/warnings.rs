@@ -188,5 +188,5 @@ fn a_panicking_drop_callback_is_logged_once() {
         .collect();
     assert_eq!(panics.len(), 1, "{events:?}");
     assert_eq!(panics[0].level, Level::WARN);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
 }
