@@ -358,8 +358,10 @@ fn b_typed_dispatch(c: &mut Criterion) {
             .iter()
             .enumerate()
             .map(|(i, (_, types))| {
-                bus.subscribe_multiple(&format!("typed-{i}"), ROOM, types.clone())
-                    .unwrap()
+                bus.subscribe_with(
+                    SubscribeOptions::new(format!("typed-{i}"), ROOM).rust_types(types.clone()),
+                )
+                .unwrap()
             })
             .collect();
         bus.start();
@@ -380,7 +382,10 @@ fn b_typed_dispatch(c: &mut Criterion) {
         let bus = EventBus::new();
         let subscriptions: Vec<Subscription> = TYPE_NAMES
             .iter()
-            .map(|name| bus.subscribe_types(name, ROOM, [*name]).unwrap())
+            .map(|name| {
+                bus.subscribe_with(SubscribeOptions::new(*name, ROOM).event_types([*name]))
+                    .unwrap()
+            })
             .collect();
         bus.start();
         group.bench_function("switchboard_by_name", |b| {

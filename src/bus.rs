@@ -331,11 +331,12 @@ impl EventBus {
     }
 
     /// Subscribes to every event: a critical subscriber whose drops are
-    /// reported to the drop callback.
+    /// reported to the drop callback (Go's `Subscribe`).
     ///
     /// Subscribing while the bus is running logs a warning naming the caller
-    /// (events published before were missed); use
-    /// [`subscribe_leader_only`](Self::subscribe_leader_only) where that is intended.
+    /// (events published before were missed); where that is intended, make
+    /// the subscription [`leader_only`](SubscribeOptions::leader_only) with
+    /// [`subscribe_with`](Self::subscribe_with).
     ///
     /// # Errors
     ///
@@ -347,108 +348,9 @@ impl EventBus {
         self.subscribe_with(SubscribeOptions::new(name, capacity))
     }
 
-    /// Like [`subscribe`](Self::subscribe), for components that subscribe after
-    /// `start()` on becoming leader: no late-subscription warning.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_leader_only(
-        &self,
-        name: &str,
-        capacity: usize,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).leader_only())
-    }
-
-    /// Subscribes to every event as an *observability* subscriber: its drops
-    /// are counted in [`BusStats::dropped_observability`] and not reported to
-    /// the drop callback.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_lossy(
-        &self,
-        name: &str,
-        capacity: usize,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).lossy())
-    }
-
-    /// Subscribes to the events whose [`event_type`](Event::event_type) is one
-    /// of `types` (duplicates count once). The bus filters: other events cost
-    /// this subscriber nothing.
-    ///
-    /// # Errors
-    ///
-    /// [`SubscribeError::EmptyTypeList`] if `types` is empty, and as
-    /// [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_types<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).event_types(types))
-    }
-
-    /// [`subscribe_types`](Self::subscribe_types) without the late-subscription warning.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_types`](Self::subscribe_types).
-    #[track_caller]
-    pub fn subscribe_types_leader_only<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(
-            SubscribeOptions::new(name, capacity)
-                .event_types(types)
-                .leader_only(),
-        )
-    }
-
-    /// [`subscribe_types`](Self::subscribe_types) as an observability subscriber
-    /// (see [`subscribe_lossy`](Self::subscribe_lossy)).
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_types`](Self::subscribe_types).
-    #[track_caller]
-    pub fn subscribe_types_lossy<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(
-            SubscribeOptions::new(name, capacity)
-                .event_types(types)
-                .lossy(),
-        )
-    }
-
     /// Subscribes to events of the Rust type `T`, filtered by `TypeId` at the
-    /// bus, and receives them as `Arc<T>` (Go's generic `Subscribe[T]`).
+    /// bus, and receives them as `Arc<T>` (Go's generic `Subscribe[T]`): a
+    /// critical subscriber, as with [`subscribe`](Self::subscribe).
     ///
     /// # Errors
     ///
@@ -465,28 +367,34 @@ impl EventBus {
         .map(TypedSubscription::new)
     }
 
-    /// Subscribes to events of any Rust type in `types`, filtered by `TypeId`
-    /// at the bus (Go's `SubscribeMultiple`).
-    ///
-    /// # Errors
-    ///
-    /// [`SubscribeError::EmptyTypeList`] if `types` is empty, and as
-    /// [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_multiple(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: TypeSet,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).rust_types(types))
-    }
-
-    /// Subscribes as `options` describe; every other `subscribe_*` method is a
-    /// shortcut for this one.
+    /// Subscribes as `options` describe: which events (every one, a list of
+    /// [`event_types`](SubscribeOptions::event_types), or a [`TypeSet`] of
+    /// [`rust_types`](SubscribeOptions::rust_types)), critical or
+    /// [`lossy`](SubscribeOptions::lossy),
+    /// [`leader_only`](SubscribeOptions::leader_only) (no late-subscription
+    /// warning), and [`with_retained`](SubscribeOptions::with_retained).
+    /// [`subscribe`](Self::subscribe) and [`subscribe_to`](Self::subscribe_to)
+    /// are shortcuts for this one.
     ///
     /// The new subscriber receives events published after this returns (and,
     /// while the bus is buffering, the buffered ones at [`start`](Self::start)).
+    ///
+    /// ```
+    /// use switchboard::{EventBus, SubscribeOptions};
+    ///
+    /// let bus = EventBus::new();
+    /// bus.start();
+    /// // Go's SubscribeTypesLossy, made by a leader after start: no warning.
+    /// let metrics = bus
+    ///     .subscribe_with(
+    ///         SubscribeOptions::new("metrics", 256)
+    ///             .event_types(["route.added", "route.removed"])
+    ///             .lossy()
+    ///             .leader_only(),
+    ///     )
+    ///     .unwrap();
+    /// assert!(metrics.is_lossy());
+    /// ```
     ///
     /// # Errors
     ///
@@ -516,22 +424,18 @@ impl EventBus {
         &self.inner
     }
 
-    /// Removes `subscription` from this bus. It then yields the events already
-    /// queued and ends.
+    /// Removes `subscription` (a [`Subscription`] or a [`TypedSubscription`])
+    /// from this bus. It then yields the events already queued and ends.
     ///
     /// Returns `true` if it was removed, `false` if it was not subscribed here
     /// (already unsubscribed, or made on another bus): calling it twice is
-    /// harmless. Dropping a [`Subscription`] unsubscribes it too.
+    /// harmless. [`Subscription::unsubscribe`] does the same from the
+    /// subscription's side, and dropping it unsubscribes it too.
     ///
     /// Events published after this returns never reach the subscription; a
     /// publish running concurrently may still deliver one.
-    pub fn unsubscribe(&self, subscription: &Subscription) -> bool {
-        subscription.unsubscribe_from(&self.inner)
-    }
-
-    /// [`unsubscribe`](Self::unsubscribe) for a typed subscription.
-    pub fn unsubscribe_typed<T: Event>(&self, subscription: &TypedSubscription<T>) -> bool {
-        self.unsubscribe(subscription.as_untyped())
+    pub fn unsubscribe(&self, subscription: &impl AsRef<Subscription>) -> bool {
+        subscription.as_ref().unsubscribe_from(&self.inner)
     }
 
     /// Sets (or, with `None`, removes) the callback told about every event a
@@ -582,8 +486,8 @@ impl EventBus {
 
     /// How many subscribers an event of Rust type `T` reaches, not counting
     /// those that filter by type string: the universal ones and those
-    /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to),
-    /// [`subscribe_multiple`](Self::subscribe_multiple)).
+    /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to), or
+    /// [`rust_types`](SubscribeOptions::rust_types) in their options).
     ///
     /// Cheap enough to ask before every publish, to skip building an event
     /// nobody listens to: no lock, no allocation, one hash lookup. The answer
@@ -612,7 +516,7 @@ impl EventBus {
     /// How many subscribers an event whose [`event_type`](Event::event_type)
     /// is `event_type` reaches, not counting those that filter by Rust type:
     /// the universal ones and those subscribed to that type string
-    /// ([`subscribe_types`](Self::subscribe_types)). As cheap as
+    /// ([`event_types`](SubscribeOptions::event_types) in their options). As cheap as
     /// [`listeners`](Self::listeners).
     pub fn listeners_by_type(&self, event_type: &str) -> usize {
         self.inner.listeners(Some(event_type), None)

@@ -78,8 +78,12 @@ fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
 fn critical_drops_call_the_callback_lossy_drops_do_not() {
     let bus = EventBus::new();
     let drops = DropRecorder::install(&bus);
-    let critical = bus.subscribe_types("critical", 1, ["x", "y"]).unwrap();
-    let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
+    let critical = bus
+        .subscribe_with(SubscribeOptions::new("critical", 1).event_types(["x", "y"]))
+        .unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 1).lossy())
+        .unwrap();
     bus.start();
     bus.publish(numbered("x", 1));
     bus.publish(numbered("x", 2));
@@ -124,8 +128,12 @@ fn the_callback_can_be_replaced_and_removed() {
 #[test]
 fn string_filters_deliver_only_matching_types() {
     let bus = EventBus::new();
-    let ab = bus.subscribe_types("ab", 16, ["a", "b"]).unwrap();
-    let c = bus.subscribe_types("c", 16, vec!["c".to_string()]).unwrap();
+    let ab = bus
+        .subscribe_with(SubscribeOptions::new("ab", 16).event_types(["a", "b"]))
+        .unwrap();
+    let c = bus
+        .subscribe_with(SubscribeOptions::new("c", 16).event_types(vec!["c".to_string()]))
+        .unwrap();
     let all = bus.subscribe("all", 16).unwrap();
     bus.start();
     assert_eq!(bus.publish(numbered("a", 1)), 2);
@@ -143,10 +151,9 @@ fn rust_type_filters_deliver_only_matching_types() {
     let numbers = bus.subscribe_to::<Numbered>("numbers", 16).unwrap();
     let others = bus.subscribe_to::<Other>("others", 16).unwrap();
     let both = bus
-        .subscribe_multiple(
-            "both",
-            16,
-            TypeSet::new().with::<Numbered>().with::<Other>(),
+        .subscribe_with(
+            SubscribeOptions::new("both", 16)
+                .rust_types(TypeSet::new().with::<Numbered>().with::<Other>()),
         )
         .unwrap();
     let threads = bus.subscribe_to::<FromThread>("threads", 16).unwrap();
@@ -170,7 +177,9 @@ fn rust_type_filters_deliver_only_matching_types() {
 #[test]
 fn string_and_type_filters_are_independent_indexes() {
     let bus = EventBus::new();
-    let by_name = bus.subscribe_types("by-name", 4, ["other"]).unwrap();
+    let by_name = bus
+        .subscribe_with(SubscribeOptions::new("by-name", 4).event_types(["other"]))
+        .unwrap();
     let by_type = bus.subscribe_to::<Other>("by-type", 4).unwrap();
     bus.start();
     // `Other` has event_type "other": both match, each once.
@@ -185,10 +194,22 @@ fn string_and_type_filters_are_independent_indexes() {
 fn lossy_and_leader_only_variants_deliver_like_the_plain_ones() {
     let bus = running_bus();
     let subs = [
-        bus.subscribe_leader_only("leader", 4).unwrap(),
-        bus.subscribe_lossy("lossy", 4).unwrap(),
-        bus.subscribe_types_leader_only("tl", 4, ["x"]).unwrap(),
-        bus.subscribe_types_lossy("tlossy", 4, ["x"]).unwrap(),
+        bus.subscribe_with(SubscribeOptions::new("leader", 4).leader_only())
+            .unwrap(),
+        bus.subscribe_with(SubscribeOptions::new("lossy", 4).lossy())
+            .unwrap(),
+        bus.subscribe_with(
+            SubscribeOptions::new("tl", 4)
+                .event_types(["x"])
+                .leader_only(),
+        )
+        .unwrap(),
+        bus.subscribe_with(
+            SubscribeOptions::new("tlossy", 4)
+                .event_types(["x"])
+                .lossy(),
+        )
+        .unwrap(),
         bus.subscribe_with(SubscribeOptions::new("opts", 4).lossy().leader_only())
             .unwrap(),
     ];
@@ -215,11 +236,13 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
     assert!(!a.unsubscribe());
     assert!(!a.is_subscribed());
     assert!(b.unsubscribe());
-    assert!(bus.unsubscribe_typed(&c));
+    assert!(bus.unsubscribe(&c));
     assert_eq!(bus.stats().subscriber_count(), 0);
     assert_eq!(bus.publish(numbered("x", 1)), 0);
 
-    let d = bus.subscribe_leader_only("d", 4).unwrap();
+    let d = bus
+        .subscribe_with(SubscribeOptions::new("d", 4).leader_only())
+        .unwrap();
     assert_eq!(bus.stats().subscriber_count(), 1);
     drop(d);
     assert_eq!(bus.stats().subscriber_count(), 0);
@@ -261,7 +284,9 @@ fn a_dropped_subscription_frees_its_queued_events_by_the_next_registry_change() 
 #[test]
 fn an_unsubscribed_subscription_drains_then_ends() {
     let bus = running_bus();
-    let sub = bus.subscribe_leader_only("s", 8).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("s", 8).leader_only())
+        .unwrap();
     bus.publish(numbered("x", 1));
     bus.publish(numbered("x", 2));
     assert!(sub.unsubscribe());
@@ -414,7 +439,10 @@ fn callbacks_see_the_dropped_event_itself() {
 fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
     let bus = running_bus();
     let subscriptions: Vec<_> = (0..3)
-        .map(|i| bus.subscribe_leader_only(&format!("full-{i}"), 1).unwrap())
+        .map(|i| {
+            bus.subscribe_with(SubscribeOptions::new(format!("full-{i}"), 1).leader_only())
+                .unwrap()
+        })
         .collect();
     bus.publish(numbered("x", 0));
     let (first, second) = (DropRecorder::default(), DropRecorder::default());
@@ -440,8 +468,13 @@ fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
 #[test]
 fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_returns() {
     let bus = running_bus();
-    let full = Arc::new(bus.subscribe_leader_only("full", 1).unwrap());
-    let lossy = bus.subscribe_lossy("lossy", 1).unwrap();
+    let full = Arc::new(
+        bus.subscribe_with(SubscribeOptions::new("full", 1).leader_only())
+            .unwrap(),
+    );
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("lossy", 1).lossy())
+        .unwrap();
     bus.publish(numbered("x", 0));
     let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     {
@@ -464,8 +497,12 @@ fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_ret
 #[test]
 fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
     let bus = running_bus();
-    let slow = bus.subscribe_leader_only("slow", 2).unwrap();
-    let other = bus.subscribe_leader_only("other", 8).unwrap();
+    let slow = bus
+        .subscribe_with(SubscribeOptions::new("slow", 2).leader_only())
+        .unwrap();
+    let other = bus
+        .subscribe_with(SubscribeOptions::new("other", 8).leader_only())
+        .unwrap();
     let missed = DropRecorder::install(&bus);
     let delivered: Vec<usize> = (0..5).map(|n| bus.publish(numbered("x", n))).collect();
     assert_eq!(delivered, [2, 2, 1, 1, 1]);
@@ -495,8 +532,16 @@ fn the_last_matching_subscriber_being_full_still_reports_the_event() {
     // The last subscriber a publish reaches gets the caller's event rather
     // than a clone; when it is full, the drop report still carries the event.
     let bus = running_bus();
-    let _room = bus.subscribe_leader_only("room", 8).unwrap();
-    let _full = bus.subscribe_types_leader_only("full", 1, ["x"]).unwrap();
+    let _room = bus
+        .subscribe_with(SubscribeOptions::new("room", 8).leader_only())
+        .unwrap();
+    let _full = bus
+        .subscribe_with(
+            SubscribeOptions::new("full", 1)
+                .event_types(["x"])
+                .leader_only(),
+        )
+        .unwrap();
     let drops = DropRecorder::install(&bus);
     assert_eq!(bus.publish(numbered("x", 1)), 2);
     assert_eq!(bus.publish(numbered("x", 2)), 1);
@@ -507,7 +552,9 @@ fn the_last_matching_subscriber_being_full_still_reports_the_event() {
 #[test]
 fn a_zero_capacity_subscriber_still_takes_a_handoff_after_a_miss() {
     let bus = running_bus();
-    let sub = bus.subscribe_leader_only("handoff", 0).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("handoff", 0).leader_only())
+        .unwrap();
     assert_eq!(bus.publish(numbered("x", 1)), 0, "nobody waits: missed");
     assert_eq!(sub.dropped(), 1);
     let receiver = thread::spawn(move || n_of(&sub.recv().unwrap()));
@@ -526,12 +573,16 @@ fn a_zero_capacity_subscriber_still_takes_a_handoff_after_a_miss() {
 #[test]
 fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
     let bus = EventBus::new();
-    let _t1 = bus.subscribe_types("t1", 1, ["x"]).unwrap();
+    let _t1 = bus
+        .subscribe_with(SubscribeOptions::new("t1", 1).event_types(["x"]))
+        .unwrap();
     let _u1 = bus.subscribe("u1", 1).unwrap();
     let t2 = bus.subscribe_to::<Other>("t2", 1).unwrap();
     let _u2 = bus.subscribe("u2", 1).unwrap();
-    let _t3 = bus.subscribe_types("t3", 1, ["y"]).unwrap();
-    bus.unsubscribe_typed(&t2);
+    let _t3 = bus
+        .subscribe_with(SubscribeOptions::new("t3", 1).event_types(["y"]))
+        .unwrap();
+    bus.unsubscribe(&t2);
     let names: Vec<_> = bus
         .stats()
         .subscribers
@@ -546,7 +597,9 @@ fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
 fn stats_report_every_subscriber_and_the_totals() {
     let bus = EventBus::new();
     let _a = bus.subscribe("a", 1).unwrap();
-    let _b = bus.subscribe_types_lossy("b", 1, ["x"]).unwrap();
+    let _b = bus
+        .subscribe_with(SubscribeOptions::new("b", 1).event_types(["x"]).lossy())
+        .unwrap();
     let _c = bus.subscribe_to::<Other>("c", 4).unwrap();
     bus.publish(numbered("x", 0));
     let before = bus.stats();

@@ -68,7 +68,9 @@ fn one_event_per_type_oldest_first_and_only_what_the_filter_matches() {
 fn a_subscription_that_does_not_ask_gets_no_retained_event() {
     let bus = running_bus();
     bus.publish_retained(numbered("config", 1));
-    let sub = bus.subscribe_leader_only("plain", 8).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("plain", 8).leader_only())
+        .unwrap();
     assert!(sub.try_recv().is_err());
     bus.publish_retained(numbered("config", 2));
     assert_eq!(

@@ -27,7 +27,7 @@ use futures::executor::{block_on, block_on_stream, LocalPool};
 use futures::future::poll_fn;
 use futures::task::LocalSpawnExt;
 use futures::{Stream, StreamExt};
-use switchboard::{Event, EventBus, Subscription};
+use switchboard::{Event, EventBus, SubscribeOptions, Subscription};
 
 /// A stream wrapper that counts the `Pending`s its inner stream returned: once
 /// the count moves, the consumer has registered its waker and is parked.
@@ -146,7 +146,7 @@ async fn tokio_stream_ends_after_bus_unsubscribe_once_drained() {
     for i in 0..3 {
         assert_eq!(bus.publish(numbered("num", i)), 1);
     }
-    assert!(bus.unsubscribe_typed(&sub));
+    assert!(bus.unsubscribe(&sub));
 
     let mut got = Vec::new();
     while let Some(event) = guarded("next", sub.next()).await {
@@ -189,7 +189,7 @@ async fn tokio_every_parked_consumer_is_woken_by_one_publish() {
         let stream: Pin<Box<dyn Stream<Item = u64> + Send>> = match i % 3 {
             0 => Box::pin(bus.subscribe("all", 1).unwrap().map(|e| n_of(&e))),
             1 => Box::pin(
-                bus.subscribe_types("by-name", 1, ["num"])
+                bus.subscribe_with(SubscribeOptions::new("by-name", 1).event_types(["num"]))
                     .unwrap()
                     .map(|e| n_of(&e)),
             ),
@@ -551,7 +551,9 @@ fn block_on_parked_consumer_sees_the_end_when_the_bus_is_dropped() {
 fn block_on_small_capacity_stress_every_event_is_received_or_counted() {
     const N: u64 = 100_000;
     let bus = running_bus();
-    let mut sub = bus.subscribe_lossy("counter", 16).unwrap();
+    let mut sub = bus
+        .subscribe_with(SubscribeOptions::new("counter", 16).lossy())
+        .unwrap();
     let publisher = thread::spawn(move || {
         let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
         (delivered as u64, bus.stats().dropped_observability)
@@ -624,7 +626,10 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     // ones: these stretch the time between a publish loading the registry and
     // its send to the racing subscription (a 0-capacity lossy offer just fails).
     let _padding: Vec<Subscription> = (0..200)
-        .map(|_| bus.subscribe_lossy("padding", 0).unwrap())
+        .map(|_| {
+            bus.subscribe_with(SubscribeOptions::new("padding", 0).lossy())
+                .unwrap()
+        })
         .collect();
     let polling_for = Arc::new(AtomicU64::new(0));
     let (subs_tx, subs_rx) = mpsc::channel::<Subscription>();
@@ -653,7 +658,11 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..ROUNDS {
         let sub = bus
-            .subscribe_types_leader_only("first-poll", 1, ["num"])
+            .subscribe_with(
+                SubscribeOptions::new("first-poll", 1)
+                    .event_types(["num"])
+                    .leader_only(),
+            )
             .unwrap();
         subs_tx.send(sub).unwrap();
         while polling_for.load(Ordering::SeqCst) != round + 1 {

@@ -72,7 +72,9 @@ fn the_async_form_waits_on_any_executor() {
 fn lossy_subscribers_still_drop_and_count_while_critical_ones_make_it_wait() {
     let bus = running_bus();
     let critical = bus.subscribe("critical", 4).unwrap();
-    let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 1).lossy())
+        .unwrap();
     for n in 0..4 {
         let delivered = bus.publish_waiting(numbered("a", n)).blocking().unwrap();
         assert_eq!(
@@ -233,10 +235,9 @@ fn typed_multiple_type_and_retained_subscribers_make_it_wait_too() {
     bus.publish_retained(other(0));
     let typed = bus.subscribe_to::<Numbered>("typed", 1).unwrap();
     let multiple = bus
-        .subscribe_multiple(
-            "multiple",
-            1,
-            TypeSet::new().with::<Numbered>().with::<Other>(),
+        .subscribe_with(
+            SubscribeOptions::new("multiple", 1)
+                .rust_types(TypeSet::new().with::<Numbered>().with::<Other>()),
         )
         .unwrap();
     let retained = bus

@@ -102,12 +102,16 @@ fn subscribe_and_unsubscribe_racing_publish() {
     model("subscribe_and_unsubscribe_racing_publish", || {
         let bus = EventBus::new();
         bus.start();
-        let leaving = bus.subscribe_leader_only("leaving", 4).unwrap();
+        let leaving = bus
+            .subscribe_with(SubscribeOptions::new("leaving", 4).leader_only())
+            .unwrap();
         let publisher = {
             let bus = bus.clone();
             thread::spawn(move || bus.publish(ev(1)))
         };
-        let joining = bus.subscribe_leader_only("joining", 4).unwrap();
+        let joining = bus
+            .subscribe_with(SubscribeOptions::new("joining", 4).leader_only())
+            .unwrap();
         assert!(leaving.unsubscribe());
         bus.publish(ev(2));
         let delivered = publisher.join().unwrap();
@@ -321,7 +325,9 @@ fn a_dropped_subscription_counts_no_drop_while_it_waits_for_compaction() {
     model("a_dropped_subscription_counts_no_drop", || {
         let bus = EventBus::new();
         let full = bus.subscribe("full", 1).unwrap();
-        let other = bus.subscribe_leader_only("other", 4).unwrap();
+        let other = bus
+            .subscribe_with(SubscribeOptions::new("other", 4).leader_only())
+            .unwrap();
         bus.start();
         assert_eq!(bus.publish(ev(0)), 2); // fills "full"
         assert_eq!(bus.publish(ev(1)), 1); // "full" misses it: one drop

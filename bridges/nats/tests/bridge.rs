@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, stream};
 use async_nats::{ConnectOptions, HeaderMap};
 use common::{eventually, init_tracing, LoadSampled, NatsServer, RouteAdded, ServerOptions};
 use futures_util::StreamExt;
-use switchboard::{Event, EventBus, TypedSubscription};
+use switchboard::{Event, EventBus, SubscribeOptions, TypedSubscription};
 use switchboard_nats::{
     cloudevents, structured, subject::SubjectError, Bridge, BridgeBuilder, BridgeError,
     ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions, Json,
@@ -67,7 +67,7 @@ async fn events_reach_every_kind_of_subscriber_in_the_other_bus() {
     .await;
     let mut typed = bus_b.subscribe_to::<RouteAdded>("typed", 256).unwrap();
     let by_string = bus_b
-        .subscribe_types("by-string", 256, ["route.added"])
+        .subscribe_with(SubscribeOptions::new("by-string", 256).event_types(["route.added"]))
         .unwrap();
     let universal = bus_b.subscribe("universal", 512).unwrap();
     bus_a.start();
