@@ -256,7 +256,7 @@ fn a_publish_cost(c: &mut Criterion) {
                     )
                 })
             });
-            assert_eq!(bus.dropped_events(), 0);
+            assert_eq!(bus.stats().dropped(), 0);
         }
         {
             let (port, subscriptions) = port_universal(k, ROOM);
@@ -358,8 +358,10 @@ fn b_typed_dispatch(c: &mut Criterion) {
             .iter()
             .enumerate()
             .map(|(i, (_, types))| {
-                bus.subscribe_multiple(&format!("typed-{i}"), ROOM, types.clone())
-                    .unwrap()
+                bus.subscribe_with(
+                    SubscribeOptions::new(format!("typed-{i}"), ROOM).rust_types(types.clone()),
+                )
+                .unwrap()
             })
             .collect();
         bus.start();
@@ -374,13 +376,16 @@ fn b_typed_dispatch(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
     {
         let bus = EventBus::new();
         let subscriptions: Vec<Subscription> = TYPE_NAMES
             .iter()
-            .map(|name| bus.subscribe_types(name, ROOM, [*name]).unwrap())
+            .map(|name| {
+                bus.subscribe_with(SubscribeOptions::new(*name, ROOM).event_types([*name]))
+                    .unwrap()
+            })
             .collect();
         bus.start();
         group.bench_function("switchboard_by_name", |b| {
@@ -394,7 +399,7 @@ fn b_typed_dispatch(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
     {
         let port = RwLockBus::new();
@@ -569,7 +574,7 @@ fn c_drop_path(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(bus.dropped_events_critical(), calls.load(Ordering::Relaxed));
+        assert_eq!(bus.stats().dropped_critical, calls.load(Ordering::Relaxed));
     }
     {
         let (port, _subscriptions) = port_universal(K, 1);
@@ -728,7 +733,7 @@ fn d_two_publishers(c: &mut Criterion) {
             black_box(bus.publish_arc(Arc::clone(&event)));
         });
         run_two_publishers(&mut group, "switchboard", publish, consumers, move || {
-            assert_eq!(check.dropped_events(), 0);
+            assert_eq!(check.stats().dropped(), 0);
         });
     }
     {
@@ -828,7 +833,7 @@ fn e_churn(c: &mut Criterion) {
             "switchboard subscribe+unsubscribe pairs while publishing",
             churn,
         );
-        assert_eq!(bus.dropped_events_critical(), 0);
+        assert_eq!(bus.stats().dropped_critical, 0);
     }
     {
         let (port, subscriptions) = port_universal(K, ROOM);
@@ -1061,7 +1066,7 @@ fn f_end_to_end(c: &mut Criterion) {
             move || {
                 black_box(bus.publish_arc(Arc::clone(&event)));
             },
-            move || assert_eq!(check.dropped_events(), 0),
+            move || assert_eq!(check.stats().dropped(), 0),
         );
     }
     {
@@ -1188,7 +1193,7 @@ fn h_async_vs_sync(c: &mut Criterion) {
             move || {
                 black_box(bus.publish_arc(Arc::clone(&event)));
             },
-            move || assert_eq!(check.dropped_events(), 0),
+            move || assert_eq!(check.stats().dropped(), 0),
         );
     }
     for stream in [false, true] {

@@ -143,7 +143,7 @@ fn round_trip(c: &mut Criterion) {
                 black_box(result)
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
 
     {
@@ -160,7 +160,7 @@ fn round_trip(c: &mut Criterion) {
                 black_box(result)
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
 
     {
@@ -234,7 +234,7 @@ fn round_trip_on_one_thread(c: &mut Criterion) {
                 black_box(result)
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
 
     {
@@ -321,7 +321,7 @@ fn round_trip_on_tokio(c: &mut Criterion) {
                 runtime.block_on(requester).unwrap()
             })
         });
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
 
     {

@@ -255,7 +255,7 @@ fn waiting_async(group: &mut Group<'_>, k: usize) {
         }
         let publisher = Switchboard(bus);
         run_async(group, "switchboard", &runtime, &publisher, &tasks);
-        assert_eq!(publisher.0.dropped_events(), 0);
+        assert_eq!(publisher.0.stats().dropped(), 0);
         drop(publisher);
         tasks.join(&runtime);
     }
@@ -367,7 +367,7 @@ fn w_blocking_1x1(c: &mut Criterion) {
                 let delivered = bus.publish_waiting_arc(Arc::clone(&event)).blocking();
                 black_box(delivered.expect("no deadline, so no timeout"));
             },
-            move || assert_eq!(check.dropped_events(), 0),
+            move || assert_eq!(check.stats().dropped(), 0),
         );
     }
     {

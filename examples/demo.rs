@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
-use switchboard::{Event, EventBus};
+use switchboard::{Event, EventBus, SubscribeOptions};
 
 #[derive(Event)]
 #[event(type = "config.changed")]
@@ -67,15 +67,19 @@ fn main() {
     });
     println!(
         "  {} events wait in the pre-start buffer",
-        bus.pre_start_len()
+        bus.stats().pre_start_len
     );
 
     println!("2. components subscribe, in any order");
     let router = bus.subscribe_to::<RouteAdded>("router", 64).unwrap();
     let renderer = bus
-        .subscribe_types("renderer", 4, ["config.changed", "route.added"])
+        .subscribe_with(
+            SubscribeOptions::new("renderer", 4).event_types(["config.changed", "route.added"]),
+        )
         .unwrap();
-    let metrics = bus.subscribe_lossy("metrics", 8).unwrap();
+    let metrics = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 8).lossy())
+        .unwrap();
     let audit = bus.subscribe("audit", 4096).unwrap();
 
     println!("3. start(): the buffer is replayed in order, then delivery is direct");

@@ -21,7 +21,9 @@ use std::time::Duration;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use switchboard::prometheus::BusCollector;
-use switchboard::{Event, EventBus, Request, RequestOptions, Response, Timestamp};
+use switchboard::{
+    Event, EventBus, Request, RequestOptions, Response, SubscribeOptions, Timestamp,
+};
 
 #[derive(Event)]
 #[event(type = "route.added")]
@@ -73,7 +75,9 @@ fn main() {
         })
     };
     let _renderer = bus.subscribe("renderer", 4).unwrap(); // critical, falls behind
-    let _dashboard = bus.subscribe_lossy("dashboard", 2).unwrap(); // lossy, falls behind
+    let _dashboard = bus
+        .subscribe_with(SubscribeOptions::new("dashboard", 2).lossy())
+        .unwrap(); // lossy, falls behind
     for n in 0..3 {
         // The third overflows the pre-start buffer (limit 2).
         bus.publish(RouteAdded {

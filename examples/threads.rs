@@ -9,7 +9,7 @@
 use std::thread;
 use std::time::Duration;
 
-use switchboard::{Event, EventBus, RecvTimeoutError, Timestamp};
+use switchboard::{Event, EventBus, RecvTimeoutError, SubscribeOptions, Timestamp};
 
 /// A sensor reading; its event type is the sensor's name.
 #[derive(Event)]
@@ -23,7 +23,9 @@ struct Reading {
 fn main() {
     let bus = EventBus::new();
     let all_readings = bus.subscribe_to::<Reading>("logger", 64).unwrap();
-    let boiler = bus.subscribe_types("boiler-guard", 8, ["boiler"]).unwrap();
+    let boiler = bus
+        .subscribe_with(SubscribeOptions::new("boiler-guard", 8).event_types(["boiler"]))
+        .unwrap();
     bus.start();
 
     let logger = thread::spawn(move || {

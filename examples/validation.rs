@@ -216,9 +216,9 @@ fn main() {
         validator.stop();
     }
     assert_eq!(
-        bus.subscriber_count(),
+        bus.stats().subscriber_count(),
         0,
         "no response subscription left behind"
     );
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }

@@ -112,7 +112,7 @@ impl EventBusBuilder {
 
     /// How many events to keep while buffering (default
     /// [`DEFAULT_PRE_START_LIMIT`]). Past it, events are dropped, counted in
-    /// [`EventBus::dropped_events_pre_start`] and reported to the drop callback.
+    /// [`BusStats::dropped_pre_start`] and reported to the drop callback.
     /// 0 keeps none: everything published while buffering is dropped and counted.
     #[must_use]
     pub fn pre_start_limit(mut self, limit: usize) -> Self {
@@ -158,8 +158,7 @@ impl EventBus {
     /// While the bus is buffering (before [`start`](Self::start), after
     /// [`pause`](Self::pause)) the event is kept for replay and 0 is returned;
     /// if the pre-start buffer is full it is dropped, counted in
-    /// [`dropped_events_pre_start`](Self::dropped_events_pre_start) and reported
-    /// to the drop callback.
+    /// [`BusStats::dropped_pre_start`] and reported to the drop callback.
     #[inline]
     pub fn publish_arc(&self, event: Arc<dyn Event>) -> usize {
         self.inner.publish(event)
@@ -336,11 +335,12 @@ impl EventBus {
     }
 
     /// Subscribes to every event: a critical subscriber whose drops are
-    /// reported to the drop callback.
+    /// reported to the drop callback (Go's `Subscribe`).
     ///
     /// Subscribing while the bus is running logs a warning naming the caller
-    /// (events published before were missed); use
-    /// [`subscribe_leader_only`](Self::subscribe_leader_only) where that is intended.
+    /// (events published before were missed); where that is intended, make
+    /// the subscription [`leader_only`](SubscribeOptions::leader_only) with
+    /// [`subscribe_with`](Self::subscribe_with).
     ///
     /// # Errors
     ///
@@ -352,108 +352,9 @@ impl EventBus {
         self.subscribe_with(SubscribeOptions::new(name, capacity))
     }
 
-    /// Like [`subscribe`](Self::subscribe), for components that subscribe after
-    /// `start()` on becoming leader: no late-subscription warning.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_leader_only(
-        &self,
-        name: &str,
-        capacity: usize,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).leader_only())
-    }
-
-    /// Subscribes to every event as an *observability* subscriber: its drops
-    /// are counted in [`dropped_events_observability`](Self::dropped_events_observability)
-    /// and not reported to the drop callback.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_lossy(
-        &self,
-        name: &str,
-        capacity: usize,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).lossy())
-    }
-
-    /// Subscribes to the events whose [`event_type`](Event::event_type) is one
-    /// of `types` (duplicates count once). The bus filters: other events cost
-    /// this subscriber nothing.
-    ///
-    /// # Errors
-    ///
-    /// [`SubscribeError::EmptyTypeList`] if `types` is empty, and as
-    /// [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_types<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).event_types(types))
-    }
-
-    /// [`subscribe_types`](Self::subscribe_types) without the late-subscription warning.
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_types`](Self::subscribe_types).
-    #[track_caller]
-    pub fn subscribe_types_leader_only<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(
-            SubscribeOptions::new(name, capacity)
-                .event_types(types)
-                .leader_only(),
-        )
-    }
-
-    /// [`subscribe_types`](Self::subscribe_types) as an observability subscriber
-    /// (see [`subscribe_lossy`](Self::subscribe_lossy)).
-    ///
-    /// # Errors
-    ///
-    /// As [`subscribe_types`](Self::subscribe_types).
-    #[track_caller]
-    pub fn subscribe_types_lossy<I, S>(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: I,
-    ) -> Result<Subscription, SubscribeError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.subscribe_with(
-            SubscribeOptions::new(name, capacity)
-                .event_types(types)
-                .lossy(),
-        )
-    }
-
     /// Subscribes to events of the Rust type `T`, filtered by `TypeId` at the
-    /// bus, and receives them as `Arc<T>` (Go's generic `Subscribe[T]`).
+    /// bus, and receives them as `Arc<T>` (Go's generic `Subscribe[T]`): a
+    /// critical subscriber, as with [`subscribe`](Self::subscribe).
     ///
     /// # Errors
     ///
@@ -470,28 +371,34 @@ impl EventBus {
         .map(TypedSubscription::new)
     }
 
-    /// Subscribes to events of any Rust type in `types`, filtered by `TypeId`
-    /// at the bus (Go's `SubscribeMultiple`).
-    ///
-    /// # Errors
-    ///
-    /// [`SubscribeError::EmptyTypeList`] if `types` is empty, and as
-    /// [`subscribe`](Self::subscribe).
-    #[track_caller]
-    pub fn subscribe_multiple(
-        &self,
-        name: &str,
-        capacity: usize,
-        types: TypeSet,
-    ) -> Result<Subscription, SubscribeError> {
-        self.subscribe_with(SubscribeOptions::new(name, capacity).rust_types(types))
-    }
-
-    /// Subscribes as `options` describe; every other `subscribe_*` method is a
-    /// shortcut for this one.
+    /// Subscribes as `options` describe: which events (every one, a list of
+    /// [`event_types`](SubscribeOptions::event_types), or a [`TypeSet`] of
+    /// [`rust_types`](SubscribeOptions::rust_types)), critical or
+    /// [`lossy`](SubscribeOptions::lossy),
+    /// [`leader_only`](SubscribeOptions::leader_only) (no late-subscription
+    /// warning), and [`with_retained`](SubscribeOptions::with_retained).
+    /// [`subscribe`](Self::subscribe) and [`subscribe_to`](Self::subscribe_to)
+    /// are shortcuts for this one.
     ///
     /// The new subscriber receives events published after this returns (and,
     /// while the bus is buffering, the buffered ones at [`start`](Self::start)).
+    ///
+    /// ```
+    /// use switchboard::{EventBus, SubscribeOptions};
+    ///
+    /// let bus = EventBus::new();
+    /// bus.start();
+    /// // Go's SubscribeTypesLossy, made by a leader after start: no warning.
+    /// let metrics = bus
+    ///     .subscribe_with(
+    ///         SubscribeOptions::new("metrics", 256)
+    ///             .event_types(["route.added", "route.removed"])
+    ///             .lossy()
+    ///             .leader_only(),
+    ///     )
+    ///     .unwrap();
+    /// assert!(metrics.is_lossy());
+    /// ```
     ///
     /// # Errors
     ///
@@ -521,22 +428,18 @@ impl EventBus {
         &self.inner
     }
 
-    /// Removes `subscription` from this bus. It then yields the events already
-    /// queued and ends.
+    /// Removes `subscription` (a [`Subscription`] or a [`TypedSubscription`])
+    /// from this bus. It then yields the events already queued and ends.
     ///
     /// Returns `true` if it was removed, `false` if it was not subscribed here
     /// (already unsubscribed, or made on another bus): calling it twice is
-    /// harmless. Dropping a [`Subscription`] unsubscribes it too.
+    /// harmless. [`Subscription::unsubscribe`] does the same from the
+    /// subscription's side, and dropping it unsubscribes it too.
     ///
     /// Events published after this returns never reach the subscription; a
     /// publish running concurrently may still deliver one.
-    pub fn unsubscribe(&self, subscription: &Subscription) -> bool {
-        subscription.unsubscribe_from(&self.inner)
-    }
-
-    /// [`unsubscribe`](Self::unsubscribe) for a typed subscription.
-    pub fn unsubscribe_typed<T: Event>(&self, subscription: &TypedSubscription<T>) -> bool {
-        self.unsubscribe(subscription.as_untyped())
+    pub fn unsubscribe(&self, subscription: &impl AsRef<Subscription>) -> bool {
+        subscription.as_ref().unsubscribe_from(&self.inner)
     }
 
     /// Sets (or, with `None`, removes) the callback told about every event a
@@ -585,51 +488,10 @@ impl EventBus {
         }
     }
 
-    /// All events dropped so far: critical + observability + pre-start.
-    pub fn dropped_events(&self) -> u64 {
-        self.dropped_events_critical()
-            + self.dropped_events_observability()
-            + self.dropped_events_pre_start()
-    }
-
-    /// Events that critical subscribers missed because their buffer was full.
-    ///
-    /// A publish adds its drops to the bus totals once, just before it
-    /// returns; so inside the drop callback the totals do not yet include the
-    /// drops of the publish being reported, while the subscriber's own count
-    /// ([`Subscription::dropped`]) does.
-    pub fn dropped_events_critical(&self) -> u64 {
-        self.inner.dropped_critical()
-    }
-
-    /// Events that lossy (observability) subscribers missed; counted like
-    /// [`dropped_events_critical`](Self::dropped_events_critical).
-    pub fn dropped_events_observability(&self) -> u64 {
-        self.inner.dropped_observability()
-    }
-
-    /// Events dropped because the bus was buffering and its pre-start buffer
-    /// was full.
-    pub fn dropped_events_pre_start(&self) -> u64 {
-        self.inner.dropped_pre_start()
-    }
-
-    /// Events published so far, buffered ones included.
-    pub fn published_events(&self) -> u64 {
-        self.inner.published()
-    }
-
-    /// How many subscriptions the bus has now: the user's, not the routes
-    /// the bus keeps for request responses (which [`stats`](Self::stats)
-    /// lists, as [`SubscriberKind::Route`](crate::SubscriberKind::Route)).
-    pub fn subscriber_count(&self) -> usize {
-        self.inner.subscriber_count()
-    }
-
     /// How many subscribers an event of Rust type `T` reaches, not counting
     /// those that filter by type string: the universal ones and those
-    /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to),
-    /// [`subscribe_multiple`](Self::subscribe_multiple)).
+    /// subscribed to `T` ([`subscribe_to`](Self::subscribe_to), or
+    /// [`rust_types`](SubscribeOptions::rust_types) in their options).
     ///
     /// Cheap enough to ask before every publish, to skip building an event
     /// nobody listens to: no lock, no allocation, one hash lookup. The answer
@@ -658,7 +520,7 @@ impl EventBus {
     /// How many subscribers an event whose [`event_type`](Event::event_type)
     /// is `event_type` reaches, not counting those that filter by Rust type:
     /// the universal ones and those subscribed to that type string
-    /// ([`subscribe_types`](Self::subscribe_types)). As cheap as
+    /// ([`event_types`](SubscribeOptions::event_types) in their options). As cheap as
     /// [`listeners`](Self::listeners).
     pub fn listeners_by_type(&self, event_type: &str) -> usize {
         self.inner.listeners(Some(event_type), None)
@@ -672,8 +534,14 @@ impl EventBus {
             .listeners(Some(event.event_type()), Some(event.concrete_type_id()))
     }
 
-    /// A snapshot of the bus's state and every counter, cheap enough to poll
-    /// every second; its `Display` is a readable table.
+    /// A snapshot of the bus's state and every counter: published, dropped
+    /// (in total with [`BusStats::dropped`], and by kind), subscribers,
+    /// pre-start buffer, retained events, requests; its `Display` is a
+    /// readable table.
+    ///
+    /// Cheap enough to poll every second, not to call per publish: it copies
+    /// one [`SubscriberStats`](crate::SubscriberStats) per subscriber (their
+    /// names included) and briefly takes the mode and retained locks.
     ///
     /// ```
     /// use switchboard::EventBus;
@@ -682,26 +550,23 @@ impl EventBus {
     /// let _audit = bus.subscribe("audit", 8).unwrap();
     /// let stats = bus.stats();
     /// assert!(!stats.running);
+    /// assert_eq!(stats.subscriber_count(), 1);
     /// assert_eq!(stats.subscribers[0].name, "audit");
+    /// assert_eq!(stats.dropped(), 0);
     /// println!("{stats}");
     /// ```
     pub fn stats(&self) -> BusStats {
         BusStats {
             running: self.is_running(),
-            pre_start_len: self.pre_start_len(),
-            published: self.published_events(),
-            dropped_critical: self.dropped_events_critical(),
-            dropped_observability: self.dropped_events_observability(),
-            dropped_pre_start: self.dropped_events_pre_start(),
+            pre_start_len: self.inner.pre_start_len(),
+            published: self.inner.published(),
+            dropped_critical: self.inner.dropped_critical(),
+            dropped_observability: self.inner.dropped_observability(),
+            dropped_pre_start: self.inner.dropped_pre_start(),
             retained: self.inner.retained_count(),
             requests: self.inner.request_counters().snapshot(),
             subscribers: self.inner.subscriber_stats(),
         }
-    }
-
-    /// How many events wait in the pre-start buffer now.
-    pub fn pre_start_len(&self) -> usize {
-        self.inner.pre_start_len()
     }
 }
 
@@ -709,9 +574,14 @@ impl fmt::Debug for EventBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventBus")
             .field("running", &self.is_running())
-            .field("subscribers", &self.subscriber_count())
-            .field("published", &self.published_events())
-            .field("dropped", &self.dropped_events())
+            .field("subscribers", &self.inner.subscriber_count())
+            .field("published", &self.inner.published())
+            .field(
+                "dropped",
+                &(self.inner.dropped_critical()
+                    + self.inner.dropped_observability()
+                    + self.inner.dropped_pre_start()),
+            )
             .finish()
     }
 }

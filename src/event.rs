@@ -68,7 +68,7 @@ use crate::TraceContext;
 /// [`EventBus::subscribe_to`]: crate::EventBus::subscribe_to
 pub trait Event: Any + Send + Sync {
     /// The event's type name, used by string-filtered subscriptions
-    /// ([`EventBus::subscribe_types`](crate::EventBus::subscribe_types)).
+    /// ([`SubscribeOptions::event_types`](crate::SubscribeOptions::event_types)).
     fn event_type(&self) -> &str;
 
     /// When the event happened.

@@ -70,15 +70,19 @@
 //! # Filtering at the bus
 //!
 //! - **Universal** ([`EventBus::subscribe`]): every event.
-//! - **By event-type string** ([`EventBus::subscribe_types`]): events whose
+//! - **By event-type string** ([`SubscribeOptions::event_types`]): events whose
 //!   [`Event::event_type`] is in a list.
-//! - **By Rust type** ([`EventBus::subscribe_to`], [`EventBus::subscribe_multiple`]
-//!   with a [`TypeSet`]): filtered by `TypeId`; `subscribe_to::<T>` yields
-//!   `Arc<T>`, no downcasting.
+//! - **By Rust type** ([`EventBus::subscribe_to`], or
+//!   [`SubscribeOptions::rust_types`] with a [`TypeSet`]): filtered by
+//!   `TypeId`; `subscribe_to::<T>` yields `Arc<T>`, no downcasting.
 //!
 //! The bus keeps an index per filter kind, so a publish costs only the
-//! subscribers that match it. Every `subscribe_*` method is a shortcut for
-//! [`EventBus::subscribe_with`] and [`SubscribeOptions`].
+//! subscribers that match it. Three methods subscribe: [`EventBus::subscribe`]
+//! and [`EventBus::subscribe_to`] are the shortcuts, [`EventBus::subscribe_with`]
+//! takes [`SubscribeOptions`], which say the filter, the kind (critical or
+//! lossy, leader-only) and whether retained events come first. The design
+//! document maps each method of the Go original to its call here
+//! ([Origin](docs::design#origin)).
 //!
 //! # Critical and lossy subscribers, drop monitoring
 //!
@@ -91,7 +95,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use switchboard::{Event, EventBus, Timestamp};
+//! use switchboard::{Event, EventBus, SubscribeOptions, Timestamp};
 //! # #[derive(Event)]
 //! # struct Ping { timestamp: Timestamp }
 //!
@@ -102,14 +106,14 @@
 //!     log.lock().unwrap().push(info.subscriber_name.to_string());
 //! })));
 //! let _slow = bus.subscribe("slow", 1).unwrap();
-//! let _metrics = bus.subscribe_lossy("metrics", 1).unwrap();
+//! let _metrics = bus.subscribe_with(SubscribeOptions::new("metrics", 1).lossy()).unwrap();
 //! bus.start();
 //! bus.publish(Ping { timestamp: Timestamp::now() });
 //! bus.publish(Ping { timestamp: Timestamp::now() }); // both buffers are full now
 //!
 //! assert_eq!(*missed.lock().unwrap(), ["slow"]); // only the critical one is reported
-//! assert_eq!(bus.dropped_events_critical(), 1);
-//! assert_eq!(bus.dropped_events_observability(), 1);
+//! let stats = bus.stats();
+//! assert_eq!((stats.dropped_critical, stats.dropped_observability), (1, 1));
 //! ```
 //!
 //! # Start and pause
@@ -121,7 +125,8 @@
 //! registered at that moment before anything published after it returns, so
 //! components can subscribe in any order during startup. [`EventBus::pause`]
 //! buffers again. Subscribing to a running bus logs a warning naming the
-//! caller, unless a leader-only variant is used.
+//! caller, unless the subscription is
+//! [`leader_only`](SubscribeOptions::leader_only).
 //!
 //! # Async use
 //!

@@ -1,4 +1,4 @@
-//! What a subscription asks for: one options type behind every `subscribe_*` method.
+//! What a subscription asks for: one options type behind the three subscribe methods.
 
 use std::any::{type_name, TypeId};
 use std::fmt;
@@ -98,9 +98,18 @@ impl Filter {
 
 /// How to subscribe: name, capacity, filter and delivery flavour.
 ///
-/// Every `subscribe_*` shortcut on [`EventBus`](crate::EventBus) builds one of
-/// these; [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) takes it
-/// directly.
+/// [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) takes it;
+/// the shortcuts [`subscribe`](crate::EventBus::subscribe) (every event) and
+/// [`subscribe_to`](crate::EventBus::subscribe_to) (one Rust type, received
+/// as `Arc<T>`) build one. The builder methods combine freely, except the two
+/// filters:
+///
+/// - which events: every one (the default), [`event_types`](Self::event_types)
+///   (by type string) or [`rust_types`](Self::rust_types) (by `TypeId`);
+/// - what a miss does: critical (the default: reported to the drop callback)
+///   or [`lossy`](Self::lossy) (only counted);
+/// - [`leader_only`](Self::leader_only): no warning when made after `start()`;
+/// - [`with_retained`](Self::with_retained): the retained events first.
 ///
 /// ```
 /// use switchboard::{EventBus, SubscribeOptions};

@@ -118,16 +118,11 @@ fn encode_bus(encoder: &mut DescriptorEncoder<'_>, stats: &BusStats) -> fmt::Res
             ([("reason", "pre_start")], stats.dropped_pre_start),
         ],
     )?;
-    let user_subscribers = stats
-        .subscribers
-        .iter()
-        .filter(|s| s.kind != SubscriberKind::Route)
-        .count();
     gauge(
         encoder,
         "switchboard_subscribers",
         "Subscriptions on the bus now.",
-        user_subscribers as u64,
+        stats.subscriber_count() as u64,
     )?;
     gauge(
         encoder,

@@ -30,19 +30,44 @@ pub struct BusStats {
     pub pre_start_len: usize,
     /// Events published, buffered ones included.
     pub published: u64,
-    /// Events critical subscribers missed.
+    /// Events critical subscribers missed because their buffer was full.
+    ///
+    /// A publish adds its drops to the bus totals once, just before it
+    /// returns; so inside the drop callback the totals do not yet include the
+    /// drops of the publish being reported, while the subscriber's own count
+    /// ([`Subscription::dropped`](crate::Subscription::dropped)) does.
     pub dropped_critical: u64,
-    /// Events lossy subscribers missed.
+    /// Events lossy (observability) subscribers missed; counted like
+    /// [`dropped_critical`](Self::dropped_critical).
     pub dropped_observability: u64,
-    /// Events dropped because the pre-start buffer was full.
+    /// Events dropped because the bus was buffering and its pre-start buffer
+    /// was full.
     pub dropped_pre_start: u64,
     /// Events retained now: the latest retained event of each type (see
     /// [`EventBus::publish_retained`](crate::EventBus::publish_retained)).
     pub retained: usize,
     /// How requests ended, and the responses nobody was waiting for.
     pub requests: RequestStats,
-    /// Every subscriber, in subscription order.
+    /// Every subscriber, in subscription order: the user's, and the routes
+    /// the bus keeps for request responses ([`SubscriberKind::Route`]).
     pub subscribers: Vec<SubscriberStats>,
+}
+
+impl BusStats {
+    /// All events dropped: critical + observability + pre-start (Go's
+    /// `DroppedEvents`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped_critical + self.dropped_observability + self.dropped_pre_start
+    }
+
+    /// How many subscriptions the bus had: the user's, not the routes the bus
+    /// keeps for request responses.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers
+            .iter()
+            .filter(|s| s.kind != SubscriberKind::Route)
+            .count()
+    }
 }
 
 impl fmt::Display for BusStats {
@@ -52,10 +77,7 @@ impl fmt::Display for BusStats {
             f,
             "bus: {}, {} subscribers, {} published, {} pre-start queued, {} retained; dropped: {} critical, {} observability, {} pre-start",
             if self.running { "running" } else { "buffering" },
-            self.subscribers
-                .iter()
-                .filter(|s| s.kind != SubscriberKind::Route)
-                .count(),
+            self.subscriber_count(),
             self.published,
             self.pre_start_len,
             self.retained,

@@ -287,12 +287,14 @@ impl Subscription {
     /// several threads asking; [`dropped`](Self::dropped) keeps the total.
     ///
     /// ```
-    /// use switchboard::{Event, EventBus, Timestamp};
+    /// use switchboard::{Event, EventBus, SubscribeOptions, Timestamp};
     /// # #[derive(Event)]
     /// # struct Tick { timestamp: Timestamp }
     ///
     /// let bus = EventBus::new();
-    /// let ticks = bus.subscribe_lossy("metrics", 1).unwrap();
+    /// let ticks = bus
+    ///     .subscribe_with(SubscribeOptions::new("metrics", 1).lossy())
+    ///     .unwrap();
     /// bus.start();
     /// for _ in 0..3 {
     ///     bus.publish(Tick { timestamp: Timestamp::now() });
@@ -351,6 +353,14 @@ impl Drop for Subscription {
         if let Some(bus) = self.bus.upgrade() {
             bus.abandon(&self.state);
         }
+    }
+}
+
+/// Lets [`EventBus::unsubscribe`](crate::EventBus::unsubscribe) take either
+/// kind of subscription.
+impl AsRef<Subscription> for Subscription {
+    fn as_ref(&self) -> &Subscription {
+        self
     }
 }
 
@@ -589,6 +599,13 @@ impl<T: Event> TypedSubscription<T> {
     /// Removes this subscription from its bus. See [`Subscription::unsubscribe`].
     pub fn unsubscribe(&self) -> bool {
         self.inner.unsubscribe()
+    }
+}
+
+/// The untyped view, as [`as_untyped`](TypedSubscription::as_untyped) gives it.
+impl<T: Event> AsRef<Subscription> for TypedSubscription<T> {
+    fn as_ref(&self) -> &Subscription {
+        &self.inner
     }
 }
 

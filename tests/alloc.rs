@@ -53,21 +53,34 @@ fn bus_with_every_kind() -> (EventBus, Vec<Subscription>, usize) {
     for i in 0..8 {
         subscriptions.push(bus.subscribe(&format!("universal-{i}"), 64).unwrap());
     }
-    subscriptions.push(bus.subscribe_lossy("lossy", 64).unwrap());
-    subscriptions.push(bus.subscribe_types("by-name", 64, ["tick"]).unwrap());
     subscriptions.push(
-        bus.subscribe_types("by-names", 64, ["other", "tick"])
+        bus.subscribe_with(SubscribeOptions::new("lossy", 64).lossy())
             .unwrap(),
     );
     subscriptions.push(
-        bus.subscribe_multiple("by-type", 64, TypeSet::new().with::<Numbered>())
+        bus.subscribe_with(SubscribeOptions::new("by-name", 64).event_types(["tick"]))
             .unwrap(),
+    );
+    subscriptions.push(
+        bus.subscribe_with(SubscribeOptions::new("by-names", 64).event_types(["other", "tick"]))
+            .unwrap(),
+    );
+    subscriptions.push(
+        bus.subscribe_with(
+            SubscribeOptions::new("by-type", 64).rust_types(TypeSet::new().with::<Numbered>()),
+        )
+        .unwrap(),
     );
     let reached = subscriptions.len();
-    subscriptions.push(bus.subscribe_types("not-tick", 64, ["other"]).unwrap());
     subscriptions.push(
-        bus.subscribe_multiple("not-tick-type", 64, TypeSet::new().with::<Other>())
+        bus.subscribe_with(SubscribeOptions::new("not-tick", 64).event_types(["other"]))
             .unwrap(),
+    );
+    subscriptions.push(
+        bus.subscribe_with(
+            SubscribeOptions::new("not-tick-type", 64).rust_types(TypeSet::new().with::<Other>()),
+        )
+        .unwrap(),
     );
     bus.start();
     (bus, subscriptions, reached)
@@ -99,7 +112,7 @@ fn publish_after_start_allocates_only_the_callers_event() {
         );
         assert_eq!(drain(&subscriptions), 2 * reached);
     }
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -119,7 +132,9 @@ fn the_drop_path_allocates_nothing() {
         .map(|i| bus.subscribe(&format!("critical-{i}"), 1).unwrap())
         .collect();
     let _typed = bus.subscribe_to::<Numbered>("typed", 1).unwrap();
-    let _lossy = bus.subscribe_lossy("lossy", 1).unwrap();
+    let _lossy = bus
+        .subscribe_with(SubscribeOptions::new("lossy", 1).lossy())
+        .unwrap();
     bus.start();
     let event: Arc<dyn Event> = Arc::new(tick(0));
     assert_eq!(bus.publish_arc(Arc::clone(&event)), 6); // fills every buffer
@@ -132,8 +147,8 @@ fn the_drop_path_allocates_nothing() {
     });
     assert_eq!(delivered, 0);
     assert_eq!(allocations, 0, "dropping and reporting allocated");
-    assert_eq!(bus.dropped_events_critical(), 101 * 5);
-    assert_eq!(bus.dropped_events_observability(), 101);
+    assert_eq!(bus.stats().dropped_critical, 101 * 5);
+    assert_eq!(bus.stats().dropped_observability, 101);
     assert_eq!(reported.load(Ordering::Relaxed), 101 * 5);
 }
 
@@ -230,7 +245,7 @@ fn subscribe_costs(
     drop(subscription);
     let dropped = bus.subscribe_with(options()).unwrap();
     let ((), drop_cost, _) = count_allocations(|| drop(dropped));
-    assert_eq!(bus.subscriber_count(), existing);
+    assert_eq!(bus.stats().subscriber_count(), existing);
     (subscribe, unsubscribe, drop_cost)
 }
 

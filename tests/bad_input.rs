@@ -50,8 +50,8 @@ fn zero_capacity_with_nobody_waiting_drops_and_counts_the_event() {
     }
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
     assert_eq!(sub.dropped(), 3);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped(), 3);
     let unbuffered = |n| Dropped {
         reason: DropReason::BufferFull,
         n: Some(n),
@@ -68,14 +68,16 @@ fn zero_capacity_polled_as_a_stream_receives_nothing_and_counts_the_drop() {
     // Documented: an async consumer never blocks in `recv`, so a 0-capacity
     // subscription used as a `Stream` receives nothing.
     let bus = running_bus();
-    let sub = bus.subscribe_lossy("unbuffered-stream", 0).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("unbuffered-stream", 0).lossy())
+        .unwrap();
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(sub.poll_recv(&mut cx).is_pending());
     assert_eq!(bus.publish(numbered("a", 1)), 0);
     assert!(sub.poll_recv(&mut cx).is_pending());
     assert_eq!(sub.dropped(), 1);
-    assert_eq!(bus.dropped_events_observability(), 1);
+    assert_eq!(bus.stats().dropped_observability, 1);
 }
 
 #[test]
@@ -103,7 +105,7 @@ fn zero_capacity_with_a_receiver_blocked_in_recv_hands_the_event_over() {
         };
         assert_eq!(receiver.join().unwrap(), Ok(handed_over));
         assert_eq!(sub.dropped(), attempts - 1);
-        assert_eq!(bus.dropped_events_critical(), attempts - 1);
+        assert_eq!(bus.stats().dropped_critical, attempts - 1);
     });
     assert_eq!(sub.try_recv().err(), Some(TryRecvError::Empty));
 }
@@ -117,14 +119,24 @@ fn subscribe_every_way(bus: &EventBus, capacity: usize) -> Vec<Result<usize, Sub
     }
     vec![
         cap(bus.subscribe("s", capacity)),
-        cap(bus.subscribe_leader_only("s", capacity)),
-        cap(bus.subscribe_lossy("s", capacity)),
-        cap(bus.subscribe_types("s", capacity, ["a"])),
-        cap(bus.subscribe_types_leader_only("s", capacity, ["a"])),
-        cap(bus.subscribe_types_lossy("s", capacity, ["a"])),
+        cap(bus.subscribe_with(SubscribeOptions::new("s", capacity).leader_only())),
+        cap(bus.subscribe_with(SubscribeOptions::new("s", capacity).lossy())),
+        cap(bus.subscribe_with(SubscribeOptions::new("s", capacity).event_types(["a"]))),
+        cap(bus.subscribe_with(
+            SubscribeOptions::new("s", capacity)
+                .event_types(["a"])
+                .leader_only(),
+        )),
+        cap(bus.subscribe_with(
+            SubscribeOptions::new("s", capacity)
+                .event_types(["a"])
+                .lossy(),
+        )),
         bus.subscribe_to::<Numbered>("s", capacity)
             .map(|s| s.capacity()),
-        cap(bus.subscribe_multiple("s", capacity, TypeSet::new().with::<Numbered>())),
+        cap(bus.subscribe_with(
+            SubscribeOptions::new("s", capacity).rust_types(TypeSet::new().with::<Numbered>()),
+        )),
         cap(bus.subscribe_with(SubscribeOptions::new("s", capacity).lossy().leader_only())),
     ]
 }
@@ -148,7 +160,7 @@ fn capacity_above_the_maximum_is_rejected_before_allocating() {
             "a rejected capacity of {capacity} still allocated {largest} bytes at once"
         );
     }
-    assert_eq!(bus.subscriber_count(), 0, "nothing was registered");
+    assert_eq!(bus.stats().subscriber_count(), 0, "nothing was registered");
 }
 
 #[test]
@@ -182,11 +194,20 @@ fn empty_type_lists_are_rejected() {
     let bus = EventBus::new();
     let none: [&str; 0] = [];
     let errors = [
-        bus.subscribe_types("s", 4, none).err(),
-        bus.subscribe_types("s", 4, Vec::<String>::new()).err(),
-        bus.subscribe_types_leader_only("s", 4, none).err(),
-        bus.subscribe_types_lossy("s", 4, none).err(),
-        bus.subscribe_multiple("s", 4, TypeSet::new()).err(),
+        bus.subscribe_with(SubscribeOptions::new("s", 4).event_types(none))
+            .err(),
+        bus.subscribe_with(SubscribeOptions::new("s", 4).event_types(Vec::<String>::new()))
+            .err(),
+        bus.subscribe_with(
+            SubscribeOptions::new("s", 4)
+                .event_types(none)
+                .leader_only(),
+        )
+        .err(),
+        bus.subscribe_with(SubscribeOptions::new("s", 4).event_types(none).lossy())
+            .err(),
+        bus.subscribe_with(SubscribeOptions::new("s", 4).rust_types(TypeSet::new()))
+            .err(),
         bus.subscribe_with(SubscribeOptions::new("s", 4).event_types(none))
             .err(),
         bus.subscribe_with(SubscribeOptions::new("s", 4).rust_types(TypeSet::new()))
@@ -195,7 +216,7 @@ fn empty_type_lists_are_rejected() {
     for error in errors {
         assert_eq!(error, Some(SubscribeError::EmptyTypeList));
     }
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
     let message = SubscribeError::EmptyTypeList.to_string();
     assert!(message.contains("at least one type"), "{message}");
 }
@@ -218,7 +239,7 @@ fn mixed_filters_are_rejected() {
         bus.subscribe_with(options).err(),
         Some(SubscribeError::MixedFilters)
     );
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
     let message = SubscribeError::MixedFilters.to_string();
     assert!(message.contains("not both"), "{message}");
 }
@@ -227,7 +248,9 @@ fn mixed_filters_are_rejected() {
 fn duplicate_type_names_deliver_an_event_once() {
     let bus = running_bus();
     let drops = DropRecorder::install(&bus);
-    let sub = bus.subscribe_types("dup", 1, ["a", "a"]).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("dup", 1).event_types(["a", "a"]))
+        .unwrap();
     assert_eq!(
         bus.publish(numbered("a", 1)),
         1,
@@ -256,13 +279,13 @@ fn duplicate_rust_types_are_kept_once() {
     assert_eq!(types, TypeSet::new().with::<Numbered>());
     let bus = running_bus();
     let sub = bus
-        .subscribe_multiple(
-            "dup",
-            1,
-            TypeSet::new()
-                .with::<Numbered>()
-                .with::<Other>()
-                .with::<Numbered>(),
+        .subscribe_with(
+            SubscribeOptions::new("dup", 1).rust_types(
+                TypeSet::new()
+                    .with::<Numbered>()
+                    .with::<Other>()
+                    .with::<Numbered>(),
+            ),
         )
         .unwrap();
     assert_eq!(bus.publish(numbered("a", 1)), 1);
@@ -287,15 +310,15 @@ fn unsubscribing_twice_returns_false_the_second_time() {
     assert!(!bus.unsubscribe(&own));
 
     let typed = bus.subscribe_to::<Numbered>("typed", 4).unwrap();
-    assert!(bus.unsubscribe_typed(&typed));
-    assert!(!bus.unsubscribe_typed(&typed));
+    assert!(bus.unsubscribe(&typed));
+    assert!(!bus.unsubscribe(&typed));
     assert!(!typed.unsubscribe());
 
     let own_typed = bus.subscribe_to::<Numbered>("own-typed", 4).unwrap();
     assert!(own_typed.unsubscribe());
     assert!(!own_typed.unsubscribe());
-    assert!(!bus.unsubscribe_typed(&own_typed));
-    assert_eq!(bus.subscriber_count(), 0);
+    assert!(!bus.unsubscribe(&own_typed));
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 #[test]
@@ -307,9 +330,9 @@ fn unsubscribing_through_another_bus_returns_false_and_changes_nothing() {
     let _bystander = other.subscribe("theirs", 4).unwrap();
 
     assert!(!other.unsubscribe(&sub));
-    assert!(!other.unsubscribe_typed(&typed));
-    assert_eq!(other.subscriber_count(), 1);
-    assert_eq!(bus.subscriber_count(), 2);
+    assert!(!other.unsubscribe(&typed));
+    assert_eq!(other.stats().subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 2);
     assert!(sub.is_subscribed());
     assert_eq!(bus.publish(numbered("a", 1)), 2, "both keep receiving");
     assert_eq!(sub.try_recv().map(|e| n_of(&e)).unwrap(), 1);
@@ -423,14 +446,16 @@ fn a_panicking_drop_callback_is_caught_and_the_bus_carries_on() {
     }
     assert_eq!(calls.numbers(), [2, 3, 4]);
     assert_eq!(full.dropped(), 3);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events(), 3);
-    assert_eq!(bus.published_events(), 4);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped(), 3);
+    assert_eq!(bus.stats().published, 4);
     assert_eq!(roomy.len(), 4);
     assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 1);
 
     // The bus still works, subscribing included.
-    let late = bus.subscribe_leader_only("late", 4).unwrap();
+    let late = bus
+        .subscribe_with(SubscribeOptions::new("late", 4).leader_only())
+        .unwrap();
     assert_eq!(bus.publish(numbered("a", 5)), 3);
     assert_eq!(late.len(), 1);
 }
@@ -457,8 +482,8 @@ fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
         [DropReason::PreStartOverflow, DropReason::BufferFull]
     );
     assert_eq!(calls.numbers(), [2, 1]);
-    assert_eq!(bus.dropped_events_pre_start(), 1);
-    assert_eq!(bus.dropped_events_critical(), 1);
+    assert_eq!(bus.stats().dropped_pre_start, 1);
+    assert_eq!(bus.stats().dropped_critical, 1);
     assert_eq!(full.dropped(), 1);
     assert_eq!(full.try_recv().map(|e| n_of(&e)).unwrap(), 0);
 }
@@ -469,8 +494,12 @@ fn a_panicking_drop_callback_during_start_and_pre_start_overflow_is_caught() {
 fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
     within(GUARD, "re-entrant drop callback", || {
         let bus = running_bus();
-        let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
-        let watcher = bus.subscribe_types("watcher", 8, ["other"]).unwrap();
+        let full = bus
+            .subscribe_with(SubscribeOptions::new("full", 1).event_types(["a"]))
+            .unwrap();
+        let watcher = bus
+            .subscribe_with(SubscribeOptions::new("watcher", 8).event_types(["other"]))
+            .unwrap();
         let victim = Arc::new(bus.subscribe("victim", 8).unwrap());
         let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
         let (first_calls, replacement_calls) = (DropRecorder::default(), DropRecorder::default());
@@ -480,7 +509,9 @@ fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
             let (first_calls, replacement_calls) = (first_calls.clone(), replacement_calls.clone());
             bus.set_drop_callback(Some(Box::new(move |info| {
                 first_calls.record(info);
-                let new = bus_in.subscribe_leader_only("made-in-callback", 8).unwrap();
+                let new = bus_in
+                    .subscribe_with(SubscribeOptions::new("made-in-callback", 8).leader_only())
+                    .unwrap();
                 made.lock().unwrap().push(new);
                 bus_in.publish(other(0));
                 bus_in.unsubscribe(&victim);
@@ -494,7 +525,7 @@ fn a_drop_callback_may_publish_subscribe_unsubscribe_and_replace_itself() {
         assert_eq!(watcher.len(), 1, "the callback's publish was delivered");
         assert!(!victim.is_subscribed(), "the callback unsubscribed");
         // full, watcher, made-in-callback; the victim is gone.
-        assert_eq!(bus.subscriber_count(), 3);
+        assert_eq!(bus.stats().subscriber_count(), 3);
 
         bus.publish(numbered("a", 3)); // dropped again: the replacement only is told
         assert_eq!(first_calls.numbers(), [2]);
@@ -512,8 +543,12 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
         "re-entrant callback while buffering and starting",
         || {
             let bus = EventBus::builder().pre_start_limit(2).build();
-            let full = bus.subscribe_types("full", 1, ["a"]).unwrap();
-            let watcher = bus.subscribe_types("watcher", 8, ["other"]).unwrap();
+            let full = bus
+                .subscribe_with(SubscribeOptions::new("full", 1).event_types(["a"]))
+                .unwrap();
+            let watcher = bus
+                .subscribe_with(SubscribeOptions::new("watcher", 8).event_types(["other"]))
+                .unwrap();
             let made: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
             let drops = DropRecorder::default();
             {
@@ -524,7 +559,9 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
                     drops.record(info);
                     if info.event_type == "a" {
                         let bus_in = bus_in.upgrade().unwrap();
-                        let new = bus_in.subscribe_leader_only("made", 8).unwrap();
+                        let new = bus_in
+                            .subscribe_with(SubscribeOptions::new("made", 8).leader_only())
+                            .unwrap();
                         made.lock().unwrap().push(new);
                         // While buffering, this overflows too: reported as an "other" drop.
                         bus_in.publish(other(0));
@@ -546,7 +583,7 @@ fn a_drop_callback_may_use_the_bus_during_pre_start_overflow_and_start() {
                     .collect::<Vec<_>>(),
                 ["a", "other"]
             );
-            assert_eq!(bus.dropped_events_pre_start(), 2);
+            assert_eq!(bus.stats().dropped_pre_start, 2);
             assert_eq!(made.lock().unwrap().len(), 1);
 
             // The replay puts "a" 1 in `full` and drops "a" 2; the callback,
@@ -574,7 +611,10 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
     within(GUARD, "first poll inside a drop callback", || {
         let bus = running_bus();
         let _full = bus.subscribe("full", 0).unwrap(); // every publish drops here first
-        let other = Arc::new(bus.subscribe_leader_only("other", 8).unwrap());
+        let other = Arc::new(
+            bus.subscribe_with(SubscribeOptions::new("other", 8).leader_only())
+                .unwrap(),
+        );
         let polls = Arc::new(Mutex::new(Vec::new()));
         {
             let (other, polls) = (Arc::clone(&other), Arc::clone(&polls));
@@ -588,7 +628,7 @@ fn a_drop_callback_may_poll_a_subscription_for_the_first_time() {
         assert_eq!(bus.publish(numbered("a", 1)), 1, "delivered to `other`");
         assert_eq!(*polls.lock().unwrap(), [true], "`other` was still empty");
         assert_eq!(other.try_recv().map(|e| n_of(&e)).unwrap(), 1);
-        assert_eq!(bus.subscriber_count(), 2);
+        assert_eq!(bus.stats().subscriber_count(), 2);
     });
 }
 
@@ -602,10 +642,10 @@ fn a_pre_start_limit_of_zero_drops_and_counts_every_buffered_publish() {
     for i in 0..3 {
         assert_eq!(bus.publish(numbered("a", i)), 0);
     }
-    assert_eq!(bus.pre_start_len(), 0);
-    assert_eq!(bus.dropped_events_pre_start(), 3);
-    assert_eq!(bus.dropped_events(), 3);
-    assert_eq!(bus.published_events(), 3);
+    assert_eq!(bus.stats().pre_start_len, 0);
+    assert_eq!(bus.stats().dropped_pre_start, 3);
+    assert_eq!(bus.stats().dropped(), 3);
+    assert_eq!(bus.stats().published, 3);
     let overflow = |n| Dropped {
         reason: DropReason::PreStartOverflow,
         n: Some(n),
@@ -629,7 +669,7 @@ fn a_pre_start_limit_of_zero_drops_and_counts_every_buffered_publish() {
     // After pause, buffering drops everything again.
     bus.pause();
     assert_eq!(bus.publish(numbered("a", 10)), 0);
-    assert_eq!(bus.dropped_events_pre_start(), 4);
+    assert_eq!(bus.stats().dropped_pre_start, 4);
     assert_eq!(drops.count(), 4);
 }
 
@@ -646,8 +686,8 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     for i in 0..6 {
         bus.publish(numbered("a", i));
     }
-    assert_eq!(bus.pre_start_len(), 4);
-    assert_eq!(bus.dropped_events_pre_start(), 2);
+    assert_eq!(bus.stats().pre_start_len, 4);
+    assert_eq!(bus.stats().dropped_pre_start, 2);
     bus.start();
     assert_eq!(
         sub.try_iter().map(|e| n_of(&e)).collect::<Vec<_>>(),
@@ -662,8 +702,11 @@ fn pre_start_reserve_larger_than_the_limit_is_accepted() {
     for i in 0..1_001 {
         bus.publish(numbered("a", i));
     }
-    assert_eq!(bus.pre_start_len(), switchboard::DEFAULT_PRE_START_LIMIT);
-    assert_eq!(bus.dropped_events_pre_start(), 1);
+    assert_eq!(
+        bus.stats().pre_start_len,
+        switchboard::DEFAULT_PRE_START_LIMIT
+    );
+    assert_eq!(bus.stats().dropped_pre_start, 1);
     bus.start();
     assert_eq!(sub.len(), switchboard::DEFAULT_PRE_START_LIMIT);
 }

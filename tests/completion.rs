@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use futures::StreamExt;
-use switchboard::Completed;
+use switchboard::{Completed, SubscribeOptions};
 
 use common::events::{n_of, numbered, Numbered, Status};
 use common::{running_bus, within, GUARD, WITHIN};
@@ -101,7 +101,10 @@ fn every_critical_subscriber_counts_and_lossy_ones_do_not() {
     let bus = running_bus();
     let one = bus.subscribe("one", 4).unwrap().with_acks();
     let two = bus.subscribe("two", 4).unwrap().with_acks();
-    let lossy = bus.subscribe_lossy("metrics", 4).unwrap().with_acks();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 4).lossy())
+        .unwrap()
+        .with_acks();
     let completion = bus
         .publish_waiting(numbered("a", 1))
         .tracked()

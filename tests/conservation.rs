@@ -15,7 +15,7 @@ use std::thread;
 
 use common::events::{from_thread, other, FromThread, Other};
 use futures::StreamExt;
-use switchboard::{Event, EventBus, Subscription};
+use switchboard::{Event, EventBus, SubscribeOptions, Subscription};
 
 const PUBLISHERS: usize = 3;
 const PER_PUBLISHER: u64 = 6_000;
@@ -79,31 +79,45 @@ fn every_event_is_received_or_counted_exactly() {
     // Long-lived subscribers of every kind, each with (lossy, expected matches).
     let long_lived: Vec<(Subscription, bool, u64, bool)> = vec![
         (bus.subscribe("critical", 64).unwrap(), false, total, false),
-        (bus.subscribe_lossy("lossy", 8).unwrap(), true, total, false),
         (
-            bus.subscribe_types("by-string", 32, ["from-thread"])
+            bus.subscribe_with(SubscribeOptions::new("lossy", 8).lossy())
+                .unwrap(),
+            true,
+            total,
+            false,
+        ),
+        (
+            bus.subscribe_with(SubscribeOptions::new("by-string", 32).event_types(["from-thread"]))
                 .unwrap(),
             false,
             total - others,
             false,
         ),
         (
-            bus.subscribe_types_lossy("by-string-lossy", 4, ["other"])
-                .unwrap(),
+            bus.subscribe_with(
+                SubscribeOptions::new("by-string-lossy", 4)
+                    .event_types(["other"])
+                    .lossy(),
+            )
+            .unwrap(),
             true,
             others,
             true,
         ),
         (
-            bus.subscribe_multiple("by-type", 16, switchboard::TypeSet::new().with::<Other>())
-                .unwrap(),
+            bus.subscribe_with(
+                SubscribeOptions::new("by-type", 16)
+                    .rust_types(switchboard::TypeSet::new().with::<Other>()),
+            )
+            .unwrap(),
             false,
             others,
             false,
         ),
         (bus.subscribe("async", 32).unwrap(), false, total, true),
         (
-            bus.subscribe_lossy("async-lossy", 4).unwrap(),
+            bus.subscribe_with(SubscribeOptions::new("async-lossy", 4).lossy())
+                .unwrap(),
             true,
             total,
             true,
@@ -130,9 +144,11 @@ fn every_event_is_received_or_counted_exactly() {
             while !done.load(Ordering::Relaxed) || rounds < 50 {
                 let lossy = rounds % 2 == 0;
                 let sub = if lossy {
-                    bus.subscribe_lossy("churn", 4).unwrap()
+                    bus.subscribe_with(SubscribeOptions::new("churn", 4).lossy())
+                        .unwrap()
                 } else {
-                    bus.subscribe_leader_only("churn", 4).unwrap()
+                    bus.subscribe_with(SubscribeOptions::new("churn", 4).leader_only())
+                        .unwrap()
                 };
                 let mut tally = Tally::default();
                 if let Ok(e) = sub.try_recv() {
@@ -187,11 +203,11 @@ fn every_event_is_received_or_counted_exactly() {
     let (churn_critical, churn_lossy) = churner.join().unwrap();
     bus.start(); // flush whatever the last pause kept
 
-    assert_eq!(bus.published_events(), total);
-    assert_eq!(bus.dropped_events_pre_start(), 0);
+    assert_eq!(bus.stats().published, total);
+    assert_eq!(bus.stats().dropped_pre_start, 0);
     let (critical_dropped, lossy_dropped) = (
-        bus.dropped_events_critical(),
-        bus.dropped_events_observability(),
+        bus.stats().dropped_critical,
+        bus.stats().dropped_observability,
     );
     drop(bus); // ends every subscription once drained
 
@@ -269,7 +285,9 @@ fn waiting_publishers_into_slow_consumers_lose_nothing() {
     let slow_blocking = bus.subscribe("slow-blocking", 2).unwrap();
     let slow_async = bus.subscribe("slow-async", 1).unwrap();
     let typed = bus.subscribe_to::<FromThread>("typed", 3).unwrap();
-    let lossy = bus.subscribe_lossy("metrics", 4).unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 4).lossy())
+        .unwrap();
     let consumers = [consume_blocking(slow_blocking), consume_async(slow_async)];
     let typed = thread::spawn(move || {
         let mut tally = Tally::default();

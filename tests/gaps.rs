@@ -11,7 +11,7 @@ use common::drops::DropRecorder;
 use common::events::{n_of, numbered, other, Other};
 use common::{running_bus, within, GUARD};
 use futures::StreamExt;
-use switchboard::{Event, Received};
+use switchboard::{Event, Received, SubscribeOptions};
 
 fn label(item: Received<Arc<dyn Event>>) -> String {
     match item {
@@ -25,7 +25,9 @@ fn take_missed_reports_each_miss_once_for_critical_and_lossy_subscribers() {
     let bus = running_bus();
     let drops = DropRecorder::install(&bus);
     let critical = bus.subscribe("critical", 2).unwrap();
-    let lossy = bus.subscribe_lossy("lossy", 1).unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("lossy", 1).lossy())
+        .unwrap();
     for n in 0..5 {
         bus.publish(numbered("x", n));
     }
@@ -54,7 +56,10 @@ fn take_missed_reports_each_miss_once_for_critical_and_lossy_subscribers() {
 #[test]
 fn several_threads_asking_split_the_misses_without_double_counting() {
     let bus = running_bus();
-    let sub = Arc::new(bus.subscribe_lossy("shared", 1).unwrap());
+    let sub = Arc::new(
+        bus.subscribe_with(SubscribeOptions::new("shared", 1).lossy())
+            .unwrap(),
+    );
     let askers: Vec<_> = (0..4)
         .map(|_| {
             let sub = Arc::clone(&sub);
@@ -142,7 +147,9 @@ fn with_gaps_yields_events_unchanged_when_nothing_is_missed() {
 #[test]
 fn the_subscription_comes_back_out_of_with_gaps() {
     let bus = running_bus();
-    let sub = bus.subscribe_lossy("lossy", 1).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("lossy", 1).lossy())
+        .unwrap();
     bus.publish(numbered("x", 0));
     bus.publish(numbered("x", 1));
     let gaps = sub.with_gaps();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::events::{numbered, other, Numbered, Other};
 use common::running_bus;
-use switchboard::{Event, RequestOptions, Response, TypeSet};
+use switchboard::{Event, RequestOptions, Response, SubscribeOptions, TypeSet};
 
 #[derive(Event, Response)]
 #[event(type = "answer")]
@@ -34,13 +34,22 @@ fn listeners_count_universal_typed_and_named_subscribers_that_match() {
     assert_eq!(bus.listeners::<Other>(), 0);
     assert_eq!(bus.listeners_by_type("a"), 0);
 
-    let _all = bus.subscribe_leader_only("all", 4).unwrap();
+    let _all = bus
+        .subscribe_with(SubscribeOptions::new("all", 4).leader_only())
+        .unwrap();
     let _typed = bus.subscribe_to::<Other>("typed", 4).unwrap();
     let _both = bus
-        .subscribe_multiple("both", 4, TypeSet::new().with::<Other>().with::<Numbered>())
+        .subscribe_with(
+            SubscribeOptions::new("both", 4)
+                .rust_types(TypeSet::new().with::<Other>().with::<Numbered>()),
+        )
         .unwrap();
     let _named = bus
-        .subscribe_types_leader_only("named", 4, ["a", "b"])
+        .subscribe_with(
+            SubscribeOptions::new("named", 4)
+                .event_types(["a", "b"])
+                .leader_only(),
+        )
         .unwrap();
 
     assert_eq!(bus.listeners::<Other>(), 3, "all, typed, both");
@@ -84,7 +93,13 @@ fn the_bus_s_own_response_route_is_not_a_listener() {
 fn asking_allocates_nothing() {
     let bus = running_bus();
     let _typed = bus.subscribe_to::<Other>("typed", 4).unwrap();
-    let _named = bus.subscribe_types_leader_only("named", 4, ["a"]).unwrap();
+    let _named = bus
+        .subscribe_with(
+            SubscribeOptions::new("named", 4)
+                .event_types(["a"])
+                .leader_only(),
+        )
+        .unwrap();
     let event = numbered("a", 1);
     bus.listeners_for(&event); // any first-use setup of the thread
     let (counts, measured) = alloc_probe::measure(|| {

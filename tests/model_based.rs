@@ -246,15 +246,15 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 
         // After every step, every observable counter agrees with the model.
         prop_assert_eq!(bus.is_running(), model.running);
-        prop_assert_eq!(bus.pre_start_len(), model.pre_start.len());
-        prop_assert_eq!(bus.dropped_events_critical(), model.dropped_critical);
+        prop_assert_eq!(bus.stats().pre_start_len, model.pre_start.len());
+        prop_assert_eq!(bus.stats().dropped_critical, model.dropped_critical);
         prop_assert_eq!(
-            bus.dropped_events_observability(),
+            bus.stats().dropped_observability,
             model.dropped_observability
         );
-        prop_assert_eq!(bus.dropped_events_pre_start(), model.dropped_pre_start);
+        prop_assert_eq!(bus.stats().dropped_pre_start, model.dropped_pre_start);
         prop_assert_eq!(
-            bus.subscriber_count(),
+            bus.stats().subscriber_count(),
             model.subs.iter().filter(|s| s.subscribed).count()
         );
         for (sub, m) in subs.iter().zip(&model.subs) {

@@ -15,7 +15,9 @@ use common::GUARD;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use switchboard::prometheus::BusCollector;
-use switchboard::{Event, EventBus, Request, RequestOptions, Response, Timestamp};
+use switchboard::{
+    Event, EventBus, Request, RequestOptions, Response, SubscribeOptions, Timestamp,
+};
 
 #[derive(Event, Request)]
 #[event(type = "validate")]
@@ -86,13 +88,15 @@ fn sample(scrape: &str, series: &str) -> u64 {
 fn a_scrape_over_http_shows_the_workload_s_counters() {
     let bus = EventBus::builder().pre_start_limit(2).build();
     let critical = bus.subscribe("renderer", 2).unwrap();
-    let _lossy = bus.subscribe_lossy("dashboard", 1).unwrap();
+    let _lossy = bus
+        .subscribe_with(SubscribeOptions::new("dashboard", 1).lossy())
+        .unwrap();
     let _twin_a = bus.subscribe_to::<Numbered>("twin", 8).unwrap();
     let _twin_b = bus.subscribe_to::<Numbered>("twin", 4).unwrap();
     for n in 0..3 {
         bus.publish(numbered("early", n)); // the third overflows the pre-start buffer
     }
-    assert_eq!(bus.pre_start_len(), 2);
+    assert_eq!(bus.stats().pre_start_len, 2);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(BusCollector::new(&bus)));
     let (address, serving) = serve(registry, 3);

@@ -32,8 +32,8 @@ fn publish_reaches_a_subscriber_in_order() {
 fn publish_with_no_subscriber_returns_zero() {
     let bus = running_bus();
     assert_eq!(bus.publish(numbered("x", 1)), 0);
-    assert_eq!(bus.published_events(), 1);
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().published, 1);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -69,17 +69,21 @@ fn a_slow_subscriber_drops_the_newest_and_counts_it_others_are_unaffected() {
     let kept: Vec<u64> = slow.try_iter().map(|e| n_of(&e)).collect();
     assert_eq!(kept, [0, 1], "the oldest stay, the newest are dropped");
     assert_eq!(fast.try_iter().count(), 5);
-    assert_eq!(bus.dropped_events_critical(), 3);
-    assert_eq!(bus.dropped_events_observability(), 0);
-    assert_eq!(bus.dropped_events(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
+    assert_eq!(bus.stats().dropped_observability, 0);
+    assert_eq!(bus.stats().dropped(), 3);
 }
 
 #[test]
 fn critical_drops_call_the_callback_lossy_drops_do_not() {
     let bus = EventBus::new();
     let drops = DropRecorder::install(&bus);
-    let critical = bus.subscribe_types("critical", 1, ["x", "y"]).unwrap();
-    let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
+    let critical = bus
+        .subscribe_with(SubscribeOptions::new("critical", 1).event_types(["x", "y"]))
+        .unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 1).lossy())
+        .unwrap();
     bus.start();
     bus.publish(numbered("x", 1));
     bus.publish(numbered("x", 2));
@@ -87,9 +91,9 @@ fn critical_drops_call_the_callback_lossy_drops_do_not() {
 
     assert_eq!(critical.dropped(), 2);
     assert_eq!(lossy.dropped(), 2);
-    assert_eq!(bus.dropped_events_critical(), 2);
-    assert_eq!(bus.dropped_events_observability(), 2);
-    assert_eq!(bus.dropped_events(), 4);
+    assert_eq!(bus.stats().dropped_critical, 2);
+    assert_eq!(bus.stats().dropped_observability, 2);
+    assert_eq!(bus.stats().dropped(), 4);
     let critical_drop = |n, event_type: &str| Dropped {
         reason: DropReason::BufferFull,
         n: Some(n),
@@ -118,14 +122,18 @@ fn the_callback_can_be_replaced_and_removed() {
     bus.publish(numbered("x", 3));
     assert_eq!(first.numbers(), [1]);
     assert_eq!(second.numbers(), [2]);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
 }
 
 #[test]
 fn string_filters_deliver_only_matching_types() {
     let bus = EventBus::new();
-    let ab = bus.subscribe_types("ab", 16, ["a", "b"]).unwrap();
-    let c = bus.subscribe_types("c", 16, vec!["c".to_string()]).unwrap();
+    let ab = bus
+        .subscribe_with(SubscribeOptions::new("ab", 16).event_types(["a", "b"]))
+        .unwrap();
+    let c = bus
+        .subscribe_with(SubscribeOptions::new("c", 16).event_types(vec!["c".to_string()]))
+        .unwrap();
     let all = bus.subscribe("all", 16).unwrap();
     bus.start();
     assert_eq!(bus.publish(numbered("a", 1)), 2);
@@ -143,10 +151,9 @@ fn rust_type_filters_deliver_only_matching_types() {
     let numbers = bus.subscribe_to::<Numbered>("numbers", 16).unwrap();
     let others = bus.subscribe_to::<Other>("others", 16).unwrap();
     let both = bus
-        .subscribe_multiple(
-            "both",
-            16,
-            TypeSet::new().with::<Numbered>().with::<Other>(),
+        .subscribe_with(
+            SubscribeOptions::new("both", 16)
+                .rust_types(TypeSet::new().with::<Numbered>().with::<Other>()),
         )
         .unwrap();
     let threads = bus.subscribe_to::<FromThread>("threads", 16).unwrap();
@@ -170,7 +177,9 @@ fn rust_type_filters_deliver_only_matching_types() {
 #[test]
 fn string_and_type_filters_are_independent_indexes() {
     let bus = EventBus::new();
-    let by_name = bus.subscribe_types("by-name", 4, ["other"]).unwrap();
+    let by_name = bus
+        .subscribe_with(SubscribeOptions::new("by-name", 4).event_types(["other"]))
+        .unwrap();
     let by_type = bus.subscribe_to::<Other>("by-type", 4).unwrap();
     bus.start();
     // `Other` has event_type "other": both match, each once.
@@ -185,10 +194,22 @@ fn string_and_type_filters_are_independent_indexes() {
 fn lossy_and_leader_only_variants_deliver_like_the_plain_ones() {
     let bus = running_bus();
     let subs = [
-        bus.subscribe_leader_only("leader", 4).unwrap(),
-        bus.subscribe_lossy("lossy", 4).unwrap(),
-        bus.subscribe_types_leader_only("tl", 4, ["x"]).unwrap(),
-        bus.subscribe_types_lossy("tlossy", 4, ["x"]).unwrap(),
+        bus.subscribe_with(SubscribeOptions::new("leader", 4).leader_only())
+            .unwrap(),
+        bus.subscribe_with(SubscribeOptions::new("lossy", 4).lossy())
+            .unwrap(),
+        bus.subscribe_with(
+            SubscribeOptions::new("tl", 4)
+                .event_types(["x"])
+                .leader_only(),
+        )
+        .unwrap(),
+        bus.subscribe_with(
+            SubscribeOptions::new("tlossy", 4)
+                .event_types(["x"])
+                .lossy(),
+        )
+        .unwrap(),
         bus.subscribe_with(SubscribeOptions::new("opts", 4).lossy().leader_only())
             .unwrap(),
     ];
@@ -208,21 +229,23 @@ fn unsubscribe_explicitly_by_handle_and_by_drop() {
     let b = bus.subscribe("b", 4).unwrap();
     let c = bus.subscribe_to::<Numbered>("c", 4).unwrap();
     bus.start();
-    assert_eq!(bus.subscriber_count(), 3);
+    assert_eq!(bus.stats().subscriber_count(), 3);
 
     assert!(bus.unsubscribe(&a));
     assert!(!bus.unsubscribe(&a), "second unsubscribe is a no-op");
     assert!(!a.unsubscribe());
     assert!(!a.is_subscribed());
     assert!(b.unsubscribe());
-    assert!(bus.unsubscribe_typed(&c));
-    assert_eq!(bus.subscriber_count(), 0);
+    assert!(bus.unsubscribe(&c));
+    assert_eq!(bus.stats().subscriber_count(), 0);
     assert_eq!(bus.publish(numbered("x", 1)), 0);
 
-    let d = bus.subscribe_leader_only("d", 4).unwrap();
-    assert_eq!(bus.subscriber_count(), 1);
+    let d = bus
+        .subscribe_with(SubscribeOptions::new("d", 4).leader_only())
+        .unwrap();
+    assert_eq!(bus.stats().subscriber_count(), 1);
     drop(d);
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 /// A dropped subscription's queued events are freed no later than the next
@@ -254,14 +277,16 @@ fn a_dropped_subscription_frees_its_queued_events_by_the_next_registry_change() 
     drop(lone);
     let next = bus.subscribe("next", 4).unwrap();
     assert_eq!(queued_by(&waiting), 0, "freed by the next registry change");
-    assert_eq!(bus.subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 1);
     drop(next);
 }
 
 #[test]
 fn an_unsubscribed_subscription_drains_then_ends() {
     let bus = running_bus();
-    let sub = bus.subscribe_leader_only("s", 8).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("s", 8).leader_only())
+        .unwrap();
     bus.publish(numbered("x", 1));
     bus.publish(numbered("x", 2));
     assert!(sub.unsubscribe());
@@ -336,8 +361,8 @@ fn concurrent_publishers_keep_per_publisher_order_and_lose_nothing() {
     }
     assert_eq!(next, [PER_THREAD; THREADS]);
     assert_eq!(typed.try_iter().count(), THREADS * PER_THREAD as usize);
-    assert_eq!(bus.dropped_events(), 0);
-    assert_eq!(bus.published_events(), THREADS as u64 * PER_THREAD);
+    assert_eq!(bus.stats().dropped(), 0);
+    assert_eq!(bus.stats().published, THREADS as u64 * PER_THREAD);
 }
 
 #[test]
@@ -365,7 +390,7 @@ fn consumers_on_plain_threads_receive_everything() {
         // A small capacity: some events may be dropped; keep the bus honest about it.
         bus.publish(numbered("x", n));
     }
-    let dropped_total = bus.dropped_events_critical();
+    let dropped_total = bus.stats().dropped_critical;
     drop(bus);
     let mut dropped_seen = 0;
     for c in consumers {
@@ -414,7 +439,10 @@ fn callbacks_see_the_dropped_event_itself() {
 fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
     let bus = running_bus();
     let subscriptions: Vec<_> = (0..3)
-        .map(|i| bus.subscribe_leader_only(&format!("full-{i}"), 1).unwrap())
+        .map(|i| {
+            bus.subscribe_with(SubscribeOptions::new(format!("full-{i}"), 1).leader_only())
+                .unwrap()
+        })
         .collect();
     bus.publish(numbered("x", 0));
     let (first, second) = (DropRecorder::default(), DropRecorder::default());
@@ -433,21 +461,26 @@ fn a_callback_replaced_during_a_publish_takes_over_for_the_rest_of_it() {
     assert_eq!(bus.publish(numbered("x", 1)), 0);
     assert_eq!(first.subscribers(), ["full-0"]);
     assert_eq!(second.subscribers(), ["full-1", "full-2"]);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
     drop(subscriptions);
 }
 
 #[test]
 fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_returns() {
     let bus = running_bus();
-    let full = Arc::new(bus.subscribe_leader_only("full", 1).unwrap());
-    let lossy = bus.subscribe_lossy("lossy", 1).unwrap();
+    let full = Arc::new(
+        bus.subscribe_with(SubscribeOptions::new("full", 1).leader_only())
+            .unwrap(),
+    );
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("lossy", 1).lossy())
+        .unwrap();
     bus.publish(numbered("x", 0));
     let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     {
         let (weak, full, seen) = (bus.downgrade(), Arc::clone(&full), Arc::clone(&seen));
         bus.set_drop_callback(Some(Box::new(move |_| {
-            let totals = weak.upgrade().unwrap().dropped_events_critical();
+            let totals = weak.upgrade().unwrap().stats().dropped_critical;
             seen.lock().unwrap().push((full.dropped(), totals));
         })));
     }
@@ -456,16 +489,20 @@ fn the_callback_sees_the_subscriber_count_and_the_totals_follow_when_publish_ret
     // The subscriber's own count includes the drop being reported; the bus
     // total includes it once that publish has returned.
     assert_eq!(*seen.lock().unwrap(), [(1, 0), (2, 1)]);
-    assert_eq!(bus.dropped_events_critical(), 2);
-    assert_eq!(bus.dropped_events_observability(), 2);
+    assert_eq!(bus.stats().dropped_critical, 2);
+    assert_eq!(bus.stats().dropped_observability, 2);
     assert_eq!(lossy.dropped(), 2);
 }
 
 #[test]
 fn a_subscriber_that_was_full_receives_again_once_it_has_room() {
     let bus = running_bus();
-    let slow = bus.subscribe_leader_only("slow", 2).unwrap();
-    let other = bus.subscribe_leader_only("other", 8).unwrap();
+    let slow = bus
+        .subscribe_with(SubscribeOptions::new("slow", 2).leader_only())
+        .unwrap();
+    let other = bus
+        .subscribe_with(SubscribeOptions::new("other", 8).leader_only())
+        .unwrap();
     let missed = DropRecorder::install(&bus);
     let delivered: Vec<usize> = (0..5).map(|n| bus.publish(numbered("x", n))).collect();
     assert_eq!(delivered, [2, 2, 1, 1, 1]);
@@ -495,8 +532,16 @@ fn the_last_matching_subscriber_being_full_still_reports_the_event() {
     // The last subscriber a publish reaches gets the caller's event rather
     // than a clone; when it is full, the drop report still carries the event.
     let bus = running_bus();
-    let _room = bus.subscribe_leader_only("room", 8).unwrap();
-    let _full = bus.subscribe_types_leader_only("full", 1, ["x"]).unwrap();
+    let _room = bus
+        .subscribe_with(SubscribeOptions::new("room", 8).leader_only())
+        .unwrap();
+    let _full = bus
+        .subscribe_with(
+            SubscribeOptions::new("full", 1)
+                .event_types(["x"])
+                .leader_only(),
+        )
+        .unwrap();
     let drops = DropRecorder::install(&bus);
     assert_eq!(bus.publish(numbered("x", 1)), 2);
     assert_eq!(bus.publish(numbered("x", 2)), 1);
@@ -507,7 +552,9 @@ fn the_last_matching_subscriber_being_full_still_reports_the_event() {
 #[test]
 fn a_zero_capacity_subscriber_still_takes_a_handoff_after_a_miss() {
     let bus = running_bus();
-    let sub = bus.subscribe_leader_only("handoff", 0).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("handoff", 0).leader_only())
+        .unwrap();
     assert_eq!(bus.publish(numbered("x", 1)), 0, "nobody waits: missed");
     assert_eq!(sub.dropped(), 1);
     let receiver = thread::spawn(move || n_of(&sub.recv().unwrap()));
@@ -526,12 +573,16 @@ fn a_zero_capacity_subscriber_still_takes_a_handoff_after_a_miss() {
 #[test]
 fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
     let bus = EventBus::new();
-    let _t1 = bus.subscribe_types("t1", 1, ["x"]).unwrap();
+    let _t1 = bus
+        .subscribe_with(SubscribeOptions::new("t1", 1).event_types(["x"]))
+        .unwrap();
     let _u1 = bus.subscribe("u1", 1).unwrap();
     let t2 = bus.subscribe_to::<Other>("t2", 1).unwrap();
     let _u2 = bus.subscribe("u2", 1).unwrap();
-    let _t3 = bus.subscribe_types("t3", 1, ["y"]).unwrap();
-    bus.unsubscribe_typed(&t2);
+    let _t3 = bus
+        .subscribe_with(SubscribeOptions::new("t3", 1).event_types(["y"]))
+        .unwrap();
+    bus.unsubscribe(&t2);
     let names: Vec<_> = bus
         .stats()
         .subscribers
@@ -539,14 +590,16 @@ fn stats_list_subscribers_in_subscription_order_whatever_their_kind() {
         .map(|s| s.name)
         .collect();
     assert_eq!(names, ["t1", "u1", "u2", "t3"]);
-    assert_eq!(bus.subscriber_count(), 4);
+    assert_eq!(bus.stats().subscriber_count(), 4);
 }
 
 #[test]
 fn stats_report_every_subscriber_and_the_totals() {
     let bus = EventBus::new();
     let _a = bus.subscribe("a", 1).unwrap();
-    let _b = bus.subscribe_types_lossy("b", 1, ["x"]).unwrap();
+    let _b = bus
+        .subscribe_with(SubscribeOptions::new("b", 1).event_types(["x"]).lossy())
+        .unwrap();
     let _c = bus.subscribe_to::<Other>("c", 4).unwrap();
     bus.publish(numbered("x", 0));
     let before = bus.stats();

@@ -176,7 +176,7 @@ fn assert_clean(bus: &EventBus, responders: usize) {
         responders,
         "subscriptions left behind: {stats}"
     );
-    assert_eq!(bus.dropped_events(), 0, "events were dropped: {stats}");
+    assert_eq!(bus.stats().dropped(), 0, "events were dropped: {stats}");
 }
 
 /// Polls `future` once with a waker that does nothing.
@@ -399,7 +399,7 @@ fn a_cancelled_token_fails_the_request_before_it_is_published() {
         .expect("a cancellation carries its partial result");
     assert!(partial.responses.is_empty());
     assert_eq!(partial.errors, ["no response from a", "no response from b"]);
-    assert_eq!(bus.published_events(), 0, "nothing was published");
+    assert_eq!(bus.stats().published, 0, "nothing was published");
 
     let future = bus.request_async::<Verdict, _>(
         check("r2", 1),
@@ -408,7 +408,7 @@ fn a_cancelled_token_fails_the_request_before_it_is_published() {
     assert!(futures::executor::block_on(future)
         .unwrap_err()
         .is_cancelled());
-    assert_eq!(bus.published_events(), 0, "nothing was published");
+    assert_eq!(bus.stats().published, 0, "nothing was published");
     assert_clean(&bus, responders.len());
 }
 
@@ -434,7 +434,7 @@ fn one_token_cancels_blocking_and_async_requests_alike() {
 
     // Cancel once all three are waiting (each has published its request);
     // cancelling earlier would cancel them too, but this covers the wake-up.
-    wait_until("three requests in flight", || bus.published_events() == 3);
+    wait_until("three requests in flight", || bus.stats().published == 3);
     token.cancel();
 
     for thread in blocking {
@@ -608,7 +608,7 @@ fn invalid_options_are_errors_that_say_what_to_change() {
     ));
 
     // Nothing was published for any of them.
-    assert_eq!(bus.published_events(), 0);
+    assert_eq!(bus.stats().published, 0);
     assert_clean(&bus, 0);
 }
 
@@ -624,7 +624,7 @@ fn a_request_before_start_is_buffered_and_answered_after_start() {
             bus.request::<Verdict, _>(check("early", 3), options)
         })
     };
-    wait_until("the request is buffered", || bus.pre_start_len() == 1);
+    wait_until("the request is buffered", || bus.stats().pre_start_len == 1);
     bus.start();
 
     let result = requester.join().unwrap().unwrap();
@@ -647,7 +647,7 @@ fn a_request_while_paused_is_answered_after_the_restart() {
             bus.request::<Verdict, _>(check("paused", 4), options)
         })
     };
-    wait_until("the request is buffered", || bus.pre_start_len() == 1);
+    wait_until("the request is buffered", || bus.stats().pre_start_len == 1);
     bus.start();
 
     let result = requester.join().unwrap().unwrap();
@@ -667,7 +667,7 @@ fn a_request_before_a_late_start_times_out_and_its_late_answers_are_counted() {
         .unwrap_err();
     assert!(error.is_timeout());
     assert_eq!(error.partial().unwrap().errors, ["no response from a"]);
-    assert_eq!(bus.pre_start_len(), 1, "the request stays buffered");
+    assert_eq!(bus.stats().pre_start_len, 1, "the request stays buffered");
 
     bus.start();
     answers.recv_timeout(GUARD).expect("a still answers it");
@@ -745,7 +745,7 @@ fn the_request_waits_for_its_responses_before_it_is_published() {
         [SubscriberKind::Route],
         "the route existed when the request was published"
     );
-    assert_eq!(bus.dropped_events_pre_start(), 1);
+    assert_eq!(bus.stats().dropped_pre_start, 1);
 }
 
 #[test]
@@ -963,15 +963,15 @@ fn dropping_the_future_cancels_the_request() {
         RequestOptions::new(["a", "b", "c"]).timeout(GUARD),
     );
     assert_eq!(
-        bus.published_events(),
+        bus.stats().published,
         0,
         "a future does nothing until polled"
     );
-    assert_eq!(bus.subscriber_count(), 3);
+    assert_eq!(bus.stats().subscriber_count(), 3);
 
     // The first poll publishes; nobody answers, so it waits.
     assert!(poll_once(&mut future).is_pending());
-    assert_eq!(bus.published_events(), 1);
+    assert_eq!(bus.stats().published, 1);
 
     drop(future);
     assert_eq!(bus.stats().requests.cancelled, 1);

@@ -112,7 +112,7 @@ fn a_request_made_while_buffering_waits_for_start_instead() {
         let bus = bus.clone();
         thread::spawn(move || bus.request::<Reply, _>(ask("early"), options(&["a"])))
     };
-    common::wait_until("the request is buffered", || bus.pre_start_len() == 1);
+    common::wait_until("the request is buffered", || bus.stats().pre_start_len == 1);
     bus.start();
     let result = within(WITHIN, "the buffered request", move || {
         requester.join().unwrap()
@@ -128,7 +128,7 @@ fn a_request_made_while_buffering_waits_for_start_instead() {
 fn one_route_per_response_type_however_many_requests() {
     let bus = running_bus();
     let responders = answering(&bus, &["a", "b"]);
-    let before = bus.subscriber_count();
+    let before = bus.stats().subscriber_count();
     for n in 0..20 {
         let result = bus
             .request::<Reply, _>(ask(format!("r{n}")), options(&["a", "b"]))
@@ -145,7 +145,7 @@ fn one_route_per_response_type_however_many_requests() {
     assert!(routes[0].event_types.ends_with("Reply"));
     assert!(routes[0].name.starts_with("responses:"));
     assert_eq!(
-        bus.subscriber_count(),
+        bus.stats().subscriber_count(),
         before,
         "the route is the bus's own, not a subscription of the user's"
     );

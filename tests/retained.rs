@@ -68,7 +68,9 @@ fn one_event_per_type_oldest_first_and_only_what_the_filter_matches() {
 fn a_subscription_that_does_not_ask_gets_no_retained_event() {
     let bus = running_bus();
     bus.publish_retained(numbered("config", 1));
-    let sub = bus.subscribe_leader_only("plain", 8).unwrap();
+    let sub = bus
+        .subscribe_with(SubscribeOptions::new("plain", 8).leader_only())
+        .unwrap();
     assert!(sub.try_recv().is_err());
     bus.publish_retained(numbered("config", 2));
     assert_eq!(
@@ -89,7 +91,7 @@ fn the_retained_value_follows_delivery_across_start_and_pause() {
     );
     assert_eq!(bus.publish_retained(numbered("config", 2)), 0);
     assert_eq!(
-        bus.dropped_events_pre_start(),
+        bus.stats().dropped_pre_start,
         1,
         "2 overflowed the pre-start buffer"
     );
@@ -187,13 +189,13 @@ fn retained_events_that_do_not_fit_are_missed_and_counted() {
     assert_eq!(critical.len(), 2);
     assert_eq!(critical.dropped(), 1);
     assert_eq!(critical.take_missed(), 1);
-    assert_eq!(bus.dropped_events_critical(), 1);
+    assert_eq!(bus.stats().dropped_critical, 1);
     assert_eq!(drops.reasons(), [DropReason::BufferFull]);
     assert_eq!(drops.subscribers(), ["small"]);
 
     let lossy = bus.subscribe_with(late("lossy", 1).lossy()).unwrap();
     assert_eq!(lossy.dropped(), 2);
-    assert_eq!(bus.dropped_events_observability(), 2);
+    assert_eq!(bus.stats().dropped_observability, 2);
     assert_eq!(drops.count(), 1, "lossy misses are only counted");
 }
 

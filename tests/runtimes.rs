@@ -27,7 +27,7 @@ use futures::executor::{block_on, block_on_stream, LocalPool};
 use futures::future::poll_fn;
 use futures::task::LocalSpawnExt;
 use futures::{Stream, StreamExt};
-use switchboard::{Event, EventBus, Subscription};
+use switchboard::{Event, EventBus, SubscribeOptions, Subscription};
 
 /// A stream wrapper that counts the `Pending`s its inner stream returned: once
 /// the count moves, the consumer has registered its waker and is parked.
@@ -104,7 +104,7 @@ async fn tokio_stream_gets_every_event_in_order_and_ends_when_the_bus_is_dropped
         let delivered: usize = (0..N)
             .map(|i| publisher_bus.publish(numbered("num", i)))
             .sum();
-        (delivered, publisher_bus.dropped_events())
+        (delivered, publisher_bus.stats().dropped())
         // The last handle drops here: the stream ends once drained.
     });
     let (delivered, dropped) = publisher.join().unwrap();
@@ -136,7 +136,7 @@ async fn tokio_stream_ends_after_subscription_unsubscribe_once_drained() {
     assert_eq!(got, [0, 1, 2]);
     // Ended for good, while the bus lives on.
     assert!(guarded("next after end", sub.next()).await.is_none());
-    assert_eq!(bus.subscriber_count(), 0);
+    assert_eq!(bus.stats().subscriber_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +146,7 @@ async fn tokio_stream_ends_after_bus_unsubscribe_once_drained() {
     for i in 0..3 {
         assert_eq!(bus.publish(numbered("num", i)), 1);
     }
-    assert!(bus.unsubscribe_typed(&sub));
+    assert!(bus.unsubscribe(&sub));
 
     let mut got = Vec::new();
     while let Some(event) = guarded("next", sub.next()).await {
@@ -166,7 +166,7 @@ async fn tokio_parked_consumer_is_woken_by_a_publish_from_a_thread() {
     });
     wait_parked_async(&pendings, 0, "empty subscription").await;
     // Switching the subscription to async wake-ups left it registered once.
-    assert_eq!(bus.subscriber_count(), 1);
+    assert_eq!(bus.stats().subscriber_count(), 1);
     assert_eq!(bus.stats().subscribers.len(), 1);
 
     let publisher_bus = bus.clone();
@@ -189,7 +189,7 @@ async fn tokio_every_parked_consumer_is_woken_by_one_publish() {
         let stream: Pin<Box<dyn Stream<Item = u64> + Send>> = match i % 3 {
             0 => Box::pin(bus.subscribe("all", 1).unwrap().map(|e| n_of(&e))),
             1 => Box::pin(
-                bus.subscribe_types("by-name", 1, ["num"])
+                bus.subscribe_with(SubscribeOptions::new("by-name", 1).event_types(["num"]))
                     .unwrap()
                     .map(|e| n_of(&e)),
             ),
@@ -328,8 +328,8 @@ async fn tokio_small_capacity_stress_every_event_is_received_or_counted() {
     });
     let publisher = thread::spawn(move || {
         let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
-        assert_eq!(bus.published_events(), N);
-        (delivered as u64, bus.dropped_events())
+        assert_eq!(bus.stats().published, N);
+        (delivered as u64, bus.stats().dropped())
     });
     let (delivered, bus_dropped) = publisher.join().unwrap();
     let (received, in_order, sub_dropped) = guarded("counting consumer", consumer).await.unwrap();
@@ -551,10 +551,12 @@ fn block_on_parked_consumer_sees_the_end_when_the_bus_is_dropped() {
 fn block_on_small_capacity_stress_every_event_is_received_or_counted() {
     const N: u64 = 100_000;
     let bus = running_bus();
-    let mut sub = bus.subscribe_lossy("counter", 16).unwrap();
+    let mut sub = bus
+        .subscribe_with(SubscribeOptions::new("counter", 16).lossy())
+        .unwrap();
     let publisher = thread::spawn(move || {
         let delivered: usize = (0..N).map(|i| bus.publish(numbered("num", i))).sum();
-        (delivered as u64, bus.dropped_events_observability())
+        (delivered as u64, bus.stats().dropped_observability)
     });
     let (received, sub_dropped) = within(GUARD, "block_on counter", move || {
         let received = block_on(async {
@@ -624,7 +626,10 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     // ones: these stretch the time between a publish loading the registry and
     // its send to the racing subscription (a 0-capacity lossy offer just fails).
     let _padding: Vec<Subscription> = (0..200)
-        .map(|_| bus.subscribe_lossy("padding", 0).unwrap())
+        .map(|_| {
+            bus.subscribe_with(SubscribeOptions::new("padding", 0).lossy())
+                .unwrap()
+        })
         .collect();
     let polling_for = Arc::new(AtomicU64::new(0));
     let (subs_tx, subs_rx) = mpsc::channel::<Subscription>();
@@ -653,7 +658,11 @@ fn first_poll_racing_a_publish_never_loses_the_event() {
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     for round in 0..ROUNDS {
         let sub = bus
-            .subscribe_types_leader_only("first-poll", 1, ["num"])
+            .subscribe_with(
+                SubscribeOptions::new("first-poll", 1)
+                    .event_types(["num"])
+                    .leader_only(),
+            )
             .unwrap();
         subs_tx.send(sub).unwrap();
         while polling_for.load(Ordering::SeqCst) != round + 1 {

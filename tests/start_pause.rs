@@ -21,9 +21,9 @@ fn events_before_start_are_buffered_then_replayed_in_order() {
     }
     let late = bus.subscribe("late", 64).unwrap();
     assert_eq!(early.len(), 0, "nothing delivered before start");
-    assert_eq!(bus.pre_start_len(), 5);
+    assert_eq!(bus.stats().pre_start_len, 5);
     bus.start();
-    assert_eq!(bus.pre_start_len(), 0);
+    assert_eq!(bus.stats().pre_start_len, 0);
     assert_eq!(bus.publish(numbered("x", 5)), 2);
     for sub in [&early, &late] {
         let got: Vec<u64> = sub.try_iter().map(|e| n_of(&e)).collect();
@@ -76,8 +76,8 @@ fn pre_start_overflow_is_counted_and_reported() {
     for n in 0..5 {
         bus.publish(numbered("x", n));
     }
-    assert_eq!(bus.dropped_events_pre_start(), 2);
-    assert_eq!(bus.dropped_events(), 2);
+    assert_eq!(bus.stats().dropped_pre_start, 2);
+    assert_eq!(bus.stats().dropped(), 2);
     let overflow = |n| Dropped {
         reason: DropReason::PreStartOverflow,
         n: Some(n),
@@ -103,8 +103,8 @@ fn the_default_pre_start_limit_is_the_reference_constant() {
     for n in 0..1005 {
         bus.publish(numbered("x", n));
     }
-    assert_eq!(bus.pre_start_len(), 1000);
-    assert_eq!(bus.dropped_events_pre_start(), 5);
+    assert_eq!(bus.stats().pre_start_len, 1000);
+    assert_eq!(bus.stats().dropped_pre_start, 5);
 }
 
 /// The builder keeps each setting whatever the order they are given in (a
@@ -126,8 +126,8 @@ fn the_builder_keeps_each_setting_in_any_order() {
         for n in 0..3 {
             bus.publish(numbered("x", n));
         }
-        assert_eq!(bus.pre_start_len(), 2);
-        assert_eq!(bus.dropped_events_pre_start(), 1);
+        assert_eq!(bus.stats().pre_start_len, 2);
+        assert_eq!(bus.stats().dropped_pre_start, 1);
     }
 }
 
@@ -276,7 +276,7 @@ fn per_publisher_order_survives_pause_start_cycles() {
         next[e.thread] += 1;
     }
     assert_eq!(next, [EVENTS / 2; 2]);
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]

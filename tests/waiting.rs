@@ -72,7 +72,9 @@ fn the_async_form_waits_on_any_executor() {
 fn lossy_subscribers_still_drop_and_count_while_critical_ones_make_it_wait() {
     let bus = running_bus();
     let critical = bus.subscribe("critical", 4).unwrap();
-    let lossy = bus.subscribe_lossy("metrics", 1).unwrap();
+    let lossy = bus
+        .subscribe_with(SubscribeOptions::new("metrics", 1).lossy())
+        .unwrap();
     for n in 0..4 {
         let delivered = bus.publish_waiting(numbered("a", n)).blocking().unwrap();
         assert_eq!(
@@ -84,8 +86,8 @@ fn lossy_subscribers_still_drop_and_count_while_critical_ones_make_it_wait() {
     assert_eq!(critical.len(), 4);
     assert_eq!(lossy.len(), 1);
     assert_eq!(lossy.dropped(), 3);
-    assert_eq!(bus.dropped_events_observability(), 3);
-    assert_eq!(bus.dropped_events_critical(), 0);
+    assert_eq!(bus.stats().dropped_observability, 3);
+    assert_eq!(bus.stats().dropped_critical, 0);
 }
 
 #[test]
@@ -94,7 +96,7 @@ fn a_zero_capacity_subscriber_has_no_room_to_wait_for_and_drops_as_with_publish(
     let recorder = DropRecorder::install(&bus);
     let _unbuffered = bus.subscribe("rendezvous", 0).unwrap();
     assert_eq!(bus.publish_waiting(numbered("a", 1)).blocking().unwrap(), 0);
-    assert_eq!(bus.dropped_events_critical(), 1);
+    assert_eq!(bus.stats().dropped_critical, 1);
     assert_eq!(recorder.reasons(), [DropReason::BufferFull]);
 }
 
@@ -107,9 +109,9 @@ fn before_start_it_waits_for_the_bus_and_comes_after_the_replay() {
     let waiting = thread::spawn(move || publisher.publish_waiting(numbered("a", 2)).blocking());
     // It waits for start rather than entering the pre-start buffer.
     wait_until("the waiting publish is counted", || {
-        bus.published_events() == 2
+        bus.stats().published == 2
     });
-    assert_eq!(bus.pre_start_len(), 1);
+    assert_eq!(bus.stats().pre_start_len, 1);
     assert!(sub.is_empty());
     bus.start();
     assert_eq!(waiting.join().unwrap().unwrap(), 1);
@@ -117,7 +119,7 @@ fn before_start_it_waits_for_the_bus_and_comes_after_the_replay() {
         sub.iter().take(2).map(|e| n_of(&e)).collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -138,7 +140,7 @@ fn a_deadline_before_start_counts_one_pre_start_drop_and_hands_the_event_back() 
         error.to_string().contains("before the bus started"),
         "{error}"
     );
-    assert_eq!(bus.dropped_events_pre_start(), 1);
+    assert_eq!(bus.stats().dropped_pre_start, 1);
     assert_eq!(recorder.reasons(), [DropReason::WaitTimedOut]);
     assert_eq!(recorder.drops()[0].subscriber_name, "");
 }
@@ -161,7 +163,7 @@ fn at_the_deadline_the_full_subscribers_count_a_drop_and_are_named() {
     assert!(error.to_string().contains("stuck"), "{error}");
     assert_eq!(stuck.dropped(), 1);
     assert_eq!(stuck.take_missed(), 1, "the miss is a visible gap");
-    assert_eq!(bus.dropped_events_critical(), 1);
+    assert_eq!(bus.stats().dropped_critical, 1);
     assert_eq!(recorder.reasons(), [DropReason::WaitTimedOut]);
     assert_eq!(recorder.subscribers(), ["stuck"]);
     assert_eq!(free.len(), 2);
@@ -202,7 +204,7 @@ fn a_cancelled_waiting_publish_counts_what_it_had_not_delivered() {
     assert_eq!(recorder.reasons(), [DropReason::WaitCancelled]);
     // A future never polled did nothing, and counts nothing.
     drop(bus.publish_waiting(numbered("a", 2)).into_future());
-    assert_eq!(bus.published_events(), 2);
+    assert_eq!(bus.stats().published, 2);
     assert_eq!(recorder.count(), 1);
 }
 
@@ -214,7 +216,7 @@ fn a_subscriber_that_leaves_while_the_publisher_waits_releases_it_uncounted() {
         bus.publish(numbered("a", 0));
         let publisher = bus.clone();
         let waiting = thread::spawn(move || publisher.publish_waiting(numbered("a", 1)).blocking());
-        wait_until("the publisher waits", || bus.published_events() == 2);
+        wait_until("the publisher waits", || bus.stats().published == 2);
         thread::sleep(Duration::from_millis(5));
         if unsubscribe {
             assert!(stuck.unsubscribe());
@@ -223,7 +225,7 @@ fn a_subscriber_that_leaves_while_the_publisher_waits_releases_it_uncounted() {
         }
         let delivered = within(GUARD, "released", move || waiting.join().unwrap().unwrap());
         assert_eq!(delivered, 0);
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     }
 }
 
@@ -233,10 +235,9 @@ fn typed_multiple_type_and_retained_subscribers_make_it_wait_too() {
     bus.publish_retained(other(0));
     let typed = bus.subscribe_to::<Numbered>("typed", 1).unwrap();
     let multiple = bus
-        .subscribe_multiple(
-            "multiple",
-            1,
-            TypeSet::new().with::<Numbered>().with::<Other>(),
+        .subscribe_with(
+            SubscribeOptions::new("multiple", 1)
+                .rust_types(TypeSet::new().with::<Numbered>().with::<Other>()),
         )
         .unwrap();
     let retained = bus
@@ -272,7 +273,7 @@ fn typed_multiple_type_and_retained_subscribers_make_it_wait_too() {
     assert_eq!(multiple, expected);
     assert_eq!(retained[0], 0);
     assert_eq!(retained[1..], expected);
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[test]
@@ -300,7 +301,7 @@ fn per_publisher_order_holds_with_several_waiting_publishers() {
         publisher.join().unwrap();
     }
     assert_eq!(next, [300; 3]);
-    assert_eq!(bus.dropped_events(), 0);
+    assert_eq!(bus.stats().dropped(), 0);
 }
 
 #[derive(switchboard::Event, switchboard::Request)]

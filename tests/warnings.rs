@@ -59,13 +59,20 @@ fn every_non_leader_subscribe_after_start_warns_at_its_call() {
     let bus = running_bus();
     let mut lines = Vec::new();
     let warnings = late_warnings(|| {
-        let (b, set) = (&bus, TypeSet::new().with::<Numbered>());
+        let b = &bus;
+        let set = TypeSet::new().with::<Numbered>();
+        let lossy = SubscribeOptions::new("lossy", 4).lossy();
+        let types = SubscribeOptions::new("types", 4).event_types(["ping"]);
+        let types_lossy = SubscribeOptions::new("types-lossy", 4)
+            .event_types(["ping"])
+            .lossy();
+        let multiple = SubscribeOptions::new("multiple", 4).rust_types(set);
         let options = SubscribeOptions::new("with", 4);
         // Each call and its `line!()` on one line.
-        let (a, la) = (b.subscribe_lossy("lossy", 4), line!());
-        let (t, lt) = (b.subscribe_types("types", 4, ["ping"]), line!());
-        let (tl, ltl) = (b.subscribe_types_lossy("types-lossy", 4, ["ping"]), line!());
-        let (m, lm) = (b.subscribe_multiple("multiple", 4, set), line!());
+        let (a, la) = (b.subscribe_with(lossy), line!());
+        let (t, lt) = (b.subscribe_with(types), line!());
+        let (tl, ltl) = (b.subscribe_with(types_lossy), line!());
+        let (m, lm) = (b.subscribe_with(multiple), line!());
         let (w, lw) = (b.subscribe_with(options), line!());
         for sub in [a, t, tl, m, w] {
             assert!(sub.is_ok());
@@ -103,8 +110,12 @@ fn subscribe_before_start_logs_nothing() {
     let mut control_line = 0;
     let warnings = late_warnings(|| {
         let _a = bus.subscribe("early", 4).unwrap();
-        let _b = bus.subscribe_lossy("early-lossy", 4).unwrap();
-        let _c = bus.subscribe_types("early-types", 4, ["ping"]).unwrap();
+        let _b = bus
+            .subscribe_with(SubscribeOptions::new("early-lossy", 4).lossy())
+            .unwrap();
+        let _c = bus
+            .subscribe_with(SubscribeOptions::new("early-types", 4).event_types(["ping"]))
+            .unwrap();
         let _d = bus.subscribe_to::<Numbered>("early-typed", 4).unwrap();
         bus.start();
         let (control, at) = (bus.subscribe("control", 4), line!());
@@ -120,9 +131,15 @@ fn leader_only_subscriptions_after_start_log_nothing() {
     let bus = running_bus();
     let mut control_line = 0;
     let warnings = late_warnings(|| {
-        let _a = bus.subscribe_leader_only("leader", 4).unwrap();
+        let _a = bus
+            .subscribe_with(SubscribeOptions::new("leader", 4).leader_only())
+            .unwrap();
         let _b = bus
-            .subscribe_types_leader_only("leader-types", 4, ["ping"])
+            .subscribe_with(
+                SubscribeOptions::new("leader-types", 4)
+                    .event_types(["ping"])
+                    .leader_only(),
+            )
             .unwrap();
         let _c = bus
             .subscribe_with(
@@ -163,7 +180,9 @@ fn a_rejected_subscription_after_start_logs_no_late_warning() {
     let warnings = late_warnings(|| {
         assert!(bus.subscribe("too-big", usize::MAX).is_err());
         let empty: [&str; 0] = [];
-        assert!(bus.subscribe_types("empty", 4, empty).is_err());
+        assert!(bus
+            .subscribe_with(SubscribeOptions::new("empty", 4).event_types(empty))
+            .is_err());
         let (control, at) = (bus.subscribe("control", 4), line!());
         assert!(control.is_ok());
         control_line = at;
@@ -176,7 +195,9 @@ fn a_rejected_subscription_after_start_logs_no_late_warning() {
 fn a_panicking_drop_callback_is_logged_once() {
     let bus = running_bus();
     bus.set_drop_callback(Some(Box::new(|_| panic!("callback panics"))));
-    let _full = bus.subscribe_leader_only("full", 0).unwrap();
+    let _full = bus
+        .subscribe_with(SubscribeOptions::new("full", 0).leader_only())
+        .unwrap();
     let events = captured(|| {
         for _ in 0..3 {
             bus.publish(numbered("ping", 0));
@@ -188,5 +209,5 @@ fn a_panicking_drop_callback_is_logged_once() {
         .collect();
     assert_eq!(panics.len(), 1, "{events:?}");
     assert_eq!(panics[0].level, Level::WARN);
-    assert_eq!(bus.dropped_events_critical(), 3);
+    assert_eq!(bus.stats().dropped_critical, 3);
 }

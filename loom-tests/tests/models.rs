@@ -66,7 +66,7 @@ fn publish_racing_start() {
         assert_eq!(got.len(), 3, "nothing lost or duplicated: {got:?}");
         assert_eq!(got[0], 0, "the replay comes first: {got:?}");
         assert!(position(&got, 0) < position(&got, 2));
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     });
 }
 
@@ -102,12 +102,16 @@ fn subscribe_and_unsubscribe_racing_publish() {
     model("subscribe_and_unsubscribe_racing_publish", || {
         let bus = EventBus::new();
         bus.start();
-        let leaving = bus.subscribe_leader_only("leaving", 4).unwrap();
+        let leaving = bus
+            .subscribe_with(SubscribeOptions::new("leaving", 4).leader_only())
+            .unwrap();
         let publisher = {
             let bus = bus.clone();
             thread::spawn(move || bus.publish(ev(1)))
         };
-        let joining = bus.subscribe_leader_only("joining", 4).unwrap();
+        let joining = bus
+            .subscribe_with(SubscribeOptions::new("joining", 4).leader_only())
+            .unwrap();
         assert!(leaving.unsubscribe());
         bus.publish(ev(2));
         let delivered = publisher.join().unwrap();
@@ -122,7 +126,7 @@ fn subscribe_and_unsubscribe_racing_publish() {
         assert!(sorted == [2] || sorted == [1, 2], "joining got {joined:?}");
         let got_one = usize::from(left.contains(&1)) + usize::from(joined.contains(&1));
         assert_eq!(got_one, delivered, "publish counted its deliveries");
-        assert_eq!(bus.dropped_events(), 0);
+        assert_eq!(bus.stats().dropped(), 0);
     });
 }
 
@@ -217,7 +221,7 @@ fn pre_start_overflow_is_counted_exactly() {
         };
         bus.publish(ev(2));
         other.join().unwrap();
-        assert_eq!(bus.dropped_events_pre_start(), 1);
+        assert_eq!(bus.stats().dropped_pre_start, 1);
         assert_eq!(reported.load(std::sync::atomic::Ordering::Relaxed), 1);
         bus.start();
         assert_eq!(drain(&sub).len(), 1);
@@ -248,7 +252,7 @@ fn publishing_into_a_queue_that_drains_meanwhile_conserves_events() {
             assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
             assert_eq!(got.len(), 1 + delivered, "{got:?}");
             assert_eq!(sub.dropped(), 2 - delivered as u64);
-            assert_eq!(bus.dropped_events_critical(), sub.dropped());
+            assert_eq!(bus.stats().dropped_critical, sub.dropped());
         },
     );
 }
@@ -278,7 +282,7 @@ fn drop_callback_racing_its_replacement() {
         let total = calls[0].load(std::sync::atomic::Ordering::Relaxed)
             + calls[1].load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(total, 1);
-        assert_eq!(bus.dropped_events_critical(), 1);
+        assert_eq!(bus.stats().dropped_critical, 1);
     });
 }
 
@@ -321,7 +325,9 @@ fn a_dropped_subscription_counts_no_drop_while_it_waits_for_compaction() {
     model("a_dropped_subscription_counts_no_drop", || {
         let bus = EventBus::new();
         let full = bus.subscribe("full", 1).unwrap();
-        let other = bus.subscribe_leader_only("other", 4).unwrap();
+        let other = bus
+            .subscribe_with(SubscribeOptions::new("other", 4).leader_only())
+            .unwrap();
         bus.start();
         assert_eq!(bus.publish(ev(0)), 2); // fills "full"
         assert_eq!(bus.publish(ev(1)), 1); // "full" misses it: one drop
@@ -331,18 +337,18 @@ fn a_dropped_subscription_counts_no_drop_while_it_waits_for_compaction() {
         };
         drop(full);
         assert_eq!(publisher.join().unwrap(), 1, "only \"other\" can take it");
-        let dropped = bus.dropped_events_critical();
+        let dropped = bus.stats().dropped_critical;
         assert!(
             dropped == 1 || dropped == 2,
             "ev 2 is missed at most once: {dropped}"
         );
         assert_eq!(bus.publish(ev(3)), 1);
         assert_eq!(
-            bus.dropped_events_critical(),
+            bus.stats().dropped_critical,
             dropped,
             "a drop counted for a dropped subscription"
         );
-        assert_eq!(bus.subscriber_count(), 1);
+        assert_eq!(bus.stats().subscriber_count(), 1);
         assert_eq!(drain(&other), [0, 1, 2, 3]);
     });
 }

@@ -66,7 +66,7 @@ fn a_waiting_publisher_is_woken_by_the_consumer_making_room() {
                 }
             }
             assert_eq!(n(&sub.try_recv().unwrap()), 1);
-            assert_eq!(bus.dropped_events(), 0);
+            assert_eq!(bus.stats().dropped(), 0);
         },
     );
 }

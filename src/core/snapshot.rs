@@ -35,7 +35,7 @@ pub struct SubscriberStats {
     pub event_types: String,
     /// Whether its drops are observability drops (no callback).
     pub lossy: bool,
-    /// Whether it was made with a leader-only variant.
+    /// Whether it was made [`leader_only`](crate::SubscribeOptions::leader_only).
     pub leader_only: bool,
     /// How many events its buffer holds.
     pub capacity: usize,

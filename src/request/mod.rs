@@ -60,7 +60,7 @@ impl EventBus {
     ///
     /// Responses reach the request through one route per response type,
     /// made by the first request for `R` and kept for the bus's lifetime (it
-    /// is not counted in [`subscriber_count`](Self::subscriber_count)); the
+    /// is not counted in [`BusStats::subscriber_count`](crate::BusStats::subscriber_count)); the
     /// request's place in it is freed when the request ends, however it ends.
     /// A responder is any subscriber of the request that publishes an
     /// `R` carrying the request's id and its own name.

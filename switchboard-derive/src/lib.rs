@@ -39,7 +39,7 @@ use syn::{parse_macro_input, DeriveInput};
 ///
 /// ```
 /// use std::time::SystemTime;
-/// use switchboard::{Event, EventBus, Timestamp};
+/// use switchboard::{Event, EventBus, SubscribeOptions, Timestamp};
 ///
 /// #[derive(Event)]
 /// #[event(type = "route.added")]
@@ -57,7 +57,9 @@ use syn::{parse_macro_input, DeriveInput};
 /// }
 ///
 /// let bus = EventBus::new();
-/// let routes = bus.subscribe_types("router", 8, ["route.added"]).unwrap();
+/// let routes = bus
+///     .subscribe_with(SubscribeOptions::new("router", 8).event_types(["route.added"]))
+///     .unwrap();
 /// bus.start();
 /// bus.publish(RouteAdded { path: "/api".into(), timestamp: Timestamp::now() });
 /// bus.publish(Load { percent: 80, measured_at: SystemTime::now() });

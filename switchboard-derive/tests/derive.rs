@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use switchboard::{Event, EventBus, Request, RequestOptions, Response, Timestamp};
+use switchboard::{
+    Event, EventBus, Request, RequestOptions, Response, SubscribeOptions, Timestamp,
+};
 
 #[derive(Event)]
 #[event(type = "route.added")]
@@ -88,7 +90,9 @@ fn a_field_can_carry_each_event_s_own_type() {
     assert_eq!((cpu.event_type(), cpu.value), ("cpu", 3));
     assert!(cpu.coalescible());
     let bus = EventBus::new();
-    let only_mem = bus.subscribe_types("mem", 4, ["mem"]).unwrap();
+    let only_mem = bus
+        .subscribe_with(SubscribeOptions::new("mem", 4).event_types(["mem"]))
+        .unwrap();
     bus.start();
     bus.publish(cpu);
     bus.publish(Status {
@@ -223,7 +227,9 @@ fn request_and_response_fields_by_marker_by_name_or_fixed() {
 fn derived_types_work_as_events_subscriptions_and_requests_on_a_bus() {
     let bus = EventBus::new();
     let by_type = bus.subscribe_to::<RouteAdded>("typed", 4).unwrap();
-    let by_name = bus.subscribe_types("named", 4, ["route.added"]).unwrap();
+    let by_name = bus
+        .subscribe_with(SubscribeOptions::new("named", 4).event_types(["route.added"]))
+        .unwrap();
     let checks = bus.subscribe_to::<Check>("policy", 4).unwrap();
     bus.start();
     bus.publish(RouteAdded {

@@ -301,7 +301,7 @@ fn replica_b(url: &str) -> Result<(), Box<dyn std::error::Error>> {
                 // A leader-only component, subscribed when B becomes leader:
                 // it gets the fleet's state first, without anyone
                 // publishing it again.
-                let published = bus.published_events();
+                let published = bus.stats().published;
                 let component = bus.subscribe_with(
                     SubscribeOptions::new("route-reconciler", 16)
                         .rust_types(TypeSet::new().with::<RouteTable>())
@@ -315,7 +315,7 @@ fn replica_b(url: &str) -> Result<(), Box<dyn std::error::Error>> {
                      since)",
                     table.leader,
                     table.routes,
-                    bus.published_events() - published
+                    bus.stats().published - published
                 );
                 leader_only = Some(component);
                 println!("led");

@@ -13,7 +13,7 @@ use common::{
     connect, eventually, init_tracing, LoadSampled, NatsServer, RouteAdded, ServerOptions,
 };
 use futures_util::StreamExt;
-use switchboard::{Event, EventBus, TypedSubscription};
+use switchboard::{Event, EventBus, SubscribeOptions, TypedSubscription};
 use switchboard_nats::{
     cloudevents, structured, subject::SubjectError, Bridge, BridgeBuilder, BridgeError,
     ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions,
@@ -62,7 +62,7 @@ async fn events_reach_every_kind_of_subscriber_in_the_other_bus() {
     .await;
     let mut typed = bus_b.subscribe_to::<RouteAdded>("typed", 256).unwrap();
     let by_string = bus_b
-        .subscribe_types("by-string", 256, ["route.added"])
+        .subscribe_with(SubscribeOptions::new("by-string", 256).event_types(["route.added"]))
         .unwrap();
     let universal = bus_b.subscribe("universal", 512).unwrap();
     bus_a.start();
@@ -770,7 +770,7 @@ fn from_plain_threads_the_bridge_runs_its_own_runtime() {
     let routes = bus_b.subscribe_to::<RouteAdded>("routes", 64).unwrap();
     bus_a.start();
     bus_b.start();
-    let subscribers_with_bridge = bus_a.subscriber_count();
+    let subscribers_with_bridge = bus_a.stats().subscriber_count();
     std::thread::spawn(move || {
         for n in 1..=20 {
             bus_a.publish(RouteAdded::new("thread-a", n));
@@ -785,9 +785,9 @@ fn from_plain_threads_the_bridge_runs_its_own_runtime() {
     assert_eq!(final_a.export("route.added").unwrap().exported, 20);
     assert_eq!(subscribers_with_bridge, 1);
     // Dropping the bridge stops it and removes its bus subscription.
-    let before = bus_b.subscriber_count();
+    let before = bus_b.stats().subscriber_count();
     drop(b);
-    assert_eq!(bus_b.subscriber_count(), before);
+    assert_eq!(bus_b.stats().subscriber_count(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -836,7 +836,7 @@ async fn while_the_server_is_down_queue_drops_reach_the_drop_callback_and_shutdo
     );
     assert_eq!(dropped.lock().unwrap().len(), 5);
     assert!(dropped.lock().unwrap()[0].starts_with("nats-bridge:stuck-exporter"));
-    assert_eq!(bus.dropped_events_critical(), 5);
+    assert_eq!(bus.stats().dropped_critical, 5);
 
     let final_stats = bridge.shutdown().await;
     let export = final_stats.export("route.added").unwrap();

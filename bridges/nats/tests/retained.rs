@@ -109,7 +109,7 @@ async fn a_late_replica_loads_the_state_before_start_then_follows_updates() {
     let early = b_bus.subscribe_to::<RouteTable>("early", 64).unwrap();
     let b = replica(&b_bus, "replica-b", &url).await;
     // The pre-start buffer holds the fleet's state; the bus retains it at the replay.
-    assert_eq!(b_bus.pre_start_len(), 1);
+    assert_eq!(b_bus.stats().pre_start_len, 1);
     assert_eq!(retained_n(&b_bus), None);
     b_bus.start();
     assert_eq!(retained_n(&b_bus), Some(3));
@@ -206,7 +206,11 @@ async fn a_tombstone_before_start_clears_the_buffered_value() {
 
     let b_bus = EventBus::new();
     let b = replica(&b_bus, "replica-b", &url).await;
-    assert_eq!(b_bus.pre_start_len(), 1, "the loaded value waits for start");
+    assert_eq!(
+        b_bus.stats().pre_start_len,
+        1,
+        "the loaded value waits for start"
+    );
     a.clear_retained::<RouteTable>().await.unwrap();
     assert!(eventually(WAIT, || b.retained_stats().types[0].counts.cleared == 1).await);
     b_bus.start();
@@ -314,7 +318,7 @@ async fn an_export_queue_that_overflowed_still_stores_the_latest_state() {
         a_bus.publish_retained(RouteTable::new("replica-a", n));
     }
     server.restart();
-    assert!(a_bus.dropped_events_critical() > 0, "the queue overflowed");
+    assert!(a_bus.stats().dropped_critical > 0, "the queue overflowed");
     assert!(
         eventually(WAIT, || a.retained_stats().types[0].counts.caught_up >= 1).await,
         "{}",
@@ -333,7 +337,7 @@ async fn an_export_queue_that_overflowed_still_stores_the_latest_state() {
     println!(
         "RETAINED overflow: {UPDATES} updates while the server was away, {} dropped by the bus, \
          {} stored, caught up {} time(s); B loaded n={UPDATES}",
-        a_bus.dropped_events_critical(),
+        a_bus.stats().dropped_critical,
         counts.stored,
         counts.caught_up
     );
@@ -479,7 +483,7 @@ async fn child_replica() {
     let mut leader = None;
     while let Some(command) = commands.recv().await {
         if command == "lead" {
-            let published_before = bus.published_events();
+            let published_before = bus.stats().published;
             let component = bus
                 .subscribe_with(
                     SubscribeOptions::new("leader-only", 16)
@@ -493,7 +497,7 @@ async fn child_replica() {
             println!(
                 "LEADER GOT {} PUBLISHED {}",
                 show(n),
-                bus.published_events() - published_before
+                bus.stats().published - published_before
             );
             leader = Some(component);
         }
