@@ -20,17 +20,12 @@ use crate::bridge::Shared;
 use crate::cloudevents::{event_id, EventHeaders};
 use crate::config::ContentMode;
 use crate::jetstream::StreamSpec;
-use crate::stats::bump;
+use crate::stats::{bump, warn_counted};
+use crate::stop::Stop;
 use crate::structured::Envelope;
 use crate::subject;
 use crate::types::{type_id_of, ExportType};
 use crate::window::{Sent, Settled, Window};
-
-/// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
-/// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
-pub(crate) fn log_now(count: u64) -> bool {
-    count.is_power_of_two()
-}
 
 /// One event, encoded and addressed, ready to publish.
 pub(crate) struct Prepared {
@@ -151,21 +146,15 @@ impl Run {
             return None;
         }
         if event.event_type() != entry.event_type {
-            bump(&counters.type_mismatch);
-            if log_now(
-                counters
-                    .type_mismatch
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                tracing::warn!(
-                    bridge = %shared.name,
-                    rust_type = entry.rust_type,
-                    configured = %entry.event_type,
-                    actual = event.event_type(),
-                    "switchboard-nats: not exported: the event's type differs from the one it was \
-                     exported as; export it under its own event type"
-                );
-            }
+            warn_counted!(
+                &counters.type_mismatch,
+                bridge = %shared.name,
+                rust_type = entry.rust_type,
+                configured = %entry.event_type,
+                actual = event.event_type(),
+                "switchboard-nats: not exported: the event's type differs from the one it was \
+                 exported as; export it under its own event type"
+            );
             return None;
         }
         let data = match (entry.encode)(&**event) {
@@ -212,12 +201,6 @@ impl Run {
     }
 }
 
-/// Waits until the bridge is told to stop.
-pub(crate) async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
-    // An error means the bridge is gone: stop too.
-    let _ = stopped.wait_for(|stop| *stop).await;
-}
-
 /// Counts the events left in the queue when the bridge stops.
 fn abandon(shared: &Shared, subscription: &Subscription) {
     let mut abandoned = 0;
@@ -243,38 +226,25 @@ fn abandon(shared: &Shared, subscription: &Subscription) {
 pub(crate) async fn run_core(
     shared: Arc<Shared>,
     mut subscription: Subscription,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared), false);
-    // One wait for the whole loop: a new one per event costs more than the
-    // rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
-    loop {
-        let event = tokio::select! {
-            biased;
-            () = &mut stop => break,
-            event = subscription.next() => match event {
-                Some(event) => event,
-                None => return, // the bus is gone
-            },
+    let mut stop = Stop::new(stopped);
+    while let Some(event) = stop.next(&mut subscription).await {
+        let Some(event) = event else {
+            return; // the bus is gone
         };
         let Some(prepared) = run.prepare(&event) else {
             continue;
         };
         let counters = &prepared.entry.counters;
         if shared.client.connection_state() != State::Connected {
-            bump(&counters.unavailable);
-            if log_now(
-                counters
-                    .unavailable
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                tracing::warn!(
-                    bridge = %shared.name,
-                    event_type = %prepared.entry.event_type,
-                    "switchboard-nats: at-most-once event dropped: not connected to NATS"
-                );
-            }
+            warn_counted!(
+                &counters.unavailable,
+                bridge = %shared.name,
+                event_type = %prepared.entry.event_type,
+                "switchboard-nats: at-most-once event dropped: not connected to NATS"
+            );
             continue;
         }
         match shared
@@ -312,9 +282,10 @@ pub(crate) async fn run_jetstream(
     shared: Arc<Shared>,
     stream: StreamSpec,
     mut subscription: Subscription,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared), true);
+    let mut stop = Stop::new(stopped);
     let window = Window::new(
         shared.name.clone(),
         stream.context.client(),
@@ -331,14 +302,13 @@ pub(crate) async fn run_jetstream(
                 "switchboard-nats: the at-least-once exporter cannot subscribe to its \
                  acknowledgements; its events are abandoned"
             );
-            stop_requested(&mut stopped).await;
+            stop.requested().await;
             abandon(&shared, &subscription);
             return;
         }
     };
-    // One wait for the stop and one retry timer for the whole loop: new
-    // ones per event cost more than the rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
+    // One retry timer for the whole loop: a new one per event costs more
+    // than the rest of the select.
     let mut retry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     loop {
         let retry_at = window.retry_at();
@@ -347,7 +317,7 @@ pub(crate) async fn run_jetstream(
         }
         tokio::select! {
             biased;
-            () = &mut stop => break,
+            () = stop.requested() => break,
             settled = window.next_settled(), if window.in_flight() => {
                 if let Settled::NoStream(subject) = settled {
                     // No stream captures the subject (deleted, or its

@@ -264,6 +264,7 @@ mod resume;
 mod retained;
 mod serve;
 mod stats;
+mod stop;
 pub mod structured;
 pub mod subject;
 mod types;

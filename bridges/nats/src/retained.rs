@@ -55,8 +55,8 @@ use crate::codec::Codec;
 use crate::config::{ConfigError, ExportQueue};
 use crate::echo::Imported;
 use crate::error::BridgeError;
-use crate::export::{log_now, stop_requested};
-use crate::stats::bump;
+use crate::stats::{bump, warn_counted};
+use crate::stop::Stop;
 use crate::subject::{check_event_type, default_stream_name};
 use crate::types::{decode_traced, type_id_of, DecodeFn, EncodeFn};
 
@@ -692,7 +692,7 @@ impl Task {
         match self {
             Task::Import(import) => {
                 let (importer, messages) = *import;
-                importer.run(messages, stopped).await;
+                importer.run(messages, Stop::new(stopped)).await;
             }
             Task::Export(subscription, requests) => {
                 Exporter {
@@ -700,7 +700,7 @@ impl Task {
                     retained,
                     seq: 0,
                 }
-                .run(subscription, requests, stopped)
+                .run(subscription, requests, Stop::new(stopped))
                 .await;
             }
         }
@@ -726,32 +726,32 @@ impl Exporter {
         mut self,
         mut subscription: Subscription,
         mut requests: mpsc::UnboundedReceiver<ClearRequest>,
-        mut stopped: watch::Receiver<bool>,
+        mut stop: Stop,
     ) {
         loop {
             tokio::select! {
                 biased;
-                () = stop_requested(&mut stopped) => break,
+                () = stop.requested() => break,
                 request = requests.recv() => {
                     let Some(request) = request else { break };
                     // Events published before the clear was asked for are
                     // in the queue already: written first.
                     while let Ok(event) = subscription.try_recv() {
-                        if !self.store(event, &mut stopped).await {
+                        if !self.store(event, &mut stop).await {
                             break;
                         }
                     }
-                    let result = self.clear(request.key, &mut stopped).await;
+                    let result = self.clear(request.key, &mut stop).await;
                     let _ = request.done.send(result);
                 }
                 event = subscription.next() => {
                     let Some(event) = event else { break };
-                    if !self.store(event, &mut stopped).await {
+                    if !self.store(event, &mut stop).await {
                         break;
                     }
                     if subscription.is_empty()
                         && subscription.take_missed() > 0
-                        && !self.catch_up(&mut stopped).await
+                        && !self.catch_up(&mut stop).await
                     {
                         break;
                     }
@@ -767,7 +767,7 @@ impl Exporter {
 
     /// Writes `event` to its key, retrying until it is stored; false if the
     /// bridge stopped first (the event is counted as abandoned).
-    async fn store(&mut self, event: Arc<dyn Event>, stopped: &mut watch::Receiver<bool>) -> bool {
+    async fn store(&mut self, event: Arc<dyn Event>, stop: &mut Stop) -> bool {
         let retained = Arc::clone(&self.retained);
         let Some(key) = retained.key_of_type(type_id_of(&*event)) else {
             return true;
@@ -827,12 +827,9 @@ impl Exporter {
                     .await
                     .map_err(async_nats::Error::from)
             };
-            let result = tokio::select! {
-                () = stop_requested(stopped) => {
-                    bump(&entry.counters.abandoned);
-                    return false;
-                }
-                result = sent => result,
+            let Some(result) = stop.or(sent).await else {
+                bump(&entry.counters.abandoned);
+                return false;
             };
             match result {
                 Ok(_) => {
@@ -840,7 +837,7 @@ impl Exporter {
                     return true;
                 }
                 Err(error) => {
-                    if !self.failed(entry, &error, attempt, stopped).await {
+                    if !self.failed(entry, &error, attempt, stop).await {
                         bump(&entry.counters.abandoned);
                         return false;
                     }
@@ -854,7 +851,7 @@ impl Exporter {
     /// the server was away), writes the bus's retained event of each
     /// exported type, which is the latest delivered: so the bucket does not
     /// keep an older state than the local one. False if the bridge stopped.
-    async fn catch_up(&mut self, stopped: &mut watch::Receiver<bool>) -> bool {
+    async fn catch_up(&mut self, stop: &mut Stop) -> bool {
         let retained = Arc::clone(&self.retained);
         for (key, entry) in retained.keys.iter().enumerate() {
             let Some((type_id, _)) = &entry.export else {
@@ -873,7 +870,7 @@ impl Exporter {
                 continue;
             }
             bump(&entry.counters.caught_up);
-            if !self.store(event, stopped).await {
+            if !self.store(event, stop).await {
                 return false;
             }
         }
@@ -887,20 +884,21 @@ impl Exporter {
         entry: &Key,
         error: &async_nats::Error,
         attempt: u32,
-        stopped: &mut watch::Receiver<bool>,
+        stop: &mut Stop,
     ) -> bool {
-        bump(&entry.counters.store_failed);
-        if log_now(entry.counters.store_failed.load(Ordering::Relaxed)) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                event_type = %entry.event_type,
-                %error,
-                "switchboard-nats: writing retained state failed; retrying"
-            );
-        }
-        tokio::select! {
-            () = stop_requested(stopped) => return false,
-            () = tokio::time::sleep(backoff(attempt)) => {}
+        warn_counted!(
+            &entry.counters.store_failed,
+            bridge = %self.shared.name,
+            event_type = %entry.event_type,
+            %error,
+            "switchboard-nats: writing retained state failed; retrying"
+        );
+        if stop
+            .or(tokio::time::sleep(backoff(attempt)))
+            .await
+            .is_none()
+        {
+            return false;
         }
         if let Err(error) = self.retained.reopen().await {
             tracing::debug!(%error, "switchboard-nats: the retained-state bucket is not available");
@@ -910,11 +908,7 @@ impl Exporter {
 
     /// Writes a tombstone for `key`, retrying until it is stored or the
     /// bridge stops.
-    async fn clear(
-        &self,
-        key: usize,
-        stopped: &mut watch::Receiver<bool>,
-    ) -> Result<(), async_nats::Error> {
+    async fn clear(&self, key: usize, stop: &mut Stop) -> Result<(), async_nats::Error> {
         let entry = &self.retained.keys[key];
         let mut attempt = 0;
         loop {
@@ -922,7 +916,7 @@ impl Exporter {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if attempt >= 4 || !self.failed(entry, &error, attempt, stopped).await {
+            if attempt >= 4 || !self.failed(entry, &error, attempt, stop).await {
                 return Err(error);
             }
             attempt += 1;
@@ -1081,16 +1075,14 @@ impl Importer {
 
     fn undecodable(&self, key: usize, why: &str) {
         let entry = &self.retained.keys[key];
-        bump(&entry.counters.undecodable);
-        if log_now(entry.counters.undecodable.load(Ordering::Relaxed)) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                event_type = %entry.event_type,
-                why,
-                "switchboard-nats: a retained value does not decode as the imported type; \
-                 skipped, the local copy is left as it was"
-            );
-        }
+        warn_counted!(
+            &entry.counters.undecodable,
+            bridge = %self.shared.name,
+            event_type = %entry.event_type,
+            why,
+            "switchboard-nats: a retained value does not decode as the imported type; \
+             skipped, the local copy is left as it was"
+        );
     }
 
     fn set_applied(&mut self, key: usize, applied: Applied) {
@@ -1208,13 +1200,13 @@ impl Importer {
         }
     }
 
-    async fn run(mut self, mut messages: Ordered, mut stopped: watch::Receiver<bool>) {
+    async fn run(mut self, mut messages: Ordered, mut stop: Stop) {
         let mut attempt = 0;
         loop {
             let waiting_for_start = !self.clear_at_start.is_empty();
             let next = tokio::select! {
                 biased;
-                () = stop_requested(&mut stopped) => return,
+                () = stop.requested() => return,
                 () = tokio::time::sleep(START_POLL), if waiting_for_start => {
                     self.settle();
                     continue;
@@ -1238,9 +1230,12 @@ impl Importer {
                     // Watch again until it works: the bucket may be gone
                     // (created again, empty) or the server away.
                     loop {
-                        tokio::select! {
-                            () = stop_requested(&mut stopped) => return,
-                            () = tokio::time::sleep(backoff(attempt)) => {}
+                        if stop
+                            .or(tokio::time::sleep(backoff(attempt)))
+                            .await
+                            .is_none()
+                        {
+                            return;
                         }
                         attempt += 1;
                         bump(&self.retained.watch_restarts);

@@ -5,7 +5,6 @@
 //! served is answered with why.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,8 @@ use tokio::sync::watch;
 
 use crate::bridge::Shared;
 use crate::cloudevents::{Incoming, Outgoing, REJECTED, SOURCE};
-use crate::export::log_now;
-use crate::stats::bump;
+use crate::stats::{bump, warn_counted};
+use crate::stop::Stop;
 use crate::types::{type_id_of, ServedType};
 
 /// How long responses to a request are forwarded when the requester did not
@@ -185,15 +184,13 @@ async fn reject(
     reply: Option<&async_nats::Subject>,
     why: &str,
 ) {
-    bump(&shared.requests.served_rejected);
-    if log_now(shared.requests.served_rejected.load(Ordering::Relaxed)) {
-        tracing::warn!(
-            bridge = %shared.name,
-            request_type = %entry.request_type,
-            %why,
-            "switchboard-nats: rejected a request from another process"
-        );
-    }
+    warn_counted!(
+        &shared.requests.served_rejected,
+        bridge = %shared.name,
+        request_type = %entry.request_type,
+        %why,
+        "switchboard-nats: rejected a request from another process"
+    );
     let Some(reply) = reply else {
         return;
     };
@@ -284,12 +281,13 @@ pub(crate) async fn run_requests(
     entry: Arc<ServedType>,
     mut subscriber: Subscriber,
     mut done: Subscriber,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
+    let mut stop = Stop::new(stopped);
     loop {
         let message = tokio::select! {
             biased;
-            _ = stopped.wait_for(|stop| *stop) => return,
+            () = stop.requested() => return,
             message = subscriber.next() => match message {
                 Some(message) => message,
                 None => return,
@@ -324,17 +322,10 @@ pub(crate) async fn run_requests(
 pub(crate) async fn run_replies(
     shared: Arc<Shared>,
     mut responses: Subscription,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    loop {
-        let response = tokio::select! {
-            biased;
-            _ = stopped.wait_for(|stop| *stop) => return,
-            response = responses.next() => match response {
-                Some(response) => response,
-                None => return,
-            },
-        };
+    let mut stop = Stop::new(stopped);
+    while let Some(Some(response)) = stop.next(&mut responses).await {
         let type_id = type_id_of(&*response);
         let Some(entry) = shared.served.iter().find(|s| s.response_type_id == type_id) else {
             continue;

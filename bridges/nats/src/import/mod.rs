@@ -17,21 +17,20 @@ mod pending;
 pub(crate) use durable::{run_jetstream, Reconnect};
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_nats::{HeaderMap, Subscriber};
-use futures_util::StreamExt;
 use switchboard::Event;
 use tokio::sync::watch;
 
 use crate::bridge::Shared;
 use crate::cloudevents::Incoming;
 use crate::config::Delivery;
-use crate::export::{log_now, stop_requested};
 use crate::order::{Admit, RecentIds, Runs};
-use crate::stats::{add, bump};
+use crate::stats::{add, bump, warn_counted};
+use crate::stop::Stop;
 use crate::structured;
 use crate::subject;
 use crate::types::ImportType;
@@ -100,16 +99,12 @@ fn reject(
     counter: &AtomicU64,
     reason: String,
 ) -> Verdict<'static> {
-    bump(counter);
-    let count = counter.load(Ordering::Relaxed);
-    if log_now(count) {
-        tracing::warn!(
-            bridge = %shared.name,
-            event_type = %entry.event_type,
-            count,
-            "switchboard-nats: a message could not be imported: {reason}"
-        );
-    }
+    warn_counted!(
+        counter,
+        bridge = %shared.name,
+        event_type = %entry.event_type,
+        "switchboard-nats: a message could not be imported: {reason}"
+    );
     Verdict::Rejected(reason)
 }
 
@@ -194,17 +189,13 @@ fn process<'a>(
     }
     let trace = meta.trace.resolve();
     if trace.invalid {
-        bump(&counters.trace_invalid);
-        let count = counters.trace_invalid.load(Ordering::Relaxed);
-        if log_now(count) {
-            tracing::warn!(
-                bridge = %shared.name,
-                event_type = %entry.event_type,
-                count,
-                "switchboard-nats: a message's trace context is not valid W3C Trace Context; \
-                 imported without it"
-            );
-        }
+        warn_counted!(
+            &counters.trace_invalid,
+            bridge = %shared.name,
+            event_type = %entry.event_type,
+            "switchboard-nats: a message's trace context is not valid W3C Trace Context; \
+             imported without it"
+        );
     }
     #[cfg(feature = "opentelemetry")]
     let span = trace
@@ -273,19 +264,15 @@ fn admit(
         }
         Admit::Late => bump(&counters.late),
         Admit::Unordered => bump(&counters.unordered),
-        Admit::Jump => {
-            bump(&counters.jumps);
-            if log_now(counters.jumps.load(Ordering::Relaxed)) {
-                tracing::warn!(
-                    bridge = %shared.name,
-                    event_type = %entry.event_type,
-                    source,
-                    seq,
-                    "switchboard-nats: a publisher's event number jumped further ahead than \
-                     dedup_window; counted as a new start, not as missed events"
-                );
-            }
-        }
+        Admit::Jump => warn_counted!(
+            &counters.jumps,
+            bridge = %shared.name,
+            event_type = %entry.event_type,
+            source,
+            seq,
+            "switchboard-nats: a publisher's event number jumped further ahead than \
+             dedup_window; counted as a new start, not as missed events"
+        ),
         Admit::HoldBack => {
             bump(&counters.held_back);
             return Some(Verdict::HoldBack);
@@ -299,21 +286,11 @@ pub(crate) async fn run_core(
     shared: Arc<Shared>,
     entry: Arc<ImportType>,
     mut subscriber: Subscriber,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut memory = Memory::core(&shared);
-    // One wait for the whole loop: a new one per message costs more than
-    // the rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = &mut stop => return,
-            message = subscriber.next() => match message {
-                Some(message) => message,
-                None => return,
-            },
-        };
+    let mut stop = Stop::new(stopped);
+    while let Some(Some(message)) = stop.next(&mut subscriber).await {
         // The subscription is on the exact subject; checked anyway, so that
         // nothing that arrived elsewhere can reach the bus.
         if message.subject.as_str() != entry.subject {
