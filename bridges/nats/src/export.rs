@@ -5,105 +5,22 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
-use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::{HeaderMap, HeaderValue, Subject};
-use bytes::Bytes;
 use futures_util::StreamExt;
-use switchboard::{Event, Subscription, TraceContext};
+use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
-use crate::bridge::Shared;
-use crate::cloudevents::{event_id, EventHeaders};
-use crate::config::ContentMode;
+use crate::cloudevents::event_id;
 use crate::jetstream::StreamSpec;
+use crate::prepared::{Format, Prepared};
+use crate::shared::Shared;
 use crate::stats::{bump, warn_counted};
 use crate::stop::Stop;
-use crate::structured::Envelope;
-use crate::subject;
 use crate::types::{type_id_of, ExportType};
 use crate::window::{Sent, Settled, Window};
-
-/// One event, encoded and addressed, ready to publish.
-pub(crate) struct Prepared {
-    pub(crate) entry: Arc<ExportType>,
-    pub(crate) subject: Subject,
-    pub(crate) headers: HeaderMap,
-    pub(crate) payload: Bytes,
-    /// What its headers were made of, to make them again for a retry.
-    pub(crate) format: Arc<Format>,
-    pub(crate) time: SystemTime,
-    /// The event's trace context, if it has one.
-    pub(crate) trace: Option<TraceContext>,
-}
-
-impl Prepared {
-    /// Its JetStream message id (its `ce-id`), on the at-least-once path.
-    pub(crate) fn message_id(&self) -> &str {
-        self.headers
-            .get(NATS_MESSAGE_ID)
-            .map_or("", HeaderValue::as_str)
-    }
-}
-
-/// How one exported type's events are written, in its content mode.
-pub(crate) enum Format {
-    Binary(EventHeaders),
-    Structured(Envelope),
-}
-
-impl Format {
-    fn new(entry: &ExportType, shared: &Shared, jetstream: bool) -> Self {
-        let (event_type, source) = (&entry.event_type, &shared.name);
-        let content_type = &shared.content_type;
-        match (entry.mode.unwrap_or_default(), jetstream) {
-            (ContentMode::Binary, false) => {
-                Format::Binary(EventHeaders::new(event_type, source, content_type))
-            }
-            (ContentMode::Binary, true) => Format::Binary(
-                EventHeaders::new(event_type, source, content_type).with_message_id(),
-            ),
-            (_, false) => Format::Structured(Envelope::new(event_type, source, content_type)),
-            (_, true) => Format::Structured(
-                Envelope::new(event_type, source, content_type).with_message_id(),
-            ),
-        }
-    }
-
-    /// The headers and payload of the event `id`, stamped `time`, carrying
-    /// `trace`, whose codec wrote `data`.
-    fn message(
-        &self,
-        id: String,
-        time: SystemTime,
-        data: Vec<u8>,
-        trace: Option<&TraceContext>,
-    ) -> (HeaderMap, Bytes) {
-        match self {
-            Format::Binary(headers) => (headers.event(id, time, trace), Bytes::from(data)),
-            Format::Structured(envelope) => (
-                envelope.headers(&id),
-                envelope.payload(&id, time, &data, trace),
-            ),
-        }
-    }
-
-    /// The headers of the event `id` again, for a retry.
-    pub(crate) fn headers(
-        &self,
-        id: String,
-        time: SystemTime,
-        trace: Option<&TraceContext>,
-    ) -> HeaderMap {
-        match self {
-            Format::Binary(headers) => headers.event(id, time, trace),
-            Format::Structured(envelope) => envelope.headers(&id),
-        }
-    }
-}
 
 /// What an exporter task keeps per event type.
 struct TypeRun {
@@ -113,8 +30,6 @@ struct TypeRun {
     /// How many events were sent. Only sent events take a number, so an
     /// importer's gap is a loss in transit.
     sent: u64,
-    /// Built once: the clone an event takes shares it.
-    subject: Subject,
     format: Arc<Format>,
 }
 
@@ -174,8 +89,12 @@ impl Run {
         let run = self.types.entry(entry.type_id).or_insert_with(|| TypeRun {
             run: nuid::next().to_string(),
             sent: 0,
-            subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
-            format: Arc::new(Format::new(&entry, shared, jetstream)),
+            format: Arc::new(Format::new(
+                &entry,
+                &shared.name,
+                &shared.content_type,
+                jetstream,
+            )),
         });
         let time = event.timestamp();
         let trace = event.trace_context();
@@ -183,7 +102,7 @@ impl Run {
             run.format
                 .message(event_id(&run.run, run.sent + 1), time, data, trace);
         Some(Prepared {
-            subject: run.subject.clone(),
+            subject: entry.subject.clone(),
             headers,
             format: Arc::clone(&run.format),
             time,

@@ -248,6 +248,7 @@ mod client_events;
 pub mod cloudevents;
 mod codec;
 mod config;
+mod connect;
 pub mod dead_letter;
 mod echo;
 mod error;
@@ -256,6 +257,9 @@ mod import;
 mod jetstream;
 mod names;
 mod order;
+mod pending_replies;
+mod plan;
+mod prepared;
 mod presence;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
@@ -263,6 +267,8 @@ mod request;
 mod resume;
 mod retained;
 mod serve;
+mod shared;
+mod spawn;
 mod stats;
 mod stop;
 pub mod structured;
@@ -274,11 +280,12 @@ mod window;
 pub mod otel;
 
 pub use bridge::Bridge;
-pub use builder::{
-    BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
-};
+pub use builder::BridgeBuilder;
 pub use codec::{Codec, CodecError, Json};
-pub use config::{ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions};
+pub use config::{
+    ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions, DEFAULT_MAX_IMPORT_BYTES,
+    DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
+};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::{RemoteRequestError, RemoteResult};

@@ -25,8 +25,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::bridge::Shared;
 use crate::error::BridgeError;
+use crate::shared::Shared;
 use crate::stats::warn_counted;
 use crate::stop::Stop;
 use crate::subject;

@@ -14,10 +14,11 @@ use serde::Serialize;
 use switchboard::{CancelToken, Request, RequestOptions, RequestOptionsError, Response};
 use tokio::time::Instant;
 
-use crate::bridge::{Bridge, Shared};
+use crate::bridge::Bridge;
 use crate::cloudevents::{Incoming, Outgoing, REJECTED, SOURCE};
 use crate::codec::{Codec, CodecError, Json};
 use crate::serve::done_subject;
+use crate::shared::Shared;
 use crate::stats::bump;
 use crate::subject::{self, SubjectError};
 use crate::types::decode_traced;

@@ -22,7 +22,7 @@
 //!   created; those values are published into the bus with
 //!   `publish_retained_arc`, in the server's order. Later writes are
 //!   published as they come.
-//! - **Clearing.** [`Bridge::clear_retained`] purges the key (a tombstone,
+//! - **Clearing.** [`Bridge::clear_retained`](crate::Bridge::clear_retained) purges the key (a tombstone,
 //!   `KV-Operation: PURGE`); importers clear their local copy
 //!   (`clear_retained_by_type`) when the tombstone comes, in the same order
 //!   as the values.
@@ -48,13 +48,12 @@ use serde::Serialize;
 use switchboard::{Event, SubscribeOptions, Subscription, TypeSet};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::bridge::{Bridge, Shared};
-use crate::builder::BridgeBuilder;
 use crate::cloudevents::{self, event_id, Incoming, Outgoing};
 use crate::codec::Codec;
 use crate::config::{ConfigError, ExportQueue};
 use crate::echo::Imported;
 use crate::error::BridgeError;
+use crate::shared::Shared;
 use crate::stats::{bump, warn_counted};
 use crate::stop::Stop;
 use crate::subject::{check_event_type, default_stream_name};
@@ -117,6 +116,58 @@ impl RetainedConfig {
         self.exports.is_empty() && self.imports.is_empty()
     }
 
+    /// Adds `T`, exported as retained under `event_type` (see
+    /// [`BridgeBuilder::export_retained`](crate::BridgeBuilder::export_retained)).
+    pub(crate) fn export<T: Event + Serialize, C: Codec>(
+        &mut self,
+        event_type: String,
+        codec: &Arc<C>,
+    ) {
+        if self.exports.iter().any(|e| e.type_id == TypeId::of::<T>()) {
+            self.problems.push(ConfigError::DuplicateExport {
+                rust_type: type_name::<T>(),
+            });
+        }
+        let codec = Arc::clone(codec);
+        self.exports.push(ExportEntry {
+            event_type,
+            rust_type: type_name::<T>(),
+            type_id: TypeId::of::<T>(),
+            encode: Box::new(move |event| match event.downcast_ref::<T>() {
+                Some(event) => codec.encode(event),
+                None => Err(crate::CodecError::new(format!(
+                    "expected a {}, got an event of type {:?}",
+                    type_name::<T>(),
+                    event.event_type()
+                ))),
+            }),
+        });
+        self.export_types = std::mem::take(&mut self.export_types).with::<T>();
+    }
+
+    /// Adds `T`, imported as retained under `event_type` (see
+    /// [`BridgeBuilder::import_retained`](crate::BridgeBuilder::import_retained)).
+    pub(crate) fn import<T: Event + DeserializeOwned, C: Codec>(
+        &mut self,
+        event_type: String,
+        codec: &Arc<C>,
+    ) {
+        if self.imports.iter().any(|i| i.event_type == event_type) {
+            self.problems.push(ConfigError::DuplicateImport {
+                event_type: event_type.clone(),
+            });
+        }
+        let codec = Arc::clone(codec);
+        self.imports.push(ImportEntry {
+            event_type,
+            rust_type: type_name::<T>(),
+            type_id: TypeId::of::<T>(),
+            decode: Box::new(move |bytes, trace| {
+                Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?))
+            }),
+        });
+    }
+
     /// The event types and Rust types configured, for the builder's checks.
     pub(crate) fn event_types(&self) -> impl Iterator<Item = (&'static str, &String)> {
         self.exports
@@ -171,128 +222,6 @@ impl RetainedConfig {
     }
 }
 
-impl<C: Codec> BridgeBuilder<C> {
-    /// Keeps the latest local event of Rust type `T` in NATS as the fleet's
-    /// current state of `event_type`, and sends every later one.
-    ///
-    /// Each local event of `T` is written, in bus order, to the key
-    /// `event_type` of the prefix's key-value bucket (`SB_RETAINED` for the
-    /// prefix `sb`: file storage,
-    /// [`JetStreamOptions::replicas`](crate::JetStreamOptions::replicas)),
-    /// which keeps only the latest; bridges that
-    /// [`import_retained`](Self::import_retained) it load it when they
-    /// connect and receive every later write. Several processes may export
-    /// the same type: the write the server stored last is the state, for
-    /// every process alike. Publish such events with
-    /// [`publish_retained`](switchboard::EventBus::publish_retained), so
-    /// that the local bus retains them too.
-    ///
-    /// `event_type` follows the rules of [`export`](Self::export), and must
-    /// also be a key-value key (dot-separated tokens of `A-Z a-z 0-9 - _ =
-    /// /`). A type is exported either retained or not
-    /// ([`ConfigError::DuplicateExport`] otherwise). Needs JetStream.
-    ///
-    /// ```
-    /// use std::time::SystemTime;
-    /// use serde::{Deserialize, Serialize};
-    /// use switchboard::{Event, EventBus};
-    /// use switchboard_nats::{Bridge, ConfigError, Delivery};
-    ///
-    /// #[derive(Event, Serialize, Deserialize)]
-    /// #[event(type = "routes.table")]
-    /// struct RouteTable { routes: Vec<String>, timestamp: SystemTime }
-    ///
-    /// let bus = EventBus::new();
-    /// let builder = Bridge::builder(&bus)
-    ///     .name("replica-a")
-    ///     .export_retained::<RouteTable>("routes.table")
-    ///     .import_retained::<RouteTable>("routes.table");
-    /// assert_eq!(builder.validate(), Ok(()));
-    ///
-    /// // A type is exported once: as retained state, or as events.
-    /// let error = Bridge::builder(&bus)
-    ///     .export_retained::<RouteTable>("routes.table")
-    ///     .export::<RouteTable>("routes.table", Delivery::AtLeastOnce)
-    ///     .validate()
-    ///     .unwrap_err();
-    /// assert!(matches!(error, ConfigError::DuplicateExport { .. }));
-    /// ```
-    #[must_use]
-    pub fn export_retained<T: Event + Serialize>(mut self, event_type: impl Into<String>) -> Self {
-        let retained = &mut self.retained;
-        if retained
-            .exports
-            .iter()
-            .any(|e| e.type_id == TypeId::of::<T>())
-        {
-            retained.problems.push(ConfigError::DuplicateExport {
-                rust_type: type_name::<T>(),
-            });
-        }
-        let codec = Arc::clone(&self.codec);
-        retained.exports.push(ExportEntry {
-            event_type: event_type.into(),
-            rust_type: type_name::<T>(),
-            type_id: TypeId::of::<T>(),
-            encode: Box::new(move |event| match event.downcast_ref::<T>() {
-                Some(event) => codec.encode(event),
-                None => Err(crate::CodecError::new(format!(
-                    "expected a {}, got an event of type {:?}",
-                    type_name::<T>(),
-                    event.event_type()
-                ))),
-            }),
-        });
-        retained.export_types = std::mem::take(&mut retained.export_types).with::<T>();
-        self
-    }
-
-    /// Loads the fleet's current state of `event_type` into the local bus's
-    /// retained store when the bridge connects, as `T`, then publishes each
-    /// later write of it, retained.
-    ///
-    /// `connect` returns once the latest value of each retained type the
-    /// bucket holds is published into the bus with
-    /// [`publish_retained_arc`](switchboard::EventBus::publish_retained_arc),
-    /// in the order the server stored them. On a bus not started yet they
-    /// wait in its pre-start buffer and are retained when
-    /// [`start`](switchboard::EventBus::start) replays it, before any later
-    /// event: a subscription made
-    /// [`with_retained`](switchboard::SubscribeOptions::with_retained) then
-    /// receives the fleet's state first, exactly once, then live events.
-    /// Writes made meanwhile come through the same ordered stream, so none
-    /// is lost or applied before an older one. A tombstone
-    /// ([`Bridge::clear_retained`] in any process) clears the local copy.
-    ///
-    /// A value that does not decode is counted
-    /// ([`RetainedCounts::undecodable`]) and skipped: the local copy stays
-    /// what it was. An event type is imported once, retained or not
-    /// ([`ConfigError::DuplicateImport`] otherwise). Needs JetStream.
-    #[must_use]
-    pub fn import_retained<T: Event + DeserializeOwned>(
-        mut self,
-        event_type: impl Into<String>,
-    ) -> Self {
-        let event_type = event_type.into();
-        let retained = &mut self.retained;
-        if retained.imports.iter().any(|i| i.event_type == event_type) {
-            retained.problems.push(ConfigError::DuplicateImport {
-                event_type: event_type.clone(),
-            });
-        }
-        let codec = Arc::clone(&self.codec);
-        retained.imports.push(ImportEntry {
-            event_type,
-            rust_type: type_name::<T>(),
-            type_id: TypeId::of::<T>(),
-            decode: Box::new(move |bytes, trace| {
-                Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?))
-            }),
-        });
-        self
-    }
-}
-
 /// The counters of one retained event type, exported, imported or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -311,7 +240,7 @@ pub struct RetainedCounts {
     /// queue had overflowed (events dropped by the bus, counted there), so
     /// that the bucket ends with the latest local state, not an older one.
     pub caught_up: u64,
-    /// Tombstones this bridge wrote ([`Bridge::clear_retained`]).
+    /// Tombstones this bridge wrote ([`Bridge::clear_retained`](crate::Bridge::clear_retained)).
     pub cleared_here: u64,
     /// Values published into the local bus at connect (the fleet's state).
     pub loaded: u64,
@@ -328,7 +257,7 @@ pub struct RetainedCounts {
     pub undecodable: u64,
 }
 
-/// The retained state's counters of a bridge: [`Bridge::retained_stats`].
+/// The retained state's counters of a bridge: [`Bridge::retained_stats`](crate::Bridge::retained_stats).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetainedStats {
@@ -563,7 +492,7 @@ pub(crate) async fn start(
     if config.is_empty() {
         return Ok(None);
     }
-    crate::bridge::check_jetstream(&shared.client).await?;
+    crate::jetstream::check(&shared.client).await?;
     let options = &shared.jetstream;
     let stream = options
         .stream
@@ -1260,46 +1189,29 @@ impl Importer {
     }
 }
 
-impl Bridge {
-    /// Clears the retained state of `T` fleet-wide: writes a tombstone to
-    /// its key (a purge), so that importing bridges clear their local copy
-    /// (in the order the server stored it among the values), and bridges
-    /// connecting later load nothing for it.
-    ///
-    /// If this bridge exports `T` retained, the tombstone is written after
-    /// the local events of `T` published before this call. If it imports
-    /// `T` retained, its own local copy is cleared when the tombstone comes
-    /// back, in the server's order; if it does not, the local copy of `T`
-    /// is cleared once the tombstone is stored.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::NotRetained`] (as [`BridgeError::Config`]) if `T` is
-    /// neither exported nor imported retained, and the JetStream error if
-    /// the tombstone could not be stored.
-    pub async fn clear_retained<T: Event>(&self) -> Result<(), BridgeError> {
-        let not_retained = || {
-            BridgeError::Config(ConfigError::NotRetained {
-                rust_type: type_name::<T>(),
-            })
-        };
-        let retained = self.retained.as_ref().ok_or_else(not_retained)?;
-        let key = retained
-            .key_of_type(TypeId::of::<T>())
-            .ok_or_else(not_retained)?;
-        let entry = &retained.keys[key];
+impl Retained {
+    /// Writes a tombstone for the retained type `type_id` (see
+    /// [`Bridge::clear_retained`](crate::Bridge::clear_retained)); whether
+    /// the local copy is left for the caller to clear (the bridge does not
+    /// import the type, so no tombstone comes back to clear it).
+    pub(crate) async fn clear(
+        &self,
+        type_id: TypeId,
+        rust_type: &'static str,
+        source: &str,
+    ) -> Result<bool, BridgeError> {
+        let not_retained = || BridgeError::Config(ConfigError::NotRetained { rust_type });
+        let key = self.key_of_type(type_id).ok_or_else(not_retained)?;
+        let entry = &self.keys[key];
         let failed = |source| BridgeError::JetStream {
             what: format!(
                 "writing the tombstone of {} to bucket {}",
-                entry.event_type, retained.bucket_name
+                entry.event_type, self.bucket_name
             ),
             source,
         };
-        let exported = entry
-            .export
-            .as_ref()
-            .is_some_and(|(id, _)| *id == TypeId::of::<T>());
-        match (&retained.clears, exported) {
+        let exported = entry.export.as_ref().is_some_and(|(id, _)| *id == type_id);
+        match (&self.clears, exported) {
             (Some(clears), true) => {
                 let (done, result) = oneshot::channel();
                 clears
@@ -1310,39 +1222,9 @@ impl Bridge {
                     .map_err(|_| failed("the bridge has stopped".into()))?
                     .map_err(failed)?;
             }
-            _ => retained
-                .purge(key, &self.shared().name)
-                .await
-                .map_err(failed)?,
+            _ => self.purge(key, source).await.map_err(failed)?,
         }
-        if entry.import.is_none() {
-            self.shared().bus.clear_retained::<T>();
-        }
-        Ok(())
-    }
-
-    /// [`clear_retained`](Self::clear_retained) from plain threads.
-    ///
-    /// # Errors
-    ///
-    /// As [`clear_retained`](Self::clear_retained).
-    ///
-    /// # Panics
-    ///
-    /// Inside an async context; use `clear_retained` there.
-    pub fn clear_retained_blocking<T: Event>(&self) -> Result<(), BridgeError> {
-        self.handle().block_on(self.clear_retained::<T>())
-    }
-
-    /// The counters of the retained types
-    /// ([`export_retained`](BridgeBuilder::export_retained),
-    /// [`import_retained`](BridgeBuilder::import_retained)); empty if the
-    /// bridge has none.
-    pub fn retained_stats(&self) -> RetainedStats {
-        self.retained
-            .as_ref()
-            .map(|retained| retained.stats())
-            .unwrap_or_default()
+        Ok(entry.import.is_none())
     }
 }
 

@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 
-use crate::export::Prepared;
+use crate::prepared::Prepared;
 use crate::stats::{bump, warn_counted};
 
 /// The first retry of a failed publish waits this long...

@@ -32,11 +32,11 @@ use switchboard::{Completed, Completion, Event};
 use tokio::sync::watch;
 use tokio::time::Interval;
 
+use super::check::{process, route, Memory, Route, Verdict};
 use super::pending::{Identity, InBus, Pending};
-use super::{process, route, Memory, Route, Verdict};
-use crate::bridge::Shared;
 use crate::dead_letter::{header_block, parse_header_block, Letter};
 use crate::jetstream::{Consumer, Forgotten};
+use crate::shared::Shared;
 use crate::stats::{add, bump, warn_counted};
 use crate::stop::Stop;
 use crate::types::ImportType;
