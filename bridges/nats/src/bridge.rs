@@ -1,228 +1,44 @@
-//! The running bridge: what it shares with its tasks, how it starts, how it stops.
+//! The running bridge: how it is built and started (in three steps: its
+//! [plan](crate::plan), [connecting](crate::connect) and
+//! [spawning](crate::spawn) its tasks), its methods, how it stops.
 
-use std::any::TypeId;
-use std::collections::HashSet;
+use std::any::{type_name, TypeId};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, ServerAddr, Subscriber, ToServerAddrs};
-use switchboard::{EventBus, SubscribeOptions, Subscription, TypeSet};
+use async_nats::{Client, ConnectOptions, ToServerAddrs};
+use switchboard::{Event, EventBus};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::builder::BridgeBuilder;
-use crate::client_events::{connection_counts, ClientEvents};
-use crate::codec::Codec;
-use crate::config::{Delivery, ExportQueue, JetStreamOptions};
-use crate::dead_letter::DeadLetters;
+use crate::codec::{Codec, Json};
+use crate::config::ConfigError;
+use crate::connect::{self, Connected};
+use crate::dead_letter::{DeadLetter, DeadLetterError};
 use crate::echo::Imported;
 use crate::error::BridgeError;
-use crate::import::Reconnect;
 use crate::names::NameGuard;
-use crate::serve::PendingReplies;
-use crate::stats::{
-    BridgeStats, ClientCounts, ConsumerCounters, ExportStats, ImportStats, QueueStats,
-    RequestCounters, UnroutedCounters,
-};
-use crate::types::{ExportType, ImportType, ServedType};
-use crate::{client_events, export, import, jetstream, presence, retained, serve, subject};
+use crate::pending_replies::PendingReplies;
+use crate::plan::Plan;
+use crate::retained::{self, Retained, RetainedConfig, RetainedStats};
+use crate::shared::Shared;
+use crate::spawn::spawn;
+use crate::stats::{BridgeStats, ConsumerCounters, RequestCounters, UnroutedCounters};
 
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
 const DROP_GRACE: Duration = Duration::from_secs(5);
-/// How long `connect` waits for a bridge to answer its name's probe when
-/// something other than a bridge keeps "no responders" from coming (a `>`
-/// subscriber): a live bridge answers in a round trip.
-const PROBE_WAIT: Duration = Duration::from_secs(1);
-/// How long `connect` waits for the server to confirm the subscriptions.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Returns once the server has processed every command this client sent
-/// before it, subscriptions included: it processes a connection's commands
-/// in order, so a message the client publishes to an inbox of its own comes
-/// back only after them. (`flush` only writes the client's buffer to the
-/// socket: another client's message could still reach the server before our
-/// subscriptions, and miss them.)
-async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
-    let inbox = client.new_inbox();
-    let mut echo =
-        client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|source| BridgeError::Subscribe {
-                subject: inbox.clone(),
-                source,
-            })?;
-    let round_trip = async {
-        client.publish(inbox, bytes::Bytes::new()).await.ok()?;
-        futures_util::StreamExt::next(&mut echo).await
-    };
-    match tokio::time::timeout(CONFIRM_TIMEOUT, round_trip).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) | Err(_) => Err(BridgeError::NotConfirmed {
-            waited: CONFIRM_TIMEOUT,
-        }),
-    }
-}
-
-/// Waits until `client` is connected (at once, unless it was built with
-/// `retry_on_initial_connect`), or says why it is not: the client's last
-/// connection error tells refused credentials from an absent server.
-async fn wait_connected(client: &Client, events: &ClientEvents) -> Result<(), BridgeError> {
-    let connected = async {
-        while client.connection_state() != State::Connected {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(CONFIRM_TIMEOUT, connected)
-        .await
-        .map_err(|_| BridgeError::NotConnected {
-            waited: CONFIRM_TIMEOUT,
-            last_error: events.last_error(),
-        })
-}
-
-/// Fails if the server answers that it has no JetStream for this account.
-pub(crate) async fn check_jetstream(client: &Client) -> Result<(), BridgeError> {
-    let failed = |source: async_nats::Error| BridgeError::JetStream {
-        what: "asking the server for this account's JetStream information".to_owned(),
-        source,
-    };
-    match client.request("$JS.API.INFO", bytes::Bytes::new()).await {
-        Ok(answer) => {
-            let answer: serde_json::Value =
-                serde_json::from_slice(&answer.payload).map_err(|error| failed(error.into()))?;
-            match answer.get("error") {
-                Some(error) => Err(BridgeError::NoJetStream {
-                    detail: error.to_string(),
-                }),
-                None => Ok(()),
-            }
-        }
-        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
-            Err(BridgeError::NoJetStream {
-                detail: "no responders on the JetStream API".to_owned(),
-            })
-        }
-        Err(error) => Err(failed(error.into())),
-    }
-}
-
-/// Fails if the headers of some configured type would not fit in the
-/// server's `max_payload`, which would refuse every one of its messages.
-fn check_header_room<C: Codec>(
-    client: &Client,
-    builder: &BridgeBuilder<C>,
-    name: &str,
-) -> Result<(), BridgeError> {
-    let max_payload = client.server_info().max_payload;
-    let types = builder
-        .exports
-        .iter()
-        .map(|e| (e.rust_type, &e.event_type))
-        .chain(builder.imports.iter().map(|i| (i.rust_type, &i.event_type)))
-        .chain(
-            builder
-                .served
-                .iter()
-                .map(|s| (s.request_rust_type, &s.request_type)),
-        );
-    for (rust_type, event_type) in types {
-        let bytes = crate::cloudevents::largest_header_block(event_type, name);
-        if bytes >= max_payload {
-            return Err(BridgeError::Config(crate::ConfigError::HeadersTooLarge {
-                rust_type,
-                bytes,
-                max_payload,
-            }));
-        }
-    }
-    Ok(())
-}
-
-/// A snapshot of the connections' counters.
-fn client_counts(shared: &Shared) -> ClientCounts {
-    let stopped_for_good = shared.client_stopped.load(Ordering::Relaxed);
-    let (connects, disconnects) = connection_counts(&shared.client);
-    // A client that stopped for good still says it is connected.
-    let disconnects = if stopped_for_good {
-        connects
-    } else {
-        disconnects
-    };
-    let (consumer_connects, consumer_disconnects) = shared
-        .consumer_client
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map_or((0, 0), |client| {
-            shared.consumer_events.connection_counts(client)
-        });
-    let counters = &shared.client_events.counters;
-    let consumer = &shared.consumer_events.counters;
-    ClientCounts {
-        connects,
-        disconnects,
-        consumer_connects,
-        consumer_disconnects,
-        slow_consumer: counters.slow_consumer.load(Ordering::Relaxed)
-            + consumer.slow_consumer.load(Ordering::Relaxed),
-        server_errors: counters.server_errors.load(Ordering::Relaxed)
-            + consumer.server_errors.load(Ordering::Relaxed),
-        name_conflicts: shared.name_conflicts.load(Ordering::Relaxed),
-        stopped_for_good,
-    }
-}
 
 /// How long `shutdown` waits for the bridge's tasks to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How long `shutdown` waits for the client to flush to the server.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
-
-/// What the bridge's tasks share.
-pub(crate) struct Shared {
-    pub name: String,
-    pub prefix: String,
-    pub content_type: String,
-    pub bus: EventBus,
-    pub client: Client,
-    /// The at-least-once importer's own connection, if it has one (built
-    /// again by the importer if its client dies).
-    pub consumer_client: Mutex<Option<Client>>,
-    pub exports: Vec<Arc<ExportType>>,
-    pub imports: Vec<Arc<ImportType>>,
-    pub served: Vec<Arc<ServedType>>,
-    /// The Rust types this bridge exports: only their imports need to be
-    /// remembered for loop prevention.
-    pub exported_types: HashSet<TypeId>,
-    pub imported: Imported,
-    pub unrouted: UnroutedCounters,
-    pub requests: RequestCounters,
-    pub client_events: Arc<ClientEvents>,
-    pub consumer_events: Arc<ClientEvents>,
-    pub consumer_counters: ConsumerCounters,
-    /// Announcements heard from another live bridge of this name.
-    pub name_conflicts: AtomicU64,
-    /// Set once the main client's connection task is found ended.
-    pub client_stopped: AtomicBool,
-    pub dead_letters: DeadLetters,
-    /// Each export queue in use, with its bus subscriber name.
-    pub queues: Vec<(Delivery, ExportQueue, String)>,
-    pub jetstream: JetStreamOptions,
-    pub max_import_bytes: usize,
-    pub pending_replies: PendingReplies,
-}
-
-impl Shared {
-    pub(crate) fn export_of(&self, type_id: TypeId) -> Option<&Arc<ExportType>> {
-        self.exports.iter().find(|e| e.type_id == type_id)
-    }
-}
 
 /// A running bridge between an [`EventBus`] and NATS.
 ///
@@ -244,340 +60,44 @@ pub struct Bridge {
     /// The runtime of a bridge started by `connect_blocking`.
     runtime: Option<Runtime>,
     /// The retained state, if the bridge has retained types (`retained.rs`).
-    pub(crate) retained: Option<Arc<retained::Retained>>,
+    retained: Option<Arc<Retained>>,
     _name: NameGuard,
 }
 
-/// The bus subscription of one delivery mode's exports, if any type uses it.
-fn export_subscription(
-    bus: &EventBus,
-    name: &str,
-    delivery: Delivery,
-    queue: ExportQueue,
-    types: TypeSet,
-) -> Result<Option<(String, Subscription)>, BridgeError> {
-    if types.is_empty() {
-        return Ok(None);
-    }
-    let subscriber = format!("nats-bridge:{name}:export:{delivery}");
-    let mut options = SubscribeOptions::new(subscriber.clone(), queue.capacity)
-        .rust_types(types)
-        // The bridge may start after the bus; that is intended, not a late component.
-        .leader_only();
-    if queue.lossy {
-        options = options.lossy();
-    }
-    let subscription = bus.subscribe_with(options).map_err(BridgeError::Bus)?;
-    Ok(Some((subscriber, subscription)))
-}
-
 impl Bridge {
+    /// A builder for a bridge of `bus`, with the JSON codec.
+    pub fn builder(bus: &EventBus) -> BridgeBuilder<Json> {
+        Self::builder_with_codec(bus, Json)
+    }
+
+    /// A builder for a bridge of `bus` whose payloads use `codec`. Every
+    /// bridge exchanging a subject must use the same codec.
+    pub fn builder_with_codec<C: Codec>(bus: &EventBus, codec: C) -> BridgeBuilder<C> {
+        BridgeBuilder::new(bus, codec)
+    }
+
     pub(crate) async fn start<C: Codec>(
         builder: BridgeBuilder<C>,
         addrs: impl ToServerAddrs,
         options: ConnectOptions,
     ) -> Result<Self, BridgeError> {
-        builder.validate()?;
-        let name = builder
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("sb-{}", nuid::next()));
-        let name_guard = NameGuard::claim(&name)?;
-        // Resolved once: the consumer's connection goes to the same servers.
-        let addrs: Vec<ServerAddr> = addrs
-            .to_server_addrs()
-            .map_err(|error| {
-                BridgeError::Connect(async_nats::ConnectError::with_source(
-                    async_nats::ConnectErrorKind::ServerParse,
-                    error,
-                ))
-            })?
-            .collect();
-
-        let client_events = Arc::new(ClientEvents::default());
-        let client =
-            client_events::install(options.clone(), &name, "main", Arc::clone(&client_events))
-                .connect(addrs.clone())
-                .await
-                .map_err(BridgeError::Connect)?;
-        wait_connected(&client, &client_events).await?;
-        check_header_room(&client, &builder, &name)?;
-        let durable = builder
-            .imports
-            .iter()
-            .any(|i| i.delivery == Delivery::AtLeastOnce)
-            .then(|| builder.jetstream.durable.as_deref().unwrap_or(&name));
-        let names: Vec<&str> = std::iter::once(name.as_str()).chain(durable).collect();
-        let presence = presence::claim(&client, &builder.prefix, &names, PROBE_WAIT).await?;
-
-        let BridgeBuilder {
-            bus,
-            codec,
-            prefix,
-            exports,
-            imports,
-            served,
-            at_most_once_types,
-            at_least_once_types,
-            response_types,
-            at_most_once_queue,
-            at_least_once_queue,
-            jetstream: jetstream_options,
-            max_import_bytes,
-            max_pending_requests,
-            content_mode,
-            retained: retained_config,
-            ..
-        } = builder;
-
-        let mut queues = Vec::new();
-        let mut export_subscriptions = Vec::new();
-        for (delivery, queue, types) in [
-            (Delivery::AtMostOnce, at_most_once_queue, at_most_once_types),
-            (
-                Delivery::AtLeastOnce,
-                at_least_once_queue,
-                at_least_once_types,
-            ),
-        ] {
-            if let Some((subscriber, subscription)) =
-                export_subscription(&bus, &name, delivery, queue, types)?
-            {
-                queues.push((delivery, queue, subscriber));
-                export_subscriptions.push((delivery, subscription));
-            }
-        }
-
-        let imports: Vec<Arc<ImportType>> = imports
-            .into_iter()
-            .map(|mut entry| {
-                entry.subject = crate::subject::for_event_type(&prefix, &entry.event_type);
-                Arc::new(entry)
-            })
-            .collect();
-        let served: Vec<Arc<ServedType>> = served.into_iter().map(Arc::new).collect();
-        let exports: Vec<Arc<ExportType>> = exports
-            .into_iter()
-            .map(|mut entry| {
-                entry.mode.get_or_insert(content_mode);
-                Arc::new(entry)
-            })
-            .collect();
-
-        let imports_durably = imports.iter().any(|i| i.delivery == Delivery::AtLeastOnce);
-        let uses_jetstream = imports_durably
-            || export_subscriptions
-                .iter()
-                .any(|(d, _)| *d == Delivery::AtLeastOnce);
-        let consumer_events = Arc::new(ClientEvents::default());
-        let (jetstream, consumer_client, advisories, reconnect) = if uses_jetstream {
-            check_jetstream(&client).await?;
-            // The consumer reads on a connection of its own: see `jetstream`.
-            let (consumer_client, reconnect) = if imports_durably {
-                let reconnect = Reconnect {
-                    addrs,
-                    options: client_events::install(
-                        options,
-                        &name,
-                        "consumer",
-                        Arc::clone(&consumer_events),
-                    ),
-                };
-                let consumer_client = reconnect
-                    .options
-                    .clone()
-                    .connect(reconnect.addrs.clone())
-                    .await
-                    .map_err(BridgeError::Connect)?;
-                wait_connected(&consumer_client, &consumer_events).await?;
-                (Some(consumer_client), Some(reconnect))
-            } else {
-                (None, None)
-            };
-            let jetstream = jetstream::setup(
-                &client,
-                consumer_client.as_ref(),
-                &prefix,
-                &name,
-                &jetstream_options,
-                &exports,
-                &imports,
-            )
-            .await?;
-            let advisories = match &jetstream.consumer {
-                Some(consumer) => {
-                    let subject = format!(
-                        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
-                        consumer.spec.name(),
-                        consumer.durable
-                    );
-                    Some(
-                        client
-                            .subscribe(subject.clone())
-                            .await
-                            .map_err(|source| BridgeError::Subscribe { subject, source })?,
-                    )
-                }
-                None => None,
-            };
-            (Some(jetstream), consumer_client, advisories, reconnect)
-        } else {
-            (None, None, None, None)
-        };
-
-        let core_imports = subscribe_each(
-            &client,
-            imports
-                .iter()
-                .filter(|entry| entry.delivery == Delivery::AtMostOnce)
-                .map(|entry| (entry.subject.clone(), entry)),
-        )
-        .await?;
-        let served_subscriptions = subscribe_each(
-            &client,
-            served.iter().map(|entry| {
-                let subject = subject::for_event_type(&prefix, &entry.request_type);
-                (subject, entry)
-            }),
-        )
-        .await?;
-        // One subscription to the done notices per served type, read by the
-        // type's task after its requests: see `serve::run_requests`.
-        let done_subscriptions = subscribe_each(
-            &client,
-            served
-                .iter()
-                .map(|entry| (serve::done_subject(&prefix), entry)),
-        )
-        .await?;
-        let replies = if served.is_empty() {
-            None
-        } else {
-            let subscriber = format!("nats-bridge:{name}:replies");
-            let options = SubscribeOptions::new(subscriber, ExportQueue::DEFAULT_CAPACITY)
-                .rust_types(response_types)
-                .leader_only();
-            Some(bus.subscribe_with(options).map_err(BridgeError::Bus)?)
-        };
-        // The server has registered every subscription once this returns:
-        // a message published after `connect` returns reaches them.
-        confirm_subscriptions(&client).await?;
-
-        let dead_letters = DeadLetters::new(
-            jetstream::context(&client, &jetstream_options),
-            &prefix,
-            &name,
-            &jetstream_options,
-        );
-        if exports.iter().any(|e| e.delivery == Delivery::AtLeastOnce) {
-            dead_letters
-                .ensure()
-                .await
-                .map_err(|source| BridgeError::JetStream {
-                    what: "creating the dead-letter stream".to_owned(),
-                    source,
-                })?;
-        }
-        let shared = Arc::new(Shared {
-            exported_types: exports.iter().map(|e| e.type_id).collect(),
-            name,
-            prefix,
-            content_type: codec.content_type().to_owned(),
-            bus,
-            client,
-            consumer_client: Mutex::new(consumer_client),
-            exports,
-            imports,
-            served,
-            imported: Imported::default(),
-            unrouted: UnroutedCounters::default(),
-            requests: RequestCounters::default(),
-            client_events,
-            consumer_events,
-            consumer_counters: ConsumerCounters::default(),
-            name_conflicts: AtomicU64::new(0),
-            client_stopped: AtomicBool::new(false),
-            dead_letters,
-            queues,
-            jetstream: jetstream_options,
-            max_import_bytes,
-            pending_replies: PendingReplies::new(max_pending_requests),
-        });
-
+        let plan = Plan::new(builder)?;
+        let name_guard = NameGuard::claim(&plan.name)?;
+        let (connected, subscribed) = connect::connect(&plan, addrs, options).await?;
+        let (shared, retained) = share(plan, connected);
+        let shared = Arc::new(shared);
         // The fleet's retained state is in the bus before `connect` returns.
-        let retained = retained::start(&shared, retained_config).await?;
+        let (retained, retained_tasks) = retained::start(&shared, retained).await?.unzip();
 
         let (stop, stopped) = watch::channel(false);
         let handle = Handle::current();
-        let mut tasks = vec![handle.spawn(presence::run(
-            Arc::clone(&shared),
-            presence,
-            stopped.clone(),
-        ))];
-        for (delivery, subscription) in export_subscriptions {
-            let shared = Arc::clone(&shared);
-            let stopped = stopped.clone();
-            tasks.push(match delivery {
-                Delivery::AtMostOnce => {
-                    handle.spawn(export::run_core(shared, subscription, stopped))
-                }
-                Delivery::AtLeastOnce => {
-                    let spec = jetstream
-                        .as_ref()
-                        .map(|js| js.spec.clone())
-                        .expect("JetStream is set up whenever a type is exported at-least-once");
-                    handle.spawn(export::run_jetstream(shared, spec, subscription, stopped))
-                }
-            });
-        }
-        for (entry, subscriber) in core_imports {
-            tasks.push(handle.spawn(import::run_core(
-                Arc::clone(&shared),
-                entry,
-                subscriber,
-                stopped.clone(),
-            )));
-        }
-        if let (Some(consumer), Some(advisories), Some(reconnect)) =
-            (jetstream.and_then(|js| js.consumer), advisories, reconnect)
-        {
-            tasks.push(handle.spawn(import::run_jetstream(
-                Arc::clone(&shared),
-                consumer,
-                reconnect,
-                advisories,
-                stopped.clone(),
-            )));
-        }
-        for ((entry, subscriber), (_, done)) in
-            served_subscriptions.into_iter().zip(done_subscriptions)
-        {
-            tasks.push(handle.spawn(serve::run_requests(
-                Arc::clone(&shared),
-                entry,
-                subscriber,
-                done,
-                stopped.clone(),
-            )));
-        }
-        if let Some(replies) = replies {
-            tasks.push(handle.spawn(serve::run_replies(
-                Arc::clone(&shared),
-                replies,
-                stopped.clone(),
-            )));
-        }
-        let retained = retained.map(|(retained, retained_tasks)| {
-            for task in retained_tasks {
-                tasks.push(handle.spawn(task.run(
-                    Arc::clone(&shared),
-                    Arc::clone(&retained),
-                    stopped.clone(),
-                )));
-            }
-            retained
-        });
-
+        let tasks = spawn(
+            &handle,
+            &shared,
+            subscribed,
+            retained.as_ref().zip(retained_tasks),
+            &stopped,
+        );
         Ok(Self {
             shared,
             stop,
@@ -623,54 +143,99 @@ impl Bridge {
     /// The export queues' figures come from the bus's own stats (the bridge
     /// is an ordinary subscriber there).
     pub fn stats(&self) -> BridgeStats {
-        Self::stats_of(&self.shared)
+        self.shared.stats()
     }
 
-    pub(crate) fn stats_of(shared: &Shared) -> BridgeStats {
-        let bus_stats = shared.bus.stats();
-        let queues = shared
-            .queues
-            .iter()
-            .map(|(delivery, queue, subscriber)| {
-                let on_bus = bus_stats.subscribers.iter().find(|s| &s.name == subscriber);
-                QueueStats {
-                    delivery: *delivery,
-                    subscriber: subscriber.clone(),
-                    lossy: queue.lossy,
-                    capacity: queue.capacity,
-                    queued: on_bus.map_or(0, |s| s.queued),
-                    dropped: on_bus.map_or(0, |s| s.dropped),
-                }
-            })
-            .collect();
-        BridgeStats {
-            name: shared.name.clone(),
-            exports: shared
-                .exports
-                .iter()
-                .map(|e| ExportStats {
-                    event_type: e.event_type.clone(),
-                    rust_type: e.rust_type,
-                    delivery: e.delivery,
-                    counts: e.counters.snapshot(),
-                })
-                .collect(),
-            queues,
-            imports: shared
-                .imports
-                .iter()
-                .map(|i| ImportStats {
-                    event_type: i.event_type.clone(),
-                    rust_type: i.rust_type,
-                    delivery: i.delivery,
-                    counts: i.counters.snapshot(),
-                })
-                .collect(),
-            unrouted: shared.unrouted.snapshot(),
-            requests: shared.requests.snapshot(),
-            client: client_counts(shared),
-            consumer: shared.consumer_counters.snapshot(),
+    /// The dead letters of the bridge's prefix: the at-least-once messages
+    /// an importer could not import, oldest first (every importer of the
+    /// prefix sends its own there). Reads every one, a request each: for
+    /// inspection and repair, not for a hot path.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadLetterError::JetStream`] if the stream cannot be read.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        self.shared.dead_letters.list().await
+    }
+
+    /// Publishes a dead letter again on its original subject, with its
+    /// original headers and payload (once the cause is fixed: a codec that
+    /// can now decode it, a limit raised...), and deletes it from the dead
+    /// letters. The republished message gets a new JetStream message id, so
+    /// the stream stores it again; the importers' deduplication by
+    /// `(ce-source, ce-id)` does not skip it, since it was never imported.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadLetterError::Unparseable`] if its headers cannot be published as
+    /// they are, [`DeadLetterError::JetStream`] if the publish or the
+    /// deletion fails (the dead letter stays when the publish fails).
+    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        self.shared.dead_letters.replay(letter).await
+    }
+
+    /// Deletes a dead letter for good.
+    ///
+    /// # Errors
+    ///
+    /// [`DeadLetterError::JetStream`] if the deletion fails.
+    pub async fn discard_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        self.shared.dead_letters.discard(letter.sequence).await
+    }
+
+    /// Clears the retained state of `T` fleet-wide: writes a tombstone to
+    /// its key (a purge), so that importing bridges clear their local copy
+    /// (in the order the server stored it among the values), and bridges
+    /// connecting later load nothing for it.
+    ///
+    /// If this bridge exports `T` retained, the tombstone is written after
+    /// the local events of `T` published before this call. If it imports
+    /// `T` retained, its own local copy is cleared when the tombstone comes
+    /// back, in the server's order; if it does not, the local copy of `T`
+    /// is cleared once the tombstone is stored.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotRetained`] (as [`BridgeError::Config`]) if `T` is
+    /// neither exported nor imported retained, and the JetStream error if
+    /// the tombstone could not be stored.
+    pub async fn clear_retained<T: Event>(&self) -> Result<(), BridgeError> {
+        let rust_type = type_name::<T>();
+        let retained = self
+            .retained
+            .as_ref()
+            .ok_or(BridgeError::Config(ConfigError::NotRetained { rust_type }))?;
+        if retained
+            .clear(TypeId::of::<T>(), rust_type, &self.shared.name)
+            .await?
+        {
+            self.shared.bus.clear_retained::<T>();
         }
+        Ok(())
+    }
+
+    /// [`clear_retained`](Self::clear_retained) from plain threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`clear_retained`](Self::clear_retained).
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context; use `clear_retained` there.
+    pub fn clear_retained_blocking<T: Event>(&self) -> Result<(), BridgeError> {
+        self.handle.block_on(self.clear_retained::<T>())
+    }
+
+    /// The counters of the retained types
+    /// ([`export_retained`](BridgeBuilder::export_retained),
+    /// [`import_retained`](BridgeBuilder::import_retained)); empty if the
+    /// bridge has none.
+    pub fn retained_stats(&self) -> RetainedStats {
+        self.retained
+            .as_ref()
+            .map(|retained| retained.stats())
+            .unwrap_or_default()
     }
 
     /// Stops the bridge and waits until it has: events still queued for
@@ -749,20 +314,134 @@ impl fmt::Debug for Bridge {
     }
 }
 
-/// Subscribes to each entry's subject (the at-most-once imports, the served
-/// request types and their done notices), pairing each subscription with
-/// its entry.
-async fn subscribe_each<'a, T: 'a>(
-    client: &Client,
-    entries: impl IntoIterator<Item = (String, &'a Arc<T>)>,
-) -> Result<Vec<(Arc<T>, Subscriber)>, BridgeError> {
-    let mut subscriptions = Vec::new();
-    for (subject, entry) in entries {
-        let subscriber = client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|source| BridgeError::Subscribe { subject, source })?;
-        subscriptions.push((Arc::clone(entry), subscriber));
+/// What the bridge's tasks will share, made of its plan and its
+/// connections; and its retained types, started once it is shared.
+fn share(plan: Plan, connected: Connected) -> (Shared, RetainedConfig) {
+    let Plan {
+        bus,
+        name,
+        prefix,
+        content_type,
+        exports,
+        imports,
+        served,
+        export_feeds,
+        jetstream_options,
+        max_import_bytes,
+        max_pending_requests,
+        retained,
+        ..
+    } = plan;
+    let Connected {
+        client,
+        client_events,
+        consumer_client,
+        consumer_events,
+        dead_letters,
+    } = connected;
+    let shared = Shared {
+        exported_types: exports.iter().map(|e| e.type_id).collect(),
+        name,
+        prefix,
+        content_type,
+        bus,
+        client,
+        consumer_client: Mutex::new(consumer_client),
+        exports,
+        imports,
+        served: served.into_iter().map(|(_, entry)| entry).collect(),
+        imported: Imported::default(),
+        unrouted: UnroutedCounters::default(),
+        requests: RequestCounters::default(),
+        client_events,
+        consumer_events,
+        consumer_counters: ConsumerCounters::default(),
+        name_conflicts: AtomicU64::new(0),
+        client_stopped: AtomicBool::new(false),
+        dead_letters,
+        queues: export_feeds
+            .into_iter()
+            .map(|(delivery, feed)| (delivery, feed.queue, feed.subscriber))
+            .collect(),
+        jetstream: jetstream_options,
+        max_import_bytes,
+        pending_replies: PendingReplies::new(max_pending_requests),
+    };
+    (shared, retained)
+}
+
+impl<C: Codec> BridgeBuilder<C> {
+    /// Connects to the NATS servers `addrs` with `options` (credentials,
+    /// TLS, reconnect policy...) and starts the bridge on the current tokio
+    /// runtime.
+    ///
+    /// The bridge installs its own event callback on `options` (it counts
+    /// and logs connection events); one set before is replaced. When this
+    /// returns, the bridge's subscriptions are registered with the server
+    /// and its JetStream stream and consumer exist.
+    ///
+    /// ```no_run
+    /// # use switchboard::EventBus;
+    /// # use switchboard_nats::{Bridge, Delivery};
+    /// # #[derive(switchboard::Event, serde::Serialize, serde::Deserialize)]
+    /// # #[event(type = "route.added")]
+    /// # struct RouteAdded { timestamp: std::time::SystemTime }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::new();
+    /// let bridge = Bridge::builder(&bus)
+    ///     .name("replica-a")
+    ///     .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+    ///     .connect("nats://127.0.0.1:4222", async_nats::ConnectOptions::new())
+    ///     .await?;
+    /// bus.start();
+    /// # drop(bridge); Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::Config`] for a configuration problem (nothing is
+    /// contacted), [`BridgeError::Connect`] if no server accepts the
+    /// connection (unreachable, or credentials refused), and the JetStream
+    /// and subscription errors of the setup.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime; use [`connect_blocking`](Self::connect_blocking) there.
+    pub async fn connect(
+        self,
+        addrs: impl ToServerAddrs,
+        options: ConnectOptions,
+    ) -> Result<Bridge, BridgeError> {
+        Bridge::start(self, addrs, options).await
     }
-    Ok(subscriptions)
+
+    /// Like [`connect`](Self::connect), from plain threads: the bridge runs
+    /// on a runtime thread of its own, stopped when the bridge is dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and [`BridgeError::Runtime`] if the
+    /// runtime thread cannot be started.
+    ///
+    /// # Panics
+    ///
+    /// Inside an async context (it blocks); use `connect` there.
+    pub fn connect_blocking(
+        self,
+        addrs: impl ToServerAddrs,
+        options: ConnectOptions,
+    ) -> Result<Bridge, BridgeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("switchboard-nats")
+            .enable_all()
+            .build()
+            .map_err(BridgeError::Runtime)?;
+        // The runtime stays out of the future: dropped inside it (when the
+        // start fails), it would panic.
+        let bridge = runtime
+            .handle()
+            .block_on(Bridge::start(self, addrs, options))?;
+        Ok(bridge.with_runtime(runtime))
+    }
 }

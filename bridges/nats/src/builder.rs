@@ -5,34 +5,21 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
-use async_nats::{ConnectOptions, ToServerAddrs};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard::{Event, EventBus, Request, Response, TypeSet, MAX_CAPACITY};
 
-use crate::bridge::Bridge;
 use crate::codec::{Codec, Json};
 use crate::config::{
     is_plain_name, ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions,
+    DEFAULT_MAX_IMPORT_BYTES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
 };
-use crate::error::BridgeError;
 use crate::retained::RetainedConfig;
 use crate::subject::{check_event_type, check_prefix};
 use crate::types::{ExportType, ImportType, ServedType};
 
-/// The default subject prefix.
-pub const DEFAULT_PREFIX: &str = "sb";
-
-/// The default largest payload an importer accepts: 1 MiB, the server's
-/// default `max_payload`.
-pub const DEFAULT_MAX_IMPORT_BYTES: usize = 1 << 20;
-
-/// The default most requests from other processes a serving bridge keeps
-/// in flight at once: see [`BridgeBuilder::max_pending_requests`].
-pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 65_536;
-
-/// Configures and connects a [`Bridge`]; from [`Bridge::builder`] or
-/// [`Bridge::builder_with_codec`].
+/// Configures and connects a [`Bridge`](crate::Bridge); from [`Bridge::builder`](crate::Bridge::builder) or
+/// [`Bridge::builder_with_codec`](crate::Bridge::builder_with_codec).
 ///
 /// Every setter records what it is given; problems (an event type that
 /// cannot be a subject, a type exported twice...) are reported by
@@ -95,15 +82,10 @@ pub struct BridgeBuilder<C: Codec = Json> {
     pub(crate) retained: RetainedConfig,
 }
 
-impl Bridge {
-    /// A builder for a bridge of `bus`, with the JSON codec.
-    pub fn builder(bus: &EventBus) -> BridgeBuilder<Json> {
-        Self::builder_with_codec(bus, Json)
-    }
-
-    /// A builder for a bridge of `bus` whose payloads use `codec`. Every
-    /// bridge exchanging a subject must use the same codec.
-    pub fn builder_with_codec<C: Codec>(bus: &EventBus, codec: C) -> BridgeBuilder<C> {
+impl<C: Codec> BridgeBuilder<C> {
+    /// The builder of a bridge of `bus` whose payloads use `codec`, with
+    /// the defaults ([`Bridge::builder_with_codec`](crate::Bridge::builder_with_codec)).
+    pub(crate) fn new(bus: &EventBus, codec: C) -> Self {
         BridgeBuilder {
             bus: bus.clone(),
             codec: Arc::new(codec),
@@ -125,9 +107,7 @@ impl Bridge {
             retained: RetainedConfig::default(),
         }
     }
-}
 
-impl<C: Codec> BridgeBuilder<C> {
     /// Names the bridge: its CloudEvents `ce-source`, by which an importer
     /// recognises (and skips) its own exports, and its durable JetStream
     /// consumer. 1 to 64 characters of `A-Z a-z 0-9 _ -`, unique among the
@@ -251,7 +231,7 @@ impl<C: Codec> BridgeBuilder<C> {
     /// arrives on `{prefix}.{request_type}` is published into the local bus,
     /// and every local response of type `R` to it (same request id) is sent
     /// back to the requester, which gathers them with
-    /// [`Bridge::request`]. Requests and responses are JSON, whatever the
+    /// [`Bridge::request`](crate::Bridge::request). Requests and responses are JSON, whatever the
     /// bridge's codec.
     ///
     /// A request is kept (its reply inbox, to send the responses to) until
@@ -285,6 +265,87 @@ impl<C: Codec> BridgeBuilder<C> {
         self.check_unique_import(&entry.request_type.clone());
         self.response_types = std::mem::take(&mut self.response_types).with::<R>();
         self.served.push(entry);
+        self
+    }
+
+    /// Keeps the latest local event of Rust type `T` in NATS as the fleet's
+    /// current state of `event_type`, and sends every later one.
+    ///
+    /// Each local event of `T` is written, in bus order, to the key
+    /// `event_type` of the prefix's key-value bucket (`SB_RETAINED` for the
+    /// prefix `sb`: file storage,
+    /// [`JetStreamOptions::replicas`](crate::JetStreamOptions::replicas)),
+    /// which keeps only the latest; bridges that
+    /// [`import_retained`](Self::import_retained) it load it when they
+    /// connect and receive every later write. Several processes may export
+    /// the same type: the write the server stored last is the state, for
+    /// every process alike. Publish such events with
+    /// [`publish_retained`](switchboard::EventBus::publish_retained), so
+    /// that the local bus retains them too.
+    ///
+    /// `event_type` follows the rules of [`export`](Self::export), and must
+    /// also be a key-value key (dot-separated tokens of `A-Z a-z 0-9 - _ =
+    /// /`). A type is exported either retained or not
+    /// ([`ConfigError::DuplicateExport`] otherwise). Needs JetStream.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use serde::{Deserialize, Serialize};
+    /// use switchboard::{Event, EventBus};
+    /// use switchboard_nats::{Bridge, ConfigError, Delivery};
+    ///
+    /// #[derive(Event, Serialize, Deserialize)]
+    /// #[event(type = "routes.table")]
+    /// struct RouteTable { routes: Vec<String>, timestamp: SystemTime }
+    ///
+    /// let bus = EventBus::new();
+    /// let builder = Bridge::builder(&bus)
+    ///     .name("replica-a")
+    ///     .export_retained::<RouteTable>("routes.table")
+    ///     .import_retained::<RouteTable>("routes.table");
+    /// assert_eq!(builder.validate(), Ok(()));
+    ///
+    /// // A type is exported once: as retained state, or as events.
+    /// let error = Bridge::builder(&bus)
+    ///     .export_retained::<RouteTable>("routes.table")
+    ///     .export::<RouteTable>("routes.table", Delivery::AtLeastOnce)
+    ///     .validate()
+    ///     .unwrap_err();
+    /// assert!(matches!(error, ConfigError::DuplicateExport { .. }));
+    /// ```
+    #[must_use]
+    pub fn export_retained<T: Event + Serialize>(mut self, event_type: impl Into<String>) -> Self {
+        self.retained.export::<T, C>(event_type.into(), &self.codec);
+        self
+    }
+
+    /// Loads the fleet's current state of `event_type` into the local bus's
+    /// retained store when the bridge connects, as `T`, then publishes each
+    /// later write of it, retained.
+    ///
+    /// `connect` returns once the latest value of each retained type the
+    /// bucket holds is published into the bus with
+    /// [`publish_retained_arc`](switchboard::EventBus::publish_retained_arc),
+    /// in the order the server stored them. On a bus not started yet they
+    /// wait in its pre-start buffer and are retained when
+    /// [`start`](switchboard::EventBus::start) replays it, before any later
+    /// event: a subscription made
+    /// [`with_retained`](switchboard::SubscribeOptions::with_retained) then
+    /// receives the fleet's state first, exactly once, then live events.
+    /// Writes made meanwhile come through the same ordered stream, so none
+    /// is lost or applied before an older one. A tombstone
+    /// ([`Bridge::clear_retained`](crate::Bridge::clear_retained) in any process) clears the local copy.
+    ///
+    /// A value that does not decode is counted
+    /// ([`RetainedCounts::undecodable`](crate::RetainedCounts::undecodable)) and skipped: the local copy stays
+    /// what it was. An event type is imported once, retained or not
+    /// ([`ConfigError::DuplicateImport`] otherwise). Needs JetStream.
+    #[must_use]
+    pub fn import_retained<T: Event + DeserializeOwned>(
+        mut self,
+        event_type: impl Into<String>,
+    ) -> Self {
+        self.retained.import::<T, C>(event_type.into(), &self.codec);
         self
     }
 
@@ -412,80 +473,6 @@ impl<C: Codec> BridgeBuilder<C> {
             self.jetstream.validate()?;
         }
         Ok(())
-    }
-
-    /// Connects to the NATS servers `addrs` with `options` (credentials,
-    /// TLS, reconnect policy...) and starts the bridge on the current tokio
-    /// runtime.
-    ///
-    /// The bridge installs its own event callback on `options` (it counts
-    /// and logs connection events); one set before is replaced. When this
-    /// returns, the bridge's subscriptions are registered with the server
-    /// and its JetStream stream and consumer exist.
-    ///
-    /// ```no_run
-    /// # use switchboard::EventBus;
-    /// # use switchboard_nats::{Bridge, Delivery};
-    /// # #[derive(switchboard::Event, serde::Serialize, serde::Deserialize)]
-    /// # #[event(type = "route.added")]
-    /// # struct RouteAdded { timestamp: std::time::SystemTime }
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let bus = EventBus::new();
-    /// let bridge = Bridge::builder(&bus)
-    ///     .name("replica-a")
-    ///     .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
-    ///     .connect("nats://127.0.0.1:4222", async_nats::ConnectOptions::new())
-    ///     .await?;
-    /// bus.start();
-    /// # drop(bridge); Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`BridgeError::Config`] for a configuration problem (nothing is
-    /// contacted), [`BridgeError::Connect`] if no server accepts the
-    /// connection (unreachable, or credentials refused), and the JetStream
-    /// and subscription errors of the setup.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime; use [`connect_blocking`](Self::connect_blocking) there.
-    pub async fn connect(
-        self,
-        addrs: impl ToServerAddrs,
-        options: ConnectOptions,
-    ) -> Result<Bridge, BridgeError> {
-        Bridge::start(self, addrs, options).await
-    }
-
-    /// Like [`connect`](Self::connect), from plain threads: the bridge runs
-    /// on a runtime thread of its own, stopped when the bridge is dropped.
-    ///
-    /// # Errors
-    ///
-    /// As [`connect`](Self::connect), and [`BridgeError::Runtime`] if the
-    /// runtime thread cannot be started.
-    ///
-    /// # Panics
-    ///
-    /// Inside an async context (it blocks); use `connect` there.
-    pub fn connect_blocking(
-        self,
-        addrs: impl ToServerAddrs,
-        options: ConnectOptions,
-    ) -> Result<Bridge, BridgeError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("switchboard-nats")
-            .enable_all()
-            .build()
-            .map_err(BridgeError::Runtime)?;
-        // The runtime stays out of the future: dropped inside it (when the
-        // start fails), it would panic.
-        let bridge = runtime
-            .handle()
-            .block_on(Bridge::start(self, addrs, options))?;
-        Ok(bridge.with_runtime(runtime))
     }
 
     pub(crate) fn uses_jetstream(&self) -> bool {

@@ -8,6 +8,17 @@ use std::time::Duration;
 
 use crate::subject::SubjectError;
 
+/// The default subject prefix.
+pub const DEFAULT_PREFIX: &str = "sb";
+
+/// The default largest payload an importer accepts: 1 MiB, the server's
+/// default `max_payload`.
+pub const DEFAULT_MAX_IMPORT_BYTES: usize = 1 << 20;
+
+/// The default most requests from other processes a serving bridge keeps
+/// in flight at once: see [`BridgeBuilder::max_pending_requests`](crate::BridgeBuilder::max_pending_requests).
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 65_536;
+
 /// How one event type crosses processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Delivery {
@@ -496,7 +507,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "max_pending_requests is 0, so every served request would be rejected: set it \
                  to at least 1 (default {})",
-                crate::DEFAULT_MAX_PENDING_REQUESTS
+                DEFAULT_MAX_PENDING_REQUESTS
             ),
             ConfigError::InvalidRetainedType {
                 rust_type,

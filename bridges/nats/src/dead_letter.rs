@@ -18,9 +18,9 @@
 //! Each dead letter is a message on `_sb.{prefix}.dead` in the stream
 //! `{STREAM}_DEAD`: its headers say where the message came from and why it
 //! is there, its payload is the original header block followed by the
-//! original payload, byte for byte. [`Bridge::dead_letters`] lists them,
-//! [`Bridge::replay_dead_letter`] publishes one again on its subject, and
-//! [`Bridge::discard_dead_letter`] deletes one.
+//! original payload, byte for byte. [`Bridge::dead_letters`](crate::Bridge::dead_letters) lists them,
+//! [`Bridge::replay_dead_letter`](crate::Bridge::replay_dead_letter) publishes one again on its subject, and
+//! [`Bridge::discard_dead_letter`](crate::Bridge::discard_dead_letter) deletes one.
 
 use std::error::Error;
 use std::fmt;
@@ -31,7 +31,6 @@ use async_nats::jetstream::Context;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
 
-use crate::bridge::Bridge;
 use crate::config::JetStreamOptions;
 use crate::jetstream::StreamSpec;
 use crate::subject;
@@ -51,12 +50,12 @@ const HEADER_LEN: &str = "Sb-Dead-Header-Len";
 const MSG_ID: &str = "Nats-Msg-Id";
 
 /// A message the importer could not import, as kept in the dead-letter
-/// stream; from [`Bridge::dead_letters`].
+/// stream; from [`Bridge::dead_letters`](crate::Bridge::dead_letters).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeadLetter {
     /// Its sequence number in the dead-letter stream (what
-    /// [`Bridge::discard_dead_letter`] deletes).
+    /// [`Bridge::discard_dead_letter`](crate::Bridge::discard_dead_letter) deletes).
     pub sequence: u64,
     /// The subject the message was published on.
     pub subject: String,
@@ -238,7 +237,8 @@ impl DeadLetters {
         }
     }
 
-    async fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    /// Every dead letter, oldest first.
+    pub(crate) async fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let mut stream = match self.spec.context.get_stream(self.spec.name()).await {
             Ok(stream) => stream,
             Err(error) if is_stream_not_found(&error.kind()) => return Ok(Vec::new()),
@@ -264,7 +264,32 @@ impl DeadLetters {
         Ok(letters)
     }
 
-    async fn discard(&self, sequence: u64) -> Result<(), DeadLetterError> {
+    /// Publishes `letter` again on its original subject and deletes it
+    /// (see [`Bridge::replay_dead_letter`](crate::Bridge::replay_dead_letter)).
+    pub(crate) async fn replay(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let original = letter
+            .parsed_headers()
+            .map_err(|reason| DeadLetterError::Unparseable { reason })?;
+        let mut headers = HeaderMap::new();
+        for (name, values) in original.iter().flat_map(HeaderMap::iter) {
+            if !AsRef::<str>::as_ref(name).eq_ignore_ascii_case(MSG_ID) {
+                for value in values {
+                    headers.append(name.clone(), value.as_str());
+                }
+            }
+        }
+        self.spec
+            .context
+            .publish_with_headers(letter.subject.clone(), headers, letter.payload.clone())
+            .await
+            .map_err(jetstream_error)?
+            .await
+            .map_err(jetstream_error)?;
+        self.discard(letter.sequence).await
+    }
+
+    /// Deletes the dead letter `sequence`.
+    pub(crate) async fn discard(&self, sequence: u64) -> Result<(), DeadLetterError> {
         let stream = self
             .spec
             .context
@@ -386,66 +411,6 @@ pub(crate) fn parse_header_block(raw: &[u8]) -> Result<Option<HeaderMap>, String
         headers.append(name, value);
     }
     Ok(Some(headers))
-}
-
-impl Bridge {
-    /// The dead letters of the bridge's prefix: the at-least-once messages
-    /// an importer could not import, oldest first (every importer of the
-    /// prefix sends its own there). Reads every one, a request each: for
-    /// inspection and repair, not for a hot path.
-    ///
-    /// # Errors
-    ///
-    /// [`DeadLetterError::JetStream`] if the stream cannot be read.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
-        self.shared().dead_letters.list().await
-    }
-
-    /// Publishes a dead letter again on its original subject, with its
-    /// original headers and payload (once the cause is fixed: a codec that
-    /// can now decode it, a limit raised...), and deletes it from the dead
-    /// letters. The republished message gets a new JetStream message id, so
-    /// the stream stores it again; the importers' deduplication by
-    /// `(ce-source, ce-id)` does not skip it, since it was never imported.
-    ///
-    /// # Errors
-    ///
-    /// [`DeadLetterError::Unparseable`] if its headers cannot be published as
-    /// they are, [`DeadLetterError::JetStream`] if the publish or the
-    /// deletion fails (the dead letter stays when the publish fails).
-    pub async fn replay_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        let original = letter
-            .parsed_headers()
-            .map_err(|reason| DeadLetterError::Unparseable { reason })?;
-        let mut headers = HeaderMap::new();
-        for (name, values) in original.iter().flat_map(HeaderMap::iter) {
-            if !AsRef::<str>::as_ref(name).eq_ignore_ascii_case(MSG_ID) {
-                for value in values {
-                    headers.append(name.clone(), value.as_str());
-                }
-            }
-        }
-        let shared = self.shared();
-        shared
-            .dead_letters
-            .spec
-            .context
-            .publish_with_headers(letter.subject.clone(), headers, letter.payload.clone())
-            .await
-            .map_err(jetstream_error)?
-            .await
-            .map_err(jetstream_error)?;
-        shared.dead_letters.discard(letter.sequence).await
-    }
-
-    /// Deletes a dead letter for good.
-    ///
-    /// # Errors
-    ///
-    /// [`DeadLetterError::JetStream`] if the deletion fails.
-    pub async fn discard_dead_letter(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        self.shared().dead_letters.discard(letter.sequence).await
-    }
 }
 
 #[cfg(test)]

@@ -5,110 +5,22 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
-use async_nats::header::NATS_MESSAGE_ID;
-use async_nats::{HeaderMap, HeaderValue, Subject};
-use bytes::Bytes;
 use futures_util::StreamExt;
-use switchboard::{Event, Subscription, TraceContext};
+use switchboard::{Event, Subscription};
 use tokio::sync::watch;
 
-use crate::bridge::Shared;
-use crate::cloudevents::{event_id, EventHeaders};
-use crate::config::ContentMode;
+use crate::cloudevents::event_id;
 use crate::jetstream::StreamSpec;
-use crate::stats::bump;
-use crate::structured::Envelope;
-use crate::subject;
+use crate::prepared::{Format, Prepared};
+use crate::shared::Shared;
+use crate::stats::{bump, warn_counted};
+use crate::stop::Stop;
 use crate::types::{type_id_of, ExportType};
 use crate::window::{Sent, Settled, Window};
-
-/// Whether to log the `count`-th occurrence of something: the 1st, 2nd,
-/// 4th, 8th... so a flood of failures logs a handful of lines, not one each.
-pub(crate) fn log_now(count: u64) -> bool {
-    count.is_power_of_two()
-}
-
-/// One event, encoded and addressed, ready to publish.
-pub(crate) struct Prepared {
-    pub(crate) entry: Arc<ExportType>,
-    pub(crate) subject: Subject,
-    pub(crate) headers: HeaderMap,
-    pub(crate) payload: Bytes,
-    /// What its headers were made of, to make them again for a retry.
-    pub(crate) format: Arc<Format>,
-    pub(crate) time: SystemTime,
-    /// The event's trace context, if it has one.
-    pub(crate) trace: Option<TraceContext>,
-}
-
-impl Prepared {
-    /// Its JetStream message id (its `ce-id`), on the at-least-once path.
-    pub(crate) fn message_id(&self) -> &str {
-        self.headers
-            .get(NATS_MESSAGE_ID)
-            .map_or("", HeaderValue::as_str)
-    }
-}
-
-/// How one exported type's events are written, in its content mode.
-pub(crate) enum Format {
-    Binary(EventHeaders),
-    Structured(Envelope),
-}
-
-impl Format {
-    fn new(entry: &ExportType, shared: &Shared, jetstream: bool) -> Self {
-        let (event_type, source) = (&entry.event_type, &shared.name);
-        let content_type = &shared.content_type;
-        match (entry.mode.unwrap_or_default(), jetstream) {
-            (ContentMode::Binary, false) => {
-                Format::Binary(EventHeaders::new(event_type, source, content_type))
-            }
-            (ContentMode::Binary, true) => Format::Binary(
-                EventHeaders::new(event_type, source, content_type).with_message_id(),
-            ),
-            (_, false) => Format::Structured(Envelope::new(event_type, source, content_type)),
-            (_, true) => Format::Structured(
-                Envelope::new(event_type, source, content_type).with_message_id(),
-            ),
-        }
-    }
-
-    /// The headers and payload of the event `id`, stamped `time`, carrying
-    /// `trace`, whose codec wrote `data`.
-    fn message(
-        &self,
-        id: String,
-        time: SystemTime,
-        data: Vec<u8>,
-        trace: Option<&TraceContext>,
-    ) -> (HeaderMap, Bytes) {
-        match self {
-            Format::Binary(headers) => (headers.event(id, time, trace), Bytes::from(data)),
-            Format::Structured(envelope) => (
-                envelope.headers(&id),
-                envelope.payload(&id, time, &data, trace),
-            ),
-        }
-    }
-
-    /// The headers of the event `id` again, for a retry.
-    pub(crate) fn headers(
-        &self,
-        id: String,
-        time: SystemTime,
-        trace: Option<&TraceContext>,
-    ) -> HeaderMap {
-        match self {
-            Format::Binary(headers) => headers.event(id, time, trace),
-            Format::Structured(envelope) => envelope.headers(&id),
-        }
-    }
-}
 
 /// What an exporter task keeps per event type.
 struct TypeRun {
@@ -118,8 +30,6 @@ struct TypeRun {
     /// How many events were sent. Only sent events take a number, so an
     /// importer's gap is a loss in transit.
     sent: u64,
-    /// Built once: the clone an event takes shares it.
-    subject: Subject,
     format: Arc<Format>,
 }
 
@@ -151,21 +61,15 @@ impl Run {
             return None;
         }
         if event.event_type() != entry.event_type {
-            bump(&counters.type_mismatch);
-            if log_now(
-                counters
-                    .type_mismatch
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                tracing::warn!(
-                    bridge = %shared.name,
-                    rust_type = entry.rust_type,
-                    configured = %entry.event_type,
-                    actual = event.event_type(),
-                    "switchboard-nats: not exported: the event's type differs from the one it was \
-                     exported as; export it under its own event type"
-                );
-            }
+            warn_counted!(
+                &counters.type_mismatch,
+                bridge = %shared.name,
+                rust_type = entry.rust_type,
+                configured = %entry.event_type,
+                actual = event.event_type(),
+                "switchboard-nats: not exported: the event's type differs from the one it was \
+                 exported as; export it under its own event type"
+            );
             return None;
         }
         let data = match (entry.encode)(&**event) {
@@ -185,8 +89,12 @@ impl Run {
         let run = self.types.entry(entry.type_id).or_insert_with(|| TypeRun {
             run: nuid::next().to_string(),
             sent: 0,
-            subject: subject::for_event_type(&shared.prefix, &entry.event_type).into(),
-            format: Arc::new(Format::new(&entry, shared, jetstream)),
+            format: Arc::new(Format::new(
+                &entry,
+                &shared.name,
+                &shared.content_type,
+                jetstream,
+            )),
         });
         let time = event.timestamp();
         let trace = event.trace_context();
@@ -194,7 +102,7 @@ impl Run {
             run.format
                 .message(event_id(&run.run, run.sent + 1), time, data, trace);
         Some(Prepared {
-            subject: run.subject.clone(),
+            subject: entry.subject.clone(),
             headers,
             format: Arc::clone(&run.format),
             time,
@@ -210,12 +118,6 @@ impl Run {
             run.sent += 1;
         }
     }
-}
-
-/// Waits until the bridge is told to stop.
-pub(crate) async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
-    // An error means the bridge is gone: stop too.
-    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Counts the events left in the queue when the bridge stops.
@@ -243,38 +145,25 @@ fn abandon(shared: &Shared, subscription: &Subscription) {
 pub(crate) async fn run_core(
     shared: Arc<Shared>,
     mut subscription: Subscription,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared), false);
-    // One wait for the whole loop: a new one per event costs more than the
-    // rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
-    loop {
-        let event = tokio::select! {
-            biased;
-            () = &mut stop => break,
-            event = subscription.next() => match event {
-                Some(event) => event,
-                None => return, // the bus is gone
-            },
+    let mut stop = Stop::new(stopped);
+    while let Some(event) = stop.next(&mut subscription).await {
+        let Some(event) = event else {
+            return; // the bus is gone
         };
         let Some(prepared) = run.prepare(&event) else {
             continue;
         };
         let counters = &prepared.entry.counters;
         if shared.client.connection_state() != State::Connected {
-            bump(&counters.unavailable);
-            if log_now(
-                counters
-                    .unavailable
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                tracing::warn!(
-                    bridge = %shared.name,
-                    event_type = %prepared.entry.event_type,
-                    "switchboard-nats: at-most-once event dropped: not connected to NATS"
-                );
-            }
+            warn_counted!(
+                &counters.unavailable,
+                bridge = %shared.name,
+                event_type = %prepared.entry.event_type,
+                "switchboard-nats: at-most-once event dropped: not connected to NATS"
+            );
             continue;
         }
         match shared
@@ -312,9 +201,10 @@ pub(crate) async fn run_jetstream(
     shared: Arc<Shared>,
     stream: StreamSpec,
     mut subscription: Subscription,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let mut run = Run::new(Arc::clone(&shared), true);
+    let mut stop = Stop::new(stopped);
     let window = Window::new(
         shared.name.clone(),
         stream.context.client(),
@@ -331,14 +221,13 @@ pub(crate) async fn run_jetstream(
                 "switchboard-nats: the at-least-once exporter cannot subscribe to its \
                  acknowledgements; its events are abandoned"
             );
-            stop_requested(&mut stopped).await;
+            stop.requested().await;
             abandon(&shared, &subscription);
             return;
         }
     };
-    // One wait for the stop and one retry timer for the whole loop: new
-    // ones per event cost more than the rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
+    // One retry timer for the whole loop: a new one per event costs more
+    // than the rest of the select.
     let mut retry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
     loop {
         let retry_at = window.retry_at();
@@ -347,7 +236,7 @@ pub(crate) async fn run_jetstream(
         }
         tokio::select! {
             biased;
-            () = &mut stop => break,
+            () = stop.requested() => break,
             settled = window.next_settled(), if window.in_flight() => {
                 if let Settled::NoStream(subject) = settled {
                     // No stream captures the subject (deleted, or its

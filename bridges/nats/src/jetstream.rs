@@ -18,7 +18,6 @@
 //! Only stream and consumer settings that nats-server 2.9 knows are used.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
@@ -27,11 +26,10 @@ use async_nats::jetstream::stream::{Config as StreamConfig, StorageType, Stream}
 use async_nats::jetstream::Context;
 use async_nats::Client;
 
-use crate::config::{Delivery, JetStreamOptions};
+use crate::config::JetStreamOptions;
 use crate::error::BridgeError;
 use crate::resume;
-use crate::subject::{default_stream_name, for_event_type, matches};
-use crate::types::{ExportType, ImportType};
+use crate::subject::matches;
 
 /// How often `ensure` re-reads and re-adds subjects that a concurrent
 /// update of another bridge may have overwritten.
@@ -264,19 +262,30 @@ impl Consumer {
     }
 }
 
-/// The subjects of the at-least-once types among `exports` and `imports`.
-fn at_least_once_subjects(
-    prefix: &str,
-    exports: &[Arc<ExportType>],
-    imports: &[Arc<ImportType>],
-) -> Vec<String> {
-    exports
-        .iter()
-        .map(|e| (e.delivery, &e.event_type))
-        .chain(imports.iter().map(|i| (i.delivery, &i.event_type)))
-        .filter(|(delivery, _)| *delivery == Delivery::AtLeastOnce)
-        .map(|(_, event_type)| for_event_type(prefix, event_type))
-        .collect()
+/// Fails if the server answers that it has no JetStream for this account.
+pub(crate) async fn check(client: &Client) -> Result<(), BridgeError> {
+    let failed = |source: async_nats::Error| BridgeError::JetStream {
+        what: "asking the server for this account's JetStream information".to_owned(),
+        source,
+    };
+    match client.request("$JS.API.INFO", bytes::Bytes::new()).await {
+        Ok(answer) => {
+            let answer: serde_json::Value =
+                serde_json::from_slice(&answer.payload).map_err(|error| failed(error.into()))?;
+            match answer.get("error") {
+                Some(error) => Err(BridgeError::NoJetStream {
+                    detail: error.to_string(),
+                }),
+                None => Ok(()),
+            }
+        }
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Err(BridgeError::NoJetStream {
+                detail: "no responders on the JetStream API".to_owned(),
+            })
+        }
+        Err(error) => Err(failed(error.into())),
+    }
 }
 
 /// A JetStream context whose awaited publish acknowledgements and API
@@ -287,26 +296,20 @@ pub(crate) fn context(client: &Client, options: &JetStreamOptions) -> Context {
         .build(client.clone())
 }
 
-/// Ensures the stream (with the subjects of this bridge's at-least-once
-/// types) and, if the bridge imports at-least-once types, its durable
-/// consumer, on `consumer_client`.
+/// Ensures the stream `stream_name` with the `subjects` of the bridge
+/// `name`'s at-least-once types and, given the `consumer_client`, its
+/// durable consumer `durable`.
 pub(crate) async fn setup(
     client: &Client,
-    consumer_client: Option<&Client>,
-    prefix: &str,
+    consumer: Option<(&Client, &str)>,
+    stream_name: &str,
+    subjects: &[String],
     name: &str,
     options: &JetStreamOptions,
-    exports: &[Arc<ExportType>],
-    imports: &[Arc<ImportType>],
 ) -> Result<JetStream, BridgeError> {
-    let stream_name = options
-        .stream
-        .clone()
-        .unwrap_or_else(|| default_stream_name(prefix));
-    let spec = StreamSpec::new(context(client, options), stream_name.clone(), options);
-    let subjects = at_least_once_subjects(prefix, exports, imports);
+    let spec = StreamSpec::new(context(client, options), stream_name.to_owned(), options);
     let stream = spec
-        .ensure(&subjects)
+        .ensure(subjects)
         .await
         .map_err(|source| BridgeError::JetStream {
             what: format!(
@@ -315,11 +318,16 @@ pub(crate) async fn setup(
             source,
         })?;
 
-    let consumer = match consumer_client {
-        Some(consumer_client) => Some(
+    let consumer = match consumer {
+        Some((consumer_client, durable)) => Some(
             create_consumer(
-                StreamSpec::new(context(consumer_client, options), stream_name, options),
-                subjects,
+                StreamSpec::new(
+                    context(consumer_client, options),
+                    stream_name.to_owned(),
+                    options,
+                ),
+                subjects.to_vec(),
+                durable,
                 name,
                 options,
                 stream.cached_info().created,
@@ -334,11 +342,12 @@ pub(crate) async fn setup(
 async fn create_consumer(
     spec: StreamSpec,
     subjects: Vec<String>,
+    durable: &str,
     name: &str,
     options: &JetStreamOptions,
     stream_created: time::OffsetDateTime,
 ) -> Result<Consumer, BridgeError> {
-    let durable = options.durable.clone().unwrap_or_else(|| name.to_owned());
+    let durable = durable.to_owned();
     let config = ConsumerConfig {
         durable_name: Some(durable.clone()),
         description: Some(format!("switchboard-nats importer of bridge {name}")),

@@ -250,6 +250,7 @@ mod client_events;
 pub mod cloudevents;
 mod codec;
 mod config;
+mod connect;
 pub mod dead_letter;
 mod echo;
 mod error;
@@ -258,6 +259,9 @@ mod import;
 mod jetstream;
 mod names;
 mod order;
+mod pending_replies;
+mod plan;
+mod prepared;
 mod presence;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
@@ -265,7 +269,10 @@ mod request;
 mod resume;
 mod retained;
 mod serve;
+mod shared;
+mod spawn;
 mod stats;
+mod stop;
 pub mod structured;
 pub mod subject;
 mod types;
@@ -275,11 +282,12 @@ mod window;
 pub mod otel;
 
 pub use bridge::Bridge;
-pub use builder::{
-    BridgeBuilder, DEFAULT_MAX_IMPORT_BYTES, DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
-};
+pub use builder::BridgeBuilder;
 pub use codec::{Codec, CodecError, Json};
-pub use config::{ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions};
+pub use config::{
+    ConfigError, ContentMode, Delivery, ExportQueue, JetStreamOptions, DEFAULT_MAX_IMPORT_BYTES,
+    DEFAULT_MAX_PENDING_REQUESTS, DEFAULT_PREFIX,
+};
 pub use dead_letter::{DeadLetter, DeadLetterError};
 pub use error::BridgeError;
 pub use request::RemoteRequestError;

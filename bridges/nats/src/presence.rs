@@ -25,10 +25,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::bridge::Shared;
 use crate::error::BridgeError;
-use crate::export::{log_now, stop_requested};
-use crate::stats::bump;
+use crate::shared::Shared;
+use crate::stats::warn_counted;
+use crate::stop::Stop;
 use crate::subject;
 
 /// How often a bridge announces itself on its name's subject.
@@ -122,7 +122,7 @@ fn is_instance_id(payload: &[u8]) -> bool {
 
 /// Answers other instances' probes, announces this one, and counts the
 /// announcements of other live instances of the same name.
-pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, stopped: watch::Receiver<bool>) {
     let Claim { names, instance } = claim;
     let subjects: Vec<String> = names
         .iter()
@@ -130,10 +130,11 @@ pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, mut stopped: watch::R
         .collect();
     let mut subscriber = futures_util::stream::select_all(names.into_iter().map(|(_, s)| s));
     let mut announce = tokio::time::interval(ANNOUNCE_EVERY);
+    let mut stop = Stop::new(stopped);
     loop {
         tokio::select! {
             biased;
-            () = stop_requested(&mut stopped) => return,
+            () = stop.requested() => return,
             _ = announce.tick() => {
                 for subject in &subjects {
                     // Queued while disconnected; refused only by a client
@@ -166,20 +167,13 @@ pub(crate) async fn run(shared: Arc<Shared>, claim: Claim, mut stopped: watch::R
                             .publish(reply, Bytes::from(instance.clone().into_bytes()))
                             .await;
                     }
-                    None => {
-                        bump(&shared.name_conflicts);
-                        let count = shared.name_conflicts.load(Ordering::Relaxed);
-                        if log_now(count) {
-                            tracing::warn!(
-                                bridge = %shared.name,
-                                count,
-                                "switchboard-nats: another live process runs a bridge with this \
-                                 name on this prefix: each skips the other's events as its own \
-                                 echo and they share a durable consumer; give each process its \
-                                 own name"
-                            );
-                        }
-                    }
+                    None => warn_counted!(
+                        &shared.name_conflicts,
+                        bridge = %shared.name,
+                        "switchboard-nats: another live process runs a bridge with this name on \
+                         this prefix: each skips the other's events as its own echo and they \
+                         share a durable consumer; give each process its own name"
+                    ),
                 }
             }
         }

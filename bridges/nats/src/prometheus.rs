@@ -39,7 +39,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::bridge::{Bridge, Shared};
+use crate::bridge::Bridge;
+use crate::shared::Shared;
 use crate::stats::BridgeStats;
 
 /// Reads a bridge's counters on every scrape; see the [module](self).
@@ -73,7 +74,7 @@ impl Collector for BridgeCollector {
         let Some(shared) = self.shared.upgrade() else {
             return Ok(());
         };
-        let stats = Bridge::stats_of(&shared);
+        let stats = shared.stats();
         encode(&mut encoder, &stats)
     }
 }

@@ -17,10 +17,11 @@ use switchboard::{
 };
 use tokio::time::Instant;
 
-use crate::bridge::{Bridge, Shared};
+use crate::bridge::Bridge;
 use crate::cloudevents::{Incoming, Outgoing, REJECTED, SOURCE};
 use crate::codec::{Codec, CodecError, Json};
 use crate::serve::done_subject;
+use crate::shared::Shared;
 use crate::stats::bump;
 use crate::subject::{self, SubjectError};
 use crate::types::decode_traced;

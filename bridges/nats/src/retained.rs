@@ -22,7 +22,7 @@
 //!   created; those values are published into the bus with
 //!   `publish_retained_arc`, in the server's order. Later writes are
 //!   published as they come.
-//! - **Clearing.** [`Bridge::clear_retained`] purges the key (a tombstone,
+//! - **Clearing.** [`Bridge::clear_retained`](crate::Bridge::clear_retained) purges the key (a tombstone,
 //!   `KV-Operation: PURGE`); importers clear their local copy
 //!   (`clear_retained_by_type`) when the tombstone comes, in the same order
 //!   as the values.
@@ -48,15 +48,14 @@ use serde::Serialize;
 use switchboard::{Event, SubscribeOptions, Subscription, TypeSet};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::bridge::{Bridge, Shared};
-use crate::builder::BridgeBuilder;
 use crate::cloudevents::{self, event_id, Incoming, Outgoing};
 use crate::codec::Codec;
 use crate::config::{ConfigError, ExportQueue};
 use crate::echo::Imported;
 use crate::error::BridgeError;
-use crate::export::{log_now, stop_requested};
-use crate::stats::bump;
+use crate::shared::Shared;
+use crate::stats::{bump, warn_counted};
+use crate::stop::Stop;
 use crate::subject::{check_event_type, default_stream_name};
 use crate::types::{decode_traced, type_id_of, DecodeFn, EncodeFn};
 
@@ -117,6 +116,58 @@ impl RetainedConfig {
         self.exports.is_empty() && self.imports.is_empty()
     }
 
+    /// Adds `T`, exported as retained under `event_type` (see
+    /// [`BridgeBuilder::export_retained`](crate::BridgeBuilder::export_retained)).
+    pub(crate) fn export<T: Event + Serialize, C: Codec>(
+        &mut self,
+        event_type: String,
+        codec: &Arc<C>,
+    ) {
+        if self.exports.iter().any(|e| e.type_id == TypeId::of::<T>()) {
+            self.problems.push(ConfigError::DuplicateExport {
+                rust_type: type_name::<T>(),
+            });
+        }
+        let codec = Arc::clone(codec);
+        self.exports.push(ExportEntry {
+            event_type,
+            rust_type: type_name::<T>(),
+            type_id: TypeId::of::<T>(),
+            encode: Box::new(move |event| match event.downcast_ref::<T>() {
+                Some(event) => codec.encode(event),
+                None => Err(crate::CodecError::new(format!(
+                    "expected a {}, got an event of type {:?}",
+                    type_name::<T>(),
+                    event.event_type()
+                ))),
+            }),
+        });
+        self.export_types = std::mem::take(&mut self.export_types).with::<T>();
+    }
+
+    /// Adds `T`, imported as retained under `event_type` (see
+    /// [`BridgeBuilder::import_retained`](crate::BridgeBuilder::import_retained)).
+    pub(crate) fn import<T: Event + DeserializeOwned, C: Codec>(
+        &mut self,
+        event_type: String,
+        codec: &Arc<C>,
+    ) {
+        if self.imports.iter().any(|i| i.event_type == event_type) {
+            self.problems.push(ConfigError::DuplicateImport {
+                event_type: event_type.clone(),
+            });
+        }
+        let codec = Arc::clone(codec);
+        self.imports.push(ImportEntry {
+            event_type,
+            rust_type: type_name::<T>(),
+            type_id: TypeId::of::<T>(),
+            decode: Box::new(move |bytes, trace| {
+                Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?))
+            }),
+        });
+    }
+
     /// The event types and Rust types configured, for the builder's checks.
     pub(crate) fn event_types(&self) -> impl Iterator<Item = (&'static str, &String)> {
         self.exports
@@ -171,128 +222,6 @@ impl RetainedConfig {
     }
 }
 
-impl<C: Codec> BridgeBuilder<C> {
-    /// Keeps the latest local event of Rust type `T` in NATS as the fleet's
-    /// current state of `event_type`, and sends every later one.
-    ///
-    /// Each local event of `T` is written, in bus order, to the key
-    /// `event_type` of the prefix's key-value bucket (`SB_RETAINED` for the
-    /// prefix `sb`: file storage,
-    /// [`JetStreamOptions::replicas`](crate::JetStreamOptions::replicas)),
-    /// which keeps only the latest; bridges that
-    /// [`import_retained`](Self::import_retained) it load it when they
-    /// connect and receive every later write. Several processes may export
-    /// the same type: the write the server stored last is the state, for
-    /// every process alike. Publish such events with
-    /// [`publish_retained`](switchboard::EventBus::publish_retained), so
-    /// that the local bus retains them too.
-    ///
-    /// `event_type` follows the rules of [`export`](Self::export), and must
-    /// also be a key-value key (dot-separated tokens of `A-Z a-z 0-9 - _ =
-    /// /`). A type is exported either retained or not
-    /// ([`ConfigError::DuplicateExport`] otherwise). Needs JetStream.
-    ///
-    /// ```
-    /// use std::time::SystemTime;
-    /// use serde::{Deserialize, Serialize};
-    /// use switchboard::{Event, EventBus};
-    /// use switchboard_nats::{Bridge, ConfigError, Delivery};
-    ///
-    /// #[derive(Event, Serialize, Deserialize)]
-    /// #[event(type = "routes.table")]
-    /// struct RouteTable { routes: Vec<String>, timestamp: SystemTime }
-    ///
-    /// let bus = EventBus::new();
-    /// let builder = Bridge::builder(&bus)
-    ///     .name("replica-a")
-    ///     .export_retained::<RouteTable>("routes.table")
-    ///     .import_retained::<RouteTable>("routes.table");
-    /// assert_eq!(builder.validate(), Ok(()));
-    ///
-    /// // A type is exported once: as retained state, or as events.
-    /// let error = Bridge::builder(&bus)
-    ///     .export_retained::<RouteTable>("routes.table")
-    ///     .export::<RouteTable>("routes.table", Delivery::AtLeastOnce)
-    ///     .validate()
-    ///     .unwrap_err();
-    /// assert!(matches!(error, ConfigError::DuplicateExport { .. }));
-    /// ```
-    #[must_use]
-    pub fn export_retained<T: Event + Serialize>(mut self, event_type: impl Into<String>) -> Self {
-        let retained = &mut self.retained;
-        if retained
-            .exports
-            .iter()
-            .any(|e| e.type_id == TypeId::of::<T>())
-        {
-            retained.problems.push(ConfigError::DuplicateExport {
-                rust_type: type_name::<T>(),
-            });
-        }
-        let codec = Arc::clone(&self.codec);
-        retained.exports.push(ExportEntry {
-            event_type: event_type.into(),
-            rust_type: type_name::<T>(),
-            type_id: TypeId::of::<T>(),
-            encode: Box::new(move |event| match event.downcast_ref::<T>() {
-                Some(event) => codec.encode(event),
-                None => Err(crate::CodecError::new(format!(
-                    "expected a {}, got an event of type {:?}",
-                    type_name::<T>(),
-                    event.event_type()
-                ))),
-            }),
-        });
-        retained.export_types = std::mem::take(&mut retained.export_types).with::<T>();
-        self
-    }
-
-    /// Loads the fleet's current state of `event_type` into the local bus's
-    /// retained store when the bridge connects, as `T`, then publishes each
-    /// later write of it, retained.
-    ///
-    /// `connect` returns once the latest value of each retained type the
-    /// bucket holds is published into the bus with
-    /// [`publish_retained_arc`](switchboard::EventBus::publish_retained_arc),
-    /// in the order the server stored them. On a bus not started yet they
-    /// wait in its pre-start buffer and are retained when
-    /// [`start`](switchboard::EventBus::start) replays it, before any later
-    /// event: a subscription made
-    /// [`with_retained`](switchboard::SubscribeOptions::with_retained) then
-    /// receives the fleet's state first, exactly once, then live events.
-    /// Writes made meanwhile come through the same ordered stream, so none
-    /// is lost or applied before an older one. A tombstone
-    /// ([`Bridge::clear_retained`] in any process) clears the local copy.
-    ///
-    /// A value that does not decode is counted
-    /// ([`RetainedCounts::undecodable`]) and skipped: the local copy stays
-    /// what it was. An event type is imported once, retained or not
-    /// ([`ConfigError::DuplicateImport`] otherwise). Needs JetStream.
-    #[must_use]
-    pub fn import_retained<T: Event + DeserializeOwned>(
-        mut self,
-        event_type: impl Into<String>,
-    ) -> Self {
-        let event_type = event_type.into();
-        let retained = &mut self.retained;
-        if retained.imports.iter().any(|i| i.event_type == event_type) {
-            retained.problems.push(ConfigError::DuplicateImport {
-                event_type: event_type.clone(),
-            });
-        }
-        let codec = Arc::clone(&self.codec);
-        retained.imports.push(ImportEntry {
-            event_type,
-            rust_type: type_name::<T>(),
-            type_id: TypeId::of::<T>(),
-            decode: Box::new(move |bytes, trace| {
-                Ok(Arc::new(decode_traced::<T, C>(&*codec, bytes, trace)?))
-            }),
-        });
-        self
-    }
-}
-
 /// The counters of one retained event type, exported, imported or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -311,7 +240,7 @@ pub struct RetainedCounts {
     /// queue had overflowed (events dropped by the bus, counted there), so
     /// that the bucket ends with the latest local state, not an older one.
     pub caught_up: u64,
-    /// Tombstones this bridge wrote ([`Bridge::clear_retained`]).
+    /// Tombstones this bridge wrote ([`Bridge::clear_retained`](crate::Bridge::clear_retained)).
     pub cleared_here: u64,
     /// Values published into the local bus at connect (the fleet's state).
     pub loaded: u64,
@@ -328,7 +257,7 @@ pub struct RetainedCounts {
     pub undecodable: u64,
 }
 
-/// The retained state's counters of a bridge: [`Bridge::retained_stats`].
+/// The retained state's counters of a bridge: [`Bridge::retained_stats`](crate::Bridge::retained_stats).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetainedStats {
@@ -563,7 +492,7 @@ pub(crate) async fn start(
     if config.is_empty() {
         return Ok(None);
     }
-    crate::bridge::check_jetstream(&shared.client).await?;
+    crate::jetstream::check(&shared.client).await?;
     let options = &shared.jetstream;
     let stream = options
         .stream
@@ -692,7 +621,7 @@ impl Task {
         match self {
             Task::Import(import) => {
                 let (importer, messages) = *import;
-                importer.run(messages, stopped).await;
+                importer.run(messages, Stop::new(stopped)).await;
             }
             Task::Export(subscription, requests) => {
                 Exporter {
@@ -700,7 +629,7 @@ impl Task {
                     retained,
                     seq: 0,
                 }
-                .run(subscription, requests, stopped)
+                .run(subscription, requests, Stop::new(stopped))
                 .await;
             }
         }
@@ -726,32 +655,32 @@ impl Exporter {
         mut self,
         mut subscription: Subscription,
         mut requests: mpsc::UnboundedReceiver<ClearRequest>,
-        mut stopped: watch::Receiver<bool>,
+        mut stop: Stop,
     ) {
         loop {
             tokio::select! {
                 biased;
-                () = stop_requested(&mut stopped) => break,
+                () = stop.requested() => break,
                 request = requests.recv() => {
                     let Some(request) = request else { break };
                     // Events published before the clear was asked for are
                     // in the queue already: written first.
                     while let Ok(event) = subscription.try_recv() {
-                        if !self.store(event, &mut stopped).await {
+                        if !self.store(event, &mut stop).await {
                             break;
                         }
                     }
-                    let result = self.clear(request.key, &mut stopped).await;
+                    let result = self.clear(request.key, &mut stop).await;
                     let _ = request.done.send(result);
                 }
                 event = subscription.next() => {
                     let Some(event) = event else { break };
-                    if !self.store(event, &mut stopped).await {
+                    if !self.store(event, &mut stop).await {
                         break;
                     }
                     if subscription.is_empty()
                         && subscription.take_missed() > 0
-                        && !self.catch_up(&mut stopped).await
+                        && !self.catch_up(&mut stop).await
                     {
                         break;
                     }
@@ -767,7 +696,7 @@ impl Exporter {
 
     /// Writes `event` to its key, retrying until it is stored; false if the
     /// bridge stopped first (the event is counted as abandoned).
-    async fn store(&mut self, event: Arc<dyn Event>, stopped: &mut watch::Receiver<bool>) -> bool {
+    async fn store(&mut self, event: Arc<dyn Event>, stop: &mut Stop) -> bool {
         let retained = Arc::clone(&self.retained);
         let Some(key) = retained.key_of_type(type_id_of(&*event)) else {
             return true;
@@ -827,12 +756,9 @@ impl Exporter {
                     .await
                     .map_err(async_nats::Error::from)
             };
-            let result = tokio::select! {
-                () = stop_requested(stopped) => {
-                    bump(&entry.counters.abandoned);
-                    return false;
-                }
-                result = sent => result,
+            let Some(result) = stop.or(sent).await else {
+                bump(&entry.counters.abandoned);
+                return false;
             };
             match result {
                 Ok(_) => {
@@ -840,7 +766,7 @@ impl Exporter {
                     return true;
                 }
                 Err(error) => {
-                    if !self.failed(entry, &error, attempt, stopped).await {
+                    if !self.failed(entry, &error, attempt, stop).await {
                         bump(&entry.counters.abandoned);
                         return false;
                     }
@@ -854,7 +780,7 @@ impl Exporter {
     /// the server was away), writes the bus's retained event of each
     /// exported type, which is the latest delivered: so the bucket does not
     /// keep an older state than the local one. False if the bridge stopped.
-    async fn catch_up(&mut self, stopped: &mut watch::Receiver<bool>) -> bool {
+    async fn catch_up(&mut self, stop: &mut Stop) -> bool {
         let retained = Arc::clone(&self.retained);
         for (key, entry) in retained.keys.iter().enumerate() {
             let Some((type_id, _)) = &entry.export else {
@@ -873,7 +799,7 @@ impl Exporter {
                 continue;
             }
             bump(&entry.counters.caught_up);
-            if !self.store(event, stopped).await {
+            if !self.store(event, stop).await {
                 return false;
             }
         }
@@ -887,20 +813,21 @@ impl Exporter {
         entry: &Key,
         error: &async_nats::Error,
         attempt: u32,
-        stopped: &mut watch::Receiver<bool>,
+        stop: &mut Stop,
     ) -> bool {
-        bump(&entry.counters.store_failed);
-        if log_now(entry.counters.store_failed.load(Ordering::Relaxed)) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                event_type = %entry.event_type,
-                %error,
-                "switchboard-nats: writing retained state failed; retrying"
-            );
-        }
-        tokio::select! {
-            () = stop_requested(stopped) => return false,
-            () = tokio::time::sleep(backoff(attempt)) => {}
+        warn_counted!(
+            &entry.counters.store_failed,
+            bridge = %self.shared.name,
+            event_type = %entry.event_type,
+            %error,
+            "switchboard-nats: writing retained state failed; retrying"
+        );
+        if stop
+            .or(tokio::time::sleep(backoff(attempt)))
+            .await
+            .is_none()
+        {
+            return false;
         }
         if let Err(error) = self.retained.reopen().await {
             tracing::debug!(%error, "switchboard-nats: the retained-state bucket is not available");
@@ -910,11 +837,7 @@ impl Exporter {
 
     /// Writes a tombstone for `key`, retrying until it is stored or the
     /// bridge stops.
-    async fn clear(
-        &self,
-        key: usize,
-        stopped: &mut watch::Receiver<bool>,
-    ) -> Result<(), async_nats::Error> {
+    async fn clear(&self, key: usize, stop: &mut Stop) -> Result<(), async_nats::Error> {
         let entry = &self.retained.keys[key];
         let mut attempt = 0;
         loop {
@@ -922,7 +845,7 @@ impl Exporter {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if attempt >= 4 || !self.failed(entry, &error, attempt, stopped).await {
+            if attempt >= 4 || !self.failed(entry, &error, attempt, stop).await {
                 return Err(error);
             }
             attempt += 1;
@@ -1081,16 +1004,14 @@ impl Importer {
 
     fn undecodable(&self, key: usize, why: &str) {
         let entry = &self.retained.keys[key];
-        bump(&entry.counters.undecodable);
-        if log_now(entry.counters.undecodable.load(Ordering::Relaxed)) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                event_type = %entry.event_type,
-                why,
-                "switchboard-nats: a retained value does not decode as the imported type; \
-                 skipped, the local copy is left as it was"
-            );
-        }
+        warn_counted!(
+            &entry.counters.undecodable,
+            bridge = %self.shared.name,
+            event_type = %entry.event_type,
+            why,
+            "switchboard-nats: a retained value does not decode as the imported type; \
+             skipped, the local copy is left as it was"
+        );
     }
 
     fn set_applied(&mut self, key: usize, applied: Applied) {
@@ -1208,13 +1129,13 @@ impl Importer {
         }
     }
 
-    async fn run(mut self, mut messages: Ordered, mut stopped: watch::Receiver<bool>) {
+    async fn run(mut self, mut messages: Ordered, mut stop: Stop) {
         let mut attempt = 0;
         loop {
             let waiting_for_start = !self.clear_at_start.is_empty();
             let next = tokio::select! {
                 biased;
-                () = stop_requested(&mut stopped) => return,
+                () = stop.requested() => return,
                 () = tokio::time::sleep(START_POLL), if waiting_for_start => {
                     self.settle();
                     continue;
@@ -1238,9 +1159,12 @@ impl Importer {
                     // Watch again until it works: the bucket may be gone
                     // (created again, empty) or the server away.
                     loop {
-                        tokio::select! {
-                            () = stop_requested(&mut stopped) => return,
-                            () = tokio::time::sleep(backoff(attempt)) => {}
+                        if stop
+                            .or(tokio::time::sleep(backoff(attempt)))
+                            .await
+                            .is_none()
+                        {
+                            return;
                         }
                         attempt += 1;
                         bump(&self.retained.watch_restarts);
@@ -1265,46 +1189,29 @@ impl Importer {
     }
 }
 
-impl Bridge {
-    /// Clears the retained state of `T` fleet-wide: writes a tombstone to
-    /// its key (a purge), so that importing bridges clear their local copy
-    /// (in the order the server stored it among the values), and bridges
-    /// connecting later load nothing for it.
-    ///
-    /// If this bridge exports `T` retained, the tombstone is written after
-    /// the local events of `T` published before this call. If it imports
-    /// `T` retained, its own local copy is cleared when the tombstone comes
-    /// back, in the server's order; if it does not, the local copy of `T`
-    /// is cleared once the tombstone is stored.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::NotRetained`] (as [`BridgeError::Config`]) if `T` is
-    /// neither exported nor imported retained, and the JetStream error if
-    /// the tombstone could not be stored.
-    pub async fn clear_retained<T: Event>(&self) -> Result<(), BridgeError> {
-        let not_retained = || {
-            BridgeError::Config(ConfigError::NotRetained {
-                rust_type: type_name::<T>(),
-            })
-        };
-        let retained = self.retained.as_ref().ok_or_else(not_retained)?;
-        let key = retained
-            .key_of_type(TypeId::of::<T>())
-            .ok_or_else(not_retained)?;
-        let entry = &retained.keys[key];
+impl Retained {
+    /// Writes a tombstone for the retained type `type_id` (see
+    /// [`Bridge::clear_retained`](crate::Bridge::clear_retained)); whether
+    /// the local copy is left for the caller to clear (the bridge does not
+    /// import the type, so no tombstone comes back to clear it).
+    pub(crate) async fn clear(
+        &self,
+        type_id: TypeId,
+        rust_type: &'static str,
+        source: &str,
+    ) -> Result<bool, BridgeError> {
+        let not_retained = || BridgeError::Config(ConfigError::NotRetained { rust_type });
+        let key = self.key_of_type(type_id).ok_or_else(not_retained)?;
+        let entry = &self.keys[key];
         let failed = |source| BridgeError::JetStream {
             what: format!(
                 "writing the tombstone of {} to bucket {}",
-                entry.event_type, retained.bucket_name
+                entry.event_type, self.bucket_name
             ),
             source,
         };
-        let exported = entry
-            .export
-            .as_ref()
-            .is_some_and(|(id, _)| *id == TypeId::of::<T>());
-        match (&retained.clears, exported) {
+        let exported = entry.export.as_ref().is_some_and(|(id, _)| *id == type_id);
+        match (&self.clears, exported) {
             (Some(clears), true) => {
                 let (done, result) = oneshot::channel();
                 clears
@@ -1315,39 +1222,9 @@ impl Bridge {
                     .map_err(|_| failed("the bridge has stopped".into()))?
                     .map_err(failed)?;
             }
-            _ => retained
-                .purge(key, &self.shared().name)
-                .await
-                .map_err(failed)?,
+            _ => self.purge(key, source).await.map_err(failed)?,
         }
-        if entry.import.is_none() {
-            self.shared().bus.clear_retained::<T>();
-        }
-        Ok(())
-    }
-
-    /// [`clear_retained`](Self::clear_retained) from plain threads.
-    ///
-    /// # Errors
-    ///
-    /// As [`clear_retained`](Self::clear_retained).
-    ///
-    /// # Panics
-    ///
-    /// Inside an async context; use `clear_retained` there.
-    pub fn clear_retained_blocking<T: Event>(&self) -> Result<(), BridgeError> {
-        self.handle().block_on(self.clear_retained::<T>())
-    }
-
-    /// The counters of the retained types
-    /// ([`export_retained`](BridgeBuilder::export_retained),
-    /// [`import_retained`](BridgeBuilder::import_retained)); empty if the
-    /// bridge has none.
-    pub fn retained_stats(&self) -> RetainedStats {
-        self.retained
-            .as_ref()
-            .map(|retained| retained.stats())
-            .unwrap_or_default()
+        Ok(entry.import.is_none())
     }
 }
 

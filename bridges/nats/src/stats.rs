@@ -20,6 +20,38 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+/// A count that [`warn_counted!`] adds one to: a shared counter, or a task's own.
+pub(crate) trait Tally {
+    /// Adds one; the count with it.
+    fn tally(self) -> u64;
+}
+
+impl Tally for &AtomicU64 {
+    fn tally(self) -> u64 {
+        self.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+impl Tally for &mut u64 {
+    fn tally(self) -> u64 {
+        *self += 1;
+        *self
+    }
+}
+
+/// Counts one more occurrence in `$counter` (a [`Tally`]) and logs it with
+/// `tracing::warn!($($warn)+)`, with the `count` so far, at the 1st, 2nd,
+/// 4th, 8th... occurrence: a flood logs a handful of lines, not one each.
+macro_rules! warn_counted {
+    ($counter:expr, $($warn:tt)+) => {{
+        let count = $crate::stats::Tally::tally($counter);
+        if count.is_power_of_two() {
+            tracing::warn!(count, $($warn)+);
+        }
+    }};
+}
+pub(crate) use warn_counted;
+
 /// Declares a snapshot struct of `u64` counters and its atomic twin.
 macro_rules! counters {
     (

@@ -4,6 +4,7 @@
 use std::any::{type_name, Any, TypeId};
 use std::sync::Arc;
 
+use async_nats::Subject;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use switchboard::{Event, Request, Response, TraceContext};
@@ -66,8 +67,12 @@ pub(crate) struct ExportType {
     pub event_type: String,
     pub rust_type: &'static str,
     pub type_id: TypeId,
+    /// `{prefix}.{event_type}`, set by the bridge's plan: the clone each
+    /// event takes shares it.
+    pub subject: Subject,
     pub delivery: Delivery,
-    /// `None`: the bridge's [`content_mode`](crate::BridgeBuilder::content_mode).
+    /// `None`: the bridge's [`content_mode`](crate::BridgeBuilder::content_mode),
+    /// until the plan sets it.
     pub mode: Option<ContentMode>,
     pub encode: EncodeFn,
     pub counters: ExportCounters,
@@ -83,6 +88,7 @@ impl ExportType {
             event_type,
             rust_type: type_name::<T>(),
             type_id: TypeId::of::<T>(),
+            subject: Subject::from_static(""),
             delivery,
             mode: None,
             encode: encoder::<T, C>(Arc::clone(codec)),
@@ -94,7 +100,7 @@ impl ExportType {
 /// An imported Rust type.
 pub(crate) struct ImportType {
     pub event_type: String,
-    /// `{prefix}.{event_type}`, set when the bridge starts.
+    /// `{prefix}.{event_type}`, set by the bridge's plan.
     pub subject: String,
     pub rust_type: &'static str,
     pub type_id: TypeId,

@@ -27,8 +27,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 
-use crate::export::Prepared;
-use crate::stats::bump;
+use crate::prepared::Prepared;
+use crate::stats::{bump, warn_counted};
 
 /// The first retry of a failed publish waits this long...
 const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -416,20 +416,17 @@ fn parse_reply(subject: &str, inbox: &str) -> Option<(u64, u64)> {
 /// Records a failed attempt of `slot`, which now waits for its retry.
 fn fail(bridge: &str, failed: &mut usize, slot: &mut Slot, failure: &Failure) {
     slot.state = State::Failed;
-    slot.failures += 1;
     *failed += 1;
     bump(&slot.prepared.entry.counters.retries);
-    if crate::export::log_now(slot.failures) {
-        tracing::warn!(
-            bridge = %bridge,
-            event_type = %slot.prepared.entry.event_type,
-            id = %slot.id,
-            failures = slot.failures,
-            error = %failure,
-            "switchboard-nats: at-least-once publish not acknowledged; retrying with the same \
-             message id (new events wait for the retry; the importer restores the order)"
-        );
-    }
+    warn_counted!(
+        &mut slot.failures,
+        bridge = %bridge,
+        event_type = %slot.prepared.entry.event_type,
+        id = %slot.id,
+        error = %failure,
+        "switchboard-nats: at-least-once publish not acknowledged; retrying with the same \
+         message id (new events wait for the retry; the importer restores the order)"
+    );
 }
 
 fn stored(bridge: &str, slot: &Slot, duplicate: bool) {

@@ -28,7 +28,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The bridge's README and the crate root, whose examples are mirrored here.
 const README: &str = include_str!("../README.md");
 const LIB_RS: &str = include_str!("../src/lib.rs");
-const BUILDER_RS: &str = include_str!("../src/builder.rs");
+const BRIDGE_RS: &str = include_str!("../src/bridge.rs");
 const REQUEST_RS: &str = include_str!("../src/request.rs");
 
 /// Fails unless every line of a mirror's configuration is still in its doc,
@@ -227,8 +227,8 @@ async fn the_crate_docs_examples_connect_and_their_events_cross() {
         ],
     );
     still_documented(
-        "src/builder.rs",
-        BUILDER_RS,
+        "src/bridge.rs",
+        BRIDGE_RS,
         &[
             ".name(\"replica-a\")",
             ".export::<RouteAdded>(\"route.added\", Delivery::AtMostOnce)",
@@ -262,7 +262,7 @@ async fn the_crate_docs_examples_connect_and_their_events_cross() {
     drop(a.shutdown().await);
     drop(server);
 
-    // builder.rs `connect`: an at-most-once export, received by an importer.
+    // bridge.rs `connect`: an at-most-once export, received by an importer.
     let server = NatsServer::start();
     let importer_bus = EventBus::new();
     let _importer = Bridge::builder(&importer_bus)
@@ -276,7 +276,7 @@ async fn the_crate_docs_examples_connect_and_their_events_cross() {
         .unwrap();
     importer_bus.start();
     let connect_example = async {
-        // Mirrors bridges/nats/src/builder.rs, `BridgeBuilder::connect`.
+        // Mirrors bridges/nats/src/bridge.rs, `BridgeBuilder::connect`.
         let bus = EventBus::new();
         let bridge = Bridge::builder(&bus)
             .name("replica-a")
@@ -350,7 +350,7 @@ async fn the_crate_docs_examples_connect_and_their_events_cross() {
 
     println!(
         "PROMISE docs crate: lib.rs example connected (at-least-once export+import of one type) \
-         and its event crossed (imported {}); builder.rs connect example's at-most-once event \
+         and its event crossed (imported {}); bridge.rs connect example's at-most-once event \
          crossed; request.rs example answered by {} of 2 responders; dead_letter.rs has no \
          example",
         lib_rs_stats.import("route.added").unwrap().imported,

@@ -32,13 +32,13 @@ use switchboard::{Completed, Completion, Event};
 use tokio::sync::watch;
 use tokio::time::Interval;
 
+use super::check::{process, route, Memory, Route, Verdict};
 use super::pending::{Identity, InBus, Pending};
-use super::{process, route, Memory, Route, Verdict};
-use crate::bridge::Shared;
 use crate::dead_letter::{header_block, parse_header_block, Letter};
-use crate::export::{log_now, stop_requested};
 use crate::jetstream::{Consumer, Forgotten};
-use crate::stats::{add, bump};
+use crate::shared::Shared;
+use crate::stats::{add, bump, warn_counted};
+use crate::stop::Stop;
 use crate::types::ImportType;
 
 /// Consecutive errors of the consumer's message stream after which the
@@ -130,7 +130,8 @@ struct Importer {
     pending: Pending,
     /// When held and pending messages are marked in progress.
     ticker: Interval,
-    stopped: watch::Receiver<bool>,
+    /// The stop, for the waits of a publish.
+    stop: Stop,
     /// The bridge stops: nothing more goes into the bus.
     stopping: bool,
 }
@@ -177,14 +178,12 @@ impl Importer {
                 }
             }
             Route::OutsidePrefix => {
-                bump(&shared.unrouted.outside_prefix);
-                if log_now(shared.unrouted.outside_prefix.load(Ordering::Relaxed)) {
-                    tracing::warn!(
-                        bridge = %shared.name,
-                        subject = %truncated(message.subject),
-                        "switchboard-nats: skipped a stream message outside the bridge's prefix"
-                    );
-                }
+                warn_counted!(
+                    &shared.unrouted.outside_prefix,
+                    bridge = %shared.name,
+                    subject = %truncated(message.subject),
+                    "switchboard-nats: skipped a stream message outside the bridge's prefix"
+                );
                 Outcome::Done
             }
             Route::NotImported => {
@@ -218,7 +217,7 @@ impl Importer {
         loop {
             tokio::select! {
                 biased;
-                () = stop_requested(&mut self.stopped) => {
+                () = self.stop.requested() => {
                     self.stopping = true;
                     return None;
                 }
@@ -419,21 +418,18 @@ impl Importer {
             self.consumer.handled.insert(sequence);
             return;
         }
-        let counters = &in_bus.entry.counters;
-        bump(&counters.abandoned);
         if let Some(recent) = self.memory.recent.as_mut() {
             recent.remove(&in_bus.identity.source, &in_bus.identity.id);
         }
-        if log_now(counters.abandoned.load(Ordering::Relaxed)) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                event_type = %in_bus.entry.event_type,
-                stream_sequence = sequence,
-                abandoned = completed.abandoned(),
-                "switchboard-nats: local subscribers abandoned an imported event (rejected, or \
-                 dropped unread); its message comes again"
-            );
-        }
+        warn_counted!(
+            &in_bus.entry.counters.abandoned,
+            bridge = %self.shared.name,
+            event_type = %in_bus.entry.event_type,
+            stream_sequence = sequence,
+            abandoned = completed.abandoned(),
+            "switchboard-nats: local subscribers abandoned an imported event (rejected, or \
+             dropped unread); its message comes again"
+        );
         match &in_bus.message {
             Some(message) => self.turn_back(message).await,
             // Read back after the server gave up on it: nothing delivers it again.
@@ -456,15 +452,13 @@ impl Importer {
                 Route::To(entry) => &entry.counters.ack_failed,
                 _ => &self.shared.consumer_counters.ack_failed,
             };
-            bump(counter);
-            if log_now(counter.load(Ordering::Relaxed)) {
-                tracing::warn!(
-                    bridge = %self.shared.name,
-                    %error,
-                    "switchboard-nats: could not acknowledge a message; it will be redelivered \
-                     (and skipped as a duplicate if its event was imported)"
-                );
-            }
+            warn_counted!(
+                counter,
+                bridge = %self.shared.name,
+                %error,
+                "switchboard-nats: could not acknowledge a message; it will be redelivered \
+                 (and skipped as a duplicate if its event was imported)"
+            );
         }
     }
 
@@ -489,16 +483,14 @@ impl Importer {
         let raw = match get_message(&shared, self.consumer.spec.name(), stream_sequence).await {
             Ok(raw) => raw,
             Err(error) => {
-                bump(&shared.consumer_counters.lost);
-                if log_now(shared.consumer_counters.lost.load(Ordering::Relaxed)) {
-                    tracing::warn!(
-                        bridge = %shared.name,
-                        stream_sequence,
-                        %error,
-                        "switchboard-nats: the server gave up delivering a message and it could \
-                         not be read back; it is lost to this importer (counted)"
-                    );
-                }
+                warn_counted!(
+                    &shared.consumer_counters.lost,
+                    bridge = %shared.name,
+                    stream_sequence,
+                    %error,
+                    "switchboard-nats: the server gave up delivering a message and it could \
+                     not be read back; it is lost to this importer (counted)"
+                );
                 return;
             }
         };
@@ -650,14 +642,12 @@ impl Importer {
     /// Counts an error of the message stream; whether to look for the
     /// consumer again.
     fn failed(&mut self, error: &dyn std::fmt::Display, gone: bool) -> bool {
-        self.failures += 1;
-        if log_now(self.failures) {
-            tracing::warn!(
-                bridge = %self.shared.name,
-                %error,
-                "switchboard-nats: the durable consumer reported an error"
-            );
-        }
+        warn_counted!(
+            &mut self.failures,
+            bridge = %self.shared.name,
+            %error,
+            "switchboard-nats: the durable consumer reported an error"
+        );
         gone || self.failures >= ERRORS_BEFORE_RECOVERY
     }
 }
@@ -755,7 +745,7 @@ pub(crate) async fn run_jetstream(
     consumer: Consumer,
     reconnect: Reconnect,
     mut advisories: Subscriber,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     let max_held = usize::try_from(shared.jetstream.max_ack_pending / 2)
         .unwrap_or(usize::MAX)
@@ -771,12 +761,11 @@ pub(crate) async fn run_jetstream(
         held: Vec::new(),
         max_held,
         pending: Pending::default(),
-        stopped: stopped.clone(),
+        stop: Stop::new(stopped.clone()),
         stopping: false,
     };
-    // One wait for the stop for the whole loop: a new one per message costs
-    // more than the rest of the select.
-    let mut stop = std::pin::pin!(stop_requested(&mut stopped));
+    // The loop's own wait: the importer's is borrowed by its publishes.
+    let mut stop = Stop::new(stopped);
     loop {
         // Every wait on the server races the stop signal: with the server
         // gone, these calls wait for a reconnect that may never come.
@@ -785,16 +774,14 @@ pub(crate) async fn run_jetstream(
             .statistics()
             .connects
             .load(Ordering::Relaxed);
-        let messages = tokio::select! {
-            biased;
-            () = &mut stop => return,
-            messages = importer.consumer.consumer.messages() => messages,
+        let Some(messages) = stop.or(importer.consumer.consumer.messages()).await else {
+            return;
         };
         match messages {
             Ok(mut messages) => loop {
                 tokio::select! {
                     biased;
-                    () = &mut stop => return,
+                    () = stop.requested() => return,
                     _ = importer.ticker.tick() => if !importer.tick().await {
                         break;
                     },
@@ -824,15 +811,14 @@ pub(crate) async fn run_jetstream(
                 importer.failed(&error, true);
             }
         }
-        tokio::select! {
-            biased;
-            () = &mut stop => return,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        if stop
+            .or(tokio::time::sleep(Duration::from_millis(500)))
+            .await
+            .is_none()
+            || stop.or(importer.recover()).await.is_none()
+        {
+            return;
         }
-        tokio::select! {
-            biased;
-            () = &mut stop => return,
-            () = importer.recover() => importer.failures = 0,
-        }
+        importer.failures = 0;
     }
 }
