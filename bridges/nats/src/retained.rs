@@ -30,7 +30,7 @@
 //! Only stream and consumer settings that nats-server 2.9 knows are used.
 
 use std::any::{type_name, TypeId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,9 +64,6 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest wait between two attempts to store a value or to watch the
 /// bucket again.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
-/// How often the importer looks whether the bus started, while a tombstone
-/// waits for it (see [`Importer::settle`]).
-const START_POLL: Duration = Duration::from_millis(20);
 /// The header of a key-value tombstone.
 const KV_OPERATION: &str = "KV-Operation";
 
@@ -872,9 +869,6 @@ pub(crate) struct Importer {
     state: HashMap<usize, (u64, Option<Applied>)>,
     /// When the stream the revisions belong to was created.
     stream_created: Option<time::OffsetDateTime>,
-    /// Keys cleared while the bus was buffering, to clear again once it
-    /// runs (the core retains buffered events at the replay).
-    clear_at_start: HashSet<usize>,
 }
 
 impl Importer {
@@ -884,7 +878,6 @@ impl Importer {
             retained,
             state: HashMap::new(),
             stream_created: None,
-            clear_at_start: HashSet::new(),
         }
     }
 
@@ -1021,7 +1014,6 @@ impl Importer {
     /// Publishes `event` into the bus, retained, as an import.
     fn publish(&mut self, key: usize, event: Arc<dyn Event>) {
         self.retained.imported.insert(&event);
-        self.clear_at_start.remove(&key);
         self.shared.bus.publish_retained_arc(Arc::clone(&event));
         self.set_applied(key, Applied::Value(event));
     }
@@ -1054,12 +1046,11 @@ impl Importer {
         let counters = &retained.keys[key].counters;
         match (value, own) {
             (None, _) => {
+                // Also before `start`: the bus then forgets a value buffered
+                // for the replay too.
                 self.shared
                     .bus
                     .clear_retained_by_type(&self.retained.keys[key].event_type);
-                if !self.shared.bus.is_running() {
-                    self.clear_at_start.insert(key);
-                }
                 self.set_applied(key, Applied::Cleared);
                 bump(&counters.cleared);
             }
@@ -1115,34 +1106,12 @@ impl Importer {
         )
     }
 
-    /// Clears again, once the bus runs, the keys cleared while it was
-    /// buffering: `clear_retained` does not reach events still in the
-    /// pre-start buffer, which the replay retains.
-    fn settle(&mut self) {
-        if self.clear_at_start.is_empty() || !self.shared.bus.is_running() {
-            return;
-        }
-        for key in std::mem::take(&mut self.clear_at_start) {
-            self.shared
-                .bus
-                .clear_retained_by_type(&self.retained.keys[key].event_type);
-        }
-    }
-
     async fn run(mut self, mut messages: Ordered, mut stop: Stop) {
         let mut attempt = 0;
         loop {
-            let waiting_for_start = !self.clear_at_start.is_empty();
-            let next = tokio::select! {
-                biased;
-                () = stop.requested() => return,
-                () = tokio::time::sleep(START_POLL), if waiting_for_start => {
-                    self.settle();
-                    continue;
-                }
-                next = messages.next() => next,
+            let Some(next) = stop.next(&mut messages).await else {
+                return;
             };
-            self.settle();
             match next {
                 Some(Ok(message)) => {
                     attempt = 0;
