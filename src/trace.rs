@@ -337,6 +337,8 @@ mod tests {
             (&format!("{GOOD}-"), Traceparent), // more fields at 00
             (&GOOD.replace("4bf9", "4BF9"), Traceparent), // uppercase
             (&GOOD.replacen('-', "_", 1), Traceparent), // separator
+            (&format!("{}_{}", &GOOD[..35], &GOOD[36..]), Traceparent), // second
+            (&format!("{}_{}", &GOOD[..52], &GOOD[53..]), Traceparent), // third
             (&GOOD.replace("4bf9", "4bg9"), Traceparent), // not hex
             (&GOOD.replacen("00", "ff", 1), Traceparent), // version ff
             (&GOOD.replace("-01", "-0x"), Traceparent), // flags
