@@ -75,8 +75,8 @@ impl Run {
         let data = match (entry.encode)(&**event) {
             Ok(data) => data,
             Err(error) => {
-                bump(&counters.encode_failed);
-                tracing::warn!(
+                warn_counted!(
+                    &counters.encode_failed,
                     bridge = %shared.name,
                     event_type = %entry.event_type,
                     %error,
@@ -176,12 +176,13 @@ pub(crate) async fn run_core(
                 run.sent(&prepared.entry);
             }
             Err(error) => {
-                if error.kind() == CorePublishErrorKind::MaxPayloadExceeded {
-                    bump(&counters.oversized);
+                let counter = if error.kind() == CorePublishErrorKind::MaxPayloadExceeded {
+                    &counters.oversized
                 } else {
-                    bump(&counters.failed);
-                }
-                tracing::warn!(
+                    &counters.failed
+                };
+                warn_counted!(
+                    counter,
                     bridge = %shared.name,
                     event_type = %prepared.entry.event_type,
                     %error,

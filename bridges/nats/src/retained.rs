@@ -709,8 +709,8 @@ impl Exporter {
         let payload = match encode(&*event) {
             Ok(payload) => Bytes::from(payload),
             Err(error) => {
-                bump(&entry.counters.not_stored);
-                tracing::warn!(
+                warn_counted!(
+                    &entry.counters.not_stored,
                     bridge = %self.shared.name,
                     event_type = %entry.event_type,
                     %error,

@@ -75,8 +75,8 @@ async fn reject(
     {
         Ok(()) => bump(&shared.requests.rejections_sent),
         Err(error) => {
-            bump(&shared.requests.replies_failed);
-            tracing::warn!(
+            warn_counted!(
+                &shared.requests.replies_failed,
                 bridge = %shared.name,
                 %error,
                 "switchboard-nats: could not tell a requester its request was rejected"
@@ -212,8 +212,8 @@ pub(crate) async fn run_replies(
         let payload = match (entry.encode_response)(&*response) {
             Ok(payload) => Bytes::from(payload),
             Err(error) => {
-                bump(&shared.requests.replies_failed);
-                tracing::warn!(
+                warn_counted!(
+                    &shared.requests.replies_failed,
                     bridge = %shared.name,
                     response_type = entry.response_rust_type,
                     %error,
@@ -241,8 +241,8 @@ pub(crate) async fn run_replies(
             {
                 Ok(()) => bump(&shared.requests.replies_sent),
                 Err(error) => {
-                    bump(&shared.requests.replies_failed);
-                    tracing::warn!(
+                    warn_counted!(
+                        &shared.requests.replies_failed,
                         bridge = %shared.name,
                         %error,
                         "switchboard-nats: could not send a response back"

@@ -20,32 +20,50 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-/// A count that [`warn_counted!`] adds one to: a shared counter, or a task's own.
+/// A count that [`warn_counted!`] adds to: a shared counter or a task's own
+/// (one more), or a shared counter and how many more (`(&counter, n)`).
 pub(crate) trait Tally {
-    /// Adds one; the count with it.
-    fn tally(self) -> u64;
+    /// Adds to the count; the count before and after.
+    fn tally(self) -> (u64, u64);
 }
 
 impl Tally for &AtomicU64 {
-    fn tally(self) -> u64 {
-        self.fetch_add(1, Ordering::Relaxed) + 1
+    fn tally(self) -> (u64, u64) {
+        (self, 1).tally()
+    }
+}
+
+impl Tally for (&AtomicU64, u64) {
+    fn tally(self) -> (u64, u64) {
+        let (counter, n) = self;
+        let before = counter.fetch_add(n, Ordering::Relaxed);
+        (before, before.saturating_add(n))
     }
 }
 
 impl Tally for &mut u64 {
-    fn tally(self) -> u64 {
+    fn tally(self) -> (u64, u64) {
+        let before = *self;
         *self += 1;
-        *self
+        (before, *self)
     }
 }
 
-/// Counts one more occurrence in `$counter` (a [`Tally`]) and logs it with
-/// `tracing::warn!($($warn)+)`, with the `count` so far, at the 1st, 2nd,
-/// 4th, 8th... occurrence: a flood logs a handful of lines, not one each.
+/// Whether a count going from `before` to `after` reached a power of two
+/// (the 1st, 2nd, 4th, 8th... occurrence, when counting one at a time).
+pub(crate) fn reached_a_power_of_two(before: u64, after: u64) -> bool {
+    before.leading_zeros() > after.leading_zeros()
+}
+
+/// Counts in `$counter` (a [`Tally`]) and logs it with
+/// `tracing::warn!($($warn)+)`, with the `count` so far, each time the count
+/// reaches a power of two (the 1st, 2nd, 4th, 8th... occurrence): whatever
+/// a peer sends, a flood logs a handful of lines, not one each. Every site
+/// that counts something gone wrong and logs it goes through here.
 macro_rules! warn_counted {
     ($counter:expr, $($warn:tt)+) => {{
-        let count = $crate::stats::Tally::tally($counter);
-        if count.is_power_of_two() {
+        let (before, count) = $crate::stats::Tally::tally($counter);
+        if $crate::stats::reached_a_power_of_two(before, count) {
             tracing::warn!(count, $($warn)+);
         }
     }};
@@ -583,5 +601,47 @@ impl fmt::Display for BridgeStats {
             d.ack_failed,
             d.client_rebuilt
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counts at which a run of additions logs.
+    fn logged_at(additions: &[u64]) -> Vec<u64> {
+        let counter = AtomicU64::new(0);
+        additions
+            .iter()
+            .filter_map(|&n| {
+                let (before, after) = (&counter, n).tally();
+                reached_a_power_of_two(before, after).then_some(after)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_at_a_time_logs_at_each_power_of_two() {
+        assert_eq!(
+            logged_at(&[1; 1000]),
+            [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
+        );
+        let mut own = 0;
+        let logged: Vec<u64> = (0..9)
+            .filter_map(|_| {
+                let (before, after) = (&mut own).tally();
+                reached_a_power_of_two(before, after).then_some(after)
+            })
+            .collect();
+        assert_eq!(logged, [1, 2, 4, 8]);
+    }
+
+    #[test]
+    fn several_at_once_log_when_the_count_passes_a_power_of_two() {
+        // 5 passes 1, 2 and 4 at once: one line; 6 none; 9 passes 8; 1009 passes 16..512.
+        assert_eq!(logged_at(&[5, 1, 3, 1000, 0]), [5, 9, 1009]);
+        assert_eq!(logged_at(&[0]), [0; 0], "nothing counted, nothing logged");
+        let counter = AtomicU64::new(u64::MAX - 1);
+        assert_eq!((&counter, 1).tally(), (u64::MAX - 1, u64::MAX));
     }
 }

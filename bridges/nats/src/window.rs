@@ -446,8 +446,8 @@ fn stored(bridge: &str, slot: &Slot, duplicate: bool) {
 }
 
 fn oversized(bridge: &str, prepared: &Prepared, error: &dyn fmt::Display) {
-    bump(&prepared.entry.counters.oversized);
-    tracing::warn!(
+    warn_counted!(
+        &prepared.entry.counters.oversized,
         bridge = %bridge,
         event_type = %prepared.entry.event_type,
         %error,

@@ -14,7 +14,7 @@ use crate::cloudevents::Incoming;
 use crate::config::Delivery;
 use crate::order::{Admit, RecentIds, Runs};
 use crate::shared::Shared;
-use crate::stats::{add, bump, warn_counted};
+use crate::stats::{bump, warn_counted};
 use crate::structured;
 use crate::subject;
 use crate::types::ImportType;
@@ -237,8 +237,8 @@ fn admit(
     match memory.runs.admit(run, seq, Instant::now(), may_hold) {
         Admit::InOrder => {}
         Admit::AfterGap { missed } => {
-            add(&counters.missed, missed);
-            tracing::warn!(
+            warn_counted!(
+                (&counters.missed, missed),
                 bridge = %shared.name,
                 event_type = %entry.event_type,
                 source,

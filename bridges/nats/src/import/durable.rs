@@ -281,8 +281,8 @@ impl Importer {
         };
         match shared.dead_letters.store(&letter).await {
             Ok(()) => {
-                bump(counter);
-                tracing::warn!(
+                warn_counted!(
+                    counter,
                     bridge = %shared.name,
                     stream_sequence = message.stream_sequence,
                     "switchboard-nats: a stream message went to the dead letters: {reason}"
@@ -290,8 +290,8 @@ impl Importer {
                 Ok(())
             }
             Err(error) => {
-                bump(&shared.consumer_counters.dead_letter_failed);
-                tracing::warn!(
+                warn_counted!(
+                    &shared.consumer_counters.dead_letter_failed,
                     bridge = %shared.name,
                     stream_sequence = message.stream_sequence,
                     %error,
