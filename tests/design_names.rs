@@ -11,14 +11,18 @@
 //!   names checked, outside argument lists and generics: the name must
 //!   appear in the workspace's code (Rust sources with their comments
 //!   removed, `Cargo.toml` files, `.ci/run`). A name only a comment still
-//!   mentions has gone from the code, so it counts as gone.
+//!   mentions has gone from the code, so it counts as gone. And where a
+//!   name follows a type the workspace defines (`EventBus::publish`,
+//!   `DropReason::PreStartOverflow`), the type must have it: a field,
+//!   variant, method, constant or associated type of its definition, its
+//!   `impl` blocks or (a trait) its body.
 //! - Names from outside the workspace that the code never writes are listed
 //!   in [`OUTSIDE`], each with why; the first column of a table headed by
 //!   the Go original (its method-to-call map) is the Go side and not checked.
 //! - Anything else (prose in backticks, subjects such as `{prefix}.>`,
 //!   header names such as `ce-id`, snippets with spaces) is not checked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +32,13 @@ const OUTSIDE: &[&str] = &[
     "CoalescibleEvent",
     // The NATS server's name of async-nats' `DeliverPolicy::LastPerSubject`.
     "DeliverLastPerSubject",
+    // std's, which only the benchmarks' peer (in NOT_OURS) uses.
+    "RwLock",
 ];
+
+/// Files whose names are not the workspace's own: the benchmarks' hand-rolled
+/// `RwLock` peer keeps the method names switchboard had (`subscribe_lossy`).
+const NOT_OURS: &[&str] = &["benches/support/rwlock_port.rs"];
 
 /// Files of the Go origin, named where the design compares.
 const OUTSIDE_FILE_EXTENSIONS: &[&str] = &["go"];
@@ -56,10 +66,14 @@ fn a_renamed_method_a_moved_file_and_a_comment_only_name_are_caught() {
     let gone_method = concat!("publish_many", "_at_once");
     let gone_file = concat!("core/tele", "port.rs");
     let gone_field = concat!("no_such", "_field");
+    // A name the workspace has, but not on this type.
     let design = format!(
         "Publish with `EventBus::publish_arc`, which `core/delivery.rs` \
          serves; the old `EventBus::{gone_method}` and `{gone_file}` are \
-         gone, `stats().requests.{gone_field}` never was. `{{prefix}}.>` \
+         gone, `stats().requests.{gone_field}` never was, nor \
+         `EventBus::try_recv` (a `Subscription`'s) or \
+         `DropReason::Lagging`, while `Subscription::try_recv`, \
+         `Event::trace_context` and `DropReason::PreStartOverflow` are. `{{prefix}}.>` \
          and `ce-id` are not Rust, `types.go` is the Go origin's.\n\n\
          | Go original | switchboard |\n|---|---|\n\
          | `NewEventBus(capacity)` | `EventBus::new()`, `EventBus::{gone_method}` |\n"
@@ -70,6 +84,8 @@ fn a_renamed_method_a_moved_file_and_a_comment_only_name_are_caught() {
             format!("`EventBus::{gone_method}`: {gone_method}"),
             format!("`{gone_file}`: no such file"),
             format!("`stats().requests.{gone_field}`: {gone_field}"),
+            "`EventBus::try_recv`: EventBus::try_recv".to_string(),
+            "`DropReason::Lagging`: DropReason::Lagging".to_string(),
             format!("`EventBus::{gone_method}`: {gone_method}"),
         ]
     );
@@ -81,10 +97,12 @@ fn a_renamed_method_a_moved_file_and_a_comment_only_name_are_caught() {
     );
 }
 
-/// What the workspace has: its files and the words of its code.
+/// What the workspace has: its files, the words of its code, and the
+/// members of each type it defines.
 struct Workspace {
     files: Vec<String>,
     words: BTreeSet<String>,
+    members: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Workspace {
@@ -92,15 +110,25 @@ impl Workspace {
         let mut files = Vec::new();
         collect_files(root, root, &mut files);
         let mut words = BTreeSet::new();
-        for file in &files {
+        let mut members = BTreeMap::new();
+        for file in files
+            .iter()
+            .filter(|file| !NOT_OURS.contains(&file.as_str()))
+        {
             let text = || fs::read_to_string(root.join(file)).unwrap_or_default();
             if file.ends_with(".rs") {
-                words.extend(words_of(&without_comments(&text())));
+                let code = without_comments(&text());
+                words.extend(words_of(&code));
+                collect_members(&tokens(&code), &mut members);
             } else if file.ends_with("Cargo.toml") || file == ".ci/run" {
                 words.extend(words_of(&text()));
             }
         }
-        Workspace { files, words }
+        Workspace {
+            files,
+            words,
+            members,
+        }
     }
 
     /// Each inline code span of `markdown` that names what does not exist,
@@ -114,10 +142,22 @@ impl Workspace {
                 }
                 vec!["no such file".to_string()]
             } else if let Some(names) = rust_names(span) {
-                names
-                    .into_iter()
-                    .filter(|name| !self.words.contains(name) && !OUTSIDE.contains(&name.as_str()))
-                    .collect()
+                let mut gone: Vec<String> = names
+                    .iter()
+                    .filter(|name| !self.words.contains(*name) && !OUTSIDE.contains(&name.as_str()))
+                    .cloned()
+                    .collect();
+                for pair in names.windows(2) {
+                    let (owner, member) = (&pair[0], &pair[1]);
+                    let lacks = self
+                        .members
+                        .get(owner)
+                        .is_some_and(|members| !members.contains(member));
+                    if lacks && !gone.contains(member) {
+                        gone.push(format!("{owner}::{member}"));
+                    }
+                }
+                gone
             } else {
                 continue;
             };
@@ -323,6 +363,119 @@ fn without_comments(source: &str) -> String {
         }
     }
     out
+}
+
+/// The tokens of `code` (comments removed): identifiers, string literals
+/// (one token each) and single punctuation characters.
+fn tokens(code: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    let mut rest = code;
+    while let Some(c) = rest.chars().next() {
+        let len = if c.is_ascii_alphanumeric() || c == '_' {
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len())
+        } else if c == '"' {
+            let mut end = 1;
+            let bytes = rest.as_bytes();
+            while end < bytes.len() && bytes[end] != b'"' {
+                end += if bytes[end] == b'\\' { 2 } else { 1 };
+            }
+            (end + 1).min(rest.len())
+        } else {
+            c.len_utf8()
+        };
+        if !c.is_whitespace() {
+            tokens.push(&rest[..len]);
+        }
+        rest = &rest[len..];
+    }
+    tokens
+}
+
+/// Adds, for each type `tokens` define or implement, its members: a
+/// struct's fields, an enum's variants, a trait's items, an `impl` block's
+/// functions, constants and types.
+fn collect_members(tokens: &[&str], members: &mut BTreeMap<String, BTreeSet<String>>) {
+    let identifier = |t: &str| t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
+    let mut i = 0;
+    while i < tokens.len() {
+        let keyword = tokens[i];
+        i += 1;
+        let owner = match keyword {
+            "struct" | "enum" | "union" | "trait" => match tokens.get(i) {
+                Some(name) if identifier(name) => name.to_string(),
+                _ => continue,
+            },
+            "impl" => match impl_target(&tokens[i..]) {
+                Some(name) => name.to_string(),
+                None => continue,
+            },
+            _ => continue,
+        };
+        // The body: from the first `{` before any `;` (a unit or tuple
+        // struct, an `impl Trait` in a type, has none).
+        let Some(open) = tokens[i..].iter().position(|t| *t == "{" || *t == ";") else {
+            continue;
+        };
+        if tokens[i + open] != "{" {
+            continue;
+        }
+        let body_start = i + open + 1;
+        let mut depth = 1;
+        let mut j = body_start;
+        let names = members.entry(owner).or_default();
+        while j < tokens.len() && depth > 0 {
+            match tokens[j] {
+                "{" | "(" | "[" => depth += 1,
+                "}" | ")" | "]" => depth -= 1,
+                "fn" | "const" | "type" if depth == 1 => {
+                    if let Some(name) = tokens.get(j + 1).filter(|t| identifier(t)) {
+                        names.insert(name.to_string());
+                    }
+                }
+                // A field (`name: T`) or a variant (`Name`, `Name(..)`,
+                // `Name { .. }`) at the body's top level.
+                name if depth == 1 && identifier(name) => {
+                    let before = tokens[j - 1];
+                    let after = tokens.get(j + 1).copied().unwrap_or("");
+                    let field = after == ":" && tokens.get(j + 2) != Some(&":");
+                    let variant = keyword == "enum"
+                        && (before == "{" || before == "," || before == "]")
+                        && matches!(after, "," | "(" | "{" | "}" | "=");
+                    if field || variant {
+                        names.insert(name.to_string());
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        i = j;
+    }
+}
+
+/// The type an `impl` header names (`impl<T> Trait for path::Type<T> where
+/// .. {`): its last path segment, outside generics.
+fn impl_target<'a>(header: &[&'a str]) -> Option<&'a str> {
+    let mut depth = 0usize;
+    let mut target = None;
+    for token in header {
+        match *token {
+            "<" => depth += 1,
+            ">" => depth = depth.saturating_sub(1),
+            "{" | ";" | "where" if depth == 0 => return target,
+            "for" if depth == 0 => target = None,
+            name if depth == 0
+                && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name != "dyn"
+                && name != "mut" =>
+            {
+                target = Some(name);
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Whether the byte before `at` continues an identifier (so an `r` there is

@@ -446,7 +446,7 @@ impl BusCore {
             .give_up_waiting(&self.delivery, key, event, reason);
     }
 
-    /// Counts a waiting publish in `published_events`.
+    /// Counts a waiting publish in `BusStats::published`.
     pub(crate) fn count_published(&self) {
         self.published.add_one();
     }
