@@ -150,6 +150,17 @@ impl<C: Codec> BridgeBuilder<C> {
                 rust_type: entry.rust_type,
             });
         }
+        // One subject, one delivery: a stream capturing it for the
+        // at-least-once type would store the at-most-once one's events too.
+        if self
+            .exports
+            .iter()
+            .any(|e| e.event_type == entry.event_type && e.delivery != entry.delivery)
+        {
+            self.problems.push(ConfigError::MixedDelivery {
+                event_type: entry.event_type.clone(),
+            });
+        }
         let types = match delivery {
             Delivery::AtMostOnce => &mut self.at_most_once_types,
             Delivery::AtLeastOnce => &mut self.at_least_once_types,

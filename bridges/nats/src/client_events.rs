@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event, ServerError};
 
-use crate::stats::{bump, ClientCounters};
+use crate::stats::{warn_counted, ClientCounters};
 
 /// What the event callback of one client records.
 #[derive(Default)]
@@ -97,8 +97,8 @@ fn record(name: &str, role: &str, events: &ClientEvents, event: &Event) {
              unavailable) and at-least-once exports retried until the client reconnects"
         ),
         Event::SlowConsumer(sid) => {
-            bump(&counters.slow_consumer);
-            tracing::warn!(
+            warn_counted!(
+                &counters.slow_consumer,
                 bridge = name,
                 role,
                 sid,
@@ -107,11 +107,16 @@ fn record(name: &str, role: &str, events: &ClientEvents, event: &Event) {
             );
         }
         Event::ServerError(error) => {
-            bump(&counters.server_errors);
             if *error == ServerError::AuthorizationViolation {
                 events.set_last_error(error.to_string());
             }
-            tracing::warn!(bridge = name, role, %error, "switchboard-nats: server error");
+            warn_counted!(
+                &counters.server_errors,
+                bridge = name,
+                role,
+                %error,
+                "switchboard-nats: server error"
+            );
         }
         // Client errors repeat on every reconnect attempt: the disconnect was logged already.
         Event::ClientError(error) => {

@@ -362,6 +362,12 @@ pub enum ConfigError {
         /// The Rust type.
         rust_type: &'static str,
     },
+    /// An event type is exported both at-most-once and at-least-once (by two
+    /// Rust types): its subject can have one delivery only.
+    MixedDelivery {
+        /// The event type.
+        event_type: String,
+    },
     /// An event type is imported twice (by the same or two Rust types), or
     /// both imported and served as a request.
     DuplicateImport {
@@ -458,6 +464,12 @@ impl fmt::Display for ConfigError {
             ConfigError::DuplicateExport { rust_type } => write!(
                 f,
                 "{rust_type} is exported twice: export each Rust type once"
+            ),
+            ConfigError::MixedDelivery { event_type } => write!(
+                f,
+                "event type {:?} is exported both at-most-once and at-least-once: its subject \
+                 can have one delivery, export every Rust type of it with the same one",
+                abbreviated(event_type)
             ),
             ConfigError::DuplicateImport { event_type } => write!(
                 f,

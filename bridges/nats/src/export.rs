@@ -150,9 +150,7 @@ pub(crate) async fn run_core(
     let mut run = Run::new(Arc::clone(&shared), false);
     let mut stop = Stop::new(stopped);
     while let Some(event) = stop.next(&mut subscription).await {
-        let Some(event) = event else {
-            return; // the bus is gone
-        };
+        let Some(event) = event else { break }; // the bus is gone
         let Some(prepared) = run.prepare(&event) else {
             continue;
         };
@@ -247,9 +245,9 @@ pub(crate) async fn run_jetstream(
             }
             () = &mut retry, if retry_at.is_some() => window.retry().await,
             event = subscription.next(), if window.takes_new() => {
-                let Some(event) = event else {
-                    return; // the bus is gone
-                };
+                // The subscription ended (the bus is gone): what is in
+                // flight is still awaited and the rest counted, below.
+                let Some(event) = event else { break };
                 let Some(prepared) = run.prepare(&event) else {
                     continue;
                 };

@@ -452,8 +452,8 @@ impl Retained {
     async fn reopen(&self) -> Result<(), async_nats::Error> {
         let (stream, created) = Self::open(&self.context, &self.bucket_config).await?;
         if created {
-            bump(&self.bucket_created_again);
-            tracing::warn!(
+            warn_counted!(
+                each: &self.bucket_created_again,
                 bucket = %self.bucket_name,
                 "switchboard-nats: the retained-state bucket was gone; created it again (empty)"
             );

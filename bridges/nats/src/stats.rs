@@ -4,6 +4,9 @@
 //! Counters are atomics updated by the bridge's tasks; [`BridgeStats`] is a
 //! snapshot of them, read one by one (each exact, the set a few events apart
 //! under load), for any metrics system. Its `Display` is a table.
+//!
+//! Whatever goes wrong is counted and logged through one macro,
+//! [`warn_counted!`], which logs a flood as a handful of lines.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,27 +25,27 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 
 /// A count that [`warn_counted!`] adds to: a shared counter or a task's own
 /// (one more), or a shared counter and how many more (`(&counter, n)`).
-pub(crate) trait Tally {
+pub(crate) trait Counter {
     /// Adds to the count; the count before and after.
-    fn tally(self) -> (u64, u64);
+    fn add_counted(self) -> (u64, u64);
 }
 
-impl Tally for &AtomicU64 {
-    fn tally(self) -> (u64, u64) {
-        (self, 1).tally()
+impl Counter for &AtomicU64 {
+    fn add_counted(self) -> (u64, u64) {
+        (self, 1).add_counted()
     }
 }
 
-impl Tally for (&AtomicU64, u64) {
-    fn tally(self) -> (u64, u64) {
+impl Counter for (&AtomicU64, u64) {
+    fn add_counted(self) -> (u64, u64) {
         let (counter, n) = self;
         let before = counter.fetch_add(n, Ordering::Relaxed);
         (before, before.saturating_add(n))
     }
 }
 
-impl Tally for &mut u64 {
-    fn tally(self) -> (u64, u64) {
+impl Counter for &mut u64 {
+    fn add_counted(self) -> (u64, u64) {
         let before = *self;
         *self += 1;
         (before, *self)
@@ -55,14 +58,22 @@ pub(crate) fn reached_a_power_of_two(before: u64, after: u64) -> bool {
     before.leading_zeros() > after.leading_zeros()
 }
 
-/// Counts in `$counter` (a [`Tally`]) and logs it with
+/// Counts in `$counter` (a [`Counter`]) and logs it with
 /// `tracing::warn!($($warn)+)`, with the `count` so far, each time the count
 /// reaches a power of two (the 1st, 2nd, 4th, 8th... occurrence): whatever
 /// a peer sends, a flood logs a handful of lines, not one each. Every site
 /// that counts something gone wrong and logs it goes through here.
+///
+/// `warn_counted!(each: $counter, ..)` logs every occurrence, with its count:
+/// for state changes a peer cannot repeat at will (a consumer or a bucket
+/// created again, a client rebuilt), where each line matters.
 macro_rules! warn_counted {
+    (each: $counter:expr, $($warn:tt)+) => {{
+        let (_, count) = $crate::stats::Counter::add_counted($counter);
+        tracing::warn!(count, $($warn)+);
+    }};
     ($counter:expr, $($warn:tt)+) => {{
-        let (before, count) = $crate::stats::Tally::tally($counter);
+        let (before, count) = $crate::stats::Counter::add_counted($counter);
         if $crate::stats::reached_a_power_of_two(before, count) {
             tracing::warn!(count, $($warn)+);
         }
@@ -614,7 +625,7 @@ mod tests {
         additions
             .iter()
             .filter_map(|&n| {
-                let (before, after) = (&counter, n).tally();
+                let (before, after) = (&counter, n).add_counted();
                 reached_a_power_of_two(before, after).then_some(after)
             })
             .collect()
@@ -629,7 +640,7 @@ mod tests {
         let mut own = 0;
         let logged: Vec<u64> = (0..9)
             .filter_map(|_| {
-                let (before, after) = (&mut own).tally();
+                let (before, after) = (&mut own).add_counted();
                 reached_a_power_of_two(before, after).then_some(after)
             })
             .collect();
@@ -642,6 +653,6 @@ mod tests {
         assert_eq!(logged_at(&[5, 1, 3, 1000, 0]), [5, 9, 1009]);
         assert_eq!(logged_at(&[0]), [0; 0], "nothing counted, nothing logged");
         let counter = AtomicU64::new(u64::MAX - 1);
-        assert_eq!((&counter, 1).tally(), (u64::MAX - 1, u64::MAX));
+        assert_eq!((&counter, 1).add_counted(), (u64::MAX - 1, u64::MAX));
     }
 }

@@ -656,6 +656,26 @@ async fn invalid_configurations_are_rejected_before_connecting() {
         ),
         ConfigError::DuplicateExport { .. }
     ));
+    let mixed = reason(
+        Bridge::builder(&bus)
+            .export::<RouteAdded>("route.added", Delivery::AtMostOnce)
+            .export::<LoadSampled>("route.added", Delivery::AtLeastOnce),
+    );
+    assert_eq!(
+        mixed,
+        ConfigError::MixedDelivery {
+            event_type: "route.added".into()
+        }
+    );
+    assert!(mixed.to_string().contains("same one"), "{mixed}");
+    // Two Rust types of one event type with one delivery are allowed.
+    assert_eq!(
+        Bridge::builder(&bus)
+            .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+            .export::<LoadSampled>("route.added", Delivery::AtLeastOnce)
+            .validate(),
+        Ok(())
+    );
     assert!(matches!(
         reason(Bridge::builder(&bus).name("a.b")),
         ConfigError::InvalidName { .. }

@@ -554,9 +554,9 @@ impl Importer {
         match self.consumer.recover().await {
             Ok(Forgotten::Nothing) => {}
             Ok(Forgotten::Consumer { removed }) => {
-                bump(&shared.consumer_counters.recreated);
                 add(&shared.consumer_counters.lost, removed);
-                tracing::warn!(
+                warn_counted!(
+                    each: &shared.consumer_counters.recreated,
                     bridge = %shared.name,
                     durable = %self.consumer.durable,
                     resumed_at = self.consumer.handled.resume_at(),
@@ -568,13 +568,13 @@ impl Importer {
             }
             Ok(Forgotten::Stream) => {
                 bump(&shared.consumer_counters.recreated);
-                bump(&shared.consumer_counters.new_streams);
                 // What was held from the old stream will never come again;
                 // what is in the bus can no longer be acknowledged.
                 self.release_all().await;
                 self.pending.clear();
                 self.consumer.restart();
-                tracing::warn!(
+                warn_counted!(
+                    each: &shared.consumer_counters.new_streams,
                     bridge = %shared.name,
                     stream = %self.consumer.spec.name(),
                     "switchboard-nats: the stream is a new one (the server lost or deleted the \
@@ -618,9 +618,9 @@ impl Importer {
             .await
         {
             Ok(client) => {
-                bump(&shared.consumer_counters.client_rebuilt);
                 shared.consumer_events.retire(&self.client());
-                tracing::warn!(
+                warn_counted!(
+                    each: &shared.consumer_counters.client_rebuilt,
                     bridge = %shared.name,
                     "switchboard-nats: the consumer's NATS client had stopped (its connection \
                      task ended); built a new one"
