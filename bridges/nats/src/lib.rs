@@ -263,6 +263,11 @@ mod pending_replies;
 mod plan;
 mod prepared;
 mod presence;
+/// The README's Rust blocks, compiled as doctests (`no_run`: they need a
+/// server).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod request;
