@@ -1,5 +1,5 @@
 //! The design names only what exists: every file path and every Rust name
-//! that `docs/design.md` (and the two READMEs, [`DOCUMENTS`]) writes as
+//! that `docs/design.md` (and the READMEs and the numbers, [`DOCUMENTS`]) writes as
 //! inline code must be found in the workspace, so a rename or a removal
 //! that forgets the documents fails here, not in a reader's head.
 //!
@@ -47,8 +47,13 @@ const NOT_OURS: &[&str] = &["benches/support/rwlock_port.rs"];
 /// Files of the Go origin, named where the design compares.
 const OUTSIDE_FILE_EXTENSIONS: &[&str] = &["go"];
 
-/// The documents checked: the design, and the two front doors.
-const DOCUMENTS: &[&str] = &["docs/design.md", "README.md", "bridges/nats/README.md"];
+/// The documents checked: the design, the two front doors, the numbers.
+const DOCUMENTS: &[&str] = &[
+    "docs/design.md",
+    "README.md",
+    "bridges/nats/README.md",
+    "docs/performance.md",
+];
 
 #[test]
 fn the_design_names_only_what_exists() {

@@ -268,6 +268,11 @@ mod presence;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+/// The Rust blocks of `docs/performance.md` (the bridge's part), compiled
+/// as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/performance.md")]
+pub struct PerformanceDoctests;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod request;
