@@ -181,7 +181,10 @@ impl Plan {
             .as_ref()
             .and_then(|js| js.consumer.as_ref())
             .map(|(durable, _)| durable.clone());
-        let presence_names = std::iter::once(name.clone()).chain(durable).collect();
+        // The durable defaults to the bridge's name: one announcement then.
+        let presence_names = std::iter::once(name.clone())
+            .chain(durable.filter(|durable| *durable != name))
+            .collect();
 
         Ok(Self {
             bus,
@@ -223,13 +226,19 @@ fn jetstream_plan(
         .stream
         .clone()
         .unwrap_or_else(|| default_stream_name(prefix));
-    let subjects = exports
+    // Each subject once, in order: a type may be exported and imported.
+    let mut subjects: Vec<String> = Vec::new();
+    let durable_types = exports
         .iter()
         .map(|e| (e.delivery, &e.event_type))
         .chain(imports.iter().map(|i| (i.delivery, &i.event_type)))
-        .filter(|(delivery, _)| durably(*delivery))
-        .map(|(_, event_type)| for_event_type(prefix, event_type))
-        .collect();
+        .filter(|(delivery, _)| durably(*delivery));
+    for (_, event_type) in durable_types {
+        let subject = for_event_type(prefix, event_type);
+        if !subjects.contains(&subject) {
+            subjects.push(subject);
+        }
+    }
     let consumer = imports_durably.then(|| {
         let durable = options.durable.clone().unwrap_or_else(|| name.to_owned());
         let advisories = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}");
@@ -391,6 +400,25 @@ mod tests {
         assert!(!jetstream.dead_letters);
         assert!(plan.export_feeds.is_empty());
         assert_eq!(plan.presence_names, ["replica-0", "routes"]);
+    }
+
+    #[test]
+    fn a_type_exported_and_imported_durably_is_one_subject_and_the_default_durable_one_name() {
+        let bus = EventBus::new();
+        let plan = plan(
+            builder(&bus)
+                .name("replica-0")
+                .export::<RouteAdded>("route.added", Delivery::AtLeastOnce)
+                .import::<RouteAdded>("route.added", Delivery::AtLeastOnce),
+        );
+        let jetstream = plan.jetstream.expect("a stream");
+        assert_eq!(jetstream.subjects, ["sb.route.added"]);
+        assert_eq!(
+            jetstream.consumer.map(|(durable, _)| durable).as_deref(),
+            Some("replica-0"),
+            "the durable defaults to the bridge's name"
+        );
+        assert_eq!(plan.presence_names, ["replica-0"], "announced once");
     }
 
     #[derive(Event, Request, Serialize, Deserialize)]

@@ -56,10 +56,8 @@ pub(crate) async fn claim(
 ) -> Result<Claim, BridgeError> {
     let instance = nuid::next().to_string();
     let mut held = Vec::new();
+    // Each name once: the plan lists the durable only when it differs.
     for name in names {
-        if held.iter().any(|(held, _)| held == name) {
-            continue;
-        }
         let subscriber = claim_one(client, prefix, name, &instance, wait).await?;
         held.push(((*name).to_owned(), subscriber));
     }
