@@ -68,10 +68,75 @@ impl<R> RequestResult<R> {
     /// assert_eq!(partial.progress(2).to_string(), "1 of 2 required responses (no response from b)");
     /// ```
     pub fn progress(&self, required: usize) -> impl fmt::Display + '_ {
+        self.progress_of(required)
+    }
+
+    /// The message of [`RequestError::Timeout`]: "request timed out after
+    /// `timeout` with", then the [`progress`](Self::progress). A request
+    /// carried by other means words its timeouts with it, so that they read
+    /// as a local request's do.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use switchboard::{Event, RequestOptions, RequestTally, Response, Timestamp};
+    /// # #[derive(Event, Response)]
+    /// # struct Verdict { request_id: String, responder: String, timestamp: Timestamp }
+    /// let tally = RequestTally::<Verdict>::new(RequestOptions::new(["a"])).unwrap();
+    /// let partial = tally.finish();
+    /// assert_eq!(
+    ///     partial.timeout_message(Duration::from_millis(1500), 1).to_string(),
+    ///     "request timed out after 1.5s with 0 of 1 required responses (no response from a)"
+    /// );
+    /// ```
+    pub fn timeout_message(&self, timeout: Duration, required: usize) -> impl fmt::Display + '_ {
+        Unmet::TimedOut(timeout, self.progress_of(required))
+    }
+
+    /// The message of [`RequestError::Cancelled`]: "request cancelled with",
+    /// then the [`progress`](Self::progress). A request carried by other
+    /// means words its cancellations with it, so that they read as a local
+    /// request's do.
+    ///
+    /// ```
+    /// # use switchboard::{Event, RequestOptions, RequestTally, Response, Timestamp};
+    /// # #[derive(Event, Response)]
+    /// # struct Verdict { request_id: String, responder: String, timestamp: Timestamp }
+    /// let tally = RequestTally::<Verdict>::new(RequestOptions::new(["a"])).unwrap();
+    /// let partial = tally.finish();
+    /// assert_eq!(
+    ///     partial.cancelled_message(1).to_string(),
+    ///     "request cancelled with 0 of 1 required responses (no response from a)"
+    /// );
+    /// ```
+    pub fn cancelled_message(&self, required: usize) -> impl fmt::Display + '_ {
+        Unmet::Cancelled(self.progress_of(required))
+    }
+
+    /// [`progress`](Self::progress) as its own type, for the messages that
+    /// embed it.
+    fn progress_of(&self, required: usize) -> Progress<'_> {
         Progress {
             answered: self.responses.len(),
             required,
             errors: &self.errors,
+        }
+    }
+}
+
+/// What [`RequestResult::timeout_message`] and
+/// [`RequestResult::cancelled_message`] write.
+enum Unmet<'a> {
+    TimedOut(Duration, Progress<'a>),
+    Cancelled(Progress<'a>),
+}
+
+impl fmt::Display for Unmet<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unmet::TimedOut(timeout, progress) => {
+                write!(f, "request timed out after {timeout:?} with {progress}")
+            }
+            Unmet::Cancelled(progress) => write!(f, "request cancelled with {progress}"),
         }
     }
 }
@@ -237,15 +302,9 @@ impl<R> fmt::Display for RequestError<R> {
                 timeout,
                 required,
                 partial,
-            } => {
-                write!(
-                    f,
-                    "request timed out after {timeout:?} with {}",
-                    partial.progress(*required)
-                )
-            }
+            } => partial.timeout_message(*timeout, *required).fmt(f),
             RequestError::Cancelled { required, partial } => {
-                write!(f, "request cancelled with {}", partial.progress(*required))
+                partial.cancelled_message(*required).fmt(f)
             }
             RequestError::NoResponders { required, .. } => write!(
                 f,
@@ -382,6 +441,16 @@ mod tests {
              (no response from b; no response from c)"
         );
         assert!(format!("{cancelled:?}").contains(r#"responses: ["a"]"#));
+        assert_eq!(
+            timeout.to_string(),
+            partial()
+                .timeout_message(Duration::from_millis(1500), 2)
+                .to_string()
+        );
+        assert_eq!(
+            cancelled.to_string(),
+            partial().cancelled_message(3).to_string()
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ use crate::subject::{self, SubjectError};
 use crate::types::decode_traced;
 
 /// Why a request across processes failed. Timeouts, cancellations and
-/// rejections carry the partial result.
+/// rejections carry the partial result and how many responses were
+/// required, as the core's [`RequestError`](switchboard::RequestError)
+/// does; timeouts and cancellations are worded as its are.
 #[non_exhaustive]
 pub enum RemoteRequestError<R> {
     /// The options fail [`RequestOptions::validate`]; nothing was sent.
@@ -49,20 +51,22 @@ pub enum RemoteRequestError<R> {
         /// The request's subject.
         subject: String,
     },
-    /// The quorum did not answer in time.
+    /// The quorum did not answer in time (as
+    /// [`RequestError::Timeout`](switchboard::RequestError::Timeout)).
     Timeout {
-        /// The timeout.
+        /// The timeout that expired.
         timeout: Duration,
-        /// How many responses were required.
+        /// How many expected responders had to answer.
         required: usize,
-        /// What was gathered.
+        /// What had arrived when the timeout expired.
         partial: RequestResult<R>,
     },
-    /// The cancel token was cancelled first.
+    /// The cancel token was cancelled before the quorum answered (as
+    /// [`RequestError::Cancelled`](switchboard::RequestError::Cancelled)).
     Cancelled {
-        /// How many responses were required.
+        /// How many expected responders had to answer.
         required: usize,
-        /// What was gathered.
+        /// What had arrived when the request was cancelled.
         partial: RequestResult<R>,
     },
     /// A serving bridge rejected the request and said why, so its
@@ -77,7 +81,9 @@ pub enum RemoteRequestError<R> {
         by: String,
         /// Why, in the serving bridge's words.
         reason: String,
-        /// What was gathered.
+        /// How many expected responders had to answer.
+        required: usize,
+        /// What had arrived when the rejection came.
         partial: RequestResult<R>,
     },
     /// The bridge stopped before the request ended.
@@ -85,7 +91,7 @@ pub enum RemoteRequestError<R> {
 }
 
 impl<R> RemoteRequestError<R> {
-    /// The partial result of a timeout, cancellation or rejection.
+    /// The partial result of a timed-out, cancelled or rejected request.
     pub fn partial(&self) -> Option<&RequestResult<R>> {
         match self {
             RemoteRequestError::Timeout { partial, .. }
@@ -93,6 +99,39 @@ impl<R> RemoteRequestError<R> {
             | RemoteRequestError::Rejected { partial, .. } => Some(partial),
             _ => None,
         }
+    }
+
+    /// Takes the partial result of a timed-out, cancelled or rejected
+    /// request.
+    pub fn into_partial(self) -> Option<RequestResult<R>> {
+        match self {
+            RemoteRequestError::Timeout { partial, .. }
+            | RemoteRequestError::Cancelled { partial, .. }
+            | RemoteRequestError::Rejected { partial, .. } => Some(partial),
+            _ => None,
+        }
+    }
+
+    /// Whether no process serves the request's subject (see
+    /// [`RemoteRequestError::NoResponders`]).
+    pub fn is_no_responders(&self) -> bool {
+        matches!(self, RemoteRequestError::NoResponders { .. })
+    }
+
+    /// Whether the request timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RemoteRequestError::Timeout { .. })
+    }
+
+    /// Whether the request was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, RemoteRequestError::Cancelled { .. })
+    }
+
+    /// Whether a serving bridge rejected the request (see
+    /// [`RemoteRequestError::Rejected`]).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, RemoteRequestError::Rejected { .. })
     }
 }
 
@@ -121,25 +160,22 @@ impl<R> fmt::Display for RemoteRequestError<R> {
                 timeout,
                 required,
                 partial,
-            } => write!(
-                f,
-                "request timed out after {timeout:?} with {}",
-                partial.progress(*required)
-            ),
+            } => partial.timeout_message(*timeout, *required).fmt(f),
             RemoteRequestError::Cancelled { required, partial } => {
-                write!(f, "request cancelled with {}", partial.progress(*required))
+                partial.cancelled_message(*required).fmt(f)
             }
             RemoteRequestError::Rejected {
                 by,
                 reason,
+                required,
                 partial,
             } => write!(
                 f,
-                "the serving bridge {by:?} rejected the request ({} responses had arrived): \
-                 {reason}. If it had too many requests in flight, raise its \
-                 BridgeBuilder::max_pending_requests or send fewer requests at once; otherwise \
-                 fix the request (its size, encoding or headers)",
-                partial.responses.len()
+                "the serving bridge {by:?} rejected the request with {}: {reason}. If it had \
+                 too many requests in flight, raise its BridgeBuilder::max_pending_requests or \
+                 send fewer requests at once; otherwise fix the request (its size, encoding or \
+                 headers)",
+                partial.progress(*required)
             ),
             RemoteRequestError::Stopped => f.write_str("the bridge stopped during the request"),
         }
@@ -322,6 +358,7 @@ where
                         .get(SOURCE)
                         .map_or_else(String::new, |by| by.as_str().to_owned()),
                     reason: reason.as_str().to_owned(),
+                    required: tally.required(),
                     partial: tally.finish(),
                 });
             }
@@ -427,6 +464,12 @@ impl Bridge {
     /// # Panics
     ///
     /// Inside an async context; use `request` there.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the same error as `request` (whose future clippy does not measure), made once \
+                  per request after a round trip to other processes: boxing it would make the \
+                  two forms differ for no measurable gain"
+    )]
     pub fn request_blocking<R, Q>(
         &self,
         request: Q,
@@ -444,5 +487,183 @@ impl Bridge {
         result
             .blocking_recv()
             .unwrap_or(Err(RemoteRequestError::Stopped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard::{Event, RequestError};
+
+    use super::*;
+
+    #[derive(Event, Response)]
+    #[event(type = "config.verdict")]
+    struct Verdict {
+        request_id: String,
+        responder: String,
+        timestamp: SystemTime,
+    }
+
+    /// What a request expecting `expected` gathered once `answered` answered.
+    fn gathered(expected: &[&str], answered: &[&str]) -> RequestResult<Verdict> {
+        let mut tally = RequestTally::new(RequestOptions::new(expected.to_vec())).unwrap();
+        for responder in answered {
+            tally.offer(&Arc::new(Verdict {
+                request_id: "r1".into(),
+                responder: (*responder).into(),
+                timestamp: SystemTime::now(),
+            }));
+        }
+        tally.finish()
+    }
+
+    fn rejected(partial: RequestResult<Verdict>) -> RemoteRequestError<Verdict> {
+        RemoteRequestError::Rejected {
+            by: "validators".into(),
+            reason: "1 requests, its max_pending_requests, are in flight already".into(),
+            required: 2,
+            partial,
+        }
+    }
+
+    #[test]
+    fn timeouts_and_cancellations_read_as_a_local_requests_do() {
+        let timeout = Duration::from_millis(1500);
+        for partial in [
+            gathered(&["a", "b"], &["a"]),
+            gathered(&["a", "b"], &["a", "b"]),
+        ] {
+            let remote = RemoteRequestError::Timeout {
+                timeout,
+                required: 2,
+                partial: partial.clone(),
+            };
+            let local = RequestError::Timeout {
+                timeout,
+                required: 2,
+                partial: partial.clone(),
+            };
+            assert_eq!(remote.to_string(), local.to_string());
+            let remote = RemoteRequestError::Cancelled {
+                required: 2,
+                partial: partial.clone(),
+            };
+            let local = RequestError::Cancelled {
+                required: 2,
+                partial,
+            };
+            assert_eq!(remote.to_string(), local.to_string());
+        }
+        let cancelled = RemoteRequestError::Cancelled {
+            required: 2,
+            partial: gathered(&["a", "b"], &["a", "b"]),
+        };
+        assert_eq!(
+            cancelled.to_string(),
+            "request cancelled with 2 of 2 required responses"
+        );
+    }
+
+    #[test]
+    fn a_rejection_gives_the_progress_and_the_reason() {
+        assert_eq!(
+            rejected(gathered(&["a", "b"], &["a"])).to_string(),
+            "the serving bridge \"validators\" rejected the request with 1 of 2 required \
+             responses (no response from b): 1 requests, its max_pending_requests, are in \
+             flight already. If it had too many requests in flight, raise its \
+             BridgeBuilder::max_pending_requests or send fewer requests at once; otherwise fix \
+             the request (its size, encoding or headers)"
+        );
+        let complete = rejected(gathered(&["a", "b"], &["a", "b"])).to_string();
+        assert!(
+            complete.contains("with 2 of 2 required responses: 1 requests"),
+            "{complete}"
+        );
+    }
+
+    #[test]
+    fn the_other_errors_say_what_to_do() {
+        let messages = [
+            (
+                RemoteRequestError::<Verdict>::InvalidOptions(RequestOptionsError::ZeroTimeout),
+                "invalid request options: the timeout is zero, so the request would time out \
+                 before any responder could answer: give a positive timeout (the default is 10 s)",
+            ),
+            (
+                RemoteRequestError::InvalidEventType {
+                    event_type: "config.*".into(),
+                    reason: SubjectError::Wildcard('*'),
+                },
+                "the request type \"config.*\" cannot be a NATS subject because it contains the \
+                 NATS wildcard '*': give it a name of dot-separated tokens without spaces or \
+                 wildcards",
+            ),
+            (
+                RemoteRequestError::Encode(CodecError::new("no map keys but strings")),
+                "could not encode the request: codec error: no map keys but strings",
+            ),
+            (
+                RemoteRequestError::Send("connection closed".into()),
+                "could not send the request: connection closed; check the connection to NATS",
+            ),
+            (
+                RemoteRequestError::NoResponders {
+                    subject: "sb.config.validate".into(),
+                },
+                "no process serves requests on \"sb.config.validate\": start a bridge that \
+                 serves this request type (BridgeBuilder::serve) in the responding processes",
+            ),
+            (
+                RemoteRequestError::Stopped,
+                "the bridge stopped during the request",
+            ),
+        ];
+        for (error, message) in messages {
+            assert_eq!(error.to_string(), message);
+            assert_eq!(format!("{error:?}"), message);
+            assert_eq!(
+                error.source().is_some(),
+                !matches!(
+                    error,
+                    RemoteRequestError::NoResponders { .. } | RemoteRequestError::Stopped
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        let timeout = RemoteRequestError::Timeout {
+            timeout: Duration::from_secs(1),
+            required: 2,
+            partial: gathered(&["a", "b"], &["a"]),
+        };
+        assert!(timeout.is_timeout());
+        assert!(!timeout.is_cancelled() && !timeout.is_rejected() && !timeout.is_no_responders());
+        assert_eq!(timeout.partial().unwrap().missing, ["b"]);
+        assert_eq!(timeout.into_partial().unwrap().responses.len(), 1);
+
+        let cancelled = RemoteRequestError::Cancelled {
+            required: 2,
+            partial: gathered(&["a", "b"], &[]),
+        };
+        assert!(cancelled.is_cancelled() && !cancelled.is_timeout());
+        assert_eq!(cancelled.into_partial().unwrap().missing, ["a", "b"]);
+
+        let rejected = rejected(gathered(&["a", "b"], &["b"]));
+        assert!(rejected.is_rejected() && !rejected.is_timeout());
+        assert!(format!("{rejected:?}").starts_with("Rejected(the serving bridge"));
+        assert_eq!(rejected.partial().unwrap().missing, ["a"]);
+        assert_eq!(rejected.into_partial().unwrap().responses[0].responder, "b");
+
+        let nobody = RemoteRequestError::<Verdict>::NoResponders {
+            subject: "sb.config.validate".into(),
+        };
+        assert!(nobody.is_no_responders() && !nobody.is_timeout());
+        assert!(nobody.partial().is_none());
+        assert!(nobody.into_partial().is_none());
+        assert!(RemoteRequestError::<Verdict>::Stopped
+            .into_partial()
+            .is_none());
     }
 }

@@ -378,12 +378,14 @@ async fn past_its_limit_a_serving_bridge_rejects_a_request_and_its_requester_fai
     let RemoteRequestError::Rejected {
         by,
         reason,
+        required,
         partial,
     } = &error
     else {
         panic!("expected a rejection, got {error:?}");
     };
     assert_eq!(by, "full-validators");
+    assert_eq!(*required, 1);
     assert!(reason.contains("max_pending_requests"), "{reason}");
     assert!(partial.responses.is_empty(), "{partial:?}");
     assert_eq!(partial.missing, ["schema"]);
