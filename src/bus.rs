@@ -9,10 +9,11 @@ use crate::drops::DropCallback;
 use crate::error::SubscribeError;
 use crate::event::Event;
 use crate::log;
-use crate::options::{SubscribeOptions, TypeSet};
+use crate::options::SubscribeOptions;
 use crate::publish::WaitingPublish;
 use crate::stats::BusStats;
 use crate::subscription::{Subscription, TypedSubscription};
+use crate::typed_options::SubscribeWith;
 
 /// How many events the bus keeps while buffering (before [`EventBus::start`] or
 /// after [`EventBus::pause`]) unless its builder sets another
@@ -354,7 +355,11 @@ impl EventBus {
 
     /// Subscribes to events of the Rust type `T`, filtered by `TypeId` at the
     /// bus, and receives them as `Arc<T>` (Go's generic `Subscribe[T]`): a
-    /// critical subscriber, as with [`subscribe`](Self::subscribe).
+    /// critical subscriber, as with [`subscribe`](Self::subscribe). The
+    /// shortcut for [`subscribe_with`](Self::subscribe_with) given
+    /// [`SubscribeOptions::of::<T>(name, capacity)`](SubscribeOptions::of),
+    /// which is also lossy, leader-only or with retained events first when
+    /// asked.
     ///
     /// # Errors
     ///
@@ -365,20 +370,23 @@ impl EventBus {
         name: &str,
         capacity: usize,
     ) -> Result<TypedSubscription<T>, SubscribeError> {
-        self.subscribe_with(
-            SubscribeOptions::new(name, capacity).rust_types(TypeSet::new().with::<T>()),
-        )
-        .map(TypedSubscription::new)
+        self.subscribe_with(SubscribeOptions::of::<T>(name, capacity))
     }
 
     /// Subscribes as `options` describe: which events (every one, a list of
-    /// [`event_types`](SubscribeOptions::event_types), or a [`TypeSet`] of
+    /// [`event_types`](SubscribeOptions::event_types), or a
+    /// [`TypeSet`](crate::TypeSet) of
     /// [`rust_types`](SubscribeOptions::rust_types)), critical or
     /// [`lossy`](SubscribeOptions::lossy),
     /// [`leader_only`](SubscribeOptions::leader_only) (no late-subscription
     /// warning), and [`with_retained`](SubscribeOptions::with_retained).
     /// [`subscribe`](Self::subscribe) and [`subscribe_to`](Self::subscribe_to)
     /// are shortcuts for this one.
+    ///
+    /// [`SubscribeOptions`] make a [`Subscription`] (`Arc<dyn Event>`);
+    /// [`SubscribeOptions::of::<T>`](SubscribeOptions::of), the same options
+    /// for one Rust type, make a [`TypedSubscription<T>`] (`Arc<T>`). Both
+    /// implement [`SubscribeWith`], which says what they make.
     ///
     /// The new subscriber receives events published after this returns (and,
     /// while the bus is buffering, the buffered ones at [`start`](Self::start)).
@@ -400,15 +408,42 @@ impl EventBus {
     /// assert!(metrics.is_lossy());
     /// ```
     ///
+    /// Typed, with the same flavours:
+    ///
+    /// ```
+    /// use switchboard::{Event, EventBus, SubscribeOptions, Timestamp};
+    ///
+    /// #[derive(Event)]
+    /// #[event(type = "route.added")]
+    /// struct RouteAdded { path: &'static str, timestamp: Timestamp }
+    ///
+    /// let bus = EventBus::new();
+    /// bus.start();
+    /// let routes = bus
+    ///     .subscribe_with(
+    ///         SubscribeOptions::of::<RouteAdded>("route-metrics", 1)
+    ///             .lossy()
+    ///             .leader_only(),
+    ///     )
+    ///     .unwrap();
+    /// bus.publish(RouteAdded { path: "/api", timestamp: Timestamp::now() });
+    /// bus.publish(RouteAdded { path: "/web", timestamp: Timestamp::now() }); // full: counted only
+    /// assert_eq!(routes.recv().unwrap().path, "/api"); // an Arc<RouteAdded>
+    /// assert_eq!((routes.is_lossy(), routes.dropped()), (true, 1));
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::CapacityTooLarge`], [`SubscribeError::EmptyTypeList`] or
     /// [`SubscribeError::MixedFilters`], each before anything is allocated.
+    /// Typed options have no filter to get wrong: only the capacity can be
+    /// refused.
     #[track_caller]
-    pub fn subscribe_with(
+    pub fn subscribe_with<O: SubscribeWith>(
         &self,
-        options: SubscribeOptions,
-    ) -> Result<Subscription, SubscribeError> {
+        options: O,
+    ) -> Result<O::Subscription, SubscribeError> {
+        let options = options.into_options();
         let warn_if_late = !options.leader_only;
         let registered = self.inner.register(options)?;
         let subscription = Subscription::new(registered, Arc::downgrade(&self.inner));
@@ -420,7 +455,7 @@ impl EventBus {
                  subscription were missed (use a leader-only subscription if intended)"
             );
         }
-        Ok(subscription)
+        Ok(O::wrap(subscription))
     }
 
     /// The core this handle drives, for the crate's own machinery (requests).

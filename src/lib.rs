@@ -80,7 +80,10 @@
 //! subscribers that match it. Three methods subscribe: [`EventBus::subscribe`]
 //! and [`EventBus::subscribe_to`] are the shortcuts, [`EventBus::subscribe_with`]
 //! takes [`SubscribeOptions`], which say the filter, the kind (critical or
-//! lossy, leader-only) and whether retained events come first. The design
+//! lossy, leader-only) and whether retained events come first, and makes a
+//! [`Subscription`]; given [`SubscribeOptions::of::<T>`](SubscribeOptions::of)
+//! ([`TypedOptions`]: the same kinds, for the Rust type `T`), it makes a
+//! [`TypedSubscription<T>`]. The design
 //! document maps each method of the Go original to its call here
 //! ([Origin](docs::design#origin)).
 //!
@@ -173,8 +176,9 @@
 //!
 //! - **Retained events**: [`EventBus::publish_retained`] keeps the latest
 //!   event of each type; a subscription made
-//!   [`with_retained`](SubscribeOptions::with_retained) receives them first,
-//!   exactly once, then live events.
+//!   [`with_retained`](SubscribeOptions::with_retained) (or, typed,
+//!   [`TypedOptions::with_retained`]) receives them first, exactly once,
+//!   then live events.
 //! - **Gaps**: [`Subscription::take_missed`] tells the receive loop how many
 //!   events it missed since it last asked; [`Subscription::with_gaps`] yields
 //!   a [`Received::Missed`] before the next event.
@@ -193,8 +197,13 @@
 //! assert_eq!(bus.listeners::<CurrentConfig>(), 0);
 //! bus.publish_retained(CurrentConfig { revision: 7, timestamp: Timestamp::now() });
 //!
+//! // Typed: receives `Arc<CurrentConfig>`, the retained one first.
 //! let late = bus
-//!     .subscribe_with(SubscribeOptions::new("late", 1).with_retained().leader_only())
+//!     .subscribe_with(
+//!         SubscribeOptions::of::<CurrentConfig>("late", 1)
+//!             .with_retained()
+//!             .leader_only(),
+//!     )
 //!     .unwrap();
 //! assert_eq!(bus.listeners::<CurrentConfig>(), 1);
 //! bus.publish(CurrentConfig { revision: 8, timestamp: Timestamp::now() }); // buffer full: missed
@@ -204,7 +213,7 @@
 //!     .into_iter()
 //!     .map(|item| match item {
 //!         Received::Missed(n) => format!("missed {n}"),
-//!         Received::Event(e) => e.downcast_ref::<CurrentConfig>().unwrap().revision.to_string(),
+//!         Received::Event(config) => config.revision.to_string(),
 //!     })
 //!     .collect();
 //! assert_eq!(seen, ["missed 1", "7"]);
@@ -302,6 +311,7 @@ mod sync;
 mod timer;
 mod timestamp;
 mod trace;
+mod typed_options;
 
 pub use acks::{AcksIter, Delivery, WithAcks};
 pub use bus::{EventBus, EventBusBuilder, WeakEventBus, DEFAULT_PRE_START_LIMIT};
@@ -324,3 +334,4 @@ pub use subscription::{IntoIter, Iter, Subscription, TryIter, TypedSubscription}
 pub use switchboard_derive::{Event, Request, Response};
 pub use timestamp::Timestamp;
 pub use trace::{TraceContext, TraceContextError};
+pub use typed_options::{SubscribeWith, TypedOptions};

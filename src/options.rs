@@ -101,7 +101,9 @@ impl Filter {
 /// [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) takes it;
 /// the shortcuts [`subscribe`](crate::EventBus::subscribe) (every event) and
 /// [`subscribe_to`](crate::EventBus::subscribe_to) (one Rust type, received
-/// as `Arc<T>`) build one. The builder methods combine freely, except the two
+/// as `Arc<T>`) build one. [`SubscribeOptions::of`] starts the typed form,
+/// [`TypedOptions`](crate::TypedOptions), for a subscription to one Rust
+/// type with any of the flavours below. The builder methods combine freely, except the two
 /// filters:
 ///
 /// - which events: every one (the default), [`event_types`](Self::event_types)

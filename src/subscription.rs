@@ -464,10 +464,14 @@ impl IntoIterator for Subscription {
 }
 
 /// A subscription to one Rust event type `T`, from
-/// [`EventBus::subscribe_to`](crate::EventBus::subscribe_to): receives `Arc<T>`.
+/// [`EventBus::subscribe_to`](crate::EventBus::subscribe_to), or from
+/// [`EventBus::subscribe_with`](crate::EventBus::subscribe_with) given
+/// [`SubscribeOptions::of`](crate::SubscribeOptions::of) (lossy, leader-only,
+/// retained events first): receives `Arc<T>`.
 ///
 /// Filtering happens at the bus by `TypeId`, so other events never reach it and
-/// no forwarding thread is involved. Otherwise it behaves as [`Subscription`].
+/// no forwarding thread is involved. Otherwise it behaves as [`Subscription`],
+/// [`with_gaps`](Self::with_gaps) and [`with_acks`](Self::with_acks) included.
 pub struct TypedSubscription<T> {
     inner: Subscription,
     _type: PhantomData<fn() -> T>,
@@ -589,6 +593,12 @@ impl<T: Event> TypedSubscription<T> {
     /// [`Subscription::take_missed`].
     pub fn take_missed(&self) -> u64 {
         self.inner.take_missed()
+    }
+
+    /// Whether this subscription is a lossy (observability) one; see
+    /// [`TypedOptions::lossy`](crate::TypedOptions::lossy).
+    pub fn is_lossy(&self) -> bool {
+        self.inner.is_lossy()
     }
 
     /// Whether the bus still has this subscription.

@@ -68,21 +68,25 @@ fn every_non_leader_subscribe_after_start_warns_at_its_call() {
             .lossy();
         let multiple = SubscribeOptions::new("multiple", 4).rust_types(set);
         let options = SubscribeOptions::new("with", 4);
+        let typed_lossy = SubscribeOptions::of::<Numbered>("typed-lossy", 4).lossy();
         // Each call and its `line!()` on one line.
         let (a, la) = (b.subscribe_with(lossy), line!());
         let (t, lt) = (b.subscribe_with(types), line!());
         let (tl, ltl) = (b.subscribe_with(types_lossy), line!());
         let (m, lm) = (b.subscribe_with(multiple), line!());
         let (w, lw) = (b.subscribe_with(options), line!());
+        let (y, ly) = (b.subscribe_with(typed_lossy), line!());
         for sub in [a, t, tl, m, w] {
             assert!(sub.is_ok());
         }
+        assert!(y.is_ok());
         lines = vec![
             ("lossy", la),
             ("types", lt),
             ("types-lossy", ltl),
             ("multiple", lm),
             ("with", lw),
+            ("typed-lossy", ly),
         ];
     });
     assert_eq!(warnings.len(), lines.len(), "{warnings:?}");
@@ -144,6 +148,17 @@ fn leader_only_subscriptions_after_start_log_nothing() {
         let _c = bus
             .subscribe_with(
                 SubscribeOptions::new("leader-with", 4)
+                    .lossy()
+                    .leader_only(),
+            )
+            .unwrap();
+        let _d = bus
+            .subscribe_with(SubscribeOptions::of::<Numbered>("leader-typed", 4).leader_only())
+            .unwrap();
+        let _e = bus
+            .subscribe_with(
+                SubscribeOptions::of::<Numbered>("leader-typed-retained", 4)
+                    .with_retained()
                     .lossy()
                     .leader_only(),
             )

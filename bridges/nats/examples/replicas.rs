@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::ConnectOptions;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use switchboard::{Event, EventBus, Request, RequestOptions, Response, SubscribeOptions, TypeSet};
+use switchboard::{Event, EventBus, Request, RequestOptions, Response, SubscribeOptions};
 use switchboard_nats::{Bridge, Delivery};
 
 #[derive(Event, Serialize, Deserialize, Debug)]
@@ -303,13 +303,11 @@ fn replica_b(url: &str) -> Result<(), Box<dyn std::error::Error>> {
                 // publishing it again.
                 let published = bus.stats().published;
                 let component = bus.subscribe_with(
-                    SubscribeOptions::new("route-reconciler", 16)
-                        .rust_types(TypeSet::new().with::<RouteTable>())
+                    SubscribeOptions::of::<RouteTable>("route-reconciler", 16)
                         .with_retained()
                         .leader_only(),
                 )?;
                 let table = component.recv_timeout(Duration::from_secs(30))?;
-                let table = table.downcast_ref::<RouteTable>().ok_or("a RouteTable")?;
                 println!(
                     "[b] leading; the route table of {} is here: {:?} ({} events published \
                      since)",

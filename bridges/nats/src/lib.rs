@@ -104,7 +104,7 @@
 //! ```no_run
 //! use std::time::SystemTime;
 //! use serde::{Deserialize, Serialize};
-//! use switchboard::{Event, EventBus, SubscribeOptions, TypeSet};
+//! use switchboard::{Event, EventBus, SubscribeOptions};
 //! use switchboard_nats::Bridge;
 //!
 //! #[derive(Event, Serialize, Deserialize)]
@@ -121,10 +121,10 @@
 //!     .await?;
 //! bus.start(); // the fleet's route table is retained from here on
 //!
-//! // Later, when this replica becomes leader: the current table first.
+//! // Later, when this replica becomes leader: the current table first,
+//! // as an `Arc<RouteTable>`.
 //! let reconciler = bus.subscribe_with(
-//!     SubscribeOptions::new("reconciler", 16)
-//!         .rust_types(TypeSet::new().with::<RouteTable>())
+//!     SubscribeOptions::of::<RouteTable>("reconciler", 16)
 //!         .with_retained()
 //!         .leader_only(),
 //! )?;
