@@ -169,7 +169,8 @@
 //! A `traceparent` from the wire that is not valid W3C Trace Context is
 //! ignored (the event is imported without a context) and counted in
 //! [`ImportCounts::trace_invalid`] (for requests and responses,
-//! [`RequestCounts::trace_invalid`]); an invalid `tracestate` is dropped
+//! [`RequestCounts::trace_invalid`], for retained values
+//! [`RetainedCounts::trace_invalid`]); an invalid `tracestate` is dropped
 //! and the `traceparent` kept, as the W3C spec says. Neither ever fails an
 //! import. Importers also read `ce-traceparent`/`ce-tracestate`, the names
 //! CloudEvents SDKs give extensions in binary mode.

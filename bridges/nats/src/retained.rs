@@ -252,6 +252,9 @@ pub struct RetainedCounts {
     /// Values that did not decode as the imported type: skipped, the local
     /// copy left as it was.
     pub undecodable: u64,
+    /// Values whose trace context was not valid W3C Trace Context: applied
+    /// without it.
+    pub trace_invalid: u64,
 }
 
 /// The retained state's counters of a bridge: [`Bridge::retained_stats`](crate::Bridge::retained_stats).
@@ -298,7 +301,7 @@ impl fmt::Display for RetainedStats {
                 f,
                 "  {} ({}{}): stored {}, store failed {}, not stored {}, abandoned {}, caught up \
                  {}, cleared here {}, loaded {}, updated {}, cleared {}, reapplied {}, \
-                 undecodable {}",
+                 undecodable {}, trace invalid {}",
                 t.event_type,
                 if t.exported { "export" } else { "" },
                 if t.imported { " import" } else { "" },
@@ -312,7 +315,8 @@ impl fmt::Display for RetainedStats {
                 c.updated,
                 c.cleared,
                 c.reapplied,
-                c.undecodable
+                c.undecodable,
+                c.trace_invalid
             )?;
         }
         Ok(())
@@ -332,6 +336,7 @@ struct Counters {
     cleared: AtomicU64,
     reapplied: AtomicU64,
     undecodable: AtomicU64,
+    trace_invalid: AtomicU64,
 }
 
 impl Counters {
@@ -349,6 +354,7 @@ impl Counters {
             cleared: get(&self.cleared),
             reapplied: get(&self.reapplied),
             undecodable: get(&self.undecodable),
+            trace_invalid: get(&self.trace_invalid),
         }
     }
 }
@@ -977,12 +983,21 @@ impl Importer {
         if matches!(operation.as_deref(), Some("DEL" | "PURGE")) {
             return Some((key, None));
         }
-        // The context the value was written with, if valid (an invalid one
-        // is ignored: a retained value is state, read whole or not at all).
+        // The context the value was written with, if valid; an invalid one
+        // is counted and the value applied without it, as an import does.
         let trace = Incoming::parse(headers)
             .ok()
-            .and_then(|meta| meta.trace.resolve().context);
-        match decode(&message.payload, trace) {
+            .map(|meta| meta.trace.resolve());
+        if trace.as_ref().is_some_and(|trace| trace.invalid) {
+            warn_counted!(
+                &entry.counters.trace_invalid,
+                bridge = %self.shared.name,
+                event_type = %entry.event_type,
+                "switchboard-nats: a retained value's trace context is not valid W3C Trace \
+                 Context; applied without it"
+            );
+        }
+        match decode(&message.payload, trace.and_then(|trace| trace.context)) {
             Ok(event) if event.event_type() == entry.event_type => Some((key, Some(event))),
             Ok(event) => {
                 self.undecodable(key, &format!("it decodes as type {:?}", event.event_type()));

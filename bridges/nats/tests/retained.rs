@@ -387,6 +387,41 @@ async fn an_undecodable_value_is_counted_and_skipped() {
     );
 }
 
+/// A value written with an invalid trace context (by another producer, or a
+/// hostile one) is applied without it and counted, as an import is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_with_an_invalid_trace_context_is_applied_without_it_and_counted() {
+    use switchboard_nats::cloudevents::{ID, SOURCE, SPECVERSION, SPEC_VERSION, TRACEPARENT, TYPE};
+    init_tracing();
+    let server = NatsServer::start();
+    let url = server.url();
+    // A bridge creates the bucket; the value comes from a raw client.
+    let (_a_bus, _a) = running_replica("replica-a", &url).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(SPECVERSION, SPEC_VERSION);
+    headers.insert(ID, "raw.1");
+    headers.insert(TYPE, "routes.table");
+    headers.insert(SOURCE, "another-producer");
+    headers.insert(TRACEPARENT, "00-not-a-traceparent");
+    let value = serde_json::to_vec(&RouteTable::new("another-producer", 7)).unwrap();
+    js.publish_with_headers("$KV.SB_RETAINED.routes.table", headers, value.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let b_bus = EventBus::new();
+    let b = replica(&b_bus, "replica-b", &url).await;
+    b_bus.start();
+    assert_eq!(retained_n(&b_bus), Some(7), "applied");
+    let counts = b.retained_stats().types[0].counts.clone();
+    assert_eq!((counts.trace_invalid, counts.loaded), (1, 1), "{counts:?}");
+    assert_eq!(counts.undecodable, 0);
+    let table = b_bus.retained::<RouteTable>().unwrap();
+    assert_eq!(table.trace_context(), None, "without the invalid context");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_deleted_under_running_bridges_is_created_again() {
     init_tracing();
