@@ -60,6 +60,8 @@ async fn confirm_subscriptions(client: &Client) -> Result<(), BridgeError> {
 /// `retry_on_initial_connect`), or says why it is not: the client's last
 /// connection error tells refused credentials from an absent server.
 async fn wait_connected(client: &Client, events: &ClientEvents) -> Result<(), BridgeError> {
+    // The state, not the `Connected` event: the client drops events when its
+    // event queue is full (a flood of slow-consumer events), a state it keeps.
     let connected = async {
         while client.connection_state() != State::Connected {
             tokio::time::sleep(Duration::from_millis(10)).await;
