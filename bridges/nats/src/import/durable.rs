@@ -34,6 +34,7 @@ use tokio::time::Interval;
 
 use super::check::{process, route, Memory, Route, Verdict};
 use super::pending::{Identity, InBus, Pending};
+use crate::cloudevents;
 use crate::dead_letter::{header_block, parse_header_block, Letter};
 use crate::jetstream::{Consumer, Forgotten};
 use crate::shared::Shared;
@@ -71,6 +72,40 @@ struct StreamMessage<'a> {
     /// The delivery, to mark in progress while its event waits for room;
     /// `None` when read back through the message API.
     delivery: Option<&'a jetstream::Message>,
+}
+
+/// A message held back for its publisher's order.
+struct Held {
+    sequence: u64,
+    /// Its place in its exporter's order, from its `ce-id`.
+    place: Option<Place>,
+    message: Box<jetstream::Message>,
+}
+
+/// An event's exporter run and number, from its `ce-id` (`{run}.{seq}`).
+#[derive(PartialEq, Eq)]
+struct Place {
+    run: Box<str>,
+    seq: u64,
+}
+
+impl Place {
+    fn of(message: &jetstream::Message) -> Option<Self> {
+        let id = message.headers.as_ref()?.get(cloudevents::ID)?.as_str();
+        let (run, seq) = id.rsplit_once('.')?;
+        Some(Self {
+            run: run.into(),
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// The place right after this one in its run.
+    fn next(&self) -> Option<Self> {
+        Some(Self {
+            run: self.run.clone(),
+            seq: self.seq.checked_add(1)?,
+        })
+    }
 }
 
 impl<'a> StreamMessage<'a> {
@@ -121,7 +156,7 @@ struct Importer {
     /// before the missing one came back. Each is marked in progress at
     /// every tick, so the server does not redeliver it; if the process
     /// dies, the server does.
-    held: Vec<(u64, Box<jetstream::Message>)>,
+    held: Vec<Held>,
     /// The most messages held at once: past it the oldest goes in, its gap
     /// counted as missed. Half of `max_ack_pending`, so that held messages
     /// never stop the server from delivering the missing ones.
@@ -310,25 +345,33 @@ impl Importer {
         let incoming = StreamMessage::delivered(&message);
         let sequence = incoming.stream_sequence;
         let outcome = self.import(&incoming).await;
+        let place = Place::of(&message);
         if matches!(outcome, Ok(Outcome::HoldBack)) {
-            self.hold(message, sequence).await;
+            self.hold(message, sequence, place).await;
             return;
         }
         self.settle(Box::new(message), sequence, outcome).await;
-        if !self.held.is_empty() {
-            self.release().await;
+        if let Some(place) = place {
+            self.release_after(place).await;
         }
     }
 
     /// Holds `message` back, in stream order; past `max_held`, the oldest
     /// held message goes in now.
-    async fn hold(&mut self, message: jetstream::Message, sequence: u64) {
-        let index = self.held.partition_point(|(held, _)| *held < sequence);
-        self.held.insert(index, (sequence, Box::new(message)));
+    async fn hold(&mut self, message: jetstream::Message, sequence: u64, place: Option<Place>) {
+        let index = self.held.partition_point(|held| held.sequence < sequence);
+        let held = Held {
+            sequence,
+            place,
+            message: Box::new(message),
+        };
+        self.held.insert(index, held);
         if self.held.len() > self.max_held {
-            let (sequence, oldest) = self.held.remove(0);
-            self.force(oldest, sequence).await;
-            self.release().await;
+            let oldest = self.held.remove(0);
+            self.force(oldest.message, oldest.sequence).await;
+            if let Some(place) = oldest.place {
+                self.release_after(place).await;
+            }
         }
     }
 
@@ -340,20 +383,48 @@ impl Importer {
         self.settle(message, sequence, outcome).await;
     }
 
-    /// Tries the held-back messages again, in stream order, until none
-    /// moves on: an import may fill the gap that held the next one.
+    /// After the event at `place` went in: tries the held event right after
+    /// it in its run, and the next, while they go in. Only an import can
+    /// fill a gap, and only the event after it in its run can follow;
+    /// trying every held message after every import was quadratic in what
+    /// is held.
+    async fn release_after(&mut self, place: Place) {
+        let mut next = place.next();
+        while let Some(place) = next.take() {
+            if self.stopping {
+                return;
+            }
+            let found = self
+                .held
+                .iter()
+                .position(|held| held.place.as_ref() == Some(&place));
+            let Some(index) = found else { return };
+            let held = self.held.remove(index);
+            let outcome = self.import(&StreamMessage::delivered(&held.message)).await;
+            if matches!(outcome, Ok(Outcome::HoldBack)) {
+                self.held.insert(index, held);
+                return;
+            }
+            self.settle(held.message, held.sequence, outcome).await;
+            next = place.next();
+        }
+    }
+
+    /// Tries every held-back message again, in stream order, until none
+    /// moves on: at a tick (the order wait may have ended for some), and
+    /// after a message read back through the message API.
     async fn release(&mut self) {
         loop {
             let mut progressed = false;
             let mut index = 0;
             while index < self.held.len() && !self.stopping {
-                let (sequence, message) = self.held.remove(index);
-                let outcome = self.import(&StreamMessage::delivered(&message)).await;
+                let held = self.held.remove(index);
+                let outcome = self.import(&StreamMessage::delivered(&held.message)).await;
                 if matches!(outcome, Ok(Outcome::HoldBack)) {
-                    self.held.insert(index, (sequence, message));
+                    self.held.insert(index, held);
                     index += 1;
                 } else {
-                    self.settle(message, sequence, outcome).await;
+                    self.settle(held.message, held.sequence, outcome).await;
                     progressed = true;
                 }
             }
@@ -391,7 +462,7 @@ impl Importer {
     /// `delivery` (waiting for room) in progress, so that the server does
     /// not deliver them again while they wait.
     async fn mark_in_progress(&self, delivery: Option<&jetstream::Message>) {
-        let held = self.held.iter().map(|(_, message)| &**message);
+        let held = self.held.iter().map(|held| &*held.message);
         for message in held.chain(self.pending.deliveries()).chain(delivery) {
             // A lost mark means one redelivery, recognised as a duplicate.
             let _ = message.ack_with(AckKind::Progress).await;
@@ -401,8 +472,8 @@ impl Importer {
     /// Imports every held message now (their stream is gone, or the
     /// importer stops with nothing left to wait for).
     async fn release_all(&mut self) {
-        for (sequence, message) in std::mem::take(&mut self.held) {
-            self.force(message, sequence).await;
+        for held in std::mem::take(&mut self.held) {
+            self.force(held.message, held.sequence).await;
         }
     }
 
