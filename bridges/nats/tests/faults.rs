@@ -187,7 +187,9 @@ async fn at_least_once_survives_a_server_restart_exactly_once_in_order() {
 /// events published as fast as the window lets them, the server killed
 /// once a hundred are stored (the window's publishes in flight fail or
 /// lose their acknowledgements) and restarted on its store. Each is sent
-/// again with its message id: stored once, received once, in order.
+/// again with its message id: stored once, received once, in order. The
+/// last hundred are published only once the server is dead, so the fault
+/// always finds events to send again, however fast the others went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_survives_a_server_kill_mid_window_exactly_once_in_order() {
     const KILL_AFTER_STORED: u64 = 100;
@@ -196,8 +198,13 @@ async fn at_least_once_survives_a_server_kill_mid_window_exactly_once_in_order()
     let pair =
         JetStreamPair::connect(&server, "window", fast_jetstream().publish_window(256)).await;
     let bus_a = pair.bus_a.clone();
+    let (killed, server_dead) = tokio::sync::oneshot::channel::<()>();
     let publishing = tokio::spawn(async move {
+        let mut server_dead = Some(server_dead);
         for n in 1..=EVENTS {
+            if n == EVENTS - 99 {
+                server_dead.take().unwrap().await.unwrap();
+            }
             bus_a
                 .publish_waiting(RouteAdded::new("window-exporter", n))
                 .await
@@ -215,6 +222,7 @@ async fn at_least_once_survives_a_server_kill_mid_window_exactly_once_in_order()
     assert!(reached, "{}", pair.exporter.stats());
     server.kill();
     let stored_before_the_kill = stored();
+    killed.send(()).unwrap();
     tokio::time::sleep(DOWN).await;
     server.restart();
     publishing.await.unwrap();

@@ -415,7 +415,7 @@ async fn a_value_with_an_invalid_trace_context_is_applied_without_it_and_counted
     let b = replica(&b_bus, "replica-b", &url).await;
     b_bus.start();
     assert_eq!(retained_n(&b_bus), Some(7), "applied");
-    let counts = b.retained_stats().types[0].counts.clone();
+    let counts = b.retained_stats().types[0].counts;
     assert_eq!((counts.trace_invalid, counts.loaded), (1, 1), "{counts:?}");
     assert_eq!(counts.undecodable, 0);
     let table = b_bus.retained::<RouteTable>().unwrap();
