@@ -10,7 +10,9 @@
 //!   later messages go on, and the pending ones are marked in progress.
 //! - A message whose publisher's earlier event is missing is held here,
 //!   unacknowledged and marked in progress, until that one comes or the
-//!   order wait ends; held messages are tried again in stream order.
+//!   order wait ends: after an import, the held event right after it in
+//!   its run is tried again (and the next, while they go in); at each tick,
+//!   every held message, in stream order.
 //! - A message the server gave up delivering (its max-deliveries advisory)
 //!   is read back through the JSON message API and imported at once, or
 //!   stored as a dead letter.
