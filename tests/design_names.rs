@@ -26,6 +26,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "support/rust_source.rs"]
+mod rust_source;
+
+use rust_source::{strip_comments, tokenize, Strings};
+
 /// Names the design writes that live outside the workspace's code.
 const OUTSIDE: &[&str] = &[
     // The Go original's, named in prose (its table's column is not checked).
@@ -137,9 +142,10 @@ impl Workspace {
         {
             let text = || fs::read_to_string(root.join(file)).unwrap_or_default();
             if file.ends_with(".rs") {
-                let code = without_comments(&text());
-                words.extend(words_of(&code));
-                collect_members(&tokens(&code), &mut members);
+                let text = text();
+                words.extend(words_of(&strip_comments(&text, Strings::Keep)));
+                let code = strip_comments(&text, Strings::Empty);
+                collect_members(&tokenize(&code), &mut members);
             } else if file.ends_with("Cargo.toml") || file == ".ci/run" {
                 words.extend(words_of(&text()));
             }
@@ -313,113 +319,14 @@ fn rust_names(span: &str) -> Option<Vec<String>> {
     (!names.is_empty() && names.iter().all(identifier)).then_some(names)
 }
 
-/// `source` with its comments (line, doc and block) blanked out; string
-/// literals kept, since a name may live only in one (a bench id, a metric).
-fn without_comments(source: &str) -> String {
-    let bytes = source.as_bytes();
-    let mut out = String::with_capacity(source.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1)) {
-            (b'/', Some(b'/')) => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            (b'/', Some(b'*')) => {
-                let mut depth = 0;
-                while i < bytes.len() {
-                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                out.push(' ');
-            }
-            (b'r', Some(b'#' | b'"')) if !ident_before(bytes, i) => {
-                // A raw string: it ends at a quote followed by as many `#`.
-                let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
-                let close = format!("\"{}", "#".repeat(hashes));
-                let start = i;
-                let body = i + 2 + hashes;
-                i = source[body..]
-                    .find(&close)
-                    .map_or(bytes.len(), |end| body + end + close.len());
-                out.push_str(&source[start..i]);
-            }
-            (b'\'', _) => {
-                // A character literal (`'"'`, `'\''`) or a lifetime.
-                let end = match (bytes.get(i + 1), bytes.get(i + 2)) {
-                    (Some(b'\\'), _) => source[i + 3..].find('\'').map(|at| i + 4 + at),
-                    (Some(_), Some(b'\'')) => Some(i + 3),
-                    _ => None,
-                };
-                let end = end.unwrap_or(i + 1).min(bytes.len());
-                out.push_str(&source[i..end]);
-                i = end;
-            }
-            (b'"', _) => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
-                out.push_str(&source[start..i]);
-            }
-            _ => {
-                let next = source[i..].chars().next().unwrap();
-                out.push(next);
-                i += next.len_utf8();
-            }
-        }
-    }
-    out
-}
-
-/// The tokens of `code` (comments removed): identifiers, string literals
-/// (one token each) and single punctuation characters.
-fn tokens(code: &str) -> Vec<&str> {
-    let mut tokens = Vec::new();
-    let mut rest = code;
-    while let Some(c) = rest.chars().next() {
-        let len = if c.is_ascii_alphanumeric() || c == '_' {
-            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len())
-        } else if c == '"' {
-            let mut end = 1;
-            let bytes = rest.as_bytes();
-            while end < bytes.len() && bytes[end] != b'"' {
-                end += if bytes[end] == b'\\' { 2 } else { 1 };
-            }
-            (end + 1).min(rest.len())
-        } else {
-            c.len_utf8()
-        };
-        if !c.is_whitespace() {
-            tokens.push(&rest[..len]);
-        }
-        rest = &rest[len..];
-    }
-    tokens
-}
-
 /// Adds, for each type `tokens` define or implement, its members: a
 /// struct's fields, an enum's variants, a trait's items, an `impl` block's
 /// functions, constants and types.
-fn collect_members(tokens: &[&str], members: &mut BTreeMap<String, BTreeSet<String>>) {
+fn collect_members(tokens: &[String], members: &mut BTreeMap<String, BTreeSet<String>>) {
     let identifier = |t: &str| t.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
     let mut i = 0;
     while i < tokens.len() {
-        let keyword = tokens[i];
+        let keyword = tokens[i].as_str();
         i += 1;
         let owner = match keyword {
             "struct" | "enum" | "union" | "trait" => match tokens.get(i) {
@@ -445,7 +352,7 @@ fn collect_members(tokens: &[&str], members: &mut BTreeMap<String, BTreeSet<Stri
         let mut j = body_start;
         let names = members.entry(owner).or_default();
         while j < tokens.len() && depth > 0 {
-            match tokens[j] {
+            match tokens[j].as_str() {
                 "{" | "(" | "[" => depth += 1,
                 "}" | ")" | "]" => depth -= 1,
                 "fn" | "const" | "type" if depth == 1 => {
@@ -456,9 +363,10 @@ fn collect_members(tokens: &[&str], members: &mut BTreeMap<String, BTreeSet<Stri
                 // A field (`name: T`) or a variant (`Name`, `Name(..)`,
                 // `Name { .. }`) at the body's top level.
                 name if depth == 1 && identifier(name) => {
-                    let before = tokens[j - 1];
-                    let after = tokens.get(j + 1).copied().unwrap_or("");
-                    let field = after == ":" && tokens.get(j + 2) != Some(&":");
+                    let before = tokens[j - 1].as_str();
+                    let after = tokens.get(j + 1).map_or("", String::as_str);
+                    // `tokenize` keeps `::` whole: a lone `:` is a field's.
+                    let field = after == ":";
                     let variant = keyword == "enum"
                         && (before == "{" || before == "," || before == "]")
                         && matches!(after, "," | "(" | "{" | "}" | "=");
@@ -476,11 +384,11 @@ fn collect_members(tokens: &[&str], members: &mut BTreeMap<String, BTreeSet<Stri
 
 /// The type an `impl` header names (`impl<T> Trait for path::Type<T> where
 /// .. {`): its last path segment, outside generics.
-fn impl_target<'a>(header: &[&'a str]) -> Option<&'a str> {
+fn impl_target(header: &[String]) -> Option<&str> {
     let mut depth = 0usize;
     let mut target = None;
     for token in header {
-        match *token {
+        match token.as_str() {
             "<" => depth += 1,
             ">" => depth = depth.saturating_sub(1),
             "{" | ";" | "where" if depth == 0 => return target,
@@ -496,12 +404,6 @@ fn impl_target<'a>(header: &[&'a str]) -> Option<&'a str> {
         }
     }
     None
-}
-
-/// Whether the byte before `at` continues an identifier (so an `r` there is
-/// not a raw string's prefix).
-fn ident_before(bytes: &[u8], at: usize) -> bool {
-    at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_')
 }
 
 /// The identifier-like words of `text`.

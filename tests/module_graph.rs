@@ -15,6 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "support/rust_source.rs"]
+mod rust_source;
+
+use rust_source::{is_ident, strip_comments, tokenize, Strings};
+
 /// Each workspace crate's source directory.
 const CRATES: &[&str] = &[
     "src",
@@ -85,7 +90,7 @@ fn crate_graph(root: &Path, src: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
         let name = module_path(src, &file);
         let text = fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}", file.strip_prefix(root).unwrap().display()));
-        let parsed = parse(&name, &strip_comments(&text));
+        let parsed = parse(&name, &strip_comments(&text, Strings::Empty));
         modules.insert(name.clone(), name.clone());
         for module in &parsed.inline {
             modules.insert(module.clone(), name.clone());
@@ -211,72 +216,6 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     path
 }
 
-/// The text without `//` and `/* */` comments (doc comments included), and
-/// without the contents of string and character literals (raw strings
-/// included: their braces and quotes are not code).
-fn strip_comments(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        let after_ident = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-        match c {
-            '/' if next == Some('/') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            '/' if next == Some('*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i - 1] == '*' && chars[i] == '/') {
-                    i += 1;
-                }
-            }
-            // A raw string: `r"…"`, `r#"…"#`, `br##"…"##`…
-            'r' if !after_ident || chars[i - 1] == 'b' => {
-                let mut hashes = 0;
-                while chars.get(i + 1 + hashes) == Some(&'#') {
-                    hashes += 1;
-                }
-                if chars.get(i + 1 + hashes) != Some(&'"') {
-                    out.push(c);
-                } else {
-                    i += 2 + hashes;
-                    while i < chars.len()
-                        && !(chars[i] == '"'
-                            && (1..=hashes).all(|h| chars.get(i + h) == Some(&'#')))
-                    {
-                        i += 1;
-                    }
-                    i += hashes;
-                    out.push_str("\"\"");
-                }
-            }
-            '"' => {
-                i += 1;
-                while i < chars.len() && chars[i] != '"' {
-                    i += if chars[i] == '\\' { 2 } else { 1 };
-                }
-                out.push_str("\"\"");
-            }
-            // A character literal (`'{'`, `'\''`); a lifetime (`'a`) stays.
-            '\'' if next == Some('\\') => {
-                i += 2;
-                while i < chars.len() && chars[i] != '\'' {
-                    i += 1;
-                }
-            }
-            '\'' if chars.get(i + 2) == Some(&'\'') => i += 2,
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
 /// The inline modules, paths and `use` bindings of a file whose module is
 /// `file_module`.
 fn parse(file_module: &[String], text: &str) -> Parsed {
@@ -344,32 +283,6 @@ fn parse(file_module: &[String], text: &str) -> Parsed {
         i += 1;
     }
     parsed
-}
-
-/// Identifiers, `::`, and single punctuation characters.
-fn tokenize(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_alphanumeric() || c == '_' {
-            let mut ident = c.to_string();
-            while let Some(&c) = chars.peek().filter(|c| c.is_alphanumeric() || **c == '_') {
-                ident.push(c);
-                chars.next();
-            }
-            tokens.push(ident);
-        } else if c == ':' && chars.peek() == Some(&':') {
-            chars.next();
-            tokens.push("::".into());
-        } else if !c.is_whitespace() {
-            tokens.push(c.to_string());
-        }
-    }
-    tokens
-}
-
-fn is_ident(token: &str) -> bool {
-    token.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// The paths a use tree names, each with the name it binds (none for a
@@ -504,7 +417,7 @@ fn literals_and_comments_hide_no_code_and_show_none() {
     let text = r####"use a::b; // use c::d;
 let x = br#"{"k":"}"#; let y = r"{"; let z = '{'; let q = b'"'; let e = '\'';
 fn f<'a>(s: &'a str) -> &'a str { "}\"{" } /* use e::f; */ use g::h;"####;
-    let stripped = strip_comments(text);
+    let stripped = strip_comments(text, Strings::Empty);
     assert!(
         !stripped.contains("c::d") && !stripped.contains("e::f"),
         "{stripped}"
