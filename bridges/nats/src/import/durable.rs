@@ -347,11 +347,17 @@ impl Importer {
         let incoming = StreamMessage::delivered(&message);
         let sequence = incoming.stream_sequence;
         let outcome = self.import(&incoming).await;
-        let place = Place::of(&message);
         if matches!(outcome, Ok(Outcome::HoldBack)) {
+            let place = Place::of(&message);
             self.hold(message, sequence, place).await;
             return;
         }
+        // Read only when something is held: most deliveries release nothing.
+        let place = if self.held.is_empty() {
+            None
+        } else {
+            Place::of(&message)
+        };
         self.settle(Box::new(message), sequence, outcome).await;
         if let Some(place) = place {
             self.release_after(place).await;
