@@ -28,7 +28,7 @@ use crate::plan::Plan;
 use crate::retained::{self, Retained, RetainedConfig, RetainedStats};
 use crate::shared::Shared;
 use crate::spawn::spawn;
-use crate::stats::{BridgeStats, ConsumerCounters, RequestCounters, UnroutedCounters};
+use crate::stats::{BridgeStats, RequestCounters, UnroutedCounters};
 
 /// How long dropping a bridge that owns its runtime waits for its tasks to
 /// count what they abandon.
@@ -338,6 +338,7 @@ fn share(plan: Plan, connected: Connected) -> (Shared, RetainedConfig) {
         consumer_client,
         consumer_events,
         dead_letters,
+        consumer_counters,
     } = connected;
     let shared = Shared {
         exported_types: exports.iter().map(|e| e.type_id).collect(),
@@ -355,7 +356,7 @@ fn share(plan: Plan, connected: Connected) -> (Shared, RetainedConfig) {
         requests: RequestCounters::default(),
         client_events,
         consumer_events,
-        consumer_counters: ConsumerCounters::default(),
+        consumer_counters,
         name_conflicts: AtomicU64::new(0),
         client_stopped: AtomicBool::new(false),
         dead_letters,

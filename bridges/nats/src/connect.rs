@@ -19,6 +19,7 @@ use crate::import::Reconnect;
 use crate::jetstream::{self, Consumer, StreamSpec};
 use crate::plan::{Feed, Plan};
 use crate::presence::{self, Claim};
+use crate::stats::ConsumerCounters;
 use crate::types::{ImportType, ServedType};
 
 /// How long `connect` waits for a bridge to answer its name's probe when
@@ -110,6 +111,8 @@ pub(crate) struct Connected {
     pub consumer_client: Option<Client>,
     pub consumer_events: Arc<ClientEvents>,
     pub dead_letters: DeadLetters,
+    /// Shared with the streams, which count the broken ones they replace.
+    pub consumer_counters: Arc<ConsumerCounters>,
 }
 
 /// What the bridge's tasks read, one task each (but `served`: one task per
@@ -148,6 +151,7 @@ pub(crate) async fn connect(
         .collect();
 
     let client_events = Arc::new(ClientEvents::default());
+    let consumer_counters = Arc::new(ConsumerCounters::default());
     let client = client_events::install(options.clone(), name, "main", Arc::clone(&client_events))
         .connect(addrs.clone())
         .await
@@ -202,6 +206,7 @@ pub(crate) async fn connect(
             &planned.subjects,
             name,
             &plan.jetstream_options,
+            &consumer_counters,
         )
         .await?;
         if let (Some(durable_consumer), Some(reconnect), Some((_, advisories))) =
@@ -261,6 +266,7 @@ pub(crate) async fn connect(
         &plan.prefix,
         name,
         &plan.jetstream_options,
+        Arc::clone(&consumer_counters),
     );
     if plan.jetstream.as_ref().is_some_and(|js| js.dead_letters) {
         dead_letters
@@ -277,6 +283,7 @@ pub(crate) async fn connect(
         consumer_client,
         consumer_events,
         dead_letters,
+        consumer_counters,
     };
     let subscribed = Subscribed {
         presence,

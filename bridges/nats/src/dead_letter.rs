@@ -25,6 +25,7 @@
 use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_nats::jetstream::stream::{Config as StreamConfig, DiscardPolicy};
 use async_nats::jetstream::Context;
@@ -32,7 +33,8 @@ use async_nats::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use bytes::{Bytes, BytesMut};
 
 use crate::config::JetStreamOptions;
-use crate::jetstream::StreamSpec;
+use crate::jetstream::{is_stream_not_found, StreamSpec};
+use crate::stats::ConsumerCounters;
 use crate::subject;
 
 /// The most dead letters the stream keeps; past it the oldest is discarded
@@ -160,12 +162,13 @@ impl DeadLetters {
         prefix: &str,
         bridge: &str,
         options: &JetStreamOptions,
+        counters: Arc<ConsumerCounters>,
     ) -> Self {
         let stream = options
             .stream
             .clone()
             .unwrap_or_else(|| subject::default_stream_name(prefix));
-        let mut spec = StreamSpec::new(context, format!("{stream}_DEAD"), options);
+        let mut spec = StreamSpec::new(context, format!("{stream}_DEAD"), options, counters);
         spec.config = StreamConfig {
             // Kept until handled, however old; bounded in number instead.
             max_age: std::time::Duration::ZERO,
@@ -227,6 +230,8 @@ impl DeadLetters {
                 if error.kind()
                     == async_nats::jetstream::context::PublishErrorKind::StreamNotFound =>
             {
+                // Created on first use by an importer-only bridge: no
+                // waiting, as `restore` would, for a deletion to settle.
                 self.spec
                     .ensure(std::slice::from_ref(&self.subject))
                     .await?;
@@ -302,14 +307,6 @@ impl DeadLetters {
             .map_err(jetstream_error)?;
         Ok(())
     }
-}
-
-fn is_stream_not_found(kind: &async_nats::jetstream::context::GetStreamErrorKind) -> bool {
-    matches!(
-        kind,
-        async_nats::jetstream::context::GetStreamErrorKind::JetStream(error)
-            if error.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
-    )
 }
 
 fn read_letter(sequence: u64, headers: &HeaderMap, body: Bytes) -> DeadLetter {

@@ -264,7 +264,7 @@ pub(crate) async fn run_jetstream(
 
 /// Adds `subject` to the stream again, which a publish found capturing none.
 async fn ensure_captured(shared: &Shared, stream: &StreamSpec, subject: String) {
-    if let Err(error) = stream.ensure(std::slice::from_ref(&subject)).await {
+    if let Err(error) = stream.restore(std::slice::from_ref(&subject)).await {
         tracing::warn!(
             bridge = %shared.name,
             %subject,

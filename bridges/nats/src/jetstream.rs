@@ -18,33 +18,54 @@
 //! Only stream and consumer settings that nats-server 2.9 knows are used.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
-use async_nats::jetstream::context::{ConsumerInfoErrorKind, ContextBuilder};
-use async_nats::jetstream::stream::{Config as StreamConfig, StorageType, Stream};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, ContextBuilder, GetStreamErrorKind};
+use async_nats::jetstream::stream::{Config as StreamConfig, State, StorageType, Stream};
 use async_nats::jetstream::Context;
 use async_nats::Client;
 
 use crate::config::JetStreamOptions;
 use crate::error::BridgeError;
 use crate::resume;
+use crate::stats::{warn_counted, ConsumerCounters};
 use crate::subject::matches;
 
 /// How often `ensure` re-reads and re-adds subjects that a concurrent
 /// update of another bridge may have overwritten.
 const ENSURE_ATTEMPTS: usize = 10;
 
+/// How long a bridge waits before it creates again a stream it found gone,
+/// and after it deleted a broken one. nats-server takes a deleted stream out
+/// of the account before it moves the stream's directory away: a stream
+/// created under the same name in between opens that directory, and loses it
+/// with the old stream (it then acknowledges nothing, or stores what no
+/// consumer can read). The deletion takes milliseconds; a second leaves
+/// room for a loaded server, and for another bridge replacing the same
+/// broken stream (see [`is_broken`]).
+const RECREATE_AFTER: Duration = Duration::from_secs(1);
+
 /// The stream of a prefix, as this bridge would create it.
 #[derive(Clone)]
 pub(crate) struct StreamSpec {
     pub context: Context,
     pub config: StreamConfig,
+    /// Where broken streams replaced are counted.
+    counters: Arc<ConsumerCounters>,
 }
 
 impl StreamSpec {
-    pub(crate) fn new(context: Context, name: String, options: &JetStreamOptions) -> Self {
+    pub(crate) fn new(
+        context: Context,
+        name: String,
+        options: &JetStreamOptions,
+        counters: Arc<ConsumerCounters>,
+    ) -> Self {
         Self {
+            counters,
             context,
             config: StreamConfig {
                 name,
@@ -88,7 +109,12 @@ impl StreamSpec {
                     continue;
                 }
             };
-            let existing = &stream.cached_info().config;
+            let info = stream.cached_info();
+            if is_broken(info.created, &info.state) {
+                self.replace_broken(info.created).await?;
+                continue;
+            }
+            let existing = &info.config;
             let missing: Vec<&String> = wanted
                 .iter()
                 .filter(|subject| !existing.subjects.iter().any(|p| matches(p, subject)))
@@ -110,6 +136,79 @@ impl StreamSpec {
             .into()
         }))
     }
+
+    /// [`ensure`](Self::ensure) after the stream was lost (a publish found
+    /// none capturing its subject, the consumer was deleted with it): if the
+    /// stream is still gone, waits [`RECREATE_AFTER`] before creating it, so
+    /// that the server has finished deleting the old one.
+    pub(crate) async fn restore(&self, subjects: &[String]) -> Result<Stream, async_nats::Error> {
+        match self.context.get_stream(self.name()).await {
+            Ok(_) => {}
+            Err(error) if is_stream_not_found(&error.kind()) => {
+                tokio::time::sleep(RECREATE_AFTER).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.ensure(subjects).await
+    }
+
+    /// Deletes the broken stream created at `created`, unless it is already
+    /// gone or replaced, then waits [`RECREATE_AFTER`]: a bridge that saw the
+    /// same broken stream and deletes it by name too must not delete the
+    /// replacement.
+    async fn replace_broken(&self, created: time::OffsetDateTime) -> Result<(), async_nats::Error> {
+        let name = self.name();
+        let still_broken = match self.context.get_stream(name).await {
+            Ok(stream) => {
+                let info = stream.cached_info();
+                info.created == created && is_broken(info.created, &info.state)
+            }
+            Err(error) if is_stream_not_found(&error.kind()) => false,
+            Err(error) => return Err(error.into()),
+        };
+        if still_broken {
+            match self.context.delete_stream(name).await {
+                Ok(_) => {}
+                Err(error) if is_stream_not_found(&error.kind()) => {}
+                Err(error) => return Err(error.into()),
+            }
+            warn_counted!(
+                each: &self.counters.streams_replaced,
+                stream = %name,
+                %created,
+                "switchboard-nats: the stream was created while the server was still deleting \
+                 the stream of the same name, and lost its directory with it (it holds only the \
+                 old stream's numbers, and would store nothing readable): deleted, to be created \
+                 again"
+            );
+        }
+        tokio::time::sleep(RECREATE_AFTER).await;
+        Ok(())
+    }
+}
+
+/// Whether the server answered that the stream does not exist (the same
+/// error kind for a lookup and a deletion).
+pub(crate) fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
+    matches!(
+        kind,
+        GetStreamErrorKind::JetStream(error)
+            if error.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
+/// Whether a stream created at `created` is broken: created by anyone while
+/// nats-server was still deleting the stream of the same name, it opened the
+/// old stream's directory, which the deletion then moved away. It shows the
+/// old stream's purged numbers (no message, a last sequence above zero) and
+/// a last message older than itself, which no working stream has. (A stream
+/// created with a first sequence of its own has no last message time; one
+/// purged keeps the time of a message it stored.)
+fn is_broken(created: time::OffsetDateTime, state: &State) -> bool {
+    state.messages == 0
+        && state.last_sequence > 0
+        && state.last_timestamp > time::OffsetDateTime::UNIX_EPOCH
+        && state.last_timestamp < created
 }
 
 /// What the bridge's JetStream tasks need.
@@ -208,7 +307,7 @@ impl Consumer {
     /// Finds the consumer again after an error, creating the stream and the
     /// consumer if the server no longer has them.
     pub(crate) async fn recover(&mut self) -> Result<Forgotten, async_nats::Error> {
-        let mut stream = self.spec.ensure(&self.subjects).await?;
+        let mut stream = self.spec.restore(&self.subjects).await?;
         match stream.consumer_info(&self.durable).await {
             Ok(_) => {
                 self.consumer = stream.get_consumer(&self.durable).await?;
@@ -306,8 +405,14 @@ pub(crate) async fn setup(
     subjects: &[String],
     name: &str,
     options: &JetStreamOptions,
+    counters: &Arc<ConsumerCounters>,
 ) -> Result<JetStream, BridgeError> {
-    let spec = StreamSpec::new(context(client, options), stream_name.to_owned(), options);
+    let spec = StreamSpec::new(
+        context(client, options),
+        stream_name.to_owned(),
+        options,
+        Arc::clone(counters),
+    );
     let stream = spec
         .ensure(subjects)
         .await
@@ -325,6 +430,7 @@ pub(crate) async fn setup(
                     context(consumer_client, options),
                     stream_name.to_owned(),
                     options,
+                    Arc::clone(counters),
                 ),
                 subjects.to_vec(),
                 durable,
@@ -390,7 +496,8 @@ async fn create_consumer(
 
 #[cfg(test)]
 mod tests {
-    use super::Handled;
+    use super::{is_broken, Handled};
+    use async_nats::jetstream::stream::State;
 
     #[test]
     fn the_floor_rises_only_over_contiguous_sequences() {
@@ -420,5 +527,48 @@ mod tests {
         assert!(!handled.contains(4) && handled.contains(5));
         handled.advance_to(1);
         assert_eq!(handled.resume_at(), 4, "never lowered");
+    }
+
+    /// A stream's state as the server describes it in JSON.
+    fn state(messages: u64, first: u64, last: u64, first_ts: &str, last_ts: &str) -> State {
+        serde_json::from_value(serde_json::json!({
+            "messages": messages,
+            "bytes": 0,
+            "first_seq": first,
+            "first_ts": first_ts,
+            "last_seq": last,
+            "last_ts": last_ts,
+            "consumer_count": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stream_holding_numbers_older_than_itself_is_broken() {
+        // 2026-12-06T00:01:47.912Z
+        let created =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_796_515_307_912_000_000).unwrap();
+        // What a stream created during the deletion of its predecessor
+        // showed: the old stream's purged numbers and times.
+        let broken = state(
+            0,
+            149,
+            148,
+            "2026-12-06T00:01:47.432Z",
+            "2026-12-06T00:01:47.884Z",
+        );
+        assert!(is_broken(created, &broken));
+        // A new stream, and one that stored a message since.
+        let zero = "0001-01-01T00:00:00Z";
+        assert!(!is_broken(created, &state(0, 0, 0, zero, zero)));
+        let stored = "2026-12-06T00:01:48Z";
+        assert!(!is_broken(created, &state(1, 1, 1, stored, stored)));
+        // Purged after it stored: it keeps the time of its last message.
+        assert!(!is_broken(created, &state(0, 149, 148, stored, stored)));
+        // Created with a first sequence of its own: no last message time.
+        assert!(!is_broken(created, &state(0, 100, 99, zero, zero)));
+        // Still holding messages: never taken for broken.
+        let old = "2026-12-06T00:01:40Z";
+        assert!(!is_broken(created, &state(3, 146, 148, old, old)));
     }
 }

@@ -149,7 +149,7 @@ fn encode(encoder: &mut DescriptorEncoder<'_>, stats: &BridgeStats) -> fmt::Resu
         ),
         (
             "switchboard_nats_consumer",
-            "The at-least-once importer's durable consumer: what the server forgot or gave up on.",
+            "The at-least-once importer's durable consumer, and the streams: what the server forgot or gave up on.",
             stats.consumer.fields(),
         ),
         (

@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub requests: RequestCounters,
     pub client_events: Arc<ClientEvents>,
     pub consumer_events: Arc<ClientEvents>,
-    pub consumer_counters: ConsumerCounters,
+    pub consumer_counters: Arc<ConsumerCounters>,
     /// Announcements heard from another live bridge of this name.
     pub name_conflicts: AtomicU64,
     /// Set once the main client's connection task is found ended.

@@ -243,8 +243,8 @@ counters! {
 }
 
 counters! {
-    /// The at-least-once importer's durable consumer: what the server forgot
-    /// or gave up on.
+    /// The at-least-once importer's durable consumer, and the streams the
+    /// bridge writes and reads: what the server forgot or gave up on.
     ConsumerCounts / ConsumerCounters {
         /// Times the consumer was gone from the server (a restart without its
         /// store, a deletion) and was created again at the first message not
@@ -272,6 +272,12 @@ counters! {
         /// connection task had ended (async-nats panics on a header value
         /// holding a lone carriage return).
         client_rebuilt,
+        /// Streams (the prefix's, its dead letters) found broken and deleted,
+        /// to be created again, by this bridge, exporting or importing: created
+        /// while nats-server was still deleting the stream of the same name,
+        /// such a stream lost its directory with the old one, and would
+        /// acknowledge nothing or store what no consumer can read.
+        streams_replaced,
     }
 }
 
@@ -602,7 +608,8 @@ impl fmt::Display for BridgeStats {
         writeln!(
             f,
             "  consumer: recreated {} (new streams {}), lost {}, gave up {}, dead-lettered unrouted \
-             {}, dead letters failed {}, ack failed {}, client rebuilt {}",
+             {}, dead letters failed {}, ack failed {}, client rebuilt {}, broken streams \
+             replaced {}",
             d.recreated,
             d.new_streams,
             d.lost,
@@ -610,7 +617,8 @@ impl fmt::Display for BridgeStats {
             d.dead_lettered,
             d.dead_letter_failed,
             d.ack_failed,
-            d.client_rebuilt
+            d.client_rebuilt,
+            d.streams_replaced
         )
     }
 }
