@@ -5,7 +5,7 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::client::PublishErrorKind as CorePublishErrorKind;
 use async_nats::connection::State;
@@ -228,6 +228,7 @@ pub(crate) async fn run_jetstream(
     // One retry timer for the whole loop: a new one per event costs more
     // than the rest of the select.
     let mut retry = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut looked_at = Instant::now();
     loop {
         let retry_at = window.retry_at();
         if let Some(at) = retry_at.filter(|at| *at != retry.deadline()) {
@@ -236,13 +237,20 @@ pub(crate) async fn run_jetstream(
         tokio::select! {
             biased;
             () = stop.requested() => break,
-            settled = window.next_settled(), if window.in_flight() => {
-                if let Settled::NoStream(subject) = settled {
-                    // No stream captures the subject (deleted, or its
-                    // subjects rewritten): add it again before the retry.
+            settled = window.next_settled(), if window.in_flight() => match settled {
+                // No stream captures the subject (deleted, or its subjects
+                // rewritten): add it again before the retry.
+                Settled::NoStream(subject) => {
                     ensure_captured(&shared, &stream, subject.to_string()).await;
                 }
-            }
+                // Unacknowledged: a server away, or a broken stream, which
+                // would never answer. Looked at once per wait at most.
+                Settled::Failed if looked_at.elapsed() >= STREAM_LOOK_EVERY => {
+                    looked_at = Instant::now();
+                    heal(&shared, &stream).await;
+                }
+                Settled::Failed | Settled::Stored => {}
+            },
             () = &mut retry, if retry_at.is_some() => window.retry().await,
             event = subscription.next(), if window.takes_new() => {
                 // The subscription ended (the bus is gone): what is in
@@ -260,6 +268,22 @@ pub(crate) async fn run_jetstream(
     }
     window.close().await;
     abandon(&shared, &subscription);
+}
+
+/// How often at most an exporter whose publishes go unacknowledged looks
+/// whether its stream is broken.
+const STREAM_LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Replaces the stream if it is broken; a server that does not answer is
+/// already counted in the retries.
+async fn heal(shared: &Shared, stream: &StreamSpec) {
+    if let Err(error) = stream.heal().await {
+        tracing::debug!(
+            bridge = %shared.name,
+            %error,
+            "switchboard-nats: could not look whether the stream is broken"
+        );
+    }
 }
 
 /// Adds `subject` to the stream again, which a publish found capturing none.

@@ -24,7 +24,9 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::{ConsumerInfoErrorKind, ContextBuilder, GetStreamErrorKind};
-use async_nats::jetstream::stream::{Config as StreamConfig, State, StorageType, Stream};
+use async_nats::jetstream::stream::{
+    Config as StreamConfig, RawMessageErrorKind, State, StorageType, Stream,
+};
 use async_nats::jetstream::Context;
 use async_nats::Client;
 
@@ -109,12 +111,11 @@ impl StreamSpec {
                     continue;
                 }
             };
-            let info = stream.cached_info();
-            if is_broken(info.created, &info.state) {
-                self.replace_broken(info.created).await?;
+            if is_broken(&stream).await {
+                self.replace_broken(stream.cached_info().created).await?;
                 continue;
             }
-            let existing = &info.config;
+            let existing = &stream.cached_info().config;
             let missing: Vec<&String> = wanted
                 .iter()
                 .filter(|subject| !existing.subjects.iter().any(|p| matches(p, subject)))
@@ -152,6 +153,23 @@ impl StreamSpec {
         self.ensure(subjects).await
     }
 
+    /// Replaces the stream if it is broken (see [`is_broken`]): for an
+    /// exporter whose publishes go unacknowledged, which a broken stream
+    /// holding the old one's messages does forever. Once deleted, the next
+    /// publish finds no stream and [`restore`](Self::restore)s it.
+    pub(crate) async fn heal(&self) -> Result<(), async_nats::Error> {
+        let stream = match self.context.get_stream(self.name()).await {
+            Ok(stream) => stream,
+            // Gone: a publish finds out and restores it.
+            Err(error) if is_stream_not_found(&error.kind()) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        if is_broken(&stream).await {
+            self.replace_broken(stream.cached_info().created).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the broken stream created at `created`, unless it is already
     /// gone or replaced, then waits [`RECREATE_AFTER`]: a bridge that saw the
     /// same broken stream and deletes it by name too must not delete the
@@ -159,27 +177,26 @@ impl StreamSpec {
     async fn replace_broken(&self, created: time::OffsetDateTime) -> Result<(), async_nats::Error> {
         let name = self.name();
         let still_broken = match self.context.get_stream(name).await {
-            Ok(stream) => {
-                let info = stream.cached_info();
-                info.created == created && is_broken(info.created, &info.state)
-            }
+            Ok(stream) => stream.cached_info().created == created && is_broken(&stream).await,
             Err(error) if is_stream_not_found(&error.kind()) => false,
             Err(error) => return Err(error.into()),
         };
-        if still_broken {
-            match self.context.delete_stream(name).await {
-                Ok(_) => {}
-                Err(error) if is_stream_not_found(&error.kind()) => {}
+        let deleted = still_broken
+            && match self.context.delete_stream(name).await {
+                Ok(_) => true,
+                // Another bridge deleted it first, and counts it.
+                Err(error) if is_stream_not_found(&error.kind()) => false,
                 Err(error) => return Err(error.into()),
-            }
+            };
+        if deleted {
             warn_counted!(
                 each: &self.counters.streams_replaced,
                 stream = %name,
                 %created,
                 "switchboard-nats: the stream was created while the server was still deleting \
                  the stream of the same name, and lost its directory with it (it holds only the \
-                 old stream's numbers, and would store nothing readable): deleted, to be created \
-                 again"
+                 old stream's numbers or messages, and would store nothing readable): deleted, \
+                 to be created again"
             );
         }
         tokio::time::sleep(RECREATE_AFTER).await;
@@ -197,18 +214,49 @@ pub(crate) fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
     )
 }
 
-/// Whether a stream created at `created` is broken: created by anyone while
-/// nats-server was still deleting the stream of the same name, it opened the
-/// old stream's directory, which the deletion then moved away. It shows the
-/// old stream's purged numbers (no message, a last sequence above zero) and
-/// a last message older than itself, which no working stream has. (A stream
-/// created with a first sequence of its own has no last message time; one
-/// purged keeps the time of a message it stored.)
-fn is_broken(created: time::OffsetDateTime, state: &State) -> bool {
-    state.messages == 0
-        && state.last_sequence > 0
+/// Whether a stream is broken: created (by anyone) while nats-server was
+/// still deleting the stream of the same name, it opened the old stream's
+/// directory, which the deletion then moved away, so that it acknowledges
+/// nothing or stores what no consumer can read. Its description gives it
+/// away (see [`judge`]); one that still counts messages is broken only if
+/// its first message cannot be read, which a working stream's always can.
+async fn is_broken(stream: &Stream) -> bool {
+    let info = stream.cached_info();
+    match judge(info.created, &info.state) {
+        Store::Sound => false,
+        Store::Lost => true,
+        Store::Suspect => matches!(
+            stream.get_raw_message(info.state.first_sequence).await,
+            Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound
+        ),
+    }
+}
+
+/// What a stream's description says of its store.
+#[derive(Debug, PartialEq, Eq)]
+enum Store {
+    /// Nothing wrong.
+    Sound,
+    /// The old stream's purged numbers: no message, a last sequence above
+    /// zero, and a last message older than the stream itself, which no
+    /// working stream has. (A stream created with a first sequence of its
+    /// own has no last message time; one purged keeps the time of a message
+    /// it stored.)
+    Lost,
+    /// Messages older than the stream itself: the old stream's, or a
+    /// working stream's under a wall clock set back since it was created.
+    Suspect,
+}
+
+fn judge(created: time::OffsetDateTime, state: &State) -> Store {
+    let older_than_itself = state.last_sequence > 0
         && state.last_timestamp > time::OffsetDateTime::UNIX_EPOCH
-        && state.last_timestamp < created
+        && state.last_timestamp < created;
+    match (older_than_itself, state.messages) {
+        (false, _) => Store::Sound,
+        (true, 0) => Store::Lost,
+        (true, _) => Store::Suspect,
+    }
 }
 
 /// What the bridge's JetStream tasks need.
@@ -496,7 +544,7 @@ async fn create_consumer(
 
 #[cfg(test)]
 mod tests {
-    use super::{is_broken, Handled};
+    use super::{judge, Handled, Store};
     use async_nats::jetstream::stream::State;
 
     #[test]
@@ -544,31 +592,41 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_holding_numbers_older_than_itself_is_broken() {
+    fn a_stream_holding_numbers_older_than_itself_is_judged() {
         // 2026-12-06T00:01:47.912Z
         let created =
             time::OffsetDateTime::from_unix_timestamp_nanos(1_796_515_307_912_000_000).unwrap();
         // What a stream created during the deletion of its predecessor
         // showed: the old stream's purged numbers and times.
-        let broken = state(
+        let purged = state(
             0,
             149,
             148,
             "2026-12-06T00:01:47.432Z",
             "2026-12-06T00:01:47.884Z",
         );
-        assert!(is_broken(created, &broken));
+        assert_eq!(judge(created, &purged), Store::Lost);
+        // Or its messages, which only a read can tell from a working
+        // stream's under a clock set back.
+        let old = "2026-12-06T00:01:40Z";
+        assert_eq!(
+            judge(created, &state(3, 146, 148, old, old)),
+            Store::Suspect
+        );
         // A new stream, and one that stored a message since.
         let zero = "0001-01-01T00:00:00Z";
-        assert!(!is_broken(created, &state(0, 0, 0, zero, zero)));
+        assert_eq!(judge(created, &state(0, 0, 0, zero, zero)), Store::Sound);
         let stored = "2026-12-06T00:01:48Z";
-        assert!(!is_broken(created, &state(1, 1, 1, stored, stored)));
+        assert_eq!(
+            judge(created, &state(1, 1, 1, stored, stored)),
+            Store::Sound
+        );
         // Purged after it stored: it keeps the time of its last message.
-        assert!(!is_broken(created, &state(0, 149, 148, stored, stored)));
+        assert_eq!(
+            judge(created, &state(0, 149, 148, stored, stored)),
+            Store::Sound
+        );
         // Created with a first sequence of its own: no last message time.
-        assert!(!is_broken(created, &state(0, 100, 99, zero, zero)));
-        // Still holding messages: never taken for broken.
-        let old = "2026-12-06T00:01:40Z";
-        assert!(!is_broken(created, &state(3, 146, 148, old, old)));
+        assert_eq!(judge(created, &state(0, 100, 99, zero, zero)), Store::Sound);
     }
 }

@@ -304,6 +304,93 @@ async fn a_stream_deleted_while_events_flow_loses_only_what_it_held_and_counts_i
     assert!(received.iter().filter(|n| **n > 150).count() as u64 >= SENT - 150 - import.missed);
 }
 
+/// Deletes stream `name` and creates it again with `config` at once: the
+/// create is sent before the deletion's answer, as a script running `nats
+/// stream rm` and `nats stream add` back to back may. nats-server 2.10 and
+/// later may then create the new stream in the old one's directory, which
+/// the deletion moves away: a broken stream.
+async fn delete_and_create_at_once(client: &async_nats::Client, name: &str, config: &[u8]) {
+    let deleted = client.request(format!("$JS.API.STREAM.DELETE.{name}"), bytes::Bytes::new());
+    let created = client.request(
+        format!("$JS.API.STREAM.CREATE.{name}"),
+        bytes::Bytes::copy_from_slice(config),
+    );
+    let (deleted, created) = tokio::join!(deleted, created);
+    deleted.unwrap();
+    created.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_and_created_again_at_once_is_replaced_if_broken() {
+    init_tracing();
+    let server = NatsServer::start();
+    let (bus_a, exporter, importer, routes) = at_least_once_pair(&server, "recreated").await;
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let config = js
+        .get_stream("SB")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    let config = serde_json::to_vec(&config).unwrap();
+    const ROUNDS: u64 = 20;
+    const PER_ROUND: u64 = 50;
+    let mut received = Vec::new();
+    let mut n = 0;
+    for _ in 0..ROUNDS {
+        for _ in 0..PER_ROUND {
+            n += 1;
+            bus_a.publish(RouteAdded::new("recreated-exporter", n));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        delete_and_create_at_once(&client, "SB", &config).await;
+        // The bridges find their way to the new stream before the next
+        // attack: one event published after it comes through.
+        n += 1;
+        bus_a.publish(RouteAdded::new("recreated-exporter", n));
+        let through = eventually(WAIT, || {
+            drain(&routes, &mut received);
+            received.last() == Some(&n)
+        })
+        .await;
+        assert!(
+            through,
+            "event {n} did not come through after the stream was deleted and created again\n{}\n{}",
+            exporter.stats(),
+            importer.stats()
+        );
+    }
+    let sent = n;
+    // Every event is received, or counted as missed once a later one came.
+    let accounted = eventually(WAIT, || {
+        drain(&routes, &mut received);
+        let import = importer.stats().import("route.added").cloned().unwrap();
+        received.len() as u64 + import.missed - import.late == sent
+    })
+    .await;
+    let (exporter, importer) = (exporter.stats(), importer.stats());
+    let import = importer.import("route.added").unwrap();
+    println!(
+        "HOSTILE stream deleted and created again at once, {ROUNDS} times: sent {sent}, received \
+         {}, missed {} (late {}), new streams {}, broken streams replaced {} (exporter) and {} \
+         (importer)",
+        received.len(),
+        import.missed,
+        import.late,
+        importer.consumer.new_streams,
+        exporter.consumer.streams_replaced,
+        importer.consumer.streams_replaced,
+    );
+    assert!(
+        accounted,
+        "received {}\n{exporter}\n{importer}",
+        received.len()
+    );
+    assert_in_order_once(&received);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_consumer_is_created_again_after_the_last_message_imported() {
     init_tracing();
