@@ -244,7 +244,7 @@ pub(crate) async fn run_jetstream(
                     ensure_captured(&shared, &stream, subject.to_string()).await;
                 }
                 // Unacknowledged: a server away, or a broken stream, which
-                // would never answer. Looked at once per wait at most.
+                // would never answer. Looked at once a second at most.
                 Settled::Failed if looked_at.elapsed() >= STREAM_LOOK_EVERY => {
                     looked_at = Instant::now();
                     heal(&shared, &stream).await;
