@@ -249,9 +249,10 @@ enum Store {
 }
 
 fn judge(created: time::OffsetDateTime, state: &State) -> Store {
-    let older_than_itself = state.last_sequence > 0
-        && state.last_timestamp > time::OffsetDateTime::UNIX_EPOCH
-        && state.last_timestamp < created;
+    // A stream that never stored a message has no last message time (Go's
+    // zero time, year 1), whatever its sequence numbers say.
+    let older_than_itself =
+        state.last_timestamp > time::OffsetDateTime::UNIX_EPOCH && state.last_timestamp < created;
     match (older_than_itself, state.messages) {
         (false, _) => Store::Sound,
         (true, 0) => Store::Lost,
@@ -628,5 +629,16 @@ mod tests {
         );
         // Created with a first sequence of its own: no last message time.
         assert_eq!(judge(created, &state(0, 100, 99, zero, zero)), Store::Sound);
+        let epoch = "1970-01-01T00:00:00Z";
+        assert_eq!(
+            judge(created, &state(0, 100, 99, epoch, epoch)),
+            Store::Sound
+        );
+        // A message stored as the stream was created is its own.
+        let at_creation = "2026-12-06T00:01:47.912Z";
+        assert_eq!(
+            judge(created, &state(0, 2, 1, at_creation, at_creation)),
+            Store::Sound
+        );
     }
 }
